@@ -1,0 +1,296 @@
+//! Newtypes for every identifier and key of the signed log.
+//!
+//! Public keys are the identities: a network is named by its coordinator's key, a
+//! partner by its partner key, a device (the author of envelopes) by its device key.
+//! Secret keys never print: their `Debug` is redacted and they have no `Display`.
+
+use std::fmt;
+
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+
+use crate::codec::DecodeError;
+
+/// A 32-byte BLAKE3 digest.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Hash(pub [u8; 32]);
+
+impl Hash {
+    pub const ZERO: Hash = Hash([0; 32]);
+
+    /// BLAKE3 in derive-key mode: `context` separates the domains (envelope ids,
+    /// commitments, trust ids) so that a hash of one kind is never valid as another.
+    pub(crate) fn derive(context: &str, parts: &[&[u8]]) -> Hash {
+        let mut hasher = blake3::Hasher::new_derive_key(context);
+        for part in parts {
+            hasher.update(part);
+        }
+        Hash(*hasher.finalize().as_bytes())
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Debug for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", &self.to_hex()[..16])
+    }
+}
+
+impl fmt::Display for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+macro_rules! hash_newtype {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        pub struct $name(pub Hash);
+
+        impl $name {
+            pub fn as_bytes(&self) -> &[u8; 32] {
+                &self.0 .0
+            }
+            pub fn from_bytes(bytes: [u8; 32]) -> Self {
+                $name(Hash(bytes))
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "({:?})"), self.0)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+    };
+}
+
+hash_newtype!(
+    /// The id of an envelope: a hash of its signed header. The next envelope of the same
+    /// author names it as `prev`, which makes each author's history a hash chain.
+    EnvelopeId
+);
+hash_newtype!(
+    /// The commitment to one change body: a hash over a random salt and the body, so a
+    /// short erased body cannot be recovered by guessing and hashing.
+    Commitment
+);
+hash_newtype!(
+    /// The id of a trust entry (certificate or revocation): a hash of its signed bytes.
+    TrustEntryId
+);
+
+/// An ed25519 public key, checked to be a valid, non-weak curve point.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PublicKey([u8; 32]);
+
+impl PublicKey {
+    /// Checks that the bytes are a canonical point that is not of small order: weak
+    /// keys would let anyone produce signatures that verify for many messages.
+    pub fn from_bytes(bytes: [u8; 32]) -> Result<Self, DecodeError> {
+        match VerifyingKey::from_bytes(&bytes) {
+            Ok(key) if !key.is_weak() => Ok(PublicKey(bytes)),
+            _ => Err(DecodeError::Invalid {
+                what: "public key",
+                offset: 0,
+                reason: "not a valid ed25519 public key",
+            }),
+        }
+    }
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+    pub(crate) fn verifying_key(&self) -> VerifyingKey {
+        // Invariant: only constructed through `from_bytes`, which checked the point.
+        VerifyingKey::from_bytes(&self.0).unwrap_or_else(|_| unreachable!("checked in from_bytes"))
+    }
+    /// Strict ed25519 verification (rejects malleable and small-order signatures).
+    pub(crate) fn verify(&self, message: &[u8], signature: &Signature) -> bool {
+        let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
+        self.verifying_key().verify_strict(message, &sig).is_ok()
+    }
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", &self.to_hex()[..16])
+    }
+}
+
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+macro_rules! key_newtype {
+    ($(#[$doc:meta])* $name:ident, $label:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub PublicKey);
+
+        impl $name {
+            pub fn as_bytes(&self) -> &[u8; 32] {
+                self.0.as_bytes()
+            }
+            pub fn from_bytes(bytes: [u8; 32]) -> Result<Self, DecodeError> {
+                PublicKey::from_bytes(bytes).map($name)
+            }
+            /// The first 8 bytes in hex: enough for a person to tell keys apart.
+            pub fn short(&self) -> String {
+                self.0.to_hex()[..16].to_string()
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($label, " {:?}"), self.0)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+    };
+}
+
+key_newtype!(
+    /// The programme coordinator's key; its public half names the network.
+    NetworkId,
+    "network"
+);
+key_newtype!(
+    /// A partner organisation's key, certified by the network key.
+    PartnerKey,
+    "partner"
+);
+key_newtype!(
+    /// A node's key, made at `init`, certified by a partner; the author of envelopes.
+    DeviceKey,
+    "device"
+);
+
+/// An ed25519 signature (64 bytes).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Signature(pub [u8; 64]);
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature({}..)", hex::encode(&self.0[..8]))
+    }
+}
+
+/// An ed25519 secret key. Never printed, never serialized except by the key file
+/// code of the store, which writes it with owner-only permissions.
+pub struct SecretKey(SigningKey);
+
+impl SecretKey {
+    /// A fresh key from the operating system's random source.
+    pub fn generate() -> Result<Self, getrandom::Error> {
+        let mut seed = [0u8; 32];
+        getrandom::getrandom(&mut seed)?;
+        Ok(SecretKey(SigningKey::from_bytes(&seed)))
+    }
+    /// A key from 32 secret bytes (a key file, or a fixed seed in tests and vectors).
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        SecretKey(SigningKey::from_bytes(&seed))
+    }
+    /// The 32 secret bytes, for the key file writer only.
+    pub fn to_seed(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+    pub fn public(&self) -> PublicKey {
+        PublicKey(self.0.verifying_key().to_bytes())
+    }
+    pub(crate) fn sign(&self, message: &[u8]) -> Signature {
+        Signature(self.0.sign(message).to_bytes())
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey(public {:?}, secret <redacted>)", self.public())
+    }
+}
+
+/// A document id: 16 random bytes chosen when the record is created.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct DocId(pub [u8; 16]);
+
+impl DocId {
+    pub fn random() -> Result<Self, getrandom::Error> {
+        let mut id = [0u8; 16];
+        getrandom::getrandom(&mut id)?;
+        Ok(DocId(id))
+    }
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Debug for DocId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DocId({})", self.to_hex())
+    }
+}
+
+impl fmt::Display for DocId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// A position in one author's history: contiguous from 1.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+pub struct Seq(pub u64);
+
+impl Seq {
+    pub const FIRST: Seq = Seq(1);
+    /// The seq after this one, or `None` at the end of the range (never reached in
+    /// practice: 2^64 transactions).
+    pub fn next(self) -> Option<Seq> {
+        self.0.checked_add(1).map(Seq)
+    }
+}
+
+impl fmt::Display for Seq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Wall-clock time in milliseconds since the Unix epoch. Informational only: clocks
+/// of offline machines lie, so no rule of the log depends on it.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+pub struct Timestamp(pub i64);
+
+/// A 16-byte random salt mixed into a body's commitment.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Salt(pub [u8; 16]);
+
+impl Salt {
+    pub fn random() -> Result<Self, getrandom::Error> {
+        let mut salt = [0u8; 16];
+        getrandom::getrandom(&mut salt)?;
+        Ok(Salt(salt))
+    }
+}
+
+impl fmt::Debug for Salt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Salt(..)")
+    }
+}
