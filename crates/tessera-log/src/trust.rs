@@ -617,7 +617,7 @@ mod tests {
         let net = TestNetwork::new(4, 1, 3);
         let partner = net.devices[0].partner;
         let d = |i: usize| net.devices[i].id;
-        let revocations = vec![
+        let revocations = [
             net.sign_as_network(TrustStatement::RevokePartner(PartnerRevocation {
                 partner,
                 last_valid: vec![(d(0), Seq(10)), (d(1), Seq(3))],

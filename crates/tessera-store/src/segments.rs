@@ -1,0 +1,1534 @@
+//! The segment log: an append-only, checksummed, fsync'd sequence of opaque byte
+//! records, split over numbered segment files in one directory. It is the durability
+//! boundary of Tessera: `append_batch` returns only once its records are on disk, and
+//! everything else (sled, documents, indexes) is derived from this log and can be
+//! rebuilt from it. It is not a database: it knows nothing about envelopes, keys or
+//! sled, has no index (a record is found by the [`RecordLocation`] returned when it was
+//! appended, or by iterating), and never rewrites or deletes a record it acknowledged.
+//!
+//! # On-disk format (format version 1)
+//!
+//! A log is a directory holding `<16 lowercase hex digits>.tlog` segment files numbered
+//! contiguously from 1 (`0000000000000001.tlog`, `0000000000000002.tlog`, ...), a
+//! `segments.lock` file (held with an exclusive advisory lock while a [`SegmentLog`] is
+//! open) and, after a repair, a `quarantine/` directory. All integers are little endian.
+//!
+//! Each segment file starts with a 32-byte header:
+//!
+//! | offset | size | field                                                        |
+//! |-------:|-----:|--------------------------------------------------------------|
+//! |      0 |    8 | magic `b"TSSEG\0\0"` followed by the format version byte `0x01` |
+//! |      8 |   16 | log id ([`LogId`]), the same in every segment of one log       |
+//! |     24 |    8 | segment number (u64), equal to the number in the file name    |
+//!
+//! The header has no checksum: each of its fields is compared with a value known in
+//! advance. It is followed by zero or more record frames, back to back, up to the end of
+//! the file:
+//!
+//! | offset | size  | field                                                          |
+//! |-------:|------:|----------------------------------------------------------------|
+//! |      0 |     4 | payload length `n` (u32), at most `record_bytes_max`            |
+//! |      4 |     4 | CRC-32 (IEEE, as `crc32fast`) of bytes 0..4 followed by the payload |
+//! |      8 |   `n` | payload                                                       |
+//!
+//! The checksum covers the length so that a zero-filled area (a crash after the file
+//! size was updated but before the data reached the disk) never reads as a valid empty
+//! record: the CRC-32 of four zero bytes is not zero. A segment never exceeds
+//! `segment_bytes_max` unless it holds a single record (which always fits, because the
+//! limits are checked at open). A [`LogPosition`] is a (segment number, byte offset in
+//! that file) pair; a [`RecordLocation`] adds the payload length to the offset of a frame.
+//!
+//! # Crash safety
+//!
+//! Records are written after the current end only, with one positioned write per segment
+//! per batch followed by one `fdatasync`. A segment is created only after the previous
+//! one is durable, and the directory is fsync'd after each creation, so only the last
+//! segment can hold a torn write. [`SegmentLog::open`] therefore verifies every record
+//! of every segment and treats a bad record in the last segment as a torn tail: the bytes
+//! from the bad record to the end of the file are copied to
+//! `quarantine/<segment file stem>-<decimal offset>.torn` and the segment is cut back to
+//! its last good record. A bad record anywhere else is corruption and opening fails
+//! without touching anything. Records are atomic; batches are not: after a crash the
+//! log may hold a prefix of a batch whose `append_batch` never returned.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::iter::FusedIterator;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// The first 8 bytes of every segment file; the last byte is the format version.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"TSSEG\0\0\x01";
+/// The format version this code reads and writes (the last byte of [`SEGMENT_MAGIC`]).
+pub const FORMAT_VERSION: u8 = 1;
+/// Size of the header at the start of every segment file.
+pub const SEGMENT_HEADER_BYTES: u64 = 32;
+/// Size of the length and checksum fields in front of every payload.
+pub const FRAME_HEADER_BYTES: u64 = 8;
+/// Default for [`SegmentLimits::record_bytes_max`]: 16 MiB.
+pub const RECORD_BYTES_MAX_DEFAULT: u32 = 16 << 20;
+/// Default for [`SegmentLimits::segment_bytes_max`]: 64 MiB.
+pub const SEGMENT_BYTES_MAX_DEFAULT: u64 = 64 << 20;
+/// The largest `record_bytes_max` accepted: 1 GiB.
+pub const RECORD_BYTES_MAX_LIMIT: u32 = 1 << 30;
+/// The largest `segment_bytes_max` accepted: 4 GiB (a batch is buffered per segment).
+pub const SEGMENT_BYTES_MAX_LIMIT: u64 = 4 << 30;
+
+const SEGMENT_FILE_EXTENSION: &str = "tlog";
+const LOCK_FILE_NAME: &str = "segments.lock";
+const QUARANTINE_DIR_NAME: &str = "quarantine";
+/// Read buffer for sequential scans and iteration.
+const SCAN_BUFFER_BYTES: usize = 256 << 10;
+/// Read-only handles kept open for sealed segments (the tail uses the writer handle).
+const READ_HANDLES_MAX: usize = 16;
+
+/// Identifies one log; written in every segment header so that derived state can tell
+/// which log it belongs to.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LogId(pub [u8; 16]);
+
+impl fmt::Display for LogId {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in self.0 {
+            write!(formatter, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for LogId {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "LogId({self})")
+    }
+}
+
+/// Size limits of a log. Both are checked on append and on read: a frame claiming a
+/// longer payload than `record_bytes_max` is treated as damage, never allocated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentLimits {
+    /// Largest payload of one record.
+    pub record_bytes_max: u32,
+    /// Largest segment file, header included; the log rotates to a new segment before a
+    /// record would make the current one exceed it.
+    pub segment_bytes_max: u64,
+}
+
+impl Default for SegmentLimits {
+    fn default() -> Self {
+        SegmentLimits {
+            record_bytes_max: RECORD_BYTES_MAX_DEFAULT,
+            segment_bytes_max: SEGMENT_BYTES_MAX_DEFAULT,
+        }
+    }
+}
+
+impl SegmentLimits {
+    fn validate(&self) -> Result<(), SegmentError> {
+        let reason = if self.record_bytes_max > RECORD_BYTES_MAX_LIMIT {
+            "record_bytes_max is above RECORD_BYTES_MAX_LIMIT"
+        } else if self.segment_bytes_max > SEGMENT_BYTES_MAX_LIMIT {
+            "segment_bytes_max is above SEGMENT_BYTES_MAX_LIMIT"
+        } else if self.segment_bytes_max
+            < SEGMENT_HEADER_BYTES + frame_bytes(u64::from(self.record_bytes_max))
+        {
+            "segment_bytes_max cannot hold the segment header and one largest record"
+        } else {
+            return Ok(());
+        };
+        Err(SegmentError::InvalidLimits {
+            limits: *self,
+            reason,
+        })
+    }
+}
+
+/// A point in the log: the start of a record or the end of the log. The end of a full
+/// segment and the first record of the next one name the same point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LogPosition {
+    /// Segment number (from 1).
+    pub segment: u64,
+    /// Byte offset in the segment file (at least [`SEGMENT_HEADER_BYTES`]).
+    pub offset: u64,
+}
+
+impl fmt::Display for LogPosition {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "segment {} offset {}", self.segment, self.offset)
+    }
+}
+
+/// Where one record is: the offset of its frame (length field) and its payload length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RecordLocation {
+    /// Segment number (from 1).
+    pub segment: u64,
+    /// Byte offset of the frame (its length field) in the segment file.
+    pub offset: u64,
+    /// Payload length.
+    pub len: u32,
+}
+
+impl RecordLocation {
+    /// The start of the record.
+    pub fn start(&self) -> LogPosition {
+        LogPosition {
+            segment: self.segment,
+            offset: self.offset,
+        }
+    }
+
+    /// The position just after this record (the next record, or the end).
+    pub fn end(&self) -> LogPosition {
+        LogPosition {
+            segment: self.segment,
+            offset: self.offset + frame_bytes(u64::from(self.len)),
+        }
+    }
+}
+
+/// What [`SegmentLog::open`] found and repaired.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Segment files in the log after repair.
+    pub segments: usize,
+    /// Records verified (all of them).
+    pub records: u64,
+    /// The torn tail cut from the last segment, if there was one.
+    pub torn_tail: Option<TornTail>,
+}
+
+/// A torn tail cut from the last segment by [`SegmentLog::open`]. The bytes are kept
+/// in the quarantine file; nothing is deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TornTail {
+    /// The segment that was cut.
+    pub segment: u64,
+    /// Where the first bad record started (0 when the segment header itself was torn
+    /// and the whole file was removed).
+    pub offset: u64,
+    /// How many bytes were removed from the segment.
+    pub bytes_cut: u64,
+    /// Why the record at `offset` was rejected.
+    pub reason: CorruptReason,
+    /// Copy of the removed bytes.
+    pub quarantined_to: PathBuf,
+}
+
+/// Why bytes in a segment are not a valid record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CorruptReason {
+    /// The file ends inside the 32-byte segment header, or the header is all zeros.
+    TornSegmentHeader { file_bytes: u64 },
+    /// The file ends inside an 8-byte frame header.
+    TruncatedFrameHeader { bytes_left: u64 },
+    /// The frame header is all zeros (space allocated but never written).
+    ZeroFilled,
+    /// The frame claims more payload than the file holds.
+    TruncatedPayload { len: u32, bytes_left: u64 },
+    /// The frame claims a payload above `record_bytes_max` and its checksum is wrong.
+    LengthOverLimit { len: u32, record_bytes_max: u32 },
+    /// The checksum does not match the length and payload.
+    ChecksumMismatch { stored: u32, computed: u32 },
+    /// A record with a valid checksum is larger than `record_bytes_max`: most likely the
+    /// log was written with a larger limit. Never repaired automatically.
+    ValidRecordOverLimit { len: u32, record_bytes_max: u32 },
+}
+
+impl fmt::Display for CorruptReason {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            CorruptReason::TornSegmentHeader { file_bytes } => write!(
+                formatter,
+                "segment header missing or zero-filled (file is {file_bytes} bytes)"
+            ),
+            CorruptReason::TruncatedFrameHeader { bytes_left } => write!(
+                formatter,
+                "frame header cut short ({bytes_left} of {FRAME_HEADER_BYTES} bytes)"
+            ),
+            CorruptReason::ZeroFilled => write!(formatter, "zero-filled area"),
+            CorruptReason::TruncatedPayload { len, bytes_left } => write!(
+                formatter,
+                "frame claims {len} payload bytes but only {bytes_left} follow"
+            ),
+            CorruptReason::LengthOverLimit {
+                len,
+                record_bytes_max,
+            } => write!(
+                formatter,
+                "frame claims {len} payload bytes, above record_bytes_max {record_bytes_max}"
+            ),
+            CorruptReason::ChecksumMismatch { stored, computed } => write!(
+                formatter,
+                "checksum mismatch (stored {stored:08x}, computed {computed:08x})"
+            ),
+            CorruptReason::ValidRecordOverLimit {
+                len,
+                record_bytes_max,
+            } => write!(
+                formatter,
+                "valid {len}-byte record is above record_bytes_max {record_bytes_max} \
+                 (was the log written with a larger limit?)"
+            ),
+        }
+    }
+}
+
+/// Errors of the segment log. IO errors carry the file and, where it matters, the offset.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SegmentError {
+    #[error("invalid segment limits {limits:?}: {reason}")]
+    InvalidLimits {
+        limits: SegmentLimits,
+        reason: &'static str,
+    },
+    #[error("failed to {action} {}{}", .path.display(), OffsetSuffix(*.offset))]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        offset: Option<u64>,
+        #[source]
+        source: io::Error,
+    },
+    #[error("fsync of {} failed: the log is poisoned until it is reopened", .path.display())]
+    SyncFailed {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the segment log is poisoned by an earlier fsync failure: reopen it")]
+    Poisoned,
+    #[error("the log in {} is already open (lock {} is held)", .dir.display(), .lock_path.display())]
+    Locked { dir: PathBuf, lock_path: PathBuf },
+    #[error("unexpected segment file {}: {reason}", .path.display())]
+    UnexpectedSegmentFile { path: PathBuf, reason: &'static str },
+    #[error("segment {missing} is missing from {} (segments must be numbered 1, 2, 3, ...)", .dir.display())]
+    MissingSegment { dir: PathBuf, missing: u64 },
+    #[error("{} is not a Tessera segment (bad magic {found:02x?})", .path.display())]
+    BadMagic { path: PathBuf, found: [u8; 8] },
+    #[error("{} has segment format version {found}, this build reads version {FORMAT_VERSION}", .path.display())]
+    UnsupportedVersion { path: PathBuf, found: u8 },
+    #[error("segment {} belongs to another log (log id {found}, expected {expected})", .path.display())]
+    ForeignSegment {
+        path: PathBuf,
+        expected: LogId,
+        found: LogId,
+    },
+    #[error("segment {} says it is segment {found}", .path.display())]
+    SegmentNumberMismatch { path: PathBuf, found: u64 },
+    #[error("segment {segment} is corrupt at offset {offset} ({}): {reason}", .path.display())]
+    Corrupt {
+        path: PathBuf,
+        segment: u64,
+        offset: u64,
+        reason: CorruptReason,
+    },
+    #[error("record {index} of the batch is {len} bytes, above record_bytes_max {record_bytes_max}")]
+    RecordTooLarge {
+        index: usize,
+        len: usize,
+        record_bytes_max: u32,
+    },
+    #[error("no record at segment {segment} offset {offset}: {reason} (log end is {end})")]
+    InvalidPosition {
+        segment: u64,
+        offset: u64,
+        reason: &'static str,
+        end: LogPosition,
+    },
+    #[error("segment numbers exhausted")]
+    SegmentNumbersExhausted,
+    #[error("{write}; rolling the log back also failed, so it is poisoned: {rollback}")]
+    RollbackFailed {
+        write: Box<SegmentError>,
+        rollback: Box<SegmentError>,
+    },
+}
+
+/// Formats `Some(offset)` as " at offset N" in error messages.
+struct OffsetSuffix(Option<u64>);
+
+impl fmt::Display for OffsetSuffix {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(offset) => write!(formatter, " at offset {offset}"),
+            None => Ok(()),
+        }
+    }
+}
+
+fn io_error<'path>(
+    action: &'static str,
+    path: &'path Path,
+    offset: Option<u64>,
+) -> impl FnOnce(io::Error) -> SegmentError + 'path {
+    move |source| SegmentError::Io {
+        action,
+        path: path.to_path_buf(),
+        offset,
+        source,
+    }
+}
+
+/// The append-only record log. See the module documentation.
+#[derive(Debug)]
+pub struct SegmentLog {
+    dir: PathBuf,
+    limits: SegmentLimits,
+    log_id: LogId,
+    /// Length of every segment file (all bytes durable and verified), index 0 = segment 1.
+    segment_lens: Vec<u64>,
+    /// Sum of `segment_lens`.
+    total_bytes: u64,
+    /// Read-write handle on the last segment; also serves reads of it.
+    tail: File,
+    /// Read-only handles on sealed segments, for `&self` reads.
+    read_handles: Mutex<ReadHandles>,
+    /// Set when an fsync failed: the page cache may no longer match the disk.
+    poisoned: bool,
+    faults: FaultInjector,
+    /// Holds the exclusive lock on `segments.lock` for as long as the log is open.
+    _lock: File,
+}
+
+/// What went wrong during an append, which decides how to recover.
+enum AppendFailure {
+    /// Nothing acknowledged changed on disk: truncate back and carry on.
+    Write(SegmentError),
+    /// An fsync failed: the state of the disk is unknown, poison.
+    Sync(SegmentError),
+}
+
+/// The state an append rolls back to.
+#[derive(Clone, Copy)]
+struct TailSnapshot {
+    segment_count: usize,
+    tail_len: u64,
+    total_bytes: u64,
+}
+
+impl SegmentLog {
+    /// Opens or creates the log in `dir`. `new_log_id` is used only when the directory
+    /// holds no segment yet. Verifies every record of every segment (CRC), repairs a torn
+    /// tail of the last segment (see the module documentation) and reports it. Any other
+    /// damage is an error and leaves the files untouched.
+    pub fn open(
+        dir: &Path,
+        limits: SegmentLimits,
+        new_log_id: LogId,
+    ) -> Result<(SegmentLog, OpenReport), SegmentError> {
+        limits.validate()?;
+        create_dir_durably(dir)?;
+        let lock = lock_dir(dir)?;
+        let numbers = list_segments(dir)?;
+
+        // Phase 1: read and verify everything, change nothing.
+        let mut log_id = None;
+        let mut segment_lens = Vec::with_capacity(numbers.len());
+        let mut records = 0u64;
+        let mut repair = None;
+        for &segment in &numbers {
+            let is_last = Some(&segment) == numbers.last();
+            let path = segment_path(dir, segment);
+            let file = File::open(&path).map_err(io_error("open", &path, None))?;
+            let file_bytes = file
+                .metadata()
+                .map_err(io_error("read metadata of", &path, None))?
+                .len();
+            let header = match read_segment_header(&file, &path, file_bytes)? {
+                Some(header) => header,
+                None if is_last => {
+                    repair = Some(Repair::RemoveSegment { segment, file_bytes });
+                    break;
+                }
+                None => {
+                    return Err(SegmentError::Corrupt {
+                        path,
+                        segment,
+                        offset: 0,
+                        reason: CorruptReason::TornSegmentHeader { file_bytes },
+                    })
+                }
+            };
+            check_segment_header(&header, &path, segment, log_id)?;
+            log_id = Some(header.log_id);
+
+            let scan = scan_records(&file, &path, file_bytes, limits.record_bytes_max)?;
+            records += scan.records;
+            if let Some((offset, reason)) = scan.damage {
+                let repairable = is_last
+                    && !matches!(reason, CorruptReason::ValidRecordOverLimit { .. });
+                if !repairable {
+                    return Err(SegmentError::Corrupt {
+                        path,
+                        segment,
+                        offset,
+                        reason,
+                    });
+                }
+                repair = Some(Repair::CutTail {
+                    segment,
+                    offset,
+                    file_bytes,
+                    reason,
+                });
+            }
+            segment_lens.push(scan.valid_end);
+        }
+
+        // Phase 2: repair the tail, if needed.
+        let torn_tail = match repair {
+            None => None,
+            Some(Repair::CutTail {
+                segment,
+                offset,
+                file_bytes,
+                reason,
+            }) => {
+                let path = segment_path(dir, segment);
+                let quarantined_to = quarantine(dir, &path, segment, offset, file_bytes)?;
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(io_error("open for repair", &path, None))?;
+                file.set_len(offset)
+                    .map_err(io_error("truncate", &path, Some(offset)))?;
+                file.sync_data()
+                    .map_err(io_error("sync after truncating", &path, None))?;
+                Some(TornTail {
+                    segment,
+                    offset,
+                    bytes_cut: file_bytes - offset,
+                    reason,
+                    quarantined_to,
+                })
+            }
+            Some(Repair::RemoveSegment {
+                segment,
+                file_bytes,
+            }) => {
+                let path = segment_path(dir, segment);
+                let quarantined_to = quarantine(dir, &path, segment, 0, file_bytes)?;
+                fs::remove_file(&path).map_err(io_error("remove", &path, None))?;
+                sync_dir(dir)?;
+                Some(TornTail {
+                    segment,
+                    offset: 0,
+                    bytes_cut: file_bytes,
+                    reason: CorruptReason::TornSegmentHeader { file_bytes },
+                    quarantined_to,
+                })
+            }
+        };
+        if let Some(torn) = &torn_tail {
+            tracing::warn!(
+                segment = torn.segment,
+                offset = torn.offset,
+                bytes_cut = torn.bytes_cut,
+                "cut a torn tail off the segment log"
+            );
+        }
+
+        let log_id = match log_id {
+            Some(log_id) => log_id,
+            None => {
+                // No segment with a readable header: start a new log.
+                debug_assert!(segment_lens.is_empty());
+                let path = segment_path(dir, 1);
+                let file = create_segment_file(&path)?;
+                let header = encode_segment_header(new_log_id, 1);
+                file.write_all_at(&header, 0)
+                    .map_err(io_error("write", &path, Some(0)))?;
+                file.sync_data().map_err(io_error("sync", &path, None))?;
+                sync_dir(dir)?;
+                segment_lens.push(SEGMENT_HEADER_BYTES);
+                new_log_id
+            }
+        };
+
+        let last = segment_lens.len() as u64;
+        let tail_path = segment_path(dir, last);
+        let tail = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&tail_path)
+            .map_err(io_error("open", &tail_path, None))?;
+        let total_bytes = segment_lens.iter().sum();
+        let log = SegmentLog {
+            dir: dir.to_path_buf(),
+            limits,
+            log_id,
+            segment_lens,
+            total_bytes,
+            tail,
+            read_handles: Mutex::new(ReadHandles::default()),
+            poisoned: false,
+            faults: FaultInjector::default(),
+            _lock: lock,
+        };
+        log.check_invariants();
+        let report = OpenReport {
+            segments: log.segment_lens.len(),
+            records,
+            torn_tail,
+        };
+        tracing::debug!(
+            segments = report.segments,
+            records = report.records,
+            total_bytes = log.total_bytes,
+            "opened segment log"
+        );
+        Ok((log, report))
+    }
+
+    /// Writes all records, then fsyncs once per touched segment (group commit), and
+    /// returns their locations only once they are durable. Rotates to a new segment when
+    /// the current one would exceed `segment_bytes_max` (a batch may span segments).
+    ///
+    /// A record above `record_bytes_max` rejects the whole batch before anything is
+    /// written. A failed write truncates the log back to where it was and the log stays
+    /// usable. A failed fsync poisons the log: every later call returns
+    /// [`SegmentError::Poisoned`] until it is reopened.
+    pub fn append_batch(&mut self, records: &[&[u8]]) -> Result<Vec<RecordLocation>, SegmentError> {
+        self.ensure_usable()?;
+        for (index, record) in records.iter().enumerate() {
+            if record.len() > self.limits.record_bytes_max as usize {
+                return Err(SegmentError::RecordTooLarge {
+                    index,
+                    len: record.len(),
+                    record_bytes_max: self.limits.record_bytes_max,
+                });
+            }
+        }
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let before = TailSnapshot {
+            segment_count: self.segment_lens.len(),
+            tail_len: self.tail_len(),
+            total_bytes: self.total_bytes,
+        };
+        let mut locations = Vec::with_capacity(records.len());
+        let mut created = Vec::new();
+        match self.append_chunks(records, &mut locations, &mut created) {
+            Ok(()) => {
+                self.check_invariants();
+                debug_assert_eq!(locations.len(), records.len());
+                debug_assert!(locations.windows(2).all(|pair| pair[0].end() <= pair[1].start()));
+                debug_assert!(locations.last().map(RecordLocation::end) == Some(self.end()));
+                Ok(locations)
+            }
+            Err(AppendFailure::Sync(error)) => {
+                self.poisoned = true;
+                Err(error)
+            }
+            Err(AppendFailure::Write(error)) => match self.roll_back(before, &created) {
+                Ok(()) => {
+                    self.check_invariants();
+                    Err(error)
+                }
+                Err(rollback) => {
+                    self.poisoned = true;
+                    Err(SegmentError::RollbackFailed {
+                        write: Box::new(error),
+                        rollback: Box::new(rollback),
+                    })
+                }
+            },
+        }
+    }
+
+    /// Appends one record; see [`SegmentLog::append_batch`].
+    pub fn append(&mut self, record: &[u8]) -> Result<RecordLocation, SegmentError> {
+        let locations = self.append_batch(&[record])?;
+        match locations.as_slice() {
+            [location] => Ok(*location),
+            _ => unreachable!("append_batch returns one location per record"),
+        }
+    }
+
+    /// Reads one record back, checking that `at` is inside the log, that a frame of
+    /// that length starts there, and its checksum.
+    pub fn read(&self, at: RecordLocation) -> Result<Vec<u8>, SegmentError> {
+        self.ensure_usable()?;
+        let invalid = |reason| SegmentError::InvalidPosition {
+            segment: at.segment,
+            offset: at.offset,
+            reason,
+            end: self.end(),
+        };
+        let segment_len = self
+            .segment_len(at.segment)
+            .ok_or_else(|| invalid("no such segment"))?;
+        if at.offset < SEGMENT_HEADER_BYTES {
+            return Err(invalid("offset is inside the segment header"));
+        }
+        if at.len > self.limits.record_bytes_max {
+            return Err(invalid("length is above record_bytes_max"));
+        }
+        let record_end = at
+            .offset
+            .checked_add(frame_bytes(u64::from(at.len)))
+            .filter(|&record_end| record_end <= segment_len)
+            .ok_or_else(|| invalid("record would end beyond the end of its segment"))?;
+        debug_assert!(record_end <= segment_len);
+
+        let path = segment_path(&self.dir, at.segment);
+        let read = |file: &File| -> Result<Vec<u8>, SegmentError> {
+            let mut frame_header = [0u8; FRAME_HEADER_BYTES as usize];
+            file.read_exact_at(&mut frame_header, at.offset)
+                .map_err(io_error("read", &path, Some(at.offset)))?;
+            let (len, stored) = parse_frame_header(&frame_header);
+            if len != at.len {
+                return Err(invalid("the frame at this offset has another length"));
+            }
+            let mut payload = vec![0u8; at.len as usize];
+            let payload_offset = at.offset + FRAME_HEADER_BYTES;
+            file.read_exact_at(&mut payload, payload_offset)
+                .map_err(io_error("read", &path, Some(payload_offset)))?;
+            let computed = frame_checksum(&frame_header, &payload);
+            if computed != stored {
+                return Err(SegmentError::Corrupt {
+                    path: path.clone(),
+                    segment: at.segment,
+                    offset: at.offset,
+                    reason: CorruptReason::ChecksumMismatch { stored, computed },
+                });
+            }
+            Ok(payload)
+        };
+        if at.segment == self.last_segment() {
+            read(&self.tail)
+        } else {
+            let file = self.sealed_handle(at.segment)?;
+            read(&file)
+        }
+    }
+
+    /// All records from `from` (a record start, the end of a segment or the end of the
+    /// log) to the end of the log, in order. A position that is not the start of a
+    /// record yields a [`SegmentError::Corrupt`] (checksum) error. The iterator stops
+    /// after the first error.
+    pub fn iter_from(
+        &self,
+        from: LogPosition,
+    ) -> impl Iterator<Item = Result<(RecordLocation, Vec<u8>), SegmentError>> + '_ {
+        let pending_error = self.ensure_usable().err().or_else(|| {
+            let reason = match self.segment_len(from.segment) {
+                None => "no such segment",
+                Some(_) if from.offset < SEGMENT_HEADER_BYTES => "offset is inside the segment header",
+                Some(segment_len) if from.offset > segment_len => "offset is beyond the end of its segment",
+                Some(_) => return None,
+            };
+            Some(SegmentError::InvalidPosition {
+                segment: from.segment,
+                offset: from.offset,
+                reason,
+                end: self.end(),
+            })
+        });
+        RecordIter {
+            log: self,
+            position: from,
+            reader: None,
+            pending_error,
+            done: false,
+        }
+    }
+
+    /// The position of the first record (or the end, if the log is empty).
+    pub fn start(&self) -> LogPosition {
+        LogPosition {
+            segment: 1,
+            offset: SEGMENT_HEADER_BYTES,
+        }
+    }
+
+    /// The position after the last durable record.
+    pub fn end(&self) -> LogPosition {
+        LogPosition {
+            segment: self.last_segment(),
+            offset: self.tail_len(),
+        }
+    }
+
+    /// The id written in every segment header.
+    pub fn log_id(&self) -> LogId {
+        self.log_id
+    }
+
+    /// The limits the log was opened with.
+    pub fn limits(&self) -> SegmentLimits {
+        self.limits
+    }
+
+    /// Total size of the segment files, headers included.
+    pub fn total_bytes(&self) -> u64 {
+        self.total_bytes
+    }
+
+    /// Number of segment files.
+    pub fn segment_count(&self) -> usize {
+        self.segment_lens.len()
+    }
+
+    fn ensure_usable(&self) -> Result<(), SegmentError> {
+        if self.poisoned {
+            Err(SegmentError::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn last_segment(&self) -> u64 {
+        self.segment_lens.len() as u64
+    }
+
+    fn tail_len(&self) -> u64 {
+        self.segment_lens.last().copied().unwrap_or(SEGMENT_HEADER_BYTES)
+    }
+
+    fn segment_len(&self, segment: u64) -> Option<u64> {
+        let index = usize::try_from(segment.checked_sub(1)?).ok()?;
+        self.segment_lens.get(index).copied()
+    }
+
+    /// Whether a record of `payload_len` bytes fits in a segment of `segment_len` bytes.
+    /// A segment with no record accepts any record, so rotation always makes progress.
+    fn fits(&self, segment_len: u64, payload_len: usize) -> bool {
+        segment_len == SEGMENT_HEADER_BYTES
+            || segment_len + frame_bytes(payload_len as u64) <= self.limits.segment_bytes_max
+    }
+
+    fn check_invariants(&self) {
+        debug_assert!(!self.segment_lens.is_empty());
+        debug_assert!(self.segment_lens.iter().all(|&len| len >= SEGMENT_HEADER_BYTES));
+        debug_assert_eq!(self.total_bytes, self.segment_lens.iter().sum::<u64>());
+    }
+
+    /// Writes the batch as one buffer per segment, each followed by an fsync, so that a
+    /// segment is complete and durable before the next one is created.
+    fn append_chunks(
+        &mut self,
+        records: &[&[u8]],
+        locations: &mut Vec<RecordLocation>,
+        created: &mut Vec<u64>,
+    ) -> Result<(), AppendFailure> {
+        let mut next = 0;
+        while next < records.len() {
+            let mut segment = self.last_segment();
+            let mut chunk_start = self.tail_len();
+            let new_segment = !self.fits(chunk_start, records[next].len());
+            if new_segment {
+                segment = segment
+                    .checked_add(1)
+                    .ok_or(AppendFailure::Write(SegmentError::SegmentNumbersExhausted))?;
+                chunk_start = 0;
+            }
+
+            let mut chunk_end = chunk_start.max(SEGMENT_HEADER_BYTES);
+            let first = next;
+            while next < records.len() && self.fits(chunk_end, records[next].len()) {
+                chunk_end += frame_bytes(records[next].len() as u64);
+                next += 1;
+            }
+            debug_assert!(next > first, "a record always fits in a segment with no record");
+
+            let mut buffer = Vec::with_capacity((chunk_end - chunk_start) as usize);
+            if new_segment {
+                buffer.extend_from_slice(&encode_segment_header(self.log_id, segment));
+            }
+            for record in &records[first..next] {
+                let len = u32::try_from(record.len()).map_err(|_| {
+                    AppendFailure::Write(SegmentError::RecordTooLarge {
+                        index: first,
+                        len: record.len(),
+                        record_bytes_max: self.limits.record_bytes_max,
+                    })
+                })?;
+                let offset = chunk_start + buffer.len() as u64;
+                locations.push(RecordLocation {
+                    segment,
+                    offset,
+                    len,
+                });
+                encode_frame(&mut buffer, record);
+            }
+            assert_eq!(buffer.len() as u64, chunk_end - chunk_start, "chunk size");
+
+            let path = segment_path(&self.dir, segment);
+            if new_segment {
+                let file = create_segment_file(&path).map_err(AppendFailure::Write)?;
+                created.push(segment);
+                self.write_at(&file, &path, &buffer, 0)
+                    .map_err(AppendFailure::Write)?;
+                self.sync_file(&file, &path).map_err(AppendFailure::Sync)?;
+                self.sync_dir().map_err(AppendFailure::Sync)?;
+                self.tail = file;
+                self.segment_lens.push(chunk_end);
+            } else {
+                self.write_at(&self.tail, &path, &buffer, chunk_start)
+                    .map_err(AppendFailure::Write)?;
+                self.sync_file(&self.tail, &path)
+                    .map_err(AppendFailure::Sync)?;
+                if let Some(tail_len) = self.segment_lens.last_mut() {
+                    assert_eq!(*tail_len, chunk_start, "appends start at the end");
+                    *tail_len = chunk_end;
+                }
+            }
+            self.total_bytes += chunk_end - chunk_start;
+        }
+        Ok(())
+    }
+
+    /// Undoes a failed append: removes the segments it created (newest first, so a crash
+    /// half way leaves a prefix of the batch) and truncates the old tail back.
+    fn roll_back(&mut self, before: TailSnapshot, created: &[u64]) -> Result<(), SegmentError> {
+        let tail_segment = before.segment_count as u64;
+        if !created.is_empty() {
+            let path = segment_path(&self.dir, tail_segment);
+            self.tail = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(io_error("reopen", &path, None))?;
+            for &segment in created.iter().rev() {
+                let path = segment_path(&self.dir, segment);
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                    Err(error) => return Err(io_error("remove", &path, None)(error)),
+                }
+            }
+            sync_dir(&self.dir)?;
+            self.segment_lens.truncate(before.segment_count);
+        }
+        self.read_handles
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .forget_from(tail_segment);
+        let path = segment_path(&self.dir, tail_segment);
+        self.tail
+            .set_len(before.tail_len)
+            .map_err(io_error("truncate", &path, Some(before.tail_len)))?;
+        self.tail
+            .sync_data()
+            .map_err(io_error("sync after truncating", &path, None))?;
+        if let Some(tail_len) = self.segment_lens.last_mut() {
+            *tail_len = before.tail_len;
+        }
+        self.total_bytes = before.total_bytes;
+        Ok(())
+    }
+
+    fn write_at(&self, file: &File, path: &Path, bytes: &[u8], offset: u64) -> Result<(), SegmentError> {
+        let result = match self.faults.write_fault() {
+            // Simulate a partial write: half the bytes land, then the disk is full.
+            Some(fault) => file
+                .write_all_at(&bytes[..bytes.len() / 2], offset)
+                .and(Err(fault)),
+            None => file.write_all_at(bytes, offset),
+        };
+        result.map_err(io_error("write", path, Some(offset)))
+    }
+
+    fn sync_file(&self, file: &File, path: &Path) -> Result<(), SegmentError> {
+        let result = match self.faults.sync_fault() {
+            Some(fault) => Err(fault),
+            None => file.sync_data(),
+        };
+        result.map_err(|source| SegmentError::SyncFailed {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    fn sync_dir(&self) -> Result<(), SegmentError> {
+        match sync_dir(&self.dir) {
+            Err(SegmentError::Io { path, source, .. }) => Err(SegmentError::SyncFailed { path, source }),
+            other => other,
+        }
+    }
+
+    /// A read-only handle on a sealed (non-last) segment, from the cache.
+    fn sealed_handle(&self, segment: u64) -> Result<Arc<File>, SegmentError> {
+        debug_assert!(segment < self.last_segment());
+        let mut handles = self
+            .read_handles
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(file) = handles.get(segment) {
+            return Ok(file);
+        }
+        let path = segment_path(&self.dir, segment);
+        let file = Arc::new(File::open(&path).map_err(io_error("open", &path, None))?);
+        handles.insert(segment, Arc::clone(&file));
+        Ok(file)
+    }
+}
+
+/// A small cache of read-only segment handles, least recently used evicted first.
+#[derive(Debug, Default)]
+struct ReadHandles {
+    entries: Vec<(u64, Arc<File>, u64)>,
+    clock: u64,
+}
+
+impl ReadHandles {
+    fn get(&mut self, segment: u64) -> Option<Arc<File>> {
+        self.clock += 1;
+        let clock = self.clock;
+        let entry = self.entries.iter_mut().find(|entry| entry.0 == segment)?;
+        entry.2 = clock;
+        Some(Arc::clone(&entry.1))
+    }
+
+    fn insert(&mut self, segment: u64, file: Arc<File>) {
+        if self.entries.len() >= READ_HANDLES_MAX {
+            if let Some(oldest) = (0..self.entries.len()).min_by_key(|&index| self.entries[index].2) {
+                self.entries.swap_remove(oldest);
+            }
+        }
+        self.clock += 1;
+        self.entries.push((segment, file, self.clock));
+        debug_assert!(self.entries.len() <= READ_HANDLES_MAX);
+    }
+
+    fn forget_from(&mut self, segment: u64) {
+        self.entries.retain(|entry| entry.0 < segment);
+    }
+}
+
+/// Iterator returned by [`SegmentLog::iter_from`].
+struct RecordIter<'log> {
+    log: &'log SegmentLog,
+    position: LogPosition,
+    /// Sequential reader on `position.segment`, positioned at `position.offset`.
+    reader: Option<BufReader<File>>,
+    pending_error: Option<SegmentError>,
+    done: bool,
+}
+
+impl RecordIter<'_> {
+    fn next_record(&mut self) -> Result<Option<(RecordLocation, Vec<u8>)>, SegmentError> {
+        let log = self.log;
+        let end = log.end();
+        loop {
+            if self.position >= end {
+                return Ok(None);
+            }
+            let segment_len = log.segment_len(self.position.segment).unwrap_or(0);
+            if self.position.offset < segment_len {
+                break;
+            }
+            // End of a sealed segment: continue with the first record of the next one.
+            self.position = LogPosition {
+                segment: self.position.segment + 1,
+                offset: SEGMENT_HEADER_BYTES,
+            };
+            self.reader = None;
+        }
+        let LogPosition { segment, offset } = self.position;
+        let segment_len = log.segment_len(segment).unwrap_or(0);
+        let path = segment_path(&log.dir, segment);
+        let reader = match &mut self.reader {
+            Some(reader) => reader,
+            None => {
+                let file = File::open(&path).map_err(io_error("open", &path, None))?;
+                let mut reader = BufReader::with_capacity(SCAN_BUFFER_BYTES, file);
+                reader
+                    .seek(SeekFrom::Start(offset))
+                    .map_err(io_error("seek in", &path, Some(offset)))?;
+                self.reader.insert(reader)
+            }
+        };
+        let mut payload = Vec::new();
+        let len = read_frame(
+            reader,
+            segment_len - offset,
+            log.limits.record_bytes_max,
+            Some(&mut payload),
+        )
+        .map_err(|error| error.into_segment_error(&path, segment, offset))?;
+        let location = RecordLocation {
+            segment,
+            offset,
+            len,
+        };
+        self.position = location.end();
+        Ok(Some((location, payload)))
+    }
+}
+
+impl Iterator for RecordIter<'_> {
+    type Item = Result<(RecordLocation, Vec<u8>), SegmentError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if let Some(error) = self.pending_error.take() {
+            self.done = true;
+            return Some(Err(error));
+        }
+        match self.next_record() {
+            Ok(Some(item)) => Some(Ok(item)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(error) => {
+                self.done = true;
+                Some(Err(error))
+            }
+        }
+    }
+}
+
+impl FusedIterator for RecordIter<'_> {}
+
+/// A repair planned by the verification pass of `open`.
+enum Repair {
+    /// Cut the last segment at `offset`.
+    CutTail {
+        segment: u64,
+        offset: u64,
+        file_bytes: u64,
+        reason: CorruptReason,
+    },
+    /// The last segment's header is torn: it cannot hold a record, remove it.
+    RemoveSegment { segment: u64, file_bytes: u64 },
+}
+
+struct SegmentHeader {
+    magic: [u8; 8],
+    log_id: LogId,
+    segment: u64,
+}
+
+fn encode_segment_header(log_id: LogId, segment: u64) -> [u8; SEGMENT_HEADER_BYTES as usize] {
+    let mut header = [0u8; SEGMENT_HEADER_BYTES as usize];
+    header[0..8].copy_from_slice(&SEGMENT_MAGIC);
+    header[8..24].copy_from_slice(&log_id.0);
+    header[24..32].copy_from_slice(&segment.to_le_bytes());
+    header
+}
+
+/// Reads the header of a segment file; `None` when it is torn (the file is shorter
+/// than a header, or the header is all zeros).
+fn read_segment_header(file: &File, path: &Path, file_bytes: u64) -> Result<Option<SegmentHeader>, SegmentError> {
+    if file_bytes < SEGMENT_HEADER_BYTES {
+        return Ok(None);
+    }
+    let mut bytes = [0u8; SEGMENT_HEADER_BYTES as usize];
+    file.read_exact_at(&mut bytes, 0)
+        .map_err(io_error("read header of", path, Some(0)))?;
+    if bytes.iter().all(|&byte| byte == 0) {
+        return Ok(None);
+    }
+    let mut magic = [0u8; 8];
+    magic.copy_from_slice(&bytes[0..8]);
+    let mut log_id = [0u8; 16];
+    log_id.copy_from_slice(&bytes[8..24]);
+    let mut segment = [0u8; 8];
+    segment.copy_from_slice(&bytes[24..32]);
+    Ok(Some(SegmentHeader {
+        magic,
+        log_id: LogId(log_id),
+        segment: u64::from_le_bytes(segment),
+    }))
+}
+
+fn check_segment_header(
+    header: &SegmentHeader,
+    path: &Path,
+    segment: u64,
+    expected_log_id: Option<LogId>,
+) -> Result<(), SegmentError> {
+    if header.magic[..7] != SEGMENT_MAGIC[..7] {
+        return Err(SegmentError::BadMagic {
+            path: path.to_path_buf(),
+            found: header.magic,
+        });
+    }
+    if header.magic[7] != FORMAT_VERSION {
+        return Err(SegmentError::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found: header.magic[7],
+        });
+    }
+    if let Some(expected) = expected_log_id {
+        if header.log_id != expected {
+            return Err(SegmentError::ForeignSegment {
+                path: path.to_path_buf(),
+                expected,
+                found: header.log_id,
+            });
+        }
+    }
+    if header.segment != segment {
+        return Err(SegmentError::SegmentNumberMismatch {
+            path: path.to_path_buf(),
+            found: header.segment,
+        });
+    }
+    Ok(())
+}
+
+fn frame_bytes(payload_len: u64) -> u64 {
+    FRAME_HEADER_BYTES + payload_len
+}
+
+fn parse_frame_header(bytes: &[u8; FRAME_HEADER_BYTES as usize]) -> (u32, u32) {
+    let [l0, l1, l2, l3, c0, c1, c2, c3] = *bytes;
+    (u32::from_le_bytes([l0, l1, l2, l3]), u32::from_le_bytes([c0, c1, c2, c3]))
+}
+
+fn frame_checksum(frame_header: &[u8; FRAME_HEADER_BYTES as usize], payload: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&frame_header[..4]);
+    hasher.update(payload);
+    hasher.finalize()
+}
+
+/// Appends one frame to `buffer`. The caller has checked the length.
+fn encode_frame(buffer: &mut Vec<u8>, payload: &[u8]) {
+    let len = (payload.len() as u32).to_le_bytes();
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&len);
+    hasher.update(payload);
+    buffer.extend_from_slice(&len);
+    buffer.extend_from_slice(&hasher.finalize().to_le_bytes());
+    buffer.extend_from_slice(payload);
+}
+
+/// Why `read_frame` did not return a record.
+enum FrameError {
+    Io(io::Error),
+    Bad(CorruptReason),
+}
+
+impl FrameError {
+    fn into_segment_error(self, path: &Path, segment: u64, offset: u64) -> SegmentError {
+        match self {
+            FrameError::Io(source) => io_error("read", path, Some(offset))(source),
+            FrameError::Bad(reason) => SegmentError::Corrupt {
+                path: path.to_path_buf(),
+                segment,
+                offset,
+                reason,
+            },
+        }
+    }
+}
+
+/// Reads and verifies the frame at the reader's position, `bytes_left` being the bytes
+/// between that position and the end of the segment. Returns the payload length; the
+/// payload goes into `payload` if given, otherwise it is only checksummed (streamed,
+/// never allocated). Nothing is allocated before the length is checked against both
+/// `record_bytes_max` and `bytes_left`.
+fn read_frame<R: BufRead>(
+    reader: &mut R,
+    bytes_left: u64,
+    record_bytes_max: u32,
+    payload: Option<&mut Vec<u8>>,
+) -> Result<u32, FrameError> {
+    if bytes_left < FRAME_HEADER_BYTES {
+        return Err(FrameError::Bad(CorruptReason::TruncatedFrameHeader { bytes_left }));
+    }
+    let mut frame_header = [0u8; FRAME_HEADER_BYTES as usize];
+    reader.read_exact(&mut frame_header).map_err(FrameError::Io)?;
+    if frame_header.iter().all(|&byte| byte == 0) {
+        return Err(FrameError::Bad(CorruptReason::ZeroFilled));
+    }
+    let (len, stored) = parse_frame_header(&frame_header);
+    let payload_left = bytes_left - FRAME_HEADER_BYTES;
+    if u64::from(len) > payload_left {
+        return Err(FrameError::Bad(CorruptReason::TruncatedPayload {
+            len,
+            bytes_left: payload_left,
+        }));
+    }
+    let over_limit = len > record_bytes_max;
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&frame_header[..4]);
+    match payload {
+        Some(_) if over_limit => {
+            return Err(FrameError::Bad(CorruptReason::LengthOverLimit {
+                len,
+                record_bytes_max,
+            }))
+        }
+        Some(payload) => {
+            payload.clear();
+            payload.resize(len as usize, 0);
+            reader.read_exact(payload).map_err(FrameError::Io)?;
+            hasher.update(payload);
+        }
+        None => {
+            // Stream the payload through the hasher: an over-limit length is bounded by
+            // the file size here, and reading it tells a torn length from a real record
+            // written with a larger limit.
+            let mut remaining = u64::from(len);
+            while remaining > 0 {
+                let available = reader.fill_buf().map_err(FrameError::Io)?;
+                if available.is_empty() {
+                    return Err(FrameError::Io(io::ErrorKind::UnexpectedEof.into()));
+                }
+                let take = available.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+                hasher.update(&available[..take]);
+                reader.consume(take);
+                remaining -= take as u64;
+            }
+        }
+    }
+    let computed = hasher.finalize();
+    match (computed == stored, over_limit) {
+        (true, false) => Ok(len),
+        (true, true) => Err(FrameError::Bad(CorruptReason::ValidRecordOverLimit {
+            len,
+            record_bytes_max,
+        })),
+        (false, true) => Err(FrameError::Bad(CorruptReason::LengthOverLimit {
+            len,
+            record_bytes_max,
+        })),
+        (false, false) => Err(FrameError::Bad(CorruptReason::ChecksumMismatch { stored, computed })),
+    }
+}
+
+/// What the verification of one segment found.
+struct SegmentScan {
+    /// End of the last good record.
+    valid_end: u64,
+    records: u64,
+    /// Offset and reason of the first bad record, if any.
+    damage: Option<(u64, CorruptReason)>,
+}
+
+/// Verifies every record of a segment whose header is valid.
+fn scan_records(file: &File, path: &Path, file_bytes: u64, record_bytes_max: u32) -> Result<SegmentScan, SegmentError> {
+    debug_assert!(file_bytes >= SEGMENT_HEADER_BYTES);
+    let mut reader = BufReader::with_capacity(SCAN_BUFFER_BYTES, file);
+    reader
+        .seek(SeekFrom::Start(SEGMENT_HEADER_BYTES))
+        .map_err(io_error("seek in", path, Some(SEGMENT_HEADER_BYTES)))?;
+    let mut scan = SegmentScan {
+        valid_end: SEGMENT_HEADER_BYTES,
+        records: 0,
+        damage: None,
+    };
+    while scan.valid_end < file_bytes {
+        match read_frame(&mut reader, file_bytes - scan.valid_end, record_bytes_max, None) {
+            Ok(len) => {
+                scan.valid_end += frame_bytes(u64::from(len));
+                scan.records += 1;
+            }
+            Err(FrameError::Bad(reason)) => {
+                scan.damage = Some((scan.valid_end, reason));
+                break;
+            }
+            Err(FrameError::Io(source)) => return Err(io_error("read", path, Some(scan.valid_end))(source)),
+        }
+    }
+    debug_assert!(scan.valid_end <= file_bytes);
+    Ok(scan)
+}
+
+fn segment_path(dir: &Path, segment: u64) -> PathBuf {
+    dir.join(format!("{segment:016x}.{SEGMENT_FILE_EXTENSION}"))
+}
+
+/// Lists the segment numbers in `dir`, sorted, checking that they are 1, 2, 3, ...
+fn list_segments(dir: &Path) -> Result<Vec<u64>, SegmentError> {
+    let mut numbers = Vec::new();
+    let entries = fs::read_dir(dir).map_err(io_error("list directory", dir, None))?;
+    for entry in entries {
+        let entry = entry.map_err(io_error("list directory", dir, None))?;
+        let path = entry.path();
+        if path.extension().and_then(|extension| extension.to_str()) != Some(SEGMENT_FILE_EXTENSION) {
+            continue;
+        }
+        let unexpected = |reason| SegmentError::UnexpectedSegmentFile {
+            path: path.clone(),
+            reason,
+        };
+        let stem = path
+            .file_stem()
+            .and_then(|stem| stem.to_str())
+            .ok_or_else(|| unexpected("the name is not 16 lowercase hex digits"))?;
+        if stem.len() != 16 || !stem.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(unexpected("the name is not 16 lowercase hex digits"));
+        }
+        let number = u64::from_str_radix(stem, 16)
+            .ok()
+            .filter(|&number| number > 0)
+            .ok_or_else(|| unexpected("segment numbers start at 1"))?;
+        let file_type = entry
+            .file_type()
+            .map_err(io_error("read metadata of", &path, None))?;
+        if !file_type.is_file() {
+            return Err(unexpected("not a regular file"));
+        }
+        numbers.push(number);
+    }
+    numbers.sort_unstable();
+    for (index, &number) in numbers.iter().enumerate() {
+        let expected = index as u64 + 1;
+        if number != expected {
+            return Err(SegmentError::MissingSegment {
+                dir: dir.to_path_buf(),
+                missing: expected,
+            });
+        }
+    }
+    Ok(numbers)
+}
+
+fn create_segment_file(path: &Path) -> Result<File, SegmentError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io_error("create", path, None))
+}
+
+/// Takes the exclusive lock that keeps two `SegmentLog`s (in this or another process)
+/// from appending to the same directory.
+fn lock_dir(dir: &Path) -> Result<File, SegmentError> {
+    let lock_path = dir.join(LOCK_FILE_NAME);
+    let lock = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(io_error("open lock file", &lock_path, None))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(fs::TryLockError::WouldBlock) => Err(SegmentError::Locked {
+            dir: dir.to_path_buf(),
+            lock_path,
+        }),
+        Err(fs::TryLockError::Error(source)) => Err(io_error("lock", &lock_path, None)(source)),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), SegmentError> {
+    File::open(dir)
+        .and_then(|handle| handle.sync_all())
+        .map_err(io_error("sync directory", dir, None))
+}
+
+/// Creates `dir` (and missing parents) and makes each new directory entry durable.
+fn create_dir_durably(dir: &Path) -> Result<(), SegmentError> {
+    let mut missing = Vec::new();
+    let mut cursor = Some(dir);
+    while let Some(path) = cursor {
+        if path.as_os_str().is_empty() || path.exists() {
+            break;
+        }
+        missing.push(path);
+        cursor = path.parent();
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).map_err(io_error("create directory", dir, None))?;
+    for path in missing.iter().rev() {
+        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies bytes `offset..file_bytes` of a segment into the quarantine directory and
+/// makes the copy durable before the caller cuts them from the segment. Re-running it
+/// after a crash overwrites the copy with the same bytes.
+fn quarantine(dir: &Path, segment_path: &Path, segment: u64, offset: u64, file_bytes: u64) -> Result<PathBuf, SegmentError> {
+    let quarantine_dir = dir.join(QUARANTINE_DIR_NAME);
+    if !quarantine_dir.is_dir() {
+        fs::create_dir(&quarantine_dir).map_err(io_error("create directory", &quarantine_dir, None))?;
+        sync_dir(dir)?;
+    }
+    let target = quarantine_dir.join(format!("{segment:016x}-{offset}.torn"));
+    let mut source = File::open(segment_path).map_err(io_error("open", segment_path, None))?;
+    source
+        .seek(SeekFrom::Start(offset))
+        .map_err(io_error("seek in", segment_path, Some(offset)))?;
+    let mut copy = File::create(&target).map_err(io_error("create", &target, None))?;
+    let copied = io::copy(&mut source.take(file_bytes - offset), &mut copy)
+        .map_err(io_error("copy torn tail of", segment_path, Some(offset)))?;
+    if copied != file_bytes - offset {
+        return Err(io_error("copy torn tail of", segment_path, Some(offset))(
+            io::ErrorKind::UnexpectedEof.into(),
+        ));
+    }
+    copy.flush().map_err(io_error("write", &target, None))?;
+    copy.sync_all().map_err(io_error("sync", &target, None))?;
+    sync_dir(&quarantine_dir)?;
+    Ok(target)
+}
+
+/// Failure injection for the tests of the append error paths; a no-op outside tests.
+#[derive(Debug, Default)]
+struct FaultInjector {
+    #[cfg(test)]
+    plan: Mutex<FaultPlan>,
+}
+
+#[cfg(test)]
+#[derive(Debug, Default)]
+struct FaultPlan {
+    /// Writes to let through before one fails half way with "no space left".
+    writes_before_failure: Option<u32>,
+    /// fsyncs to let through before one fails.
+    syncs_before_failure: Option<u32>,
+}
+
+impl FaultInjector {
+    #[cfg(not(test))]
+    fn write_fault(&self) -> Option<io::Error> {
+        None
+    }
+
+    #[cfg(not(test))]
+    fn sync_fault(&self) -> Option<io::Error> {
+        None
+    }
+
+    #[cfg(test)]
+    fn write_fault(&self) -> Option<io::Error> {
+        let mut plan = self.plan.lock().unwrap_or_else(PoisonError::into_inner);
+        Self::countdown(&mut plan.writes_before_failure)
+            .then(|| io::Error::new(io::ErrorKind::StorageFull, "injected: no space left on device"))
+    }
+
+    #[cfg(test)]
+    fn sync_fault(&self) -> Option<io::Error> {
+        let mut plan = self.plan.lock().unwrap_or_else(PoisonError::into_inner);
+        Self::countdown(&mut plan.syncs_before_failure).then(|| io::Error::other("injected: fsync failed"))
+    }
+
+    #[cfg(test)]
+    fn countdown(counter: &mut Option<u32>) -> bool {
+        match counter {
+            Some(0) => {
+                *counter = None;
+                true
+            }
+            Some(left) => {
+                *left -= 1;
+                false
+            }
+            None => false,
+        }
+    }
+}
