@@ -1,3 +1,25 @@
-//! Persistence for a Tessera node or relay (placeholder while the crate is built).
+//! Persistence for a Tessera node or relay.
+//!
+//! The log ([`segments`]) is the truth: append-only, checksummed, fsync'd before any
+//! write is acknowledged. Everything in sled ([`derived`] rows: heads, chain index,
+//! fork evidence, trust entries, document index) is derived from it and rebuilt when
+//! missing or damaged. [`Store`] ties the two together and verifies every entry
+//! before it is stored. [`keyfile`] keeps secret keys in owner-only files.
+//!
+//! sled 0.34 is never the only copy of anything: its `flush` is not an fsync and it has
+//! open reports of corruption after abrupt stops, so it is treated as a cache.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod derived;
+pub mod error;
+pub mod keyfile;
 pub mod segments;
+pub mod store;
+
+pub use error::StoreError;
+pub use keyfile::{read_secret_key, write_secret_key, KeyFileError};
+pub use segments::{LogPosition, OpenReport, RecordLocation, SegmentError, SegmentLog};
+pub use store::{
+    DerivedStatus, Fork, IngestReport, Policy, Rejected, SkippedRecord, Store, StoreOpenReport,
+    INGEST_ENTRIES_MAX,
+};

@@ -1,0 +1,145 @@
+//! The layout of the derived state in sled: one tree, keys prefixed by a byte that
+//! names the kind of row, values in fixed-width big-endian encodings.
+//!
+//! Everything here is derived from the log and can be rebuilt from it. One log batch
+//! is applied as one atomic sled batch together with the `applied` marker, so sled
+//! always reflects a prefix of the log (it may lag, never lead).
+//!
+//! | key                                   | value                                   |
+//! |---------------------------------------|-----------------------------------------|
+//! | `m` `log_id`                          | the 16-byte id of the log it derives from |
+//! | `m` `applied`                         | log position (segment u64, offset u64) up to which rows are applied |
+//! | `m` `layout`                          | layout version (u32)                    |
+//! | `h` author(32)                        | head: seq u64, envelope id (32)         |
+//! | `e` author(32) seq(u64)               | chain envelope: location (20), id (32)  |
+//! | `f` author(32) seq(u64) id(32)        | fork evidence: location (20)            |
+//! | `t` trust entry id(32)                | location (20)                           |
+//! | `d` doc(16) author(32) seq(u64)       | change index in the envelope (u16)      |
+
+use tessera_log::{DeviceKey, DocId, EnvelopeId, Head, Seq, TrustEntryId};
+
+use crate::segments::{LogPosition, RecordLocation};
+
+pub(crate) const LAYOUT_VERSION: u32 = 1;
+
+pub(crate) const META_LOG_ID: &[u8] = b"mlog_id";
+pub(crate) const META_APPLIED: &[u8] = b"mapplied";
+pub(crate) const META_LAYOUT: &[u8] = b"mlayout";
+pub(crate) const HEAD: u8 = b'h';
+pub(crate) const CHAIN: u8 = b'e';
+pub(crate) const FORK: u8 = b'f';
+pub(crate) const TRUST: u8 = b't';
+pub(crate) const DOC: u8 = b'd';
+
+pub(crate) fn head_key(author: &DeviceKey) -> Vec<u8> {
+    let mut k = Vec::with_capacity(33);
+    k.push(HEAD);
+    k.extend_from_slice(author.as_bytes());
+    k
+}
+
+pub(crate) fn chain_key(author: &DeviceKey, seq: Seq) -> Vec<u8> {
+    let mut k = Vec::with_capacity(41);
+    k.push(CHAIN);
+    k.extend_from_slice(author.as_bytes());
+    k.extend_from_slice(&seq.0.to_be_bytes());
+    k
+}
+
+pub(crate) fn fork_key(author: &DeviceKey, seq: Seq, id: &EnvelopeId) -> Vec<u8> {
+    let mut k = chain_key(author, seq);
+    k[0] = FORK;
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+pub(crate) fn trust_key(id: &TrustEntryId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(33);
+    k.push(TRUST);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+pub(crate) fn doc_key(doc: &DocId, author: &DeviceKey, seq: Seq) -> Vec<u8> {
+    let mut k = Vec::with_capacity(57);
+    k.push(DOC);
+    k.extend_from_slice(&doc.0);
+    k.extend_from_slice(author.as_bytes());
+    k.extend_from_slice(&seq.0.to_be_bytes());
+    k
+}
+
+pub(crate) fn doc_prefix(doc: &DocId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(17);
+    k.push(DOC);
+    k.extend_from_slice(&doc.0);
+    k
+}
+
+pub(crate) fn encode_head(head: &Head) -> Vec<u8> {
+    let mut v = Vec::with_capacity(40);
+    v.extend_from_slice(&head.seq.0.to_be_bytes());
+    v.extend_from_slice(head.id.as_bytes());
+    v
+}
+
+pub(crate) fn decode_head(v: &[u8]) -> Option<Head> {
+    if v.len() != 40 {
+        return None;
+    }
+    Some(Head { seq: Seq(u64_at(v, 0)?), id: EnvelopeId::from_bytes(array_at(v, 8)?) })
+}
+
+pub(crate) fn encode_location(at: &RecordLocation) -> [u8; 20] {
+    let mut v = [0u8; 20];
+    v[..8].copy_from_slice(&at.segment.to_be_bytes());
+    v[8..16].copy_from_slice(&at.offset.to_be_bytes());
+    v[16..].copy_from_slice(&at.len.to_be_bytes());
+    v
+}
+
+pub(crate) fn decode_location(v: &[u8]) -> Option<RecordLocation> {
+    if v.len() < 20 {
+        return None;
+    }
+    let len = u32::from_be_bytes(array_at(v, 16)?);
+    Some(RecordLocation { segment: u64_at(v, 0)?, offset: u64_at(v, 8)?, len })
+}
+
+pub(crate) fn encode_chain(at: &RecordLocation, id: &EnvelopeId) -> Vec<u8> {
+    let mut v = encode_location(at).to_vec();
+    v.extend_from_slice(id.as_bytes());
+    v
+}
+
+pub(crate) fn decode_chain(v: &[u8]) -> Option<(RecordLocation, EnvelopeId)> {
+    if v.len() != 52 {
+        return None;
+    }
+    Some((decode_location(v)?, EnvelopeId::from_bytes(array_at(v, 20)?)))
+}
+
+pub(crate) fn encode_position(p: &LogPosition) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    v[..8].copy_from_slice(&p.segment.to_be_bytes());
+    v[8..].copy_from_slice(&p.offset.to_be_bytes());
+    v
+}
+
+pub(crate) fn decode_position(v: &[u8]) -> Option<LogPosition> {
+    if v.len() != 16 {
+        return None;
+    }
+    Some(LogPosition { segment: u64_at(v, 0)?, offset: u64_at(v, 8)? })
+}
+
+pub(crate) fn u64_at(v: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_be_bytes(array_at(v, at)?))
+}
+
+pub(crate) fn array_at<const N: usize>(v: &[u8], at: usize) -> Option<[u8; N]> {
+    let slice = v.get(at..at.checked_add(N)?)?;
+    let mut out = [0u8; N];
+    out.copy_from_slice(slice);
+    Some(out)
+}

@@ -1,0 +1,891 @@
+//! The store of a node or relay: the envelope log (the truth) plus what is derived
+//! from it.
+//!
+//! Every entry goes through [`Store::ingest`]: it is verified against the trust state
+//! and its author's chain, appended to the log with one fsync for the whole batch, and
+//! only then applied to sled and to the in-memory heads and trust state. A call that
+//! returns `Ok` has made its entries durable. sled is a cache of the log: on open it
+//! is caught up from the log, and rebuilt from scratch when it is missing, damaged or
+//! belongs to another log.
+//!
+//! Directory layout: `network` (the network id in hex), `log/` (segment files),
+//! `derived/` (sled).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use tessera_log::{
+    check_link, DeviceKey, DocId, Envelope, EnvelopeId, Head, LogEntry, NetworkId, Placement, Seq,
+    TrustEntry, TrustState, VerifyError, VersionVector,
+};
+
+use crate::derived::{self, LAYOUT_VERSION};
+use crate::error::StoreError;
+use crate::segments::{LogId, LogPosition, OpenReport, RecordLocation, SegmentLimits, SegmentLog};
+
+/// Most entries one [`Store::ingest`] call takes (bounds the memory of one batch).
+pub const INGEST_ENTRIES_MAX: usize = 10_000;
+/// Most records applied to sled in one atomic batch while catching up.
+const REPLAY_BATCH_RECORDS: usize = 4096;
+
+const NETWORK_FILE: &str = "network";
+const LOG_DIR: &str = "log";
+const DERIVED_DIR: &str = "derived";
+
+/// What to do with the valid entries of a batch when one entry is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// Store nothing from the batch (a sync session: a bad envelope ends it).
+    AllOrNothing,
+    /// Store every valid entry; an author's envelopes after a refused one are refused
+    /// too, since they no longer follow its chain (an import from a bundle).
+    SkipInvalid,
+}
+
+/// A fork: the author signed two different envelopes at `seq`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Fork {
+    pub author: DeviceKey,
+    pub seq: Seq,
+    /// The envelope at `seq` in the chain this store follows.
+    pub held: EnvelopeId,
+    /// The other envelope at `seq` (or the `prev` of an envelope that follows it).
+    pub other: EnvelopeId,
+}
+
+/// An entry of a batch that was refused, with why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    pub index: usize,
+    pub error: VerifyError,
+}
+
+/// What [`Store::ingest`] did with a batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    /// Envelopes that extended a chain, in batch order.
+    pub appended: Vec<(DeviceKey, Seq)>,
+    /// New trust entries.
+    pub trust_added: usize,
+    /// Entries already held.
+    pub duplicates: usize,
+    /// Envelopes kept as fork evidence.
+    pub evidence_added: usize,
+    /// Forks this batch revealed, each once; the conflicting envelopes are kept as
+    /// evidence.
+    pub forks: Vec<Fork>,
+    /// Refused entries (only with [`Policy::SkipInvalid`]).
+    pub rejected: Vec<Rejected>,
+}
+
+impl IngestReport {
+    /// Number of entries written to the log.
+    pub fn written(&self) -> usize {
+        self.appended.len() + self.trust_added + self.evidence_added
+    }
+}
+
+/// What happened to the derived state when the store opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DerivedStatus {
+    /// sled was already up to date with the log.
+    UpToDate,
+    /// sled lagged behind the log and was caught up.
+    CaughtUp { records: u64 },
+    /// sled was missing, damaged or foreign and was rebuilt from the log.
+    Rebuilt { reason: String, records: u64 },
+}
+
+/// A log record that could not be applied while replaying (a damaged or edited log).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedRecord {
+    pub at: LogPosition,
+    pub reason: String,
+}
+
+/// What [`Store::open`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreOpenReport {
+    pub log: OpenReport,
+    pub derived: DerivedStatus,
+    pub skipped: Vec<SkippedRecord>,
+}
+
+/// One accepted entry, ready to be applied.
+#[derive(Debug)]
+enum Effect {
+    Chain { author: DeviceKey, seq: Seq, id: EnvelopeId, docs: Vec<DocId> },
+    ForkEvidence { fork: Fork, seq: Seq, id: EnvelopeId },
+    Trust { entry: Box<TrustEntry> },
+}
+
+/// Verification state of a batch in progress: what earlier entries of the same batch
+/// changed, over the committed state.
+#[derive(Debug, Default)]
+struct Staging {
+    trust: Option<TrustState>,
+    heads: HashMap<DeviceKey, Head>,
+    chain_ids: HashMap<(DeviceKey, Seq), EnvelopeId>,
+    fork_ids: BTreeSet<(DeviceKey, Seq, EnvelopeId)>,
+}
+
+/// An open store. Holds the store's lock until dropped.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    network: NetworkId,
+    log: SegmentLog,
+    db: sled::Db,
+    tree: sled::Tree,
+    trust: TrustState,
+    heads: VersionVector,
+    forks: BTreeSet<Fork>,
+    /// sled missed a batch (its write failed after the log was durable); it is
+    /// caught up before the next write.
+    derived_lagging: bool,
+}
+
+impl Store {
+    /// Opens the store in `dir`. With `network`, creates the store if needed and
+    /// checks that an existing one belongs to that network; without, the store must
+    /// exist.
+    pub fn open(dir: &Path, network: Option<NetworkId>) -> Result<(Store, StoreOpenReport), StoreError> {
+        let network_path = dir.join(NETWORK_FILE);
+        let stored = read_network_file(&network_path)?;
+        let network = match (stored, network) {
+            (Some(found), Some(expected)) if found != expected => {
+                return Err(StoreError::WrongNetwork { dir: dir.to_path_buf(), expected, found })
+            }
+            (Some(found), _) => found,
+            (None, Some(expected)) => expected,
+            (None, None) => return Err(StoreError::NotInitialized { dir: dir.to_path_buf() }),
+        };
+        fs::create_dir_all(dir).map_err(StoreError::io("create the store directory", dir))?;
+        let mut log_id = [0u8; 16];
+        getrandom::getrandom(&mut log_id).map_err(|e| StoreError::Random(e.to_string()))?;
+        let (log, log_report) =
+            match SegmentLog::open(&dir.join(LOG_DIR), SegmentLimits::default(), LogId(log_id)) {
+                Ok(opened) => opened,
+                Err(crate::segments::SegmentError::Locked { .. }) => {
+                    return Err(StoreError::InUse { dir: dir.to_path_buf() })
+                }
+                Err(e) => return Err(e.into()),
+            };
+        if stored.is_none() {
+            write_network_file(&network_path, &network)?;
+        }
+        let derived_path = dir.join(DERIVED_DIR);
+        let (db, mut rebuild_reason) = match open_sled(&derived_path) {
+            Ok(db) => (db, None),
+            Err(e) => {
+                // A damaged sled is only a cache: move it aside and rebuild.
+                let reason = format!("the derived database could not be opened ({e})");
+                tracing::warn!(%reason, "rebuilding derived state from the log");
+                let aside = dir.join(format!("{DERIVED_DIR}.damaged"));
+                let _ = fs::remove_dir_all(&aside);
+                fs::rename(&derived_path, &aside)
+                    .map_err(StoreError::io("move the damaged derived database aside", &derived_path))?;
+                (open_sled(&derived_path)?, Some(reason))
+            }
+        };
+        let tree: sled::Tree = (*db).clone();
+        let mut store = Store {
+            dir: dir.to_path_buf(),
+            network,
+            log,
+            db,
+            tree,
+            trust: TrustState::new(network),
+            heads: VersionVector::new(),
+            forks: BTreeSet::new(),
+            derived_lagging: false,
+        };
+        if rebuild_reason.is_none() {
+            rebuild_reason = store.check_derived();
+        }
+        if let Some(reason) = &rebuild_reason {
+            store.tree.clear()?;
+            store.tree.insert(derived::META_LOG_ID, &store.log.log_id().0)?;
+            store.tree.insert(derived::META_LAYOUT, &LAYOUT_VERSION.to_be_bytes())?;
+            tracing::info!(%reason, "derived state will be rebuilt from the log");
+        }
+        store.load_derived()?;
+        let (records, skipped) = store.catch_up()?;
+        let derived = match (rebuild_reason, records) {
+            (Some(reason), records) => DerivedStatus::Rebuilt { reason, records },
+            (None, 0) => DerivedStatus::UpToDate,
+            (None, records) => DerivedStatus::CaughtUp { records },
+        };
+        Ok((store, StoreOpenReport { log: log_report, derived, skipped }))
+    }
+
+    /// Returns why the derived state cannot be trusted, or `None` if it can.
+    fn check_derived(&self) -> Option<String> {
+        let get = |key: &[u8]| self.tree.get(key).ok().flatten();
+        let Some(log_id) = get(derived::META_LOG_ID) else {
+            return Some("the derived database is new or empty".into());
+        };
+        if log_id.as_ref() != self.log.log_id().0 {
+            return Some("the derived database belongs to another log".into());
+        }
+        if get(derived::META_LAYOUT).as_deref() != Some(&LAYOUT_VERSION.to_be_bytes()[..]) {
+            return Some("the derived database has another layout version".into());
+        }
+        let applied = get(derived::META_APPLIED).and_then(|v| derived::decode_position(&v));
+        match applied {
+            Some(at) if at <= self.log.end() => None,
+            Some(_) => Some("the derived database is ahead of the log".into()),
+            None if self.tree.scan_prefix([derived::HEAD]).next().is_none() => None,
+            None => Some("the derived database has rows but no applied marker".into()),
+        }
+    }
+
+    /// Loads heads, trust entries and forks from sled, checking each head against the
+    /// log. Any inconsistency wipes sled so that the caller replays from the start.
+    fn load_derived(&mut self) -> Result<(), StoreError> {
+        match self.try_load_derived() {
+            Ok(()) => Ok(()),
+            Err(reason) => {
+                tracing::warn!(%reason, "derived state is inconsistent; rebuilding from the log");
+                self.tree.clear()?;
+                self.tree.insert(derived::META_LOG_ID, &self.log.log_id().0)?;
+                self.tree.insert(derived::META_LAYOUT, &LAYOUT_VERSION.to_be_bytes())?;
+                self.trust = TrustState::new(self.network);
+                self.heads = VersionVector::new();
+                self.forks.clear();
+                Ok(())
+            }
+        }
+    }
+
+    fn try_load_derived(&mut self) -> Result<(), String> {
+        let mut trust_entries = Vec::new();
+        for row in self.tree.scan_prefix([derived::TRUST]) {
+            let (_, value) = row.map_err(|e| e.to_string())?;
+            let at = derived::decode_location(&value).ok_or("bad trust row")?;
+            match self.read_entry(at).map_err(|e| e.to_string())? {
+                LogEntry::Trust(entry) => trust_entries.push(entry),
+                LogEntry::Envelope(_) => return Err("a trust row points at an envelope".into()),
+            }
+        }
+        trust_entries.sort_by_key(|e| trust_kind_order(e));
+        let mut trust = TrustState::new(self.network);
+        for entry in trust_entries {
+            trust.add(entry).map_err(|e| format!("stored trust entry no longer verifies: {e}"))?;
+        }
+        let mut heads = VersionVector::new();
+        for row in self.tree.scan_prefix([derived::HEAD]) {
+            let (key, value) = row.map_err(|e| e.to_string())?;
+            let author = derived::array_at::<32>(&key, 1)
+                .and_then(|b| DeviceKey::from_bytes(b).ok())
+                .ok_or("bad head key")?;
+            let head = derived::decode_head(&value).ok_or("bad head row")?;
+            // The head must point at a readable envelope with that id.
+            let (at, id) = self
+                .tree
+                .get(derived::chain_key(&author, head.seq))
+                .map_err(|e| e.to_string())?
+                .and_then(|v| derived::decode_chain(&v))
+                .ok_or("a head has no chain row")?;
+            match self.read_entry(at).map_err(|e| e.to_string())? {
+                LogEntry::Envelope(env) if env.id() == id && id == head.id => {}
+                _ => return Err("a head does not match the log".into()),
+            }
+            heads.advance(author, head);
+        }
+        let mut forks = BTreeSet::new();
+        for row in self.tree.scan_prefix([derived::FORK]) {
+            let (_, value) = row.map_err(|e| e.to_string())?;
+            let at = derived::decode_location(&value).ok_or("bad fork row")?;
+            let LogEntry::Envelope(env) = self.read_entry(at).map_err(|e| e.to_string())? else {
+                return Err("a fork row points at a trust entry".into());
+            };
+            forks.insert(self.fork_of(&env).ok_or("a fork row does not describe a fork")?);
+        }
+        self.trust = trust;
+        self.heads = heads;
+        self.forks = forks;
+        Ok(())
+    }
+
+    /// The fork an evidence envelope proves, given the chain held.
+    fn fork_of(&self, env: &Envelope) -> Option<Fork> {
+        let author = env.author();
+        let held_here = self.chain_id(&author, env.seq()).ok().flatten();
+        match held_here {
+            Some(held) if held != env.id() => Some(Fork { author, seq: env.seq(), held, other: env.id() }),
+            _ => {
+                let prev_seq = Seq(env.seq().0.checked_sub(1)?);
+                let held = self.chain_id(&author, prev_seq).ok().flatten()?;
+                (held != env.prev()).then_some(Fork { author, seq: prev_seq, held, other: env.prev() })
+            }
+        }
+    }
+
+    /// Applies log records that sled has not seen yet. Returns how many were applied
+    /// and those that had to be skipped.
+    fn catch_up(&mut self) -> Result<(u64, Vec<SkippedRecord>), StoreError> {
+        let applied = self
+            .tree
+            .get(derived::META_APPLIED)?
+            .and_then(|v| derived::decode_position(&v))
+            .unwrap_or_else(|| self.log.start());
+        let mut applied_count = 0u64;
+        let mut skipped = Vec::new();
+        let mut batch: Vec<(RecordLocation, LogEntry)> = Vec::new();
+        let mut records = Vec::new();
+        for item in self.log.iter_from(applied) {
+            records.push(item?);
+        }
+        for (at, bytes) in records {
+            match LogEntry::decode(&bytes) {
+                Ok(entry) => batch.push((at, entry)),
+                Err(e) => skipped.push(SkippedRecord { at: at.start(), reason: e.to_string() }),
+            }
+            if batch.len() >= REPLAY_BATCH_RECORDS {
+                applied_count += self.replay(std::mem::take(&mut batch), at.end(), &mut skipped)?;
+            }
+        }
+        let end = self.log.end();
+        applied_count += self.replay(batch, end, &mut skipped)?;
+        for s in &skipped {
+            tracing::error!(at = %s.at, reason = %s.reason, "log record skipped while replaying");
+        }
+        self.derived_lagging = false;
+        Ok((applied_count, skipped))
+    }
+
+    /// Re-verifies and applies records read back from the log, in log order.
+    fn replay(
+        &mut self,
+        records: Vec<(RecordLocation, LogEntry)>,
+        applied_to: LogPosition,
+        skipped: &mut Vec<SkippedRecord>,
+    ) -> Result<u64, StoreError> {
+        let mut staging = Staging::default();
+        let mut effects = Vec::with_capacity(records.len());
+        for (at, entry) in records {
+            match self.classify(&mut staging, &entry) {
+                Ok(Some(effect)) => effects.push((at, effect)),
+                Ok(None) => {}
+                Err(e) => skipped.push(SkippedRecord { at: at.start(), reason: e.to_string() }),
+            }
+        }
+        let count = effects.len() as u64;
+        self.apply(staging, effects, applied_to)?;
+        Ok(count)
+    }
+
+    /// Verifies `entries`, appends the accepted ones to the log with one fsync, then
+    /// updates the derived state. Returns once the entries are durable.
+    pub fn ingest(&mut self, entries: &[LogEntry], policy: Policy) -> Result<IngestReport, StoreError> {
+        if entries.len() > INGEST_ENTRIES_MAX {
+            return Err(StoreError::BatchTooLarge { len: entries.len(), max: INGEST_ENTRIES_MAX });
+        }
+        if self.derived_lagging {
+            self.catch_up()?;
+        }
+        let mut staging = Staging::default();
+        let mut report = IngestReport::default();
+        let mut effects = Vec::new();
+        let mut records = Vec::new();
+        for (index, entry) in entries.iter().enumerate() {
+            match self.classify(&mut staging, entry) {
+                Ok(None) => report.duplicates += 1,
+                Ok(Some(effect)) => {
+                    match &effect {
+                        Effect::Chain { author, seq, .. } => report.appended.push((*author, *seq)),
+                        Effect::ForkEvidence { fork, .. } => {
+                            report.evidence_added += 1;
+                            if !self.forks.contains(fork) && !report.forks.contains(fork) {
+                                report.forks.push(*fork);
+                            }
+                        }
+                        Effect::Trust { .. } => report.trust_added += 1,
+                    }
+                    records.push(entry.encode());
+                    effects.push(effect);
+                }
+                Err(error) => match policy {
+                    Policy::AllOrNothing => return Err(StoreError::Rejected { index, error }),
+                    Policy::SkipInvalid => report.rejected.push(Rejected { index, error }),
+                },
+            }
+        }
+        if records.is_empty() {
+            return Ok(report);
+        }
+        let slices: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+        let locations = self.log.append_batch(&slices)?;
+        debug_assert_eq!(locations.len(), effects.len());
+        let end = self.log.end();
+        let effects: Vec<(RecordLocation, Effect)> = locations.into_iter().zip(effects).collect();
+        // The entries are durable from here on: a failure to update sled is reported
+        // in the logs and repaired from the log, never returned as a failed write.
+        if let Err(e) = self.apply(staging, effects, end) {
+            tracing::error!(error = %e, "derived state update failed after a durable write; will catch up");
+            self.derived_lagging = true;
+        }
+        for fork in &report.forks {
+            tracing::warn!(author = %fork.author.short(), seq = %fork.seq, "fork detected: a device signed two histories");
+        }
+        Ok(report)
+    }
+
+    /// Decides what to do with one entry, given the committed state and the batch so
+    /// far. `Ok(None)`: already held.
+    fn classify(&self, staging: &mut Staging, entry: &LogEntry) -> Result<Option<Effect>, VerifyError> {
+        match entry {
+            LogEntry::Trust(trust_entry) => {
+                let trust = staging.trust.get_or_insert_with(|| self.trust.clone());
+                match trust.add(trust_entry.clone())? {
+                    tessera_log::Added::AlreadyKnown => Ok(None),
+                    tessera_log::Added::New => {
+                        Ok(Some(Effect::Trust { entry: Box::new(trust_entry.clone()) }))
+                    }
+                }
+            }
+            LogEntry::Envelope(env) => {
+                let author = env.author();
+                let seq = env.seq();
+                let trust = staging.trust.as_ref().unwrap_or(&self.trust);
+                trust.authorize(&author, seq)?;
+                // The signature is checked before the chain, so that anything kept as
+                // fork evidence is known to be signed by its author.
+                env.verify_signature_and_bodies(&self.network)?;
+                let head = staging.heads.get(&author).copied().or_else(|| self.heads.get(&author));
+                let held_at = |seq: Seq| -> Option<EnvelopeId> {
+                    staging
+                        .chain_ids
+                        .get(&(author, seq))
+                        .copied()
+                        .or_else(|| self.chain_id(&author, seq).ok().flatten())
+                };
+                let fork = match check_link(head, env) {
+                    Ok(Placement::Next) => {
+                        staging.heads.insert(author, Head { seq, id: env.id() });
+                        staging.chain_ids.insert((author, seq), env.id());
+                        let docs = env.changes().iter().map(|c| c.doc).collect();
+                        return Ok(Some(Effect::Chain { author, seq, id: env.id(), docs }));
+                    }
+                    Ok(Placement::AtOrBelowHead) => match held_at(seq) {
+                        Some(held) if held == env.id() => return Ok(None),
+                        Some(held) => Fork { author, seq, held, other: env.id() },
+                        None => return Err(VerifyError::SeqGap { device: author, expected: seq, got: seq }),
+                    },
+                    Err(VerifyError::WrongPrev { prev_seq, .. }) => {
+                        let held = held_at(prev_seq).unwrap_or_default();
+                        Fork { author, seq: prev_seq, held, other: env.prev() }
+                    }
+                    Err(e) => return Err(e),
+                };
+                let key = (author, seq, env.id());
+                let known = staging.fork_ids.contains(&key)
+                    || self.tree.contains_key(derived::fork_key(&author, seq, &env.id())).unwrap_or(false);
+                if known {
+                    return Ok(None);
+                }
+                staging.fork_ids.insert(key);
+                Ok(Some(Effect::ForkEvidence { fork, seq, id: env.id() }))
+            }
+        }
+    }
+
+    /// Writes the effects of durable records to sled in one atomic batch with the
+    /// `applied` marker, then to the in-memory state.
+    fn apply(
+        &mut self,
+        staging: Staging,
+        effects: Vec<(RecordLocation, Effect)>,
+        applied_to: LogPosition,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut new_heads: BTreeMap<DeviceKey, Head> = BTreeMap::new();
+        let mut new_forks = Vec::new();
+        for (at, effect) in &effects {
+            match effect {
+                Effect::Chain { author, seq, id, docs } => {
+                    batch.insert(derived::chain_key(author, *seq), derived::encode_chain(at, id));
+                    for (index, doc) in docs.iter().enumerate() {
+                        batch.insert(derived::doc_key(doc, author, *seq), &(index as u16).to_be_bytes());
+                    }
+                    new_heads.insert(*author, Head { seq: *seq, id: *id });
+                }
+                Effect::ForkEvidence { fork, seq, id } => {
+                    batch.insert(derived::fork_key(&fork.author, *seq, id), &derived::encode_location(at));
+                    new_forks.push(*fork);
+                }
+                Effect::Trust { entry } => {
+                    batch.insert(derived::trust_key(&entry.id()), &derived::encode_location(at));
+                }
+            }
+        }
+        for (author, head) in &new_heads {
+            batch.insert(derived::head_key(author), derived::encode_head(head));
+        }
+        batch.insert(derived::META_APPLIED, &derived::encode_position(&applied_to));
+        // In-memory state first: it mirrors the log, which is already durable.
+        if let Some(trust) = staging.trust {
+            self.trust = trust;
+        }
+        for (author, head) in new_heads {
+            debug_assert!(self.heads.get(&author).is_none_or(|h| h.seq < head.seq));
+            self.heads.advance(author, head);
+        }
+        self.forks.extend(new_forks);
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    fn chain_id(&self, author: &DeviceKey, seq: Seq) -> Result<Option<EnvelopeId>, StoreError> {
+        Ok(self
+            .tree
+            .get(derived::chain_key(author, seq))?
+            .and_then(|v| derived::decode_chain(&v))
+            .map(|(_, id)| id))
+    }
+
+    fn read_entry(&self, at: RecordLocation) -> Result<LogEntry, StoreError> {
+        let bytes = self.log.read(at)?;
+        LogEntry::decode(&bytes)
+            .map_err(|e| StoreError::CorruptRecord { at: at.start(), reason: e.to_string() })
+    }
+
+    /// The envelope of `author` at `seq` in the chain this store follows.
+    pub fn get(&self, author: &DeviceKey, seq: Seq) -> Result<Option<Envelope>, StoreError> {
+        let Some((at, id)) =
+            self.tree.get(derived::chain_key(author, seq))?.and_then(|v| derived::decode_chain(&v))
+        else {
+            return Ok(None);
+        };
+        match self.read_entry(at)? {
+            LogEntry::Envelope(env) if env.id() == id => Ok(Some(env)),
+            _ => Err(StoreError::CorruptRecord {
+                at: at.start(),
+                reason: "index points at another entry".into(),
+            }),
+        }
+    }
+
+    /// Envelopes that touch `doc`, as (author, seq, index of the change), in key order.
+    pub fn doc_changes(&self, doc: &DocId) -> Result<Vec<(DeviceKey, Seq, u16)>, StoreError> {
+        let mut out = Vec::new();
+        for row in self.tree.scan_prefix(derived::doc_prefix(doc)) {
+            let (key, value) = row?;
+            let author = derived::array_at::<32>(&key, 17).and_then(|b| DeviceKey::from_bytes(b).ok());
+            let seq = derived::u64_at(&key, 49);
+            let index = derived::array_at::<2>(&value, 0).map(u16::from_be_bytes);
+            match (author, seq, index) {
+                (Some(a), Some(s), Some(i)) => out.push((a, Seq(s), i)),
+                _ => return Err(StoreError::CorruptDerived("bad document index row".into())),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every log entry in log order (for bundles and audits).
+    pub fn log_entries(&self) -> impl Iterator<Item = Result<LogEntry, StoreError>> + '_ {
+        self.log.iter_from(self.log.start()).map(|item| {
+            let (at, bytes) = item?;
+            LogEntry::decode(&bytes)
+                .map_err(|e| StoreError::CorruptRecord { at: at.start(), reason: e.to_string() })
+        })
+    }
+
+    /// A digest of every derived row except the position markers: equal for two
+    /// stores that derived the same state (used to check rebuilds).
+    pub fn derived_digest(&self) -> Result<tessera_log::Hash, StoreError> {
+        let mut hasher = blake3::Hasher::new_derive_key("tessera 2026-11 derived digest v1");
+        for row in self.tree.iter() {
+            let (key, value) = row?;
+            if key.first() == Some(&b'm') {
+                continue;
+            }
+            hasher.update(&(key.len() as u32).to_le_bytes());
+            hasher.update(&key);
+            hasher.update(&(value.len() as u32).to_le_bytes());
+            hasher.update(&value);
+        }
+        Ok(tessera_log::Hash(*hasher.finalize().as_bytes()))
+    }
+
+    pub fn network(&self) -> NetworkId {
+        self.network
+    }
+    pub fn trust(&self) -> &TrustState {
+        &self.trust
+    }
+    pub fn heads(&self) -> &VersionVector {
+        &self.heads
+    }
+    pub fn head(&self, author: &DeviceKey) -> Option<Head> {
+        self.heads.get(author)
+    }
+    pub fn forks(&self) -> &BTreeSet<Fork> {
+        &self.forks
+    }
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    /// Bytes of the log on disk.
+    pub fn log_bytes(&self) -> u64 {
+        self.log.total_bytes()
+    }
+    /// Flushes sled (not a durability point: the log is; this only shortens the
+    /// catch-up at the next open).
+    pub fn flush_derived(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+fn trust_kind_order(entry: &TrustEntry) -> u8 {
+    match entry.statement {
+        tessera_log::TrustStatement::Partner(_) => 0,
+        tessera_log::TrustStatement::Device(_) => 1,
+        tessera_log::TrustStatement::RevokeDevice(_) => 2,
+        tessera_log::TrustStatement::RevokePartner(_) => 3,
+    }
+}
+
+fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
+    // sled is not the durability boundary (the log is): a long flush interval keeps
+    // its background fsyncs off the write path.
+    Ok(sled::Config::new().path(path).flush_every_ms(Some(2_000)).open()?)
+}
+
+fn read_network_file(path: &Path) -> Result<Option<NetworkId>, StoreError> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::io("read", path)(e)),
+    };
+    let bad = || StoreError::BadNetworkFile { path: path.to_path_buf() };
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut bytes).map_err(|_| bad())?;
+    NetworkId::from_bytes(bytes).map(Some).map_err(|_| bad())
+}
+
+fn write_network_file(path: &Path, network: &NetworkId) -> Result<(), StoreError> {
+    let tmp = path.with_extension("tmp");
+    let mut file = fs::File::create(&tmp).map_err(StoreError::io("create", &tmp))?;
+    file.write_all(format!("{}\n", network.0.to_hex()).as_bytes()).map_err(StoreError::io("write", &tmp))?;
+    file.sync_all().map_err(StoreError::io("sync", &tmp))?;
+    fs::rename(&tmp, path).map_err(StoreError::io("rename", &tmp))?;
+    if let Some(dir) = path.parent() {
+        fs::File::open(dir).and_then(|d| d.sync_all()).map_err(StoreError::io("sync", dir))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_log::testkit::TestNetwork;
+    use tessera_log::{DeviceRevocation, TrustStatement};
+
+    fn trust_entries(net: &TestNetwork) -> Vec<LogEntry> {
+        net.entries.iter().cloned().map(LogEntry::Trust).collect()
+    }
+
+    fn open_new(dir: &Path, net: &TestNetwork) -> Store {
+        let (mut store, _) = Store::open(dir, Some(net.network)).unwrap();
+        store.ingest(&trust_entries(net), Policy::AllOrNothing).unwrap();
+        store
+    }
+
+    fn envs(net: &mut TestNetwork, device: usize, count: u64) -> Vec<LogEntry> {
+        let network = net.network;
+        (0..count).map(|n| LogEntry::Envelope(net.devices[device].next_simple(&network, n, 64))).collect()
+    }
+
+    #[test]
+    fn ingest_then_reopen_keeps_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut net = TestNetwork::new(1, 2, 2);
+        let mut store = open_new(dir.path(), &net);
+        let batch = envs(&mut net, 0, 10);
+        let report = store.ingest(&batch, Policy::AllOrNothing).unwrap();
+        assert_eq!(report.appended.len(), 10);
+        let device = net.devices[0].id;
+        assert_eq!(store.head(&device).unwrap().seq, Seq(10));
+        let digest = store.derived_digest().unwrap();
+        drop(store);
+        let (store, report) = Store::open(dir.path(), None).unwrap();
+        assert_eq!(report.derived, DerivedStatus::UpToDate);
+        assert_eq!(store.head(&device).unwrap().seq, Seq(10));
+        assert_eq!(store.trust().len(), net.entries.len());
+        assert_eq!(store.derived_digest().unwrap(), digest);
+        let LogEntry::Envelope(fifth) = &batch[4] else { unreachable!() };
+        assert_eq!(store.get(&device, Seq(5)).unwrap().as_ref(), Some(fifth));
+        assert_eq!(store.doc_changes(&fifth.changes()[0].doc).unwrap(), vec![(device, Seq(5), 0)]);
+    }
+
+    #[test]
+    fn duplicates_are_not_written_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut net = TestNetwork::new(1, 1, 1);
+        let mut store = open_new(dir.path(), &net);
+        let batch = envs(&mut net, 0, 3);
+        store.ingest(&batch, Policy::AllOrNothing).unwrap();
+        let bytes = store.log_bytes();
+        let mut again = batch.clone();
+        again.extend(batch.clone());
+        let report = store.ingest(&again, Policy::AllOrNothing).unwrap();
+        assert_eq!(report.duplicates, 6);
+        assert_eq!(report.written(), 0);
+        assert_eq!(store.log_bytes(), bytes);
+    }
+
+    #[test]
+    fn a_refused_entry_stores_nothing_from_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut net = TestNetwork::new(1, 1, 2);
+        let mut store = open_new(dir.path(), &net);
+        let mut batch = envs(&mut net, 0, 3);
+        let mut forged = batch[2].encode();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        batch[2] = LogEntry::decode(&forged).unwrap();
+        let before = store.log_bytes();
+        let err = store.ingest(&batch, Policy::AllOrNothing).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Rejected { index: 2, error: VerifyError::CommitmentMismatch { .. } }),
+            "{err}"
+        );
+        assert_eq!(store.log_bytes(), before);
+        assert!(store.head(&net.devices[0].id).is_none());
+
+        // Skipping: the valid prefix of that author and other authors are kept.
+        let mut mixed = batch.clone();
+        mixed.extend(envs(&mut net, 1, 2));
+        let report = store.ingest(&mixed, Policy::SkipInvalid).unwrap();
+        assert_eq!(report.appended.len(), 4);
+        assert_eq!(report.rejected.len(), 1);
+        assert_eq!(store.head(&net.devices[0].id).unwrap().seq, Seq(2));
+    }
+
+    #[test]
+    fn a_fork_is_kept_as_evidence_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut net = TestNetwork::new(1, 1, 1);
+        let mut store = open_new(dir.path(), &net);
+        let first = envs(&mut net, 0, 2);
+        store.ingest(&first, Policy::AllOrNothing).unwrap();
+        // The device is restored from a backup taken before its seq 2 and writes again.
+        let network = net.network;
+        let LogEntry::Envelope(one) = &first[0] else { unreachable!() };
+        net.devices[0].head = Some((one.seq(), one.id()));
+        let other_two = net.devices[0].next_simple(&network, 200, 10);
+        let three_on_other = net.devices[0].next_simple(&network, 201, 10);
+        let report = store
+            .ingest(
+                &[LogEntry::Envelope(other_two.clone()), LogEntry::Envelope(three_on_other)],
+                Policy::SkipInvalid,
+            )
+            .unwrap();
+        assert_eq!(report.forks.len(), 1);
+        let fork = report.forks[0];
+        assert_eq!((fork.seq, fork.other), (Seq(2), other_two.id()));
+        // The seq-3 envelope follows the other branch: it is kept as evidence too
+        // (it proves the same fork), not applied to the chain.
+        assert_eq!(store.head(&net.devices[0].id).unwrap().seq, Seq(2));
+        assert_eq!(report.appended.len(), 0);
+        assert_eq!(report.evidence_added, 2);
+        // Evidence survives a reopen, and a rebuild.
+        drop(store);
+        let (store, _) = Store::open(dir.path(), None).unwrap();
+        assert!(store.forks().contains(&fork));
+        let digest = store.derived_digest().unwrap();
+        drop(store);
+        fs::remove_dir_all(dir.path().join(DERIVED_DIR)).unwrap();
+        let (store, report) = Store::open(dir.path(), None).unwrap();
+        assert!(matches!(report.derived, DerivedStatus::Rebuilt { .. }));
+        assert!(store.forks().contains(&fork));
+        assert_eq!(store.derived_digest().unwrap(), digest);
+    }
+
+    #[test]
+    fn deleting_or_damaging_sled_rebuilds_identical_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut net = TestNetwork::new(1, 2, 2);
+        let mut store = open_new(dir.path(), &net);
+        for d in 0..4 {
+            store.ingest(&envs(&mut net, d, 25), Policy::AllOrNothing).unwrap();
+        }
+        let digest = store.derived_digest().unwrap();
+        let heads = store.heads().clone();
+        drop(store);
+        fs::remove_dir_all(dir.path().join(DERIVED_DIR)).unwrap();
+        let (store, report) = Store::open(dir.path(), None).unwrap();
+        assert!(matches!(report.derived, DerivedStatus::Rebuilt { records, .. } if records == 100 + 6));
+        assert_eq!(store.derived_digest().unwrap(), digest);
+        assert_eq!(store.heads(), &heads);
+        drop(store);
+        // Garbage in place of sled's files.
+        for entry in fs::read_dir(dir.path().join(DERIVED_DIR)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                fs::write(&path, b"not a database").unwrap();
+            }
+        }
+        let (store, report) = Store::open(dir.path(), None).unwrap();
+        assert!(matches!(report.derived, DerivedStatus::Rebuilt { .. }), "{:?}", report.derived);
+        assert_eq!(store.derived_digest().unwrap(), digest);
+        assert_eq!(store.heads(), &heads);
+    }
+
+    #[test]
+    fn a_second_open_is_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = TestNetwork::new(1, 1, 1);
+        let _store = open_new(dir.path(), &net);
+        let err = Store::open(dir.path(), None).unwrap_err();
+        assert!(matches!(err, StoreError::InUse { .. }), "{err}");
+        assert!(err.to_string().contains("in use"));
+    }
+
+    #[test]
+    fn wrong_network_and_missing_store_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = TestNetwork::new(1, 1, 1);
+        let err = Store::open(dir.path(), None).unwrap_err();
+        assert!(matches!(err, StoreError::NotInitialized { .. }), "{err}");
+        drop(open_new(dir.path(), &net));
+        let other = TestNetwork::new(2, 1, 1);
+        let err = Store::open(dir.path(), Some(other.network)).unwrap_err();
+        assert!(matches!(err, StoreError::WrongNetwork { .. }), "{err}");
+    }
+
+    #[test]
+    fn revocation_in_the_same_batch_applies_to_later_envelopes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut net = TestNetwork::new(1, 1, 1);
+        let mut store = open_new(dir.path(), &net);
+        let device = net.devices[0].id;
+        let revoke = net.sign_as_partner(
+            0,
+            TrustStatement::RevokeDevice(DeviceRevocation {
+                issuer: net.partner_keys[0].public(),
+                device,
+                last_valid: Seq(1),
+                reason: "test".into(),
+            }),
+        );
+        let mut batch = vec![LogEntry::Trust(revoke)];
+        batch.extend(envs(&mut net, 0, 2));
+        let report = store.ingest(&batch, Policy::SkipInvalid).unwrap();
+        assert_eq!(report.trust_added, 1);
+        assert_eq!(report.appended, vec![(device, Seq(1))]);
+        assert!(matches!(report.rejected[0].error, VerifyError::Revoked { .. }));
+        // Replaying the log after a rebuild reaches the same decisions.
+        let digest = store.derived_digest().unwrap();
+        drop(store);
+        fs::remove_dir_all(dir.path().join(DERIVED_DIR)).unwrap();
+        let (store, report) = Store::open(dir.path(), None).unwrap();
+        assert!(report.skipped.is_empty());
+        assert_eq!(store.derived_digest().unwrap(), digest);
+    }
+}
