@@ -157,6 +157,12 @@ pub struct TrustEntry {
 }
 
 impl TrustEntry {
+    /// Rank for ordering entries so that each comes after those it depends on:
+    /// partner certificates, device certificates, then revocations.
+    pub fn dependency_rank(&self) -> u8 {
+        self.statement.kind_byte()
+    }
+
     /// Signs `statement` with `issuer_key`, which must be the statement's issuer.
     pub fn sign(
         network: NetworkId,
@@ -481,7 +487,7 @@ impl TrustState {
     /// state: partner certificates, then device certificates, then revocations.
     pub fn entries_in_order(&self) -> Vec<&TrustEntry> {
         let mut out: Vec<&TrustEntry> = self.entries.values().collect();
-        out.sort_by_key(|e| e.statement.kind_byte());
+        out.sort_by_key(|e| e.dependency_rank());
         out
     }
 

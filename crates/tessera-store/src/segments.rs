@@ -15,28 +15,30 @@
 //!
 //! Each segment file starts with a 32-byte header:
 //!
-//! | offset | size | field                                                        |
-//! |-------:|-----:|--------------------------------------------------------------|
+//! | offset | size | field                                                            |
+//! |-------:|-----:|------------------------------------------------------------------|
 //! |      0 |    8 | magic `b"TSSEG\0\0"` followed by the format version byte `0x01` |
-//! |      8 |   16 | log id ([`LogId`]), the same in every segment of one log       |
-//! |     24 |    8 | segment number (u64), equal to the number in the file name    |
+//! |      8 |   16 | log id ([`LogId`]), the same in every segment of one log         |
+//! |     24 |    8 | segment number (u64), equal to the number in the file name       |
 //!
 //! The header has no checksum: each of its fields is compared with a value known in
 //! advance. It is followed by zero or more record frames, back to back, up to the end of
 //! the file:
 //!
-//! | offset | size  | field                                                          |
-//! |-------:|------:|----------------------------------------------------------------|
-//! |      0 |     4 | payload length `n` (u32), at most `record_bytes_max`            |
-//! |      4 |     4 | CRC-32 (IEEE, as `crc32fast`) of bytes 0..4 followed by the payload |
-//! |      8 |   `n` | payload                                                       |
+//! | offset | size | field                                                               |
+//! |-------:|-----:|---------------------------------------------------------------------|
+//! |      0 |    4 | payload length `n` (u32), at most `record_bytes_max`                |
+//! |      4 |    4 | CRC-32 (IEEE, as `crc32fast`) of bytes 0..4 followed by the payload |
+//! |      8 |  `n` | payload                                                             |
 //!
 //! The checksum covers the length so that a zero-filled area (a crash after the file
 //! size was updated but before the data reached the disk) never reads as a valid empty
-//! record: the CRC-32 of four zero bytes is not zero. A segment never exceeds
-//! `segment_bytes_max` unless it holds a single record (which always fits, because the
-//! limits are checked at open). A [`LogPosition`] is a (segment number, byte offset in
-//! that file) pair; a [`RecordLocation`] adds the payload length to the offset of a frame.
+//! record: the CRC-32 of four zero bytes is not zero. The log rotates to a new segment
+//! before a record would take the current one past `segment_bytes_max`; `open` checks
+//! that one largest record fits in an empty segment. A [`LogPosition`] is a (segment
+//! number, byte offset in that file) pair; a [`RecordLocation`] adds the payload length
+//! to the offset of a frame. Reads and writes are positioned (`pread`/`pwrite` through
+//! `std::os::unix::fs::FileExt`), so this module is Unix only.
 //!
 //! # Crash safety
 //!
@@ -47,9 +49,12 @@
 //! of every segment and treats a bad record in the last segment as a torn tail: the bytes
 //! from the bad record to the end of the file are copied to
 //! `quarantine/<segment file stem>-<decimal offset>.torn` and the segment is cut back to
-//! its last good record. A bad record anywhere else is corruption and opening fails
-//! without touching anything. Records are atomic; batches are not: after a crash the
-//! log may hold a prefix of a batch whose `append_batch` never returned.
+//! its last good record. A last segment shorter than its header, or holding nothing but
+//! zeros, is a crash right after its creation: it is quarantined whole and removed. A bad
+//! record anywhere else, a valid record above `record_bytes_max` (a lowered limit) or a
+//! zero-filled header in front of data is corruption: opening fails without touching
+//! anything. Records are atomic; batches are not: after a crash the log may hold a prefix
+//! of a batch whose `append_batch` never returned.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -139,10 +144,7 @@ impl SegmentLimits {
         } else {
             return Ok(());
         };
-        Err(SegmentError::InvalidLimits {
-            limits: *self,
-            reason,
-        })
+        Err(SegmentError::InvalidLimits { limits: *self, reason })
     }
 }
 
@@ -176,18 +178,12 @@ pub struct RecordLocation {
 impl RecordLocation {
     /// The start of the record.
     pub fn start(&self) -> LogPosition {
-        LogPosition {
-            segment: self.segment,
-            offset: self.offset,
-        }
+        LogPosition { segment: self.segment, offset: self.offset }
     }
 
     /// The position just after this record (the next record, or the end).
     pub fn end(&self) -> LogPosition {
-        LogPosition {
-            segment: self.segment,
-            offset: self.offset + frame_bytes(u64::from(self.len)),
-        }
+        LogPosition { segment: self.segment, offset: self.offset + frame_bytes(u64::from(self.len)) }
     }
 }
 
@@ -242,34 +238,24 @@ pub enum CorruptReason {
 impl fmt::Display for CorruptReason {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            CorruptReason::TornSegmentHeader { file_bytes } => write!(
-                formatter,
-                "segment header missing or zero-filled (file is {file_bytes} bytes)"
-            ),
-            CorruptReason::TruncatedFrameHeader { bytes_left } => write!(
-                formatter,
-                "frame header cut short ({bytes_left} of {FRAME_HEADER_BYTES} bytes)"
-            ),
+            CorruptReason::TornSegmentHeader { file_bytes } => {
+                write!(formatter, "segment header missing or zero-filled (file is {file_bytes} bytes)")
+            }
+            CorruptReason::TruncatedFrameHeader { bytes_left } => {
+                write!(formatter, "frame header cut short ({bytes_left} of {FRAME_HEADER_BYTES} bytes)")
+            }
             CorruptReason::ZeroFilled => write!(formatter, "zero-filled area"),
-            CorruptReason::TruncatedPayload { len, bytes_left } => write!(
-                formatter,
-                "frame claims {len} payload bytes but only {bytes_left} follow"
-            ),
-            CorruptReason::LengthOverLimit {
-                len,
-                record_bytes_max,
-            } => write!(
+            CorruptReason::TruncatedPayload { len, bytes_left } => {
+                write!(formatter, "frame claims {len} payload bytes but only {bytes_left} follow")
+            }
+            CorruptReason::LengthOverLimit { len, record_bytes_max } => write!(
                 formatter,
                 "frame claims {len} payload bytes, above record_bytes_max {record_bytes_max}"
             ),
-            CorruptReason::ChecksumMismatch { stored, computed } => write!(
-                formatter,
-                "checksum mismatch (stored {stored:08x}, computed {computed:08x})"
-            ),
-            CorruptReason::ValidRecordOverLimit {
-                len,
-                record_bytes_max,
-            } => write!(
+            CorruptReason::ChecksumMismatch { stored, computed } => {
+                write!(formatter, "checksum mismatch (stored {stored:08x}, computed {computed:08x})")
+            }
+            CorruptReason::ValidRecordOverLimit { len, record_bytes_max } => write!(
                 formatter,
                 "valid {len}-byte record is above record_bytes_max {record_bytes_max} \
                  (was the log written with a larger limit?)"
@@ -283,10 +269,7 @@ impl fmt::Display for CorruptReason {
 #[non_exhaustive]
 pub enum SegmentError {
     #[error("invalid segment limits {limits:?}: {reason}")]
-    InvalidLimits {
-        limits: SegmentLimits,
-        reason: &'static str,
-    },
+    InvalidLimits { limits: SegmentLimits, reason: &'static str },
     #[error("failed to {action} {}{}", .path.display(), OffsetSuffix(*.offset))]
     Io {
         action: &'static str,
@@ -314,40 +297,19 @@ pub enum SegmentError {
     #[error("{} has segment format version {found}, this build reads version {FORMAT_VERSION}", .path.display())]
     UnsupportedVersion { path: PathBuf, found: u8 },
     #[error("segment {} belongs to another log (log id {found}, expected {expected})", .path.display())]
-    ForeignSegment {
-        path: PathBuf,
-        expected: LogId,
-        found: LogId,
-    },
+    ForeignSegment { path: PathBuf, expected: LogId, found: LogId },
     #[error("segment {} says it is segment {found}", .path.display())]
     SegmentNumberMismatch { path: PathBuf, found: u64 },
     #[error("segment {segment} is corrupt at offset {offset} ({}): {reason}", .path.display())]
-    Corrupt {
-        path: PathBuf,
-        segment: u64,
-        offset: u64,
-        reason: CorruptReason,
-    },
+    Corrupt { path: PathBuf, segment: u64, offset: u64, reason: CorruptReason },
     #[error("record {index} of the batch is {len} bytes, above record_bytes_max {record_bytes_max}")]
-    RecordTooLarge {
-        index: usize,
-        len: usize,
-        record_bytes_max: u32,
-    },
+    RecordTooLarge { index: usize, len: usize, record_bytes_max: u32 },
     #[error("no record at segment {segment} offset {offset}: {reason} (log end is {end})")]
-    InvalidPosition {
-        segment: u64,
-        offset: u64,
-        reason: &'static str,
-        end: LogPosition,
-    },
+    InvalidPosition { segment: u64, offset: u64, reason: &'static str, end: LogPosition },
     #[error("segment numbers exhausted")]
     SegmentNumbersExhausted,
     #[error("{write}; rolling the log back also failed, so it is poisoned: {rollback}")]
-    RollbackFailed {
-        write: Box<SegmentError>,
-        rollback: Box<SegmentError>,
-    },
+    RollbackFailed { write: Box<SegmentError>, rollback: Box<SegmentError> },
 }
 
 /// Formats `Some(offset)` as " at offset N" in error messages.
@@ -367,12 +329,7 @@ fn io_error<'path>(
     path: &'path Path,
     offset: Option<u64>,
 ) -> impl FnOnce(io::Error) -> SegmentError + 'path {
-    move |source| SegmentError::Io {
-        action,
-        path: path.to_path_buf(),
-        offset,
-        source,
-    }
+    move |source| SegmentError::Io { action, path: path.to_path_buf(), offset, source }
 }
 
 /// The append-only record log. See the module documentation.
@@ -436,17 +393,14 @@ impl SegmentLog {
             let is_last = Some(&segment) == numbers.last();
             let path = segment_path(dir, segment);
             let file = File::open(&path).map_err(io_error("open", &path, None))?;
-            let file_bytes = file
-                .metadata()
-                .map_err(io_error("read metadata of", &path, None))?
-                .len();
+            let file_bytes = file.metadata().map_err(io_error("read metadata of", &path, None))?.len();
             let header = match read_segment_header(&file, &path, file_bytes)? {
-                Some(header) => header,
-                None if is_last => {
+                SegmentHeaderRead::Present(header) => header,
+                SegmentHeaderRead::Torn if is_last => {
                     repair = Some(Repair::RemoveSegment { segment, file_bytes });
                     break;
                 }
-                None => {
+                SegmentHeaderRead::Torn | SegmentHeaderRead::ZeroedWithData => {
                     return Err(SegmentError::Corrupt {
                         path,
                         segment,
@@ -461,22 +415,11 @@ impl SegmentLog {
             let scan = scan_records(&file, &path, file_bytes, limits.record_bytes_max)?;
             records += scan.records;
             if let Some((offset, reason)) = scan.damage {
-                let repairable = is_last
-                    && !matches!(reason, CorruptReason::ValidRecordOverLimit { .. });
+                let repairable = is_last && !matches!(reason, CorruptReason::ValidRecordOverLimit { .. });
                 if !repairable {
-                    return Err(SegmentError::Corrupt {
-                        path,
-                        segment,
-                        offset,
-                        reason,
-                    });
+                    return Err(SegmentError::Corrupt { path, segment, offset, reason });
                 }
-                repair = Some(Repair::CutTail {
-                    segment,
-                    offset,
-                    file_bytes,
-                    reason,
-                });
+                repair = Some(Repair::CutTail { segment, offset, file_bytes, reason });
             }
             segment_lens.push(scan.valid_end);
         }
@@ -484,34 +427,19 @@ impl SegmentLog {
         // Phase 2: repair the tail, if needed.
         let torn_tail = match repair {
             None => None,
-            Some(Repair::CutTail {
-                segment,
-                offset,
-                file_bytes,
-                reason,
-            }) => {
+            Some(Repair::CutTail { segment, offset, file_bytes, reason }) => {
                 let path = segment_path(dir, segment);
                 let quarantined_to = quarantine(dir, &path, segment, offset, file_bytes)?;
-                let file = OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .map_err(io_error("open for repair", &path, None))?;
-                file.set_len(offset)
-                    .map_err(io_error("truncate", &path, Some(offset)))?;
-                file.sync_data()
-                    .map_err(io_error("sync after truncating", &path, None))?;
-                Some(TornTail {
-                    segment,
-                    offset,
-                    bytes_cut: file_bytes - offset,
-                    reason,
-                    quarantined_to,
-                })
+                let file = OpenOptions::new().write(true).open(&path).map_err(io_error(
+                    "open for repair",
+                    &path,
+                    None,
+                ))?;
+                file.set_len(offset).map_err(io_error("truncate", &path, Some(offset)))?;
+                file.sync_data().map_err(io_error("sync after truncating", &path, None))?;
+                Some(TornTail { segment, offset, bytes_cut: file_bytes - offset, reason, quarantined_to })
             }
-            Some(Repair::RemoveSegment {
-                segment,
-                file_bytes,
-            }) => {
+            Some(Repair::RemoveSegment { segment, file_bytes }) => {
                 let path = segment_path(dir, segment);
                 let quarantined_to = quarantine(dir, &path, segment, 0, file_bytes)?;
                 fs::remove_file(&path).map_err(io_error("remove", &path, None))?;
@@ -542,8 +470,7 @@ impl SegmentLog {
                 let path = segment_path(dir, 1);
                 let file = create_segment_file(&path)?;
                 let header = encode_segment_header(new_log_id, 1);
-                file.write_all_at(&header, 0)
-                    .map_err(io_error("write", &path, Some(0)))?;
+                file.write_all_at(&header, 0).map_err(io_error("write", &path, Some(0)))?;
                 file.sync_data().map_err(io_error("sync", &path, None))?;
                 sync_dir(dir)?;
                 segment_lens.push(SEGMENT_HEADER_BYTES);
@@ -572,11 +499,7 @@ impl SegmentLog {
             _lock: lock,
         };
         log.check_invariants();
-        let report = OpenReport {
-            segments: log.segment_lens.len(),
-            records,
-            torn_tail,
-        };
+        let report = OpenReport { segments: log.segment_lens.len(), records, torn_tail };
         tracing::debug!(
             segments = report.segments,
             records = report.records,
@@ -634,10 +557,7 @@ impl SegmentLog {
                 }
                 Err(rollback) => {
                     self.poisoned = true;
-                    Err(SegmentError::RollbackFailed {
-                        write: Box::new(error),
-                        rollback: Box::new(rollback),
-                    })
+                    Err(SegmentError::RollbackFailed { write: Box::new(error), rollback: Box::new(rollback) })
                 }
             },
         }
@@ -662,9 +582,7 @@ impl SegmentLog {
             reason,
             end: self.end(),
         };
-        let segment_len = self
-            .segment_len(at.segment)
-            .ok_or_else(|| invalid("no such segment"))?;
+        let segment_len = self.segment_len(at.segment).ok_or_else(|| invalid("no such segment"))?;
         if at.offset < SEGMENT_HEADER_BYTES {
             return Err(invalid("offset is inside the segment header"));
         }
@@ -681,16 +599,22 @@ impl SegmentLog {
         let path = segment_path(&self.dir, at.segment);
         let read = |file: &File| -> Result<Vec<u8>, SegmentError> {
             let mut frame_header = [0u8; FRAME_HEADER_BYTES as usize];
-            file.read_exact_at(&mut frame_header, at.offset)
-                .map_err(io_error("read", &path, Some(at.offset)))?;
+            file.read_exact_at(&mut frame_header, at.offset).map_err(io_error(
+                "read",
+                &path,
+                Some(at.offset),
+            ))?;
             let (len, stored) = parse_frame_header(&frame_header);
             if len != at.len {
                 return Err(invalid("the frame at this offset has another length"));
             }
             let mut payload = vec![0u8; at.len as usize];
             let payload_offset = at.offset + FRAME_HEADER_BYTES;
-            file.read_exact_at(&mut payload, payload_offset)
-                .map_err(io_error("read", &path, Some(payload_offset)))?;
+            file.read_exact_at(&mut payload, payload_offset).map_err(io_error(
+                "read",
+                &path,
+                Some(payload_offset),
+            ))?;
             let computed = frame_checksum(&frame_header, &payload);
             if computed != stored {
                 return Err(SegmentError::Corrupt {
@@ -732,29 +656,17 @@ impl SegmentLog {
                 end: self.end(),
             })
         });
-        RecordIter {
-            log: self,
-            position: from,
-            reader: None,
-            pending_error,
-            done: false,
-        }
+        RecordIter { log: self, position: from, reader: None, pending_error, done: false }
     }
 
     /// The position of the first record (or the end, if the log is empty).
     pub fn start(&self) -> LogPosition {
-        LogPosition {
-            segment: 1,
-            offset: SEGMENT_HEADER_BYTES,
-        }
+        LogPosition { segment: 1, offset: SEGMENT_HEADER_BYTES }
     }
 
     /// The position after the last durable record.
     pub fn end(&self) -> LogPosition {
-        LogPosition {
-            segment: self.last_segment(),
-            offset: self.tail_len(),
-        }
+        LogPosition { segment: self.last_segment(), offset: self.tail_len() }
     }
 
     /// The id written in every segment header.
@@ -852,11 +764,7 @@ impl SegmentLog {
                     })
                 })?;
                 let offset = chunk_start + buffer.len() as u64;
-                locations.push(RecordLocation {
-                    segment,
-                    offset,
-                    len,
-                });
+                locations.push(RecordLocation { segment, offset, len });
                 encode_frame(&mut buffer, record);
             }
             assert_eq!(buffer.len() as u64, chunk_end - chunk_start, "chunk size");
@@ -865,17 +773,14 @@ impl SegmentLog {
             if new_segment {
                 let file = create_segment_file(&path).map_err(AppendFailure::Write)?;
                 created.push(segment);
-                self.write_at(&file, &path, &buffer, 0)
-                    .map_err(AppendFailure::Write)?;
+                self.write_at(&file, &path, &buffer, 0).map_err(AppendFailure::Write)?;
                 self.sync_file(&file, &path).map_err(AppendFailure::Sync)?;
                 self.sync_dir().map_err(AppendFailure::Sync)?;
                 self.tail = file;
                 self.segment_lens.push(chunk_end);
             } else {
-                self.write_at(&self.tail, &path, &buffer, chunk_start)
-                    .map_err(AppendFailure::Write)?;
-                self.sync_file(&self.tail, &path)
-                    .map_err(AppendFailure::Sync)?;
+                self.write_at(&self.tail, &path, &buffer, chunk_start).map_err(AppendFailure::Write)?;
+                self.sync_file(&self.tail, &path).map_err(AppendFailure::Sync)?;
                 if let Some(tail_len) = self.segment_lens.last_mut() {
                     assert_eq!(*tail_len, chunk_start, "appends start at the end");
                     *tail_len = chunk_end;
@@ -908,17 +813,10 @@ impl SegmentLog {
             sync_dir(&self.dir)?;
             self.segment_lens.truncate(before.segment_count);
         }
-        self.read_handles
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .forget_from(tail_segment);
+        self.read_handles.lock().unwrap_or_else(PoisonError::into_inner).forget_from(tail_segment);
         let path = segment_path(&self.dir, tail_segment);
-        self.tail
-            .set_len(before.tail_len)
-            .map_err(io_error("truncate", &path, Some(before.tail_len)))?;
-        self.tail
-            .sync_data()
-            .map_err(io_error("sync after truncating", &path, None))?;
+        self.tail.set_len(before.tail_len).map_err(io_error("truncate", &path, Some(before.tail_len)))?;
+        self.tail.sync_data().map_err(io_error("sync after truncating", &path, None))?;
         if let Some(tail_len) = self.segment_lens.last_mut() {
             *tail_len = before.tail_len;
         }
@@ -929,9 +827,7 @@ impl SegmentLog {
     fn write_at(&self, file: &File, path: &Path, bytes: &[u8], offset: u64) -> Result<(), SegmentError> {
         let result = match self.faults.write_fault() {
             // Simulate a partial write: half the bytes land, then the disk is full.
-            Some(fault) => file
-                .write_all_at(&bytes[..bytes.len() / 2], offset)
-                .and(Err(fault)),
+            Some(fault) => file.write_all_at(&bytes[..bytes.len() / 2], offset).and(Err(fault)),
             None => file.write_all_at(bytes, offset),
         };
         result.map_err(io_error("write", path, Some(offset)))
@@ -942,10 +838,7 @@ impl SegmentLog {
             Some(fault) => Err(fault),
             None => file.sync_data(),
         };
-        result.map_err(|source| SegmentError::SyncFailed {
-            path: path.to_path_buf(),
-            source,
-        })
+        result.map_err(|source| SegmentError::SyncFailed { path: path.to_path_buf(), source })
     }
 
     fn sync_dir(&self) -> Result<(), SegmentError> {
@@ -958,10 +851,7 @@ impl SegmentLog {
     /// A read-only handle on a sealed (non-last) segment, from the cache.
     fn sealed_handle(&self, segment: u64) -> Result<Arc<File>, SegmentError> {
         debug_assert!(segment < self.last_segment());
-        let mut handles = self
-            .read_handles
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut handles = self.read_handles.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(file) = handles.get(segment) {
             return Ok(file);
         }
@@ -1027,10 +917,7 @@ impl RecordIter<'_> {
                 break;
             }
             // End of a sealed segment: continue with the first record of the next one.
-            self.position = LogPosition {
-                segment: self.position.segment + 1,
-                offset: SEGMENT_HEADER_BYTES,
-            };
+            self.position = LogPosition { segment: self.position.segment + 1, offset: SEGMENT_HEADER_BYTES };
             self.reader = None;
         }
         let LogPosition { segment, offset } = self.position;
@@ -1041,25 +928,14 @@ impl RecordIter<'_> {
             None => {
                 let file = File::open(&path).map_err(io_error("open", &path, None))?;
                 let mut reader = BufReader::with_capacity(SCAN_BUFFER_BYTES, file);
-                reader
-                    .seek(SeekFrom::Start(offset))
-                    .map_err(io_error("seek in", &path, Some(offset)))?;
+                reader.seek(SeekFrom::Start(offset)).map_err(io_error("seek in", &path, Some(offset)))?;
                 self.reader.insert(reader)
             }
         };
         let mut payload = Vec::new();
-        let len = read_frame(
-            reader,
-            segment_len - offset,
-            log.limits.record_bytes_max,
-            Some(&mut payload),
-        )
-        .map_err(|error| error.into_segment_error(&path, segment, offset))?;
-        let location = RecordLocation {
-            segment,
-            offset,
-            len,
-        };
+        let len = read_frame(reader, segment_len - offset, log.limits.record_bytes_max, Some(&mut payload))
+            .map_err(|error| error.into_segment_error(&path, segment, offset))?;
+        let location = RecordLocation { segment, offset, len };
         self.position = location.end();
         Ok(Some((location, payload)))
     }
@@ -1095,12 +971,7 @@ impl FusedIterator for RecordIter<'_> {}
 /// A repair planned by the verification pass of `open`.
 enum Repair {
     /// Cut the last segment at `offset`.
-    CutTail {
-        segment: u64,
-        offset: u64,
-        file_bytes: u64,
-        reason: CorruptReason,
-    },
+    CutTail { segment: u64, offset: u64, file_bytes: u64, reason: CorruptReason },
     /// The last segment's header is torn: it cannot hold a record, remove it.
     RemoveSegment { segment: u64, file_bytes: u64 },
 }
@@ -1119,17 +990,30 @@ fn encode_segment_header(log_id: LogId, segment: u64) -> [u8; SEGMENT_HEADER_BYT
     header
 }
 
-/// Reads the header of a segment file; `None` when it is torn (the file is shorter
-/// than a header, or the header is all zeros).
-fn read_segment_header(file: &File, path: &Path, file_bytes: u64) -> Result<Option<SegmentHeader>, SegmentError> {
+/// What the first bytes of a segment file hold.
+enum SegmentHeaderRead {
+    Present(SegmentHeader),
+    /// Shorter than a header, or nothing but zeros: the crash came right after the file
+    /// was created, before any of it was durable, so it cannot hold an acknowledged record.
+    Torn,
+    /// A zero-filled header in front of non-zero bytes: not a plausible torn write of a
+    /// new segment (its header and first records are one write), so never repaired.
+    ZeroedWithData,
+}
+
+/// Reads the header of a segment file (not yet checked against the expected values).
+fn read_segment_header(file: &File, path: &Path, file_bytes: u64) -> Result<SegmentHeaderRead, SegmentError> {
     if file_bytes < SEGMENT_HEADER_BYTES {
-        return Ok(None);
+        return Ok(SegmentHeaderRead::Torn);
     }
     let mut bytes = [0u8; SEGMENT_HEADER_BYTES as usize];
-    file.read_exact_at(&mut bytes, 0)
-        .map_err(io_error("read header of", path, Some(0)))?;
+    file.read_exact_at(&mut bytes, 0).map_err(io_error("read header of", path, Some(0)))?;
     if bytes.iter().all(|&byte| byte == 0) {
-        return Ok(None);
+        return if is_all_zeros(file, path, file_bytes)? {
+            Ok(SegmentHeaderRead::Torn)
+        } else {
+            Ok(SegmentHeaderRead::ZeroedWithData)
+        };
     }
     let mut magic = [0u8; 8];
     magic.copy_from_slice(&bytes[0..8]);
@@ -1137,11 +1021,28 @@ fn read_segment_header(file: &File, path: &Path, file_bytes: u64) -> Result<Opti
     log_id.copy_from_slice(&bytes[8..24]);
     let mut segment = [0u8; 8];
     segment.copy_from_slice(&bytes[24..32]);
-    Ok(Some(SegmentHeader {
+    Ok(SegmentHeaderRead::Present(SegmentHeader {
         magic,
         log_id: LogId(log_id),
         segment: u64::from_le_bytes(segment),
     }))
+}
+
+/// Whether the first `file_bytes` bytes of `file` are all zero (read in bounded chunks).
+fn is_all_zeros(file: &File, path: &Path, file_bytes: u64) -> Result<bool, SegmentError> {
+    let mut buffer = vec![0u8; SCAN_BUFFER_BYTES];
+    let mut offset = 0;
+    while offset < file_bytes {
+        let chunk_len =
+            usize::try_from(file_bytes - offset).map_or(buffer.len(), |left| left.min(buffer.len()));
+        let chunk = &mut buffer[..chunk_len];
+        file.read_exact_at(chunk, offset).map_err(io_error("read", path, Some(offset)))?;
+        if chunk.iter().any(|&byte| byte != 0) {
+            return Ok(false);
+        }
+        offset += chunk_len as u64;
+    }
+    Ok(true)
 }
 
 fn check_segment_header(
@@ -1151,16 +1052,10 @@ fn check_segment_header(
     expected_log_id: Option<LogId>,
 ) -> Result<(), SegmentError> {
     if header.magic[..7] != SEGMENT_MAGIC[..7] {
-        return Err(SegmentError::BadMagic {
-            path: path.to_path_buf(),
-            found: header.magic,
-        });
+        return Err(SegmentError::BadMagic { path: path.to_path_buf(), found: header.magic });
     }
     if header.magic[7] != FORMAT_VERSION {
-        return Err(SegmentError::UnsupportedVersion {
-            path: path.to_path_buf(),
-            found: header.magic[7],
-        });
+        return Err(SegmentError::UnsupportedVersion { path: path.to_path_buf(), found: header.magic[7] });
     }
     if let Some(expected) = expected_log_id {
         if header.log_id != expected {
@@ -1172,10 +1067,7 @@ fn check_segment_header(
         }
     }
     if header.segment != segment {
-        return Err(SegmentError::SegmentNumberMismatch {
-            path: path.to_path_buf(),
-            found: header.segment,
-        });
+        return Err(SegmentError::SegmentNumberMismatch { path: path.to_path_buf(), found: header.segment });
     }
     Ok(())
 }
@@ -1217,12 +1109,9 @@ impl FrameError {
     fn into_segment_error(self, path: &Path, segment: u64, offset: u64) -> SegmentError {
         match self {
             FrameError::Io(source) => io_error("read", path, Some(offset))(source),
-            FrameError::Bad(reason) => SegmentError::Corrupt {
-                path: path.to_path_buf(),
-                segment,
-                offset,
-                reason,
-            },
+            FrameError::Bad(reason) => {
+                SegmentError::Corrupt { path: path.to_path_buf(), segment, offset, reason }
+            }
         }
     }
 }
@@ -1249,20 +1138,14 @@ fn read_frame<R: BufRead>(
     let (len, stored) = parse_frame_header(&frame_header);
     let payload_left = bytes_left - FRAME_HEADER_BYTES;
     if u64::from(len) > payload_left {
-        return Err(FrameError::Bad(CorruptReason::TruncatedPayload {
-            len,
-            bytes_left: payload_left,
-        }));
+        return Err(FrameError::Bad(CorruptReason::TruncatedPayload { len, bytes_left: payload_left }));
     }
     let over_limit = len > record_bytes_max;
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&frame_header[..4]);
     match payload {
         Some(_) if over_limit => {
-            return Err(FrameError::Bad(CorruptReason::LengthOverLimit {
-                len,
-                record_bytes_max,
-            }))
+            return Err(FrameError::Bad(CorruptReason::LengthOverLimit { len, record_bytes_max }))
         }
         Some(payload) => {
             payload.clear();
@@ -1290,14 +1173,8 @@ fn read_frame<R: BufRead>(
     let computed = hasher.finalize();
     match (computed == stored, over_limit) {
         (true, false) => Ok(len),
-        (true, true) => Err(FrameError::Bad(CorruptReason::ValidRecordOverLimit {
-            len,
-            record_bytes_max,
-        })),
-        (false, true) => Err(FrameError::Bad(CorruptReason::LengthOverLimit {
-            len,
-            record_bytes_max,
-        })),
+        (true, true) => Err(FrameError::Bad(CorruptReason::ValidRecordOverLimit { len, record_bytes_max })),
+        (false, true) => Err(FrameError::Bad(CorruptReason::LengthOverLimit { len, record_bytes_max })),
         (false, false) => Err(FrameError::Bad(CorruptReason::ChecksumMismatch { stored, computed })),
     }
 }
@@ -1312,17 +1189,20 @@ struct SegmentScan {
 }
 
 /// Verifies every record of a segment whose header is valid.
-fn scan_records(file: &File, path: &Path, file_bytes: u64, record_bytes_max: u32) -> Result<SegmentScan, SegmentError> {
+fn scan_records(
+    file: &File,
+    path: &Path,
+    file_bytes: u64,
+    record_bytes_max: u32,
+) -> Result<SegmentScan, SegmentError> {
     debug_assert!(file_bytes >= SEGMENT_HEADER_BYTES);
     let mut reader = BufReader::with_capacity(SCAN_BUFFER_BYTES, file);
-    reader
-        .seek(SeekFrom::Start(SEGMENT_HEADER_BYTES))
-        .map_err(io_error("seek in", path, Some(SEGMENT_HEADER_BYTES)))?;
-    let mut scan = SegmentScan {
-        valid_end: SEGMENT_HEADER_BYTES,
-        records: 0,
-        damage: None,
-    };
+    reader.seek(SeekFrom::Start(SEGMENT_HEADER_BYTES)).map_err(io_error(
+        "seek in",
+        path,
+        Some(SEGMENT_HEADER_BYTES),
+    ))?;
+    let mut scan = SegmentScan { valid_end: SEGMENT_HEADER_BYTES, records: 0, damage: None };
     while scan.valid_end < file_bytes {
         match read_frame(&mut reader, file_bytes - scan.valid_end, record_bytes_max, None) {
             Ok(len) => {
@@ -1354,10 +1234,7 @@ fn list_segments(dir: &Path) -> Result<Vec<u64>, SegmentError> {
         if path.extension().and_then(|extension| extension.to_str()) != Some(SEGMENT_FILE_EXTENSION) {
             continue;
         }
-        let unexpected = |reason| SegmentError::UnexpectedSegmentFile {
-            path: path.clone(),
-            reason,
-        };
+        let unexpected = |reason| SegmentError::UnexpectedSegmentFile { path: path.clone(), reason };
         let stem = path
             .file_stem()
             .and_then(|stem| stem.to_str())
@@ -1369,9 +1246,7 @@ fn list_segments(dir: &Path) -> Result<Vec<u64>, SegmentError> {
             .ok()
             .filter(|&number| number > 0)
             .ok_or_else(|| unexpected("segment numbers start at 1"))?;
-        let file_type = entry
-            .file_type()
-            .map_err(io_error("read metadata of", &path, None))?;
+        let file_type = entry.file_type().map_err(io_error("read metadata of", &path, None))?;
         if !file_type.is_file() {
             return Err(unexpected("not a regular file"));
         }
@@ -1381,10 +1256,7 @@ fn list_segments(dir: &Path) -> Result<Vec<u64>, SegmentError> {
     for (index, &number) in numbers.iter().enumerate() {
         let expected = index as u64 + 1;
         if number != expected {
-            return Err(SegmentError::MissingSegment {
-                dir: dir.to_path_buf(),
-                missing: expected,
-            });
+            return Err(SegmentError::MissingSegment { dir: dir.to_path_buf(), missing: expected });
         }
     }
     Ok(numbers)
@@ -1412,18 +1284,13 @@ fn lock_dir(dir: &Path) -> Result<File, SegmentError> {
         .map_err(io_error("open lock file", &lock_path, None))?;
     match lock.try_lock() {
         Ok(()) => Ok(lock),
-        Err(fs::TryLockError::WouldBlock) => Err(SegmentError::Locked {
-            dir: dir.to_path_buf(),
-            lock_path,
-        }),
+        Err(fs::TryLockError::WouldBlock) => Err(SegmentError::Locked { dir: dir.to_path_buf(), lock_path }),
         Err(fs::TryLockError::Error(source)) => Err(io_error("lock", &lock_path, None)(source)),
     }
 }
 
 fn sync_dir(dir: &Path) -> Result<(), SegmentError> {
-    File::open(dir)
-        .and_then(|handle| handle.sync_all())
-        .map_err(io_error("sync directory", dir, None))
+    File::open(dir).and_then(|handle| handle.sync_all()).map_err(io_error("sync directory", dir, None))
 }
 
 /// Creates `dir` (and missing parents) and makes each new directory entry durable.
@@ -1452,7 +1319,13 @@ fn create_dir_durably(dir: &Path) -> Result<(), SegmentError> {
 /// Copies bytes `offset..file_bytes` of a segment into the quarantine directory and
 /// makes the copy durable before the caller cuts them from the segment. Re-running it
 /// after a crash overwrites the copy with the same bytes.
-fn quarantine(dir: &Path, segment_path: &Path, segment: u64, offset: u64, file_bytes: u64) -> Result<PathBuf, SegmentError> {
+fn quarantine(
+    dir: &Path,
+    segment_path: &Path,
+    segment: u64,
+    offset: u64,
+    file_bytes: u64,
+) -> Result<PathBuf, SegmentError> {
     let quarantine_dir = dir.join(QUARANTINE_DIR_NAME);
     if !quarantine_dir.is_dir() {
         fs::create_dir(&quarantine_dir).map_err(io_error("create directory", &quarantine_dir, None))?;
@@ -1460,12 +1333,13 @@ fn quarantine(dir: &Path, segment_path: &Path, segment: u64, offset: u64, file_b
     }
     let target = quarantine_dir.join(format!("{segment:016x}-{offset}.torn"));
     let mut source = File::open(segment_path).map_err(io_error("open", segment_path, None))?;
-    source
-        .seek(SeekFrom::Start(offset))
-        .map_err(io_error("seek in", segment_path, Some(offset)))?;
+    source.seek(SeekFrom::Start(offset)).map_err(io_error("seek in", segment_path, Some(offset)))?;
     let mut copy = File::create(&target).map_err(io_error("create", &target, None))?;
-    let copied = io::copy(&mut source.take(file_bytes - offset), &mut copy)
-        .map_err(io_error("copy torn tail of", segment_path, Some(offset)))?;
+    let copied = io::copy(&mut source.take(file_bytes - offset), &mut copy).map_err(io_error(
+        "copy torn tail of",
+        segment_path,
+        Some(offset),
+    ))?;
     if copied != file_bytes - offset {
         return Err(io_error("copy torn tail of", segment_path, Some(offset))(
             io::ErrorKind::UnexpectedEof.into(),
@@ -1529,6 +1403,714 @@ impl FaultInjector {
                 false
             }
             None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    const LOG_ID: LogId = LogId([7; 16]);
+    const OTHER_LOG_ID: LogId = LogId([9; 16]);
+
+    /// Small limits so that a few records span several segments.
+    fn small_limits() -> SegmentLimits {
+        SegmentLimits { record_bytes_max: 100, segment_bytes_max: 300 }
+    }
+
+    fn record(index: usize) -> Vec<u8> {
+        (0..index % 101).map(|byte| (index * 31 + byte) as u8).collect()
+    }
+
+    fn open(dir: &Path) -> Result<(SegmentLog, OpenReport), SegmentError> {
+        SegmentLog::open(dir, small_limits(), LOG_ID)
+    }
+
+    fn read_all(log: &SegmentLog) -> Vec<(RecordLocation, Vec<u8>)> {
+        log.iter_from(log.start()).collect::<Result<_, _>>().unwrap()
+    }
+
+    /// Appends `count` records in batches of 1, 2, 3, ... 7 records.
+    fn append_records(log: &mut SegmentLog, count: usize) -> Vec<RecordLocation> {
+        let records: Vec<Vec<u8>> = (0..count).map(record).collect();
+        let mut locations = Vec::new();
+        let mut batch_len = 1;
+        let mut next = 0;
+        while next < count {
+            let end = (next + batch_len).min(count);
+            let batch: Vec<&[u8]> = records[next..end].iter().map(Vec::as_slice).collect();
+            locations.extend(log.append_batch(&batch).unwrap());
+            next = end;
+            batch_len = batch_len % 7 + 1;
+        }
+        locations
+    }
+
+    /// Every file under `dir` (relative path -> bytes), to check that nothing changed.
+    fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut files = BTreeMap::new();
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(current) = pending.pop() {
+            for entry in fs::read_dir(&current).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else {
+                    let relative = path.strip_prefix(dir).unwrap().to_path_buf();
+                    files.insert(relative, fs::read(&path).unwrap());
+                }
+            }
+        }
+        files
+    }
+
+    fn segment_files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut files = snapshot(dir);
+        files.retain(|path, _| path.extension().is_some_and(|extension| extension == "tlog"));
+        files
+    }
+
+    fn write_files(dir: &Path, files: &BTreeMap<PathBuf, Vec<u8>>) {
+        for (path, bytes) in files {
+            fs::write(dir.join(path), bytes).unwrap();
+        }
+    }
+
+    fn flip_byte(path: &Path, offset: u64) {
+        let mut bytes = fs::read(path).unwrap();
+        bytes[offset as usize] ^= 0x55;
+        fs::write(path, bytes).unwrap();
+    }
+
+    fn append_to_file(path: &Path, extra: &[u8]) {
+        let mut file = OpenOptions::new().append(true).open(path).unwrap();
+        file.write_all(extra).unwrap();
+    }
+
+    /// A log with `count` records, closed; returns their locations.
+    fn closed_log(dir: &Path, count: usize) -> Vec<RecordLocation> {
+        let (mut log, _) = open(dir).unwrap();
+        append_records(&mut log, count)
+    }
+
+    #[test]
+    fn segment_log_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<SegmentLog>();
+        assert_send_sync::<SegmentError>();
+    }
+
+    #[test]
+    fn format_test_vector() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, report) = open(dir.path()).unwrap();
+        assert_eq!(report, OpenReport { segments: 1, records: 0, torn_tail: None });
+        let location = log.append(b"abc").unwrap();
+        assert_eq!(location, RecordLocation { segment: 1, offset: 32, len: 3 });
+        let mut expected = Vec::new();
+        expected.extend_from_slice(b"TSSEG\0\0\x01");
+        expected.extend_from_slice(&[7; 16]);
+        expected.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0]);
+        expected.extend_from_slice(&[3, 0, 0, 0]);
+        // zlib.crc32(b"\x03\x00\x00\x00abc") == 0x66e15d33
+        expected.extend_from_slice(&0x66e1_5d33_u32.to_le_bytes());
+        expected.extend_from_slice(b"abc");
+        let path = dir.path().join("0000000000000001.tlog");
+        assert_eq!(fs::read(path).unwrap(), expected);
+        assert_eq!(log.total_bytes(), expected.len() as u64);
+        // A zero-filled frame header can never pass for an empty record.
+        assert_ne!(crc32fast::hash(&[0; 4]), 0);
+    }
+
+    #[test]
+    fn round_trip_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = open(dir.path()).unwrap();
+        assert_eq!(log.end(), log.start());
+        let locations = append_records(&mut log, 300);
+        assert!(log.segment_count() > 10, "{} segments", log.segment_count());
+        assert!(locations.windows(2).all(|pair| pair[0].end() <= pair[1].start()));
+        for (index, location) in locations.iter().enumerate() {
+            assert_eq!(log.read(*location).unwrap(), record(index), "record {index}");
+        }
+        let end = log.end();
+        let total_bytes = log.total_bytes();
+        assert_eq!(locations.last().unwrap().end(), end);
+        drop(log);
+
+        let files = segment_files(dir.path());
+        assert!(files.values().all(|bytes| bytes.len() as u64 <= small_limits().segment_bytes_max));
+        assert_eq!(files.values().map(|bytes| bytes.len() as u64).sum::<u64>(), total_bytes);
+
+        let (log, report) = open(dir.path()).unwrap();
+        assert_eq!(report.records, 300);
+        assert_eq!(report.segments, files.len());
+        assert_eq!(report.torn_tail, None);
+        assert_eq!((log.end(), log.total_bytes(), log.log_id()), (end, total_bytes, LOG_ID));
+        let all = read_all(&log);
+        let expected: Vec<_> =
+            locations.iter().enumerate().map(|(index, location)| (*location, record(index))).collect();
+        assert_eq!(all, expected);
+        for (index, location) in locations.iter().enumerate().rev() {
+            assert_eq!(log.read(*location).unwrap(), record(index), "record {index}");
+        }
+    }
+
+    #[test]
+    fn empty_batch_and_empty_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = open(dir.path()).unwrap();
+        assert_eq!(log.append_batch(&[]).unwrap(), Vec::new());
+        assert_eq!(log.end(), log.start());
+        let location = log.append(b"").unwrap();
+        assert_eq!(location.len, 0);
+        assert_eq!(log.read(location).unwrap(), Vec::<u8>::new());
+        drop(log);
+        let (log, report) = open(dir.path()).unwrap();
+        assert_eq!(report.records, 1);
+        assert_eq!(read_all(&log), vec![(location, Vec::new())]);
+    }
+
+    #[test]
+    fn iter_from_middle_and_boundaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = open(dir.path()).unwrap();
+        let locations = append_records(&mut log, 60);
+        for start in [0, 1, 17, 30, 59] {
+            let suffix: Vec<_> = log.iter_from(locations[start].start()).map(Result::unwrap).collect();
+            assert_eq!(suffix.len(), 60 - start);
+            assert_eq!(suffix[0], (locations[start], record(start)));
+            assert_eq!(suffix.last().unwrap().0, locations[59]);
+        }
+        assert_eq!(log.iter_from(log.end()).count(), 0);
+
+        // The end of a sealed segment is the same point as the start of the next one.
+        let boundary = locations.windows(2).position(|pair| pair[0].segment != pair[1].segment).unwrap();
+        let suffix: Vec<_> = log.iter_from(locations[boundary].end()).map(Result::unwrap).collect();
+        assert_eq!(suffix.len(), 60 - boundary - 1);
+        assert_eq!(suffix[0].0, locations[boundary + 1]);
+
+        // A point inside a record is not a record start.
+        let inside = LogPosition { segment: locations[5].segment, offset: locations[5].offset + 1 };
+        let first = log.iter_from(inside).next().unwrap();
+        assert!(matches!(first, Err(SegmentError::Corrupt { .. })), "{first:?}");
+
+        for bogus in [
+            LogPosition { segment: 0, offset: 32 },
+            LogPosition { segment: 999, offset: 32 },
+            LogPosition { segment: 1, offset: 3 },
+            LogPosition { segment: log.end().segment, offset: log.end().offset + 1 },
+        ] {
+            let mut iter = log.iter_from(bogus);
+            assert!(matches!(iter.next(), Some(Err(SegmentError::InvalidPosition { .. }))), "{bogus}");
+            assert!(iter.next().is_none(), "the iterator stops after an error");
+        }
+    }
+
+    #[test]
+    fn torn_tail_at_every_offset_of_the_last_record() {
+        let pristine_dir = tempfile::tempdir().unwrap();
+        let locations = closed_log(pristine_dir.path(), 40);
+        let last = *locations.last().unwrap();
+        assert!(last.segment > 1 && last.len > 20, "{last:?}");
+        let pristine = segment_files(pristine_dir.path());
+        let last_name = PathBuf::from(format!("{:016x}.tlog", last.segment));
+        let last_bytes = pristine[&last_name].clone();
+        assert_eq!(last_bytes.len() as u64, last.end().offset);
+
+        for cut in last.offset..last.end().offset {
+            let dir = tempfile::tempdir().unwrap();
+            write_files(dir.path(), &pristine);
+            fs::write(dir.path().join(&last_name), &last_bytes[..cut as usize]).unwrap();
+
+            let (mut log, report) = open(dir.path()).unwrap();
+            assert_eq!(report.records, 39, "cut at {cut}");
+            assert_eq!(log.end(), last.start(), "cut at {cut}");
+            if cut == last.offset {
+                assert_eq!(report.torn_tail, None);
+            } else {
+                let torn = report.torn_tail.unwrap();
+                assert_eq!(
+                    (torn.segment, torn.offset, torn.bytes_cut),
+                    (last.segment, last.offset, cut - last.offset)
+                );
+                assert_eq!(
+                    fs::read(&torn.quarantined_to).unwrap(),
+                    &last_bytes[last.offset as usize..cut as usize]
+                );
+            }
+            let records = read_all(&log);
+            assert_eq!(records.len(), 39);
+            assert!(records.iter().enumerate().all(|(index, (location, payload))| *location
+                == locations[index]
+                && *payload == record(index)));
+
+            let new_location = log.append(b"after the crash").unwrap();
+            assert_eq!(new_location.start(), last.start());
+            drop(log);
+            let (log, report) = open(dir.path()).unwrap();
+            assert_eq!((report.records, report.torn_tail), (40, None), "cut at {cut}");
+            assert_eq!(log.read(new_location).unwrap(), b"after the crash");
+        }
+    }
+
+    #[test]
+    fn garbage_after_the_last_record_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let locations = closed_log(dir.path(), 10);
+        let last = *locations.last().unwrap();
+        let path = segment_path(dir.path(), last.segment);
+        let garbage = b"\x05\x00\x00\x00not a frame at all";
+        append_to_file(&path, garbage);
+
+        let (log, report) = open(dir.path()).unwrap();
+        let torn = report.torn_tail.unwrap();
+        assert_eq!((torn.offset, torn.bytes_cut), (last.end().offset, garbage.len() as u64));
+        assert!(matches!(torn.reason, CorruptReason::ChecksumMismatch { .. }), "{:?}", torn.reason);
+        assert_eq!(fs::read(&torn.quarantined_to).unwrap(), garbage);
+        assert_eq!(fs::metadata(&path).unwrap().len(), last.end().offset);
+        assert_eq!(read_all(&log).len(), 10);
+    }
+
+    #[test]
+    fn zero_filled_tail_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let locations = closed_log(dir.path(), 10);
+        let last = *locations.last().unwrap();
+        append_to_file(&segment_path(dir.path(), last.segment), &[0; 4096]);
+        let (log, report) = open(dir.path()).unwrap();
+        let torn = report.torn_tail.unwrap();
+        assert_eq!(
+            (torn.offset, torn.bytes_cut, torn.reason),
+            (last.end().offset, 4096, CorruptReason::ZeroFilled)
+        );
+        assert_eq!(log.end(), last.end());
+    }
+
+    #[test]
+    fn checksum_flip_in_the_last_record_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let locations = closed_log(dir.path(), 10);
+        let last = *locations.last().unwrap();
+        let path = segment_path(dir.path(), last.segment);
+        flip_byte(&path, last.offset + FRAME_HEADER_BYTES + 3);
+        let (log, report) = open(dir.path()).unwrap();
+        let torn = report.torn_tail.unwrap();
+        assert_eq!(
+            (torn.segment, torn.offset, torn.bytes_cut),
+            (last.segment, last.offset, frame_bytes(u64::from(last.len)))
+        );
+        assert!(matches!(torn.reason, CorruptReason::ChecksumMismatch { .. }));
+        assert_eq!(log.end(), last.start());
+        assert_eq!(report.records, 9);
+        let quarantine_name = format!("{:016x}-{}.torn", last.segment, last.offset);
+        assert_eq!(torn.quarantined_to, dir.path().join("quarantine").join(quarantine_name));
+    }
+
+    #[test]
+    fn checksum_flip_in_a_sealed_segment_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let locations = closed_log(dir.path(), 30);
+        let victim = locations[1];
+        assert!(victim.segment < locations.last().unwrap().segment);
+        flip_byte(&segment_path(dir.path(), victim.segment), victim.offset + FRAME_HEADER_BYTES);
+        let before = snapshot(dir.path());
+        let error = open(dir.path()).unwrap_err();
+        match &error {
+            SegmentError::Corrupt { segment, offset, reason, .. } => {
+                assert_eq!((*segment, *offset), (victim.segment, victim.offset));
+                assert!(matches!(reason, CorruptReason::ChecksumMismatch { .. }));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(error.to_string().contains("0000000000000001.tlog"), "{error}");
+        assert_eq!(snapshot(dir.path()), before, "nothing may change");
+        assert!(!dir.path().join("quarantine").exists());
+    }
+
+    #[test]
+    fn truncated_sealed_segment_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        closed_log(dir.path(), 30);
+        let path = segment_path(dir.path(), 1);
+        let bytes = fs::read(&path).unwrap();
+        fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+        let before = snapshot(dir.path());
+        assert!(matches!(open(dir.path()), Err(SegmentError::Corrupt { segment: 1, .. })));
+        assert_eq!(snapshot(dir.path()), before);
+    }
+
+    #[test]
+    fn segment_of_another_log_is_rejected() {
+        let ours = tempfile::tempdir().unwrap();
+        let theirs = tempfile::tempdir().unwrap();
+        closed_log(ours.path(), 30);
+        let (mut other, _) = SegmentLog::open(theirs.path(), small_limits(), OTHER_LOG_ID).unwrap();
+        append_records(&mut other, 30);
+        drop(other);
+        fs::copy(segment_path(theirs.path(), 3), segment_path(ours.path(), 3)).unwrap();
+        let before = snapshot(ours.path());
+        let error = open(ours.path()).unwrap_err();
+        assert!(
+            matches!(error, SegmentError::ForeignSegment { expected: LOG_ID, found: OTHER_LOG_ID, .. }),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().contains("segment")
+                && error.to_string().contains("0000000000000003.tlog belongs to another log"),
+            "{error}"
+        );
+        assert_eq!(snapshot(ours.path()), before);
+    }
+
+    #[test]
+    fn bad_segment_headers_are_typed_errors() {
+        type Check = fn(&SegmentError) -> bool;
+        let cases: [(u64, u8, Check); 3] = [
+            (0, b'X', |error| matches!(error, SegmentError::BadMagic { .. })),
+            (7, 2, |error| matches!(error, SegmentError::UnsupportedVersion { found: 2, .. })),
+            (24, 5, |error| matches!(error, SegmentError::SegmentNumberMismatch { found: 5, .. })),
+        ];
+        for (offset, value, check) in cases {
+            for segment in [1, 2] {
+                let dir = tempfile::tempdir().unwrap();
+                closed_log(dir.path(), 20);
+                let path = segment_path(dir.path(), segment);
+                let mut bytes = fs::read(&path).unwrap();
+                bytes[offset as usize] = value;
+                fs::write(&path, bytes).unwrap();
+                let before = snapshot(dir.path());
+                let error = open(dir.path()).unwrap_err();
+                assert!(check(&error), "byte {offset} of segment {segment}: {error:?}");
+                assert_eq!(snapshot(dir.path()), before);
+            }
+        }
+    }
+
+    #[test]
+    fn missing_or_misnamed_segments_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        closed_log(dir.path(), 30);
+        fs::remove_file(segment_path(dir.path(), 2)).unwrap();
+        assert!(matches!(open(dir.path()), Err(SegmentError::MissingSegment { missing: 2, .. })));
+        fs::remove_file(segment_path(dir.path(), 1)).unwrap();
+        assert!(matches!(open(dir.path()), Err(SegmentError::MissingSegment { missing: 1, .. })));
+
+        for name in ["notes.tlog", "000000000000000A.tlog", "0000000000000000.tlog"] {
+            let dir = tempfile::tempdir().unwrap();
+            closed_log(dir.path(), 3);
+            fs::write(dir.path().join(name), b"").unwrap();
+            let error = open(dir.path()).unwrap_err();
+            assert!(matches!(error, SegmentError::UnexpectedSegmentFile { .. }), "{name}: {error:?}");
+        }
+    }
+
+    #[test]
+    fn torn_segment_header_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let locations = closed_log(dir.path(), 30);
+        let last_segment = locations.last().unwrap().segment;
+        let new_segment = last_segment + 1;
+        let header = encode_segment_header(LOG_ID, new_segment);
+        for torn_bytes in [Vec::new(), header[..10].to_vec(), vec![0; 100]] {
+            fs::write(segment_path(dir.path(), new_segment), &torn_bytes).unwrap();
+            let (log, report) = open(dir.path()).unwrap();
+            let torn = report.torn_tail.unwrap();
+            assert_eq!(
+                (torn.segment, torn.offset, torn.bytes_cut),
+                (new_segment, 0, torn_bytes.len() as u64)
+            );
+            assert_eq!(fs::read(&torn.quarantined_to).unwrap(), torn_bytes);
+            assert!(!segment_path(dir.path(), new_segment).exists());
+            assert_eq!((report.segments as u64, report.records), (last_segment, 30));
+            assert_eq!(log.end(), locations.last().unwrap().end());
+        }
+        let (mut log, _) = open(dir.path()).unwrap();
+        append_records(&mut log, 20);
+        assert!(log.segment_count() as u64 >= new_segment);
+        drop(log);
+        assert_eq!(open(dir.path()).unwrap().1.records, 50);
+
+        // A zero-filled header in front of data is not a torn creation: never repaired.
+        let mut zeroed = vec![0; 40];
+        zeroed.extend_from_slice(b"records?");
+        fs::write(segment_path(dir.path(), new_segment + 1), &zeroed).unwrap();
+        let before = snapshot(dir.path());
+        let error = open(dir.path()).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                SegmentError::Corrupt {
+                    offset: 0,
+                    reason: CorruptReason::TornSegmentHeader { file_bytes: 48 },
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert_eq!(snapshot(dir.path()), before);
+        fs::remove_file(segment_path(dir.path(), new_segment + 1)).unwrap();
+
+        // A torn header in a sealed segment is corruption.
+        fs::write(segment_path(dir.path(), 2), [0; 10]).unwrap();
+        assert!(matches!(open(dir.path()), Err(SegmentError::Corrupt { segment: 2, offset: 0, .. })));
+    }
+
+    #[test]
+    fn torn_header_of_the_only_segment_starts_a_new_log() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(segment_path(dir.path(), 1), b"TSSEG").unwrap();
+        let (mut log, report) = SegmentLog::open(dir.path(), small_limits(), OTHER_LOG_ID).unwrap();
+        assert_eq!((report.segments, report.records), (1, 0));
+        assert_eq!(report.torn_tail.unwrap().bytes_cut, 5);
+        assert_eq!(log.log_id(), OTHER_LOG_ID);
+        log.append(b"first").unwrap();
+        drop(log);
+        // An existing log keeps its id whatever `new_log_id` says.
+        let (log, report) = open(dir.path()).unwrap();
+        assert_eq!((log.log_id(), report.records), (OTHER_LOG_ID, 1));
+    }
+
+    #[test]
+    fn opens_a_new_log_in_a_missing_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("a").join("b").join("log");
+        let (mut log, report) = open(&dir).unwrap();
+        assert_eq!((report.segments, report.records, report.torn_tail), (1, 0, None));
+        log.append(b"x").unwrap();
+        drop(log);
+        assert_eq!(open(&dir).unwrap().1.records, 1);
+    }
+
+    #[test]
+    fn oversized_record_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = open(dir.path()).unwrap();
+        append_records(&mut log, 5);
+        let (end, total_bytes) = (log.end(), log.total_bytes());
+        let before = segment_files(dir.path());
+        let big = vec![1u8; 101];
+        let error = log.append_batch(&[b"fine", &big, b"fine"]).unwrap_err();
+        assert!(
+            matches!(error, SegmentError::RecordTooLarge { index: 1, len: 101, record_bytes_max: 100 }),
+            "{error:?}"
+        );
+        assert!(matches!(log.append(&big), Err(SegmentError::RecordTooLarge { index: 0, .. })));
+        assert_eq!((log.end(), log.total_bytes()), (end, total_bytes));
+        assert_eq!(segment_files(dir.path()), before);
+        let location = log.append(&[2u8; 100]).unwrap();
+        assert_eq!(log.read(location).unwrap(), vec![2u8; 100]);
+    }
+
+    #[test]
+    fn reads_at_bogus_locations_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = open(dir.path()).unwrap();
+        let locations = append_records(&mut log, 30);
+        let sealed = locations[3];
+        let tail = *locations.last().unwrap();
+        let invalid = [
+            RecordLocation { segment: 0, ..sealed },
+            RecordLocation { segment: 999, ..sealed },
+            RecordLocation { offset: 0, ..sealed },
+            RecordLocation { len: sealed.len + 1, ..sealed },
+            RecordLocation { len: u32::MAX, ..sealed },
+            RecordLocation { offset: u64::MAX - 4, ..tail },
+            RecordLocation { offset: tail.end().offset, len: 0, ..tail },
+            RecordLocation { len: tail.len + 1, ..tail },
+        ];
+        for location in invalid {
+            let error = log.read(location).unwrap_err();
+            assert!(matches!(error, SegmentError::InvalidPosition { .. }), "{location:?}: {error:?}");
+        }
+        // Inside the log but not at a record start: never a panic, always an error.
+        for location in [
+            RecordLocation { offset: sealed.offset + 1, len: 0, ..sealed },
+            RecordLocation { offset: tail.offset + 2, len: 1, ..tail },
+        ] {
+            assert!(log.read(location).is_err(), "{location:?}");
+        }
+        assert_eq!(log.read(sealed).unwrap(), record(3));
+    }
+
+    #[test]
+    fn write_failure_rolls_back_and_the_log_stays_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = open(dir.path()).unwrap();
+        let locations = append_records(&mut log, 7);
+        let batch_records: Vec<Vec<u8>> = (80..100).map(record).collect();
+        let batch: Vec<&[u8]> = batch_records.iter().map(Vec::as_slice).collect();
+        // Fail the first chunk, then a chunk in a new segment after one chunk was durable.
+        for writes_before_failure in [0, 1, 2] {
+            let (end, total_bytes, segments) = (log.end(), log.total_bytes(), log.segment_count());
+            let before = segment_files(dir.path());
+            log.faults.plan.lock().unwrap().writes_before_failure = Some(writes_before_failure);
+            let error = log.append_batch(&batch).unwrap_err();
+            match &error {
+                SegmentError::Io { source, offset: Some(_), .. } => {
+                    assert_eq!(source.kind(), io::ErrorKind::StorageFull)
+                }
+                other => panic!("{other:?}"),
+            }
+            assert_eq!((log.end(), log.total_bytes(), log.segment_count()), (end, total_bytes, segments));
+            assert_eq!(segment_files(dir.path()), before, "after {writes_before_failure} writes");
+            assert_eq!(read_all(&log).len(), 7);
+        }
+        let batch_locations = log.append_batch(&batch).unwrap();
+        assert!(batch_locations.last().unwrap().segment > batch_locations[0].segment);
+        for (location, payload) in batch_locations.iter().zip(&batch_records) {
+            assert_eq!(&log.read(*location).unwrap(), payload);
+        }
+        drop(log);
+        let (log, report) = open(dir.path()).unwrap();
+        assert_eq!((report.records, report.torn_tail), (27, None));
+        let all = read_all(&log);
+        assert_eq!(all[..7].iter().map(|(location, _)| *location).collect::<Vec<_>>(), locations);
+        assert_eq!(all[7..].iter().map(|(location, _)| *location).collect::<Vec<_>>(), batch_locations);
+    }
+
+    #[test]
+    fn sync_failure_poisons_until_reopen() {
+        for syncs_before_failure in [0, 1, 2] {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut log, _) = open(dir.path()).unwrap();
+            let locations = append_records(&mut log, 7);
+            log.faults.plan.lock().unwrap().syncs_before_failure = Some(syncs_before_failure);
+            let batch_records: Vec<Vec<u8>> = (80..100).map(record).collect();
+            let batch: Vec<&[u8]> = batch_records.iter().map(Vec::as_slice).collect();
+            let error = log.append_batch(&batch).unwrap_err();
+            assert!(matches!(error, SegmentError::SyncFailed { .. }), "{error:?}");
+            assert!(matches!(log.append(b"x"), Err(SegmentError::Poisoned)));
+            assert!(matches!(log.read(locations[0]), Err(SegmentError::Poisoned)));
+            assert!(matches!(log.iter_from(log.start()).next(), Some(Err(SegmentError::Poisoned))));
+            drop(log);
+
+            // The reopened log trusts only what it finds on disk: the old records and
+            // possibly a prefix of the failed batch.
+            let (mut log, _) = open(dir.path()).unwrap();
+            let all = read_all(&log);
+            assert!(all.len() >= 7 && all.len() <= 27);
+            assert!(all
+                .iter()
+                .skip(7)
+                .zip(&batch_records)
+                .all(|((_, payload), expected)| payload == expected));
+            log.append(b"after reopen").unwrap();
+        }
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = open(dir.path()).unwrap();
+        assert!(matches!(open(dir.path()), Err(SegmentError::Locked { .. })));
+        drop(log);
+        open(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn valid_record_above_a_lowered_limit_is_never_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = open(dir.path()).unwrap();
+        log.append(&[1; 10]).unwrap();
+        log.append(&[2; 90]).unwrap();
+        drop(log);
+        let before = snapshot(dir.path());
+        let lowered = SegmentLimits { record_bytes_max: 50, segment_bytes_max: 300 };
+        let error = SegmentLog::open(dir.path(), lowered, LOG_ID).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                SegmentError::Corrupt {
+                    reason: CorruptReason::ValidRecordOverLimit { len: 90, record_bytes_max: 50 },
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert_eq!(snapshot(dir.path()), before);
+    }
+
+    #[test]
+    fn invalid_limits_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        for limits in [
+            SegmentLimits { record_bytes_max: 100, segment_bytes_max: 139 },
+            SegmentLimits {
+                record_bytes_max: RECORD_BYTES_MAX_LIMIT + 1,
+                segment_bytes_max: SEGMENT_BYTES_MAX_LIMIT,
+            },
+            SegmentLimits { record_bytes_max: 100, segment_bytes_max: SEGMENT_BYTES_MAX_LIMIT + 1 },
+        ] {
+            assert!(matches!(
+                SegmentLog::open(dir.path(), limits, LOG_ID),
+                Err(SegmentError::InvalidLimits { .. })
+            ));
+        }
+        SegmentLimits::default().validate().unwrap();
+        SegmentLimits { record_bytes_max: 100, segment_bytes_max: 140 }.validate().unwrap();
+        assert!(fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing created");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 48,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn random_bytes_as_a_segment_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..600),
+            with_header in any::<bool>(),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut contents = Vec::new();
+            if with_header {
+                contents.extend_from_slice(&encode_segment_header(LOG_ID, 1));
+            }
+            contents.extend_from_slice(&bytes);
+            fs::write(segment_path(dir.path(), 1), &contents).unwrap();
+            if let Ok((log, report)) = open(dir.path()) {
+                let all: Vec<_> = log.iter_from(log.start()).collect::<Result<_, _>>().unwrap();
+                prop_assert_eq!(all.len() as u64, report.records);
+            }
+        }
+
+        #[test]
+        fn damaged_last_segment_opens_to_a_prefix_or_fails(
+            count in 1usize..12,
+            damage_at in any::<proptest::sample::Index>(),
+            value in any::<u8>(),
+            truncate in any::<bool>(),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut log, _) = SegmentLog::open(dir.path(), SegmentLimits::default(), LOG_ID).unwrap();
+            let records: Vec<Vec<u8>> = (0..count).map(record).collect();
+            let batch: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+            log.append_batch(&batch).unwrap();
+            drop(log);
+            let path = segment_path(dir.path(), 1);
+            let mut bytes = fs::read(&path).unwrap();
+            let at = damage_at.index(bytes.len());
+            if truncate {
+                bytes.truncate(at);
+            } else {
+                bytes[at] = value;
+            }
+            fs::write(&path, &bytes).unwrap();
+            if let Ok((log, _)) = SegmentLog::open(dir.path(), SegmentLimits::default(), LOG_ID) {
+                let all: Vec<Vec<u8>> = log
+                    .iter_from(log.start())
+                    .map(|item| item.map(|(_, payload)| payload))
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                prop_assert!(all.len() <= count);
+                prop_assert_eq!(&all[..], &records[..all.len()]);
+            }
         }
     }
 }

@@ -270,7 +270,7 @@ impl Store {
                 LogEntry::Envelope(_) => return Err("a trust row points at an envelope".into()),
             }
         }
-        trust_entries.sort_by_key(|e| trust_kind_order(e));
+        trust_entries.sort_by_key(TrustEntry::dependency_rank);
         let mut trust = TrustState::new(self.network);
         for entry in trust_entries {
             trust.add(entry).map_err(|e| format!("stored trust entry no longer verifies: {e}"))?;
@@ -638,15 +638,6 @@ impl Store {
     pub fn flush_derived(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
-    }
-}
-
-fn trust_kind_order(entry: &TrustEntry) -> u8 {
-    match entry.statement {
-        tessera_log::TrustStatement::Partner(_) => 0,
-        tessera_log::TrustStatement::Device(_) => 1,
-        tessera_log::TrustStatement::RevokeDevice(_) => 2,
-        tessera_log::TrustStatement::RevokePartner(_) => 3,
     }
 }
 
