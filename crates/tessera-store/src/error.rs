@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tessera_log::{NetworkId, VerifyError};
+use tessera_log::{BuildError, NetworkId, VerifyError};
 
 use crate::segments::{LogPosition, SegmentError};
 
@@ -18,6 +18,8 @@ pub enum StoreError {
     BadNetworkFile { path: PathBuf },
     #[error("entry {index} of the batch was refused, nothing from the batch was stored: {error}")]
     Rejected { index: usize, error: VerifyError },
+    #[error("cannot build the envelope: {0}")]
+    Build(#[from] BuildError),
     #[error("a batch of {len} entries is above the limit of {max}")]
     BatchTooLarge { len: usize, max: usize },
     #[error("log: {0}")]

@@ -17,8 +17,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use tessera_log::{
-    check_link, DeviceKey, DocId, Envelope, EnvelopeId, Head, LogEntry, NetworkId, Placement, Seq,
-    TrustEntry, TrustState, VerifyError, VersionVector,
+    check_link, DeviceKey, DocId, Envelope, EnvelopeId, Head, LogEntry, NetworkId, NewChange, Placement,
+    SecretKey, Seq, Timestamp, TrustEntry, TrustState, VerifyError, VersionVector,
 };
 
 use crate::derived::{self, LAYOUT_VERSION};
@@ -551,6 +551,62 @@ impl Store {
         let bytes = self.log.read(at)?;
         LogEntry::decode(&bytes)
             .map_err(|e| StoreError::CorruptRecord { at: at.start(), reason: e.to_string() })
+    }
+
+    /// Signs a new envelope of this node's device on top of its head and stores it
+    /// durably. Returns the envelope once it is on disk.
+    pub fn append_local(
+        &mut self,
+        key: &SecretKey,
+        time: Timestamp,
+        changes: Vec<NewChange>,
+    ) -> Result<Envelope, StoreError> {
+        let author = DeviceKey(key.public());
+        let prev = self.heads.get(&author).map(|h| (h.seq, h.id));
+        let envelope = Envelope::sign(&self.network, key, prev, time, changes)?;
+        self.ingest(&[LogEntry::Envelope(envelope.clone())], Policy::AllOrNothing)?;
+        debug_assert_eq!(self.head(&author).map(|h| h.id), Some(envelope.id()));
+        Ok(envelope)
+    }
+
+    /// Whether `envelope` is the one this store follows at its (author, seq), as
+    /// opposed to fork evidence.
+    pub fn is_in_chain(&self, envelope: &Envelope) -> Result<bool, StoreError> {
+        Ok(self.chain_id(&envelope.author(), envelope.seq())? == Some(envelope.id()))
+    }
+
+    /// Log entries from `from` (a position returned earlier, or [`Store::log_start`]).
+    pub fn entries_from(
+        &self,
+        from: LogPosition,
+    ) -> impl Iterator<Item = Result<(RecordLocation, LogEntry), StoreError>> + '_ {
+        self.log.iter_from(from).map(|item| {
+            let (at, bytes) = item?;
+            let entry = LogEntry::decode(&bytes)
+                .map_err(|e| StoreError::CorruptRecord { at: at.start(), reason: e.to_string() })?;
+            Ok((at, entry))
+        })
+    }
+
+    pub fn log_start(&self) -> LogPosition {
+        self.log.start()
+    }
+
+    pub fn log_end(&self) -> LogPosition {
+        self.log.end()
+    }
+
+    /// Identifies the log; derived state kept elsewhere records it to notice a
+    /// replaced log.
+    pub fn log_id(&self) -> [u8; 16] {
+        self.log.log_id().0
+    }
+
+    /// A named sled tree beside the store's own, for state derived from this log by
+    /// higher layers (materialized documents). It is lost whenever sled is rebuilt,
+    /// so its owner must be able to rebuild it from the log too.
+    pub fn derived_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(format!("x-{name}"))?)
     }
 
     /// The envelope of `author` at `seq` in the chain this store follows.
