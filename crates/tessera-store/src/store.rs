@@ -211,7 +211,9 @@ impl Store {
             store.tree.insert(derived::META_LAYOUT, &LAYOUT_VERSION.to_be_bytes())?;
             tracing::info!(%reason, "derived state will be rebuilt from the log");
         }
-        store.load_derived()?;
+        if let Some(reason) = store.load_derived()? {
+            rebuild_reason.get_or_insert(format!("the derived database is inconsistent ({reason})"));
+        }
         let (records, skipped) = store.catch_up()?;
         let derived = match (rebuild_reason, records) {
             (Some(reason), records) => DerivedStatus::Rebuilt { reason, records },
@@ -244,9 +246,10 @@ impl Store {
 
     /// Loads heads, trust entries and forks from sled, checking each head against the
     /// log. Any inconsistency wipes sled so that the caller replays from the start.
-    fn load_derived(&mut self) -> Result<(), StoreError> {
+    /// Returns why sled had to be wiped, if it had to.
+    fn load_derived(&mut self) -> Result<Option<String>, StoreError> {
         match self.try_load_derived() {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(None),
             Err(reason) => {
                 tracing::warn!(%reason, "derived state is inconsistent; rebuilding from the log");
                 self.tree.clear()?;
@@ -255,7 +258,7 @@ impl Store {
                 self.trust = TrustState::new(self.network);
                 self.heads = VersionVector::new();
                 self.forks.clear();
-                Ok(())
+                Ok(Some(reason))
             }
         }
     }
@@ -385,6 +388,9 @@ impl Store {
             return Err(StoreError::BatchTooLarge { len: entries.len(), max: INGEST_ENTRIES_MAX });
         }
         if self.derived_lagging {
+            // The in-memory state ran ahead of sled when its write failed: reload it
+            // from sled so that replaying the missed records re-derives their rows.
+            self.load_derived()?;
             self.catch_up()?;
         }
         let mut staging = Staging::default();
@@ -882,6 +888,35 @@ mod tests {
         assert!(matches!(report.derived, DerivedStatus::Rebuilt { .. }), "{:?}", report.derived);
         assert_eq!(store.derived_digest().unwrap(), digest);
         assert_eq!(store.heads(), &heads);
+    }
+
+    #[test]
+    fn a_failed_sled_write_is_repaired_before_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut net = TestNetwork::new(1, 1, 1);
+        let (mut store, _) = Store::open(dir.path(), Some(net.network)).unwrap();
+        let before = store.tree.get(derived::META_APPLIED).unwrap();
+        let mut first = trust_entries(&net);
+        first.extend(envs(&mut net, 0, 3));
+        store.ingest(&first, Policy::AllOrNothing).unwrap();
+        // Simulate sled losing that batch's rows after the log was durable.
+        store.tree.clear().unwrap();
+        store.tree.insert(derived::META_LOG_ID, &store.log.log_id().0).unwrap();
+        store.tree.insert(derived::META_LAYOUT, &LAYOUT_VERSION.to_be_bytes()).unwrap();
+        if let Some(at) = before {
+            store.tree.insert(derived::META_APPLIED, at).unwrap();
+        }
+        store.derived_lagging = true;
+        store.ingest(&envs(&mut net, 0, 1), Policy::AllOrNothing).unwrap();
+        let device = net.devices[0].id;
+        for seq in 1..=4 {
+            assert!(store.get(&device, Seq(seq)).unwrap().is_some(), "seq {seq} lost from the index");
+        }
+        let digest = store.derived_digest().unwrap();
+        drop(store);
+        fs::remove_dir_all(dir.path().join(DERIVED_DIR)).unwrap();
+        let (store, _) = Store::open(dir.path(), None).unwrap();
+        assert_eq!(store.derived_digest().unwrap(), digest, "repaired state equals a full rebuild");
     }
 
     #[test]
