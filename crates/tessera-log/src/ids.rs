@@ -218,6 +218,12 @@ impl SecretKey {
     pub(crate) fn sign(&self, message: &[u8]) -> Signature {
         Signature(self.0.sign(message).to_bytes())
     }
+    /// A second handle on the same key, for a signer that must outlive the caller's
+    /// borrow (the bundle writer signs when it finishes). Crate-internal on purpose:
+    /// secret keys are not `Clone`, so copies stay visible in review.
+    pub(crate) fn duplicate(&self) -> SecretKey {
+        SecretKey(self.0.clone())
+    }
 }
 
 impl fmt::Debug for SecretKey {

@@ -8,9 +8,11 @@
 //!
 //! Map: [`ids`] (keys and hashes), [`trust`] (certificates, revocations,
 //! [`TrustState`]), [`envelope`] (the signed transaction), [`chain`] (where an envelope
-//! sits, and [`verify_envelope`]), [`version_vector`], [`entry`] (the tagged record).
+//! sits, and [`verify_envelope`]), [`version_vector`], [`entry`] (the tagged record),
+//! [`bundle`] (the signed file of entries carried offline).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod bundle;
 pub mod chain;
 pub mod codec;
 pub mod entry;
@@ -23,6 +25,7 @@ pub mod testkit;
 pub mod trust;
 pub mod version_vector;
 
+pub use bundle::{BundleError, BundleHeader, BundleReader, BundleWriter};
 pub use chain::{check_link, verify_envelope, Head, Placement};
 pub use codec::DecodeError;
 pub use entry::LogEntry;

@@ -20,3 +20,9 @@ pub const PARTNER_REVOCATION_DEVICES_MAX: usize = 4096;
 pub const VERSION_VECTOR_AUTHORS_MAX: usize = 100_000;
 /// Largest encoded log entry (an envelope or a trust entry plus its one-byte tag).
 pub const LOG_ENTRY_BYTES_MAX: usize = ENVELOPE_BYTES_MAX + 1;
+/// Largest encoded version vector: version, count and `VERSION_VECTOR_AUTHORS_MAX`
+/// items of 72 bytes (7.2 MB).
+pub const VERSION_VECTOR_BYTES_MAX: usize = 1 + 4 + 72 * VERSION_VECTOR_AUTHORS_MAX;
+/// Most entries one bundle file may hold (over thirty times the scale workload's
+/// 1.5 million changes, each envelope holding at least one).
+pub const BUNDLE_ENTRIES_MAX: u64 = 50_000_000;
