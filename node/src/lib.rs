@@ -1,1 +1,21 @@
-//! placeholder
+//! The `tessera` node: a hub's or help desk's records on its embedded store, fully
+//! offline. This library holds everything; `main.rs` only calls [`cli::run`].
+//!
+//! Map: [`config`] (data directory), [`identity`] (`init`, `admin`), [`node`]
+//! (`Node::transact`: one signed, durable envelope per action), [`materialize`]
+//! (documents and the record index derived from the log), [`cli`] (arguments),
+//! [`commands`] (what each command does), [`bundle_io`] (export/import), [`ui`].
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod bundle_io;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod demo;
+pub mod identity;
+pub mod materialize;
+pub mod node;
+pub mod trust_file;
+pub mod ui;
+
+pub use node::Node;

@@ -1,0 +1,133 @@
+//! `tessera export` and `tessera import`: bundle files carried between hubs on a USB
+//! stick, and the input of an auditor. The format is in `docs/protocol.md` ("Bundle");
+//! this file only moves a store's entries into one and back.
+//!
+//! Import reads and checks the whole bundle (its framing, hash and the exporter's
+//! signature) before storing anything, so a truncated or tampered file changes
+//! nothing. Then every valid envelope is stored; an invalid one is refused together
+//! with the later envelopes of its author (they no longer follow its chain), and the
+//! report says which.
+
+use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, Write};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use tessera_log::bundle::{BundleReader, BundleWriter};
+use tessera_log::{LogEntry, VersionVector};
+use tessera_store::{IngestReport, Policy};
+
+use crate::materialize::CatchUp;
+use crate::node::{now, Node};
+use crate::trust_file;
+
+/// Largest bundle file read (ten times the scale workload fits).
+pub const BUNDLE_FILE_BYTES_MAX: u64 = 8 * 1024 * 1024 * 1024;
+
+/// What an export wrote.
+#[derive(Debug, Clone, Copy)]
+pub struct Exported {
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+/// Writes every entry of the node's store to `path`: trust entries first (a receiver
+/// needs certificates before envelopes), then envelopes in log order, which keeps
+/// each author's chain in order. Written to a temporary file, fsync'd, then renamed,
+/// so a full disk or a crash never leaves a half bundle under the final name.
+pub fn export(node: &Node, path: &Path) -> Result<Exported> {
+    let store = node.store();
+    let tmp = path.with_extension("partial");
+    let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let key = tessera_store::read_secret_key(
+        &node.dir().join(crate::config::KEYS_DIR).join(crate::config::DEVICE_KEY_FILE),
+        "device",
+    )?;
+    let mut writer = BundleWriter::new(
+        BufWriter::new(file),
+        store.network(),
+        &key,
+        now(),
+        &VersionVector::new(),
+        store.heads(),
+    )
+    .with_context(|| format!("cannot write {}", tmp.display()))?;
+    for entry in store.trust().entries_in_order() {
+        writer.write_entry(&LogEntry::Trust(entry.clone()))?;
+    }
+    for item in store.entries_from(store.log_start()) {
+        let (_, entry) = item?;
+        if let LogEntry::Envelope(_) = entry {
+            writer.write_entry(&entry).with_context(|| format!("cannot write {}", tmp.display()))?;
+        }
+    }
+    let entries = writer.entries_written();
+    let mut out = writer.finish().with_context(|| format!("cannot write {}", tmp.display()))?;
+    out.flush()?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all().with_context(|| format!("cannot write {}", tmp.display()))?;
+    let bytes = file.metadata()?.len();
+    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(Exported { entries, bytes })
+}
+
+/// What an import found.
+#[derive(Debug)]
+pub struct Imported {
+    pub kind: &'static str,
+    pub report: IngestReport,
+    pub catch_up: CatchUp,
+    /// The entries as read, for messages about refused ones.
+    pub entries: Vec<LogEntry>,
+}
+
+/// Reads a bundle or trust file and stores its valid entries.
+pub fn import(node: &mut Node, path: &Path) -> Result<Imported> {
+    let meta = fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if meta.len() > BUNDLE_FILE_BYTES_MAX {
+        bail!("{} is too large to import ({} bytes)", path.display(), meta.len());
+    }
+    let mut head = [0u8; 32];
+    let head_len = {
+        use std::io::Read;
+        File::open(path)?.read(&mut head)?
+    };
+    let network = node.network();
+    if trust_file::looks_like(&head[..head_len]) {
+        let (file_network, entries) = trust_file::read(path)?;
+        if file_network != network {
+            bail!(
+                "{} is for network {}, but this node is in network {}",
+                path.display(),
+                file_network.short(),
+                network.short()
+            );
+        }
+        let entries: Vec<LogEntry> = entries.into_iter().map(LogEntry::Trust).collect();
+        let (report, catch_up) = node.ingest(&entries, Policy::SkipInvalid)?;
+        return Ok(Imported { kind: "trust", report, catch_up, entries });
+    }
+    let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut reader = BundleReader::open(BufReader::new(file))
+        .with_context(|| format!("{} is not a readable Tessera bundle", path.display()))?;
+    if reader.header().network != network {
+        bail!(
+            "{} belongs to network {}, but this node is in network {}: nothing was imported",
+            path.display(),
+            reader.header().network.short(),
+            network.short()
+        );
+    }
+    let mut entries = Vec::new();
+    for entry in reader.by_ref() {
+        entries.push(entry.with_context(|| format!("{} is damaged: nothing was imported", path.display()))?);
+    }
+    if !reader.is_verified() {
+        bail!("{} ended before its signature: nothing was imported", path.display());
+    }
+    let (report, catch_up) = node.ingest(&entries, Policy::SkipInvalid)?;
+    Ok(Imported { kind: "bundle", report, catch_up, entries })
+}

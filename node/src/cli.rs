@@ -1,0 +1,487 @@
+//! The command line of `tessera`: argument parsing (clap) and dispatch. Commands live
+//! in [`crate::commands`]; this file only says what can be typed.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands;
+use crate::ui::Ui;
+
+/// Tessera: records of a digital-inclusion hub or help desk, offline first.
+///
+/// Every change is saved on this computer at once and signed by it; hubs exchange
+/// changes with `export`/`import` (a file on a USB stick) when they meet.
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, propagate_version = true)]
+pub struct Cli {
+    /// Data directory of the node (default: $TESSERA_DATA, else ~/.local/share/tessera).
+    #[arg(long, global = true, env = "TESSERA_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Language of labels and messages: `it` or `en` (default: from $LANG).
+    #[arg(long, global = true, value_name = "LANG")]
+    pub lang: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create this node: its device key, its store and its site.
+    Init(InitArgs),
+    /// Try Tessera: a node with a demo site and synthetic records, then what to try next.
+    Quickstart,
+    /// What this node holds: store size, its own history, peers.
+    Status,
+    /// Sites (hubs, help desks, schools, libraries).
+    #[command(subcommand)]
+    Site(SiteCommand),
+    /// People the programme serves: students, parents, teachers, citizens.
+    #[command(subcommand)]
+    Attendee(AttendeeCommand),
+    /// PCs, tablets, hotspots and phones of the inventory.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Free loans of devices (comodato d'uso).
+    #[command(subcommand)]
+    Loan(LoanCommand),
+    /// Courses, public meetings, help-desk appointments, school labs, mediations.
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Problems found after merging changes from other hubs, and their resolution.
+    #[command(subcommand)]
+    Conflicts(ConflictsCommand),
+    /// Aggregate figures for funders (no personal data).
+    Report(ReportArgs),
+    /// Write this node's history to a bundle file (for another hub or an auditor).
+    Export(ExportArgs),
+    /// Read a bundle file or a trust file made elsewhere.
+    Import(ImportArgs),
+    /// Partner administrator's tools: network and partner keys, certificates.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The name of the site this node serves, e.g. "Oratorio San Luca".
+    #[arg(long)]
+    pub site: String,
+    /// `hub` or `help-desk`.
+    #[arg(long, default_value = "hub")]
+    pub role: String,
+    /// Join an existing network (its id, from your partner administrator). Without it,
+    /// a single-machine network is made for a first try.
+    #[arg(long, value_name = "NETWORK_ID")]
+    pub network: Option<String>,
+    /// The partner organisation's name (single-machine network only).
+    #[arg(long, default_value = "Partner locale")]
+    pub partner: String,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct SiteFields {
+    #[arg(long)]
+    pub name: Option<String>,
+    /// community-hub, help-desk, school, library, other.
+    #[arg(long)]
+    pub kind: Option<String>,
+    #[arg(long)]
+    pub partner: Option<String>,
+    #[arg(long)]
+    pub address: Option<String>,
+    /// Free text, e.g. "lun-ven 14:30-18:30".
+    #[arg(long)]
+    pub hours: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SiteCommand {
+    Add(SiteFields),
+    Edit {
+        id: String,
+        #[command(flatten)]
+        fields: SiteFields,
+    },
+    Show {
+        id: String,
+    },
+    List,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct AttendeeFields {
+    #[arg(long)]
+    pub given: Option<String>,
+    #[arg(long)]
+    pub family: Option<String>,
+    #[arg(long)]
+    pub birth_year: Option<u16>,
+    /// student, parent, teacher, citizen.
+    #[arg(long)]
+    pub role: Option<String>,
+    #[arg(long)]
+    pub school: Option<String>,
+    #[arg(long)]
+    pub class: Option<String>,
+    /// Guardian's name (required for minors).
+    #[arg(long)]
+    pub guardian_name: Option<String>,
+    #[arg(long)]
+    pub guardian_phone: Option<String>,
+    #[arg(long)]
+    pub guardian_email: Option<String>,
+    #[arg(long)]
+    pub phone: Option<String>,
+    #[arg(long)]
+    pub email: Option<String>,
+    /// A language spoken; repeat for several.
+    #[arg(long = "language")]
+    pub languages: Vec<String>,
+    /// Date the consent form was signed (YYYY-MM-DD; default today).
+    #[arg(long)]
+    pub consent_date: Option<String>,
+    /// Who signed the consent: self or guardian.
+    #[arg(long)]
+    pub consent_by: Option<String>,
+    /// The operator who collected the consent form (default: $TESSERA_OPERATOR).
+    #[arg(long, env = "TESSERA_OPERATOR")]
+    pub operator: Option<String>,
+    /// The operator who follows this person.
+    #[arg(long)]
+    pub referent: Option<String>,
+    /// Notes of the intervention plan.
+    #[arg(long)]
+    pub notes: Option<String>,
+    /// Registering site (default: this node's site).
+    #[arg(long)]
+    pub site: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AttendeeCommand {
+    /// Register a person.
+    Add(AttendeeFields),
+    /// Change some fields of a person.
+    Edit {
+        id: String,
+        #[command(flatten)]
+        fields: AttendeeFields,
+    },
+    Show {
+        id: String,
+    },
+    List {
+        /// Only people registered at this site.
+        #[arg(long)]
+        site: Option<String>,
+        /// Only people whose name contains this text (accents and case ignored).
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+    },
+}
+
+#[derive(Debug, Args, Default)]
+pub struct DeviceFields {
+    /// The label stuck on the device, e.g. "LO-0042".
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// pc, laptop, tablet, hotspot, phone.
+    #[arg(long)]
+    pub kind: Option<String>,
+    #[arg(long)]
+    pub model: Option<String>,
+    #[arg(long)]
+    pub serial: Option<String>,
+    /// donated, purchased, refurbished, public-access.
+    #[arg(long)]
+    pub origin: Option<String>,
+    /// new, good, fair, poor, broken.
+    #[arg(long)]
+    pub condition: Option<String>,
+    /// in-stock, lent, in-repair, retired.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// The site holding the device (default: this node's site).
+    #[arg(long)]
+    pub site: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    Add(DeviceFields),
+    Edit {
+        /// Device id or asset tag.
+        id: String,
+        #[command(flatten)]
+        fields: DeviceFields,
+    },
+    Show {
+        id: String,
+    },
+    List {
+        #[arg(long)]
+        site: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        kind: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LoanCommand {
+    /// Lend a device: records the loan and marks the device lent, in one change.
+    Add {
+        /// Device id or asset tag.
+        #[arg(long)]
+        device: String,
+        #[arg(long)]
+        attendee: String,
+        /// Expected return date (YYYY-MM-DD).
+        #[arg(long)]
+        expected_return: String,
+        /// Start date (default today).
+        #[arg(long)]
+        start: Option<String>,
+        /// The comodato agreement is signed.
+        #[arg(long)]
+        agreement_signed: bool,
+    },
+    /// Record the return of a device.
+    Return {
+        id: String,
+        /// Return date (default today).
+        #[arg(long)]
+        date: Option<String>,
+        /// Condition on return: new, good, fair, poor, broken.
+        #[arg(long)]
+        condition: Option<String>,
+    },
+    Edit {
+        id: String,
+        #[arg(long)]
+        expected_return: Option<String>,
+        #[arg(long)]
+        agreement_signed: Option<bool>,
+    },
+    Show {
+        id: String,
+    },
+    List {
+        #[arg(long)]
+        site: Option<String>,
+        /// Only loans not returned yet.
+        #[arg(long)]
+        open: bool,
+        /// Only open loans past their expected return.
+        #[arg(long)]
+        overdue: bool,
+        /// Loans started on or after this date.
+        #[arg(long)]
+        from: Option<String>,
+        /// Loans started on or before this date.
+        #[arg(long)]
+        to: Option<String>,
+    },
+}
+
+#[derive(Debug, Args, Default)]
+pub struct SessionFields {
+    /// course, public-meeting, help-desk-appointment, school-lab, mediation.
+    #[arg(long)]
+    pub kind: Option<String>,
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// spid, cie, email, bonus, cv, cyberbullying, ... (for reports).
+    #[arg(long)]
+    pub topic_code: Option<String>,
+    /// students, parents, teachers, citizens, elderly, mixed.
+    #[arg(long)]
+    pub audience: Option<String>,
+    /// Start, YYYY-MM-DDTHH:MM.
+    #[arg(long)]
+    pub start: Option<String>,
+    /// End, YYYY-MM-DDTHH:MM.
+    #[arg(long)]
+    pub end: Option<String>,
+    /// in-person or online.
+    #[arg(long)]
+    pub mode: Option<String>,
+    #[arg(long)]
+    pub facilitator: Option<String>,
+    /// A registered participant (attendee id); repeat for several.
+    #[arg(long = "participant")]
+    pub participants: Vec<String>,
+    /// People counted but not registered (public meetings).
+    #[arg(long)]
+    pub headcount: Option<u32>,
+    #[arg(long)]
+    pub language: Option<String>,
+    #[arg(long)]
+    pub mediator: Option<String>,
+    /// The site (default: this node's site).
+    #[arg(long)]
+    pub site: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    Add(SessionFields),
+    Edit {
+        id: String,
+        #[command(flatten)]
+        fields: SessionFields,
+    },
+    /// Record that an attendee came (or not, with --absent).
+    Attend {
+        id: String,
+        #[arg(long)]
+        attendee: String,
+        #[arg(long)]
+        absent: bool,
+    },
+    Show {
+        id: String,
+    },
+    List {
+        #[arg(long)]
+        site: Option<String>,
+        #[arg(long)]
+        kind: Option<String>,
+        /// Sessions starting on or after this date.
+        #[arg(long)]
+        from: Option<String>,
+        /// Sessions starting on or before this date.
+        #[arg(long)]
+        to: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConflictsCommand {
+    /// Show the conflicts found after merging changes from other hubs.
+    List,
+    /// Resolve one conflict; the resolution is a signed change that travels like any other.
+    Resolve(ResolveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// The conflict id shown by `conflicts list`.
+    pub id: String,
+    /// Device lent twice: close this loan (the other stays open).
+    #[arg(long, value_name = "LOAN")]
+    pub close_loan: Option<String>,
+    /// Probable duplicate: keep this attendee and merge the others into it.
+    #[arg(long, value_name = "ATTENDEE")]
+    pub keep: Option<String>,
+    /// Probable duplicate: they are different people; keep both.
+    #[arg(long)]
+    pub not_duplicates: bool,
+    /// Double-booked appointment: move this session...
+    #[arg(long = "move", value_name = "SESSION")]
+    pub move_session: Option<String>,
+    /// ...to this start (YYYY-MM-DDTHH:MM)...
+    #[arg(long)]
+    pub start: Option<String>,
+    /// ...and this end.
+    #[arg(long)]
+    pub end: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Group by site, partner, month or audience.
+    #[arg(long, default_value = "site")]
+    pub by: String,
+    /// First day included (YYYY-MM-DD).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Last day included (YYYY-MM-DD).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// CSV instead of a table.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The bundle file to write.
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A bundle (from `tessera export`) or a trust file (from `tessera admin`).
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Make the network key (the programme coordinator, once).
+    NewNetwork {
+        /// Directory for network.key.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Make a partner key and its certificate, signed by the network key.
+    NewPartner {
+        #[arg(long)]
+        network_key: PathBuf,
+        /// The partner organisation's name.
+        #[arg(long)]
+        name: String,
+        /// Directory for partner.key and partner.trust.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Certify a node's device key (printed by `tessera init --network ...`).
+    CertifyDevice {
+        #[arg(long)]
+        partner_key: PathBuf,
+        /// The partner.trust file made by `admin new-partner`.
+        #[arg(long)]
+        partner_trust: PathBuf,
+        /// The node's device key (64 hex digits).
+        #[arg(long)]
+        device: String,
+        #[arg(long)]
+        site: String,
+        #[arg(long, default_value = "hub")]
+        role: String,
+        /// The trust file to give to the node.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Revoke a device: its changes after number N are no longer accepted.
+    RevokeDevice {
+        /// The partner key that certified the device, or the network key.
+        #[arg(long)]
+        key: PathBuf,
+        /// Whose key it is: partner or network.
+        #[arg(long, default_value = "partner")]
+        key_role: String,
+        #[arg(long)]
+        network: String,
+        #[arg(long)]
+        device: String,
+        /// The device's last change that stays valid.
+        #[arg(long)]
+        after: u64,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Parses the arguments and runs the command.
+pub fn run(cli: Cli) -> Result<()> {
+    let ui = Ui::new(cli.lang.as_deref())?;
+    commands::dispatch(cli, &ui)
+}

@@ -1,0 +1,1360 @@
+//! What each `tessera` command does. Every command that changes something validates
+//! first, then makes exactly one signed envelope through [`Node::transact`], and says
+//! "saved" only after it is on disk. Errors name the problem and change nothing.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context, Result};
+use chrono::NaiveDate;
+use tessera_log::DocId;
+use tessera_records::conflicts::{self, Conflict};
+use tessera_records::kind::{kind_of, parse_id_prefix, short_id, RecordKind};
+use tessera_records::model::{
+    parse_date, parse_date_time, Attendee, Consent, Device, Guardian, Loan, Participant, Record, RecordRef,
+    Session, Site,
+};
+use tessera_records::report::{self, GroupBy, ReportQuery};
+use tessera_records::text::fold;
+use tessera_records::validate;
+use tessera_records::vocab::{
+    AttendeeRole, Audience, ConsentBy, DeviceCondition, DeviceKind, DeviceOrigin, DeviceStatus, SessionKind,
+    SessionMode, SiteKind, Topic,
+};
+
+use crate::cli::*;
+use crate::config::default_data_dir;
+use crate::identity;
+use crate::node::Node;
+use crate::ui::{print_fields, print_table, Ui};
+
+pub fn today() -> NaiveDate {
+    chrono::Local::now().date_naive()
+}
+
+fn data_dir(cli_data: &Option<PathBuf>) -> Result<PathBuf> {
+    match cli_data {
+        Some(dir) => Ok(dir.clone()),
+        None => default_data_dir(),
+    }
+}
+
+pub fn dispatch(cli: Cli, ui: &Ui) -> Result<()> {
+    let dir = data_dir(&cli.data)?;
+    match cli.command {
+        Command::Init(args) => init(&dir, args, ui),
+        Command::Quickstart => crate::commands::quickstart(&dir, ui),
+        Command::Admin(cmd) => admin(cmd, ui),
+        Command::Status => status(&Node::open(&dir)?, ui),
+        Command::Site(cmd) => site(&mut Node::open(&dir)?, cmd, ui),
+        Command::Attendee(cmd) => attendee(&mut Node::open(&dir)?, cmd, ui),
+        Command::Device(cmd) => device(&mut Node::open(&dir)?, cmd, ui),
+        Command::Loan(cmd) => loan(&mut Node::open(&dir)?, cmd, ui),
+        Command::Session(cmd) => session(&mut Node::open(&dir)?, cmd, ui),
+        Command::Conflicts(cmd) => conflicts_cmd(&mut Node::open(&dir)?, cmd, ui),
+        Command::Report(args) => report_cmd(&Node::open(&dir)?, args, ui),
+        Command::Export(args) => export(&Node::open(&dir)?, args, ui),
+        Command::Import(args) => import(&mut Node::open(&dir)?, args, ui),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Parsing what the operator typed
+
+fn word<T>(
+    value: &str,
+    parse: impl Fn(&str) -> Result<T, tessera_records::vocab::ParseWordError>,
+) -> Result<T> {
+    parse(value).map_err(|e| anyhow!("`{value}`: {e}"))
+}
+
+fn date(value: &str, field: &str) -> Result<String> {
+    match parse_date(value) {
+        Some(d) => Ok(tessera_records::model::format_date(d)),
+        None => bail!("{field}: `{value}` is not a date; write it as YYYY-MM-DD, e.g. 2026-11-22"),
+    }
+}
+
+fn date_time(value: &str, field: &str) -> Result<String> {
+    match parse_date_time(value) {
+        Some(d) => Ok(tessera_records::model::format_date_time(d)),
+        None => bail!(
+            "{field}: `{value}` is not a date and time; write it as YYYY-MM-DDTHH:MM, e.g. 2026-11-22T15:30"
+        ),
+    }
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+fn validate_record(record: &Record, ui: &Ui) -> Result<()> {
+    validate::validate(record, today()).map_err(|e| anyhow!("{}: {e}", ui.t("not saved", "non salvato")))
+}
+
+fn saved(ui: &Ui, what: &str, id: &DocId) {
+    println!("{} {what} {}", ui.t("Saved", "Salvato"), short_id(id));
+}
+
+// ---------------------------------------------------------------------------------
+// Resolving ids
+
+/// Finds the one record of `kind` that `text` names (a short id or its prefix).
+pub fn resolve(node: &Node, kind: RecordKind, text: &str) -> Result<DocId> {
+    let prefix = parse_id_prefix(text).map_err(|e| anyhow!("`{text}`: {e}"))?;
+    if prefix.kind.is_some_and(|k| k != kind) {
+        bail!(
+            "`{text}` is the id of a {}, not of a {}",
+            prefix.kind.map_or("?", |k| k.as_str()),
+            kind.as_str()
+        );
+    }
+    let matches: Vec<DocId> =
+        node.docs().ids_with_prefix(kind, "")?.into_iter().filter(|id| prefix.matches(id)).collect();
+    match matches.as_slice() {
+        [one] => Ok(*one),
+        [] => bail!("no {} with id `{text}` on this node", kind.as_str()),
+        many => bail!(
+            "`{text}` matches {} records of kind {}: type more characters of the id",
+            many.len(),
+            kind.as_str()
+        ),
+    }
+}
+
+/// A device by id or by asset tag.
+fn resolve_device(node: &Node, text: &str) -> Result<DocId> {
+    let folded = fold(text);
+    let by_tag: Vec<DocId> = node
+        .docs()
+        .records(RecordKind::Device)?
+        .into_iter()
+        .filter_map(|(id, r)| match r {
+            Record::Device(d) if fold(&d.asset_tag) == folded => Some(id),
+            _ => None,
+        })
+        .collect();
+    match by_tag.as_slice() {
+        [one] => Ok(*one),
+        [] => match parse_id_prefix(text) {
+            Ok(_) => resolve(node, RecordKind::Device, text),
+            Err(_) => bail!("no device with asset tag or id `{text}` on this node"),
+        },
+        _ => bail!("several devices have the asset tag `{text}`: use the device id instead"),
+    }
+}
+
+fn load(node: &Node, id: &DocId) -> Result<Record> {
+    node.docs().record(id)?.with_context(|| format!("{} is not readable on this node yet", short_id(id)))
+}
+
+/// This node's own site; made on first use from the name given at `init`.
+pub fn own_site(node: &mut Node, ui: &Ui) -> Result<DocId> {
+    if let Some(id) = node.config.site_id.as_deref().and_then(tessera_records::kind::parse_doc_id) {
+        return Ok(id);
+    }
+    let id = Node::new_id(RecordKind::Site)?;
+    let kind = if node.config.role == "help-desk" { SiteKind::HelpDesk } else { SiteKind::CommunityHub };
+    let partner = node
+        .store()
+        .trust()
+        .devices()
+        .find(|c| c.device == node.device())
+        .and_then(|c| node.store().trust().partner(&c.partner))
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
+    let site = Site {
+        name: node.config.site_name.clone(),
+        kind,
+        partner,
+        address: String::new(),
+        opening_hours: String::new(),
+    };
+    node.transact(&[(id, Record::Site(site))])?;
+    node.config.site_id = Some(id.to_hex());
+    node.config.save(node.dir())?;
+    println!("{} {}", ui.t("Created this node's site", "Creata la sede di questo nodo"), short_id(&id));
+    Ok(id)
+}
+
+fn site_or_own(node: &mut Node, text: &Option<String>, ui: &Ui) -> Result<RecordRef> {
+    match text {
+        Some(t) => Ok(RecordRef(resolve(node, RecordKind::Site, t)?)),
+        None => Ok(RecordRef(own_site(node, ui)?)),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// init, admin, status
+
+fn init(dir: &std::path::Path, args: InitArgs, ui: &Ui) -> Result<()> {
+    let role = identity::parse_role(&args.role)?;
+    match args.network {
+        None => {
+            identity::init_single_machine(dir, &args.site, role, &args.partner)?;
+            let mut node = Node::open(dir)?;
+            own_site(&mut node, ui)?;
+            println!("{} {}", ui.t("Node ready in", "Nodo pronto in"), dir.display());
+            println!(
+                "{}",
+                ui.t(
+                    "This is a single-machine network, good for a first try. Next: `tessera attendee add --help`.",
+                    "È una rete su un solo computer, adatta a una prova. Poi: `tessera attendee add --help`."
+                )
+            );
+        }
+        Some(network) => {
+            let network = crate::trust_file::parse_network(&network)?;
+            let config = identity::init_joining(dir, &args.site, role, network)?;
+            println!("{} {}", ui.t("Node created in", "Nodo creato in"), dir.display());
+            println!("{}: {}", ui.t("Device key", "Chiave del dispositivo"), config.device);
+            println!(
+                "{}",
+                ui.t(
+                    "Send the device key to your partner's administrator; they run \
+                     `tessera admin certify-device --device KEY ...` and give you a .trust file. \
+                     Then run `tessera import FILE.trust`.",
+                    "Invia la chiave del dispositivo all'amministratore del tuo ente; eseguirà \
+                     `tessera admin certify-device --device CHIAVE ...` e ti darà un file .trust. \
+                     Poi esegui `tessera import FILE.trust`."
+                )
+            );
+        }
+    }
+    Ok(())
+}
+
+fn admin(cmd: AdminCommand, ui: &Ui) -> Result<()> {
+    match cmd {
+        AdminCommand::NewNetwork { out } => {
+            let network = identity::admin_new_network(&out)?;
+            println!("{}: {}", ui.t("Network id", "Id della rete"), network.0.to_hex());
+            println!(
+                "{} {}",
+                ui.t("Keep this key safe and offline:", "Conserva questa chiave al sicuro e offline:"),
+                out.join(crate::config::NETWORK_KEY_FILE).display()
+            );
+        }
+        AdminCommand::NewPartner { network_key, name, out } => {
+            let (partner, trust) = identity::admin_new_partner(&network_key, &name, &out)?;
+            println!("{}: {}", ui.t("Partner key", "Chiave dell'ente"), partner.0.to_hex());
+            println!("{}: {}", ui.t("Partner certificate", "Certificato dell'ente"), trust.display());
+        }
+        AdminCommand::CertifyDevice { partner_key, partner_trust, device, site, role, out } => {
+            let device = tessera_log::DeviceKey(identity::parse_public_key(&device)?);
+            let role = identity::parse_role(&role)?;
+            identity::admin_certify_device(&partner_key, &partner_trust, device, &site, role, &out)?;
+            println!(
+                "{} {}: {}",
+                ui.t("Certificate written to", "Certificato scritto in"),
+                out.display(),
+                ui.t(
+                    "import it on the node with `tessera import`",
+                    "importalo sul nodo con `tessera import`"
+                )
+            );
+        }
+        AdminCommand::RevokeDevice { key, key_role, network, device, after, reason, out } => {
+            let network = crate::trust_file::parse_network(&network)?;
+            let device = tessera_log::DeviceKey(identity::parse_public_key(&device)?);
+            if key_role != "partner" && key_role != "network" {
+                bail!("--key-role must be `partner` or `network`");
+            }
+            identity::admin_revoke_device(
+                &key,
+                &key_role,
+                network,
+                device,
+                tessera_log::Seq(after),
+                &reason,
+                &out,
+            )?;
+            println!("{} {}", ui.t("Revocation written to", "Revoca scritta in"), out.display());
+        }
+    }
+    Ok(())
+}
+
+fn status(node: &Node, ui: &Ui) -> Result<()> {
+    let store = node.store();
+    let own = store.head(&node.device());
+    let mut fields = vec![
+        (ui.t("Data directory", "Cartella dei dati"), node.dir().display().to_string()),
+        (ui.t("Network", "Rete"), node.network().0.to_hex()),
+        (ui.t("Device key", "Chiave del dispositivo"), node.device().0.to_hex()),
+        (ui.t("Site", "Sede"), node.config.site_name.clone()),
+        (
+            ui.t("Certified", "Certificato"),
+            if node.is_certified() {
+                ui.t("yes", "sì")
+            } else {
+                ui.t("no: import a certificate", "no: importa un certificato")
+            }
+            .to_string(),
+        ),
+        (ui.t("Log size", "Dimensione del registro"), format!("{} bytes", store.log_bytes())),
+        (
+            ui.t("Own changes", "Modifiche proprie"),
+            own.map(|h| format!("{} (head {})", h.seq, &h.id.to_string()[..16]))
+                .unwrap_or_else(|| "0".into()),
+        ),
+        (ui.t("Devices known", "Dispositivi noti"), store.heads().len().to_string()),
+        (ui.t("Changes held", "Modifiche presenti"), store.heads().total_envelopes().to_string()),
+        (ui.t("Forks found", "Biforcazioni trovate"), store.forks().len().to_string()),
+    ];
+    let counts: Vec<String> =
+        [RecordKind::Site, RecordKind::Attendee, RecordKind::Device, RecordKind::Loan, RecordKind::Session]
+            .iter()
+            .map(|k| Ok(format!("{} {}", node.docs().records(*k)?.len(), k.as_str())))
+            .collect::<Result<_>>()?;
+    fields.push((ui.t("Records", "Schede"), counts.join(", ")));
+    fields.push((
+        ui.t("Records fingerprint", "Impronta delle schede"),
+        node.docs().state_digest()?[..16].to_string(),
+    ));
+    fields.push((
+        ui.t("Not yet sent to any peer", "Non ancora inviate ad altri"),
+        ui.t(
+            "all own changes (no sync peer yet: use `tessera export`)",
+            "tutte le modifiche proprie (nessun collegamento: usa `tessera export`)",
+        )
+        .to_string(),
+    ));
+    print_fields(&fields);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------
+// Sites
+
+fn site(node: &mut Node, cmd: SiteCommand, ui: &Ui) -> Result<()> {
+    match cmd {
+        SiteCommand::Add(f) => {
+            let site = Site {
+                name: non_empty(f.name).context("--name is required")?,
+                kind: word(f.kind.as_deref().unwrap_or("community-hub"), SiteKind::parse)?,
+                partner: f.partner.unwrap_or_default(),
+                address: f.address.unwrap_or_default(),
+                opening_hours: f.hours.unwrap_or_default(),
+            };
+            let record = Record::Site(site);
+            validate_record(&record, ui)?;
+            let id = Node::new_id(RecordKind::Site)?;
+            node.transact(&[(id, record)])?;
+            saved(ui, ui.t("site", "sede"), &id);
+        }
+        SiteCommand::Edit { id, fields: f } => {
+            let id = resolve(node, RecordKind::Site, &id)?;
+            let Record::Site(mut site) = load(node, &id)? else { bail!("not a site") };
+            if let Some(v) = non_empty(f.name) {
+                site.name = v;
+            }
+            if let Some(v) = f.kind {
+                site.kind = word(&v, SiteKind::parse)?;
+            }
+            if let Some(v) = f.partner {
+                site.partner = v;
+            }
+            if let Some(v) = f.address {
+                site.address = v;
+            }
+            if let Some(v) = f.hours {
+                site.opening_hours = v;
+            }
+            let record = Record::Site(site);
+            validate_record(&record, ui)?;
+            node.transact(&[(id, record)])?;
+            saved(ui, ui.t("site", "sede"), &id);
+        }
+        SiteCommand::Show { id } => {
+            let id = resolve(node, RecordKind::Site, &id)?;
+            let Record::Site(s) = load(node, &id)? else { bail!("not a site") };
+            print_fields(&[
+                ("id", short_id(&id)),
+                (ui.t("Name", "Nome"), s.name),
+                (ui.t("Kind", "Tipo"), s.kind.label(ui.lang).to_string()),
+                (ui.t("Partner", "Ente"), s.partner),
+                (ui.t("Address", "Indirizzo"), s.address),
+                (ui.t("Opening hours", "Orari"), s.opening_hours),
+            ]);
+        }
+        SiteCommand::List => {
+            let rows: Vec<Vec<String>> = node
+                .docs()
+                .records(RecordKind::Site)?
+                .into_iter()
+                .filter_map(|(id, r)| match r {
+                    Record::Site(s) => {
+                        Some(vec![short_id(&id), s.name, s.kind.label(ui.lang).to_string(), s.partner])
+                    }
+                    _ => None,
+                })
+                .collect();
+            print_table(&["id", ui.t("name", "nome"), ui.t("kind", "tipo"), ui.t("partner", "ente")], &rows);
+        }
+    }
+    Ok(())
+}
+
+fn site_name(node: &Node, site: &RecordRef) -> String {
+    match node.docs().record(&site.0) {
+        Ok(Some(Record::Site(s))) => s.name,
+        _ => site.short(),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Attendees
+
+fn apply_attendee_fields(a: &mut Attendee, f: AttendeeFields, node: &mut Node, ui: &Ui) -> Result<()> {
+    if let Some(v) = non_empty(f.given) {
+        a.given_name = v;
+    }
+    if let Some(v) = non_empty(f.family) {
+        a.family_name = v;
+    }
+    if let Some(v) = f.birth_year {
+        a.birth_year = v;
+    }
+    if let Some(v) = f.role {
+        a.role = word(&v, AttendeeRole::parse)?;
+    }
+    if let Some(v) = f.school {
+        a.school = non_empty(Some(v));
+    }
+    if let Some(v) = f.class {
+        a.class = non_empty(Some(v));
+    }
+    if f.guardian_name.is_some() || f.guardian_phone.is_some() || f.guardian_email.is_some() {
+        let mut g = a.guardian.clone().unwrap_or(Guardian { name: String::new(), phone: None, email: None });
+        if let Some(v) = f.guardian_name {
+            g.name = v.trim().to_string();
+        }
+        if let Some(v) = f.guardian_phone {
+            g.phone = non_empty(Some(v));
+        }
+        if let Some(v) = f.guardian_email {
+            g.email = non_empty(Some(v));
+        }
+        a.guardian = Some(g);
+    }
+    if let Some(v) = f.phone {
+        a.phone = non_empty(Some(v));
+    }
+    if let Some(v) = f.email {
+        a.email = non_empty(Some(v));
+    }
+    if !f.languages.is_empty() {
+        a.languages =
+            f.languages.into_iter().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+    }
+    if let Some(v) = f.consent_date {
+        a.consent.date = date(&v, "--consent-date")?;
+    }
+    if let Some(v) = f.consent_by {
+        a.consent.given_by = word(&v, ConsentBy::parse)?;
+    }
+    if let Some(v) = f.operator {
+        a.consent.operator = v.trim().to_string();
+    }
+    if let Some(v) = f.referent {
+        a.referent_operator = non_empty(Some(v));
+    }
+    if let Some(v) = f.notes {
+        a.plan_notes = v;
+    }
+    if f.site.is_some() {
+        a.site = site_or_own(node, &f.site, ui)?;
+    }
+    Ok(())
+}
+
+fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
+    match cmd {
+        AttendeeCommand::Add(f) => {
+            let site = site_or_own(node, &f.site, ui)?;
+            let consent_by = match &f.consent_by {
+                Some(v) => word(v, ConsentBy::parse)?,
+                None => bail!("--consent-by is required: `self` or `guardian` (who signed the consent form)"),
+            };
+            let mut a = Attendee {
+                given_name: non_empty(f.given.clone()).context("--given (given name) is required")?,
+                family_name: non_empty(f.family.clone()).context("--family (family name) is required")?,
+                birth_year: f.birth_year.context("--birth-year is required")?,
+                role: word(
+                    f.role.as_deref().context("--role is required: student, parent, teacher or citizen")?,
+                    AttendeeRole::parse,
+                )?,
+                school: None,
+                class: None,
+                guardian: None,
+                phone: None,
+                email: None,
+                languages: Vec::new(),
+                consent: Consent {
+                    date: tessera_records::model::format_date(today()),
+                    given_by: consent_by,
+                    operator: String::new(),
+                },
+                referent_operator: None,
+                plan_notes: String::new(),
+                site,
+                merged_into: None,
+                not_duplicates_of: Vec::new(),
+            };
+            if non_empty(f.operator.clone()).is_none() {
+                bail!("--operator is required: the name of the operator who collected the consent form (or set TESSERA_OPERATOR)");
+            }
+            let f = AttendeeFields { site: None, ..f };
+            apply_attendee_fields(&mut a, f, node, ui)?;
+            let record = Record::Attendee(a);
+            validate_record(&record, ui)?;
+            let id = Node::new_id(RecordKind::Attendee)?;
+            node.transact(&[(id, record)])?;
+            saved(ui, ui.t("attendee", "iscritto"), &id);
+        }
+        AttendeeCommand::Edit { id, fields } => {
+            let id = resolve(node, RecordKind::Attendee, &id)?;
+            let Record::Attendee(mut a) = load(node, &id)? else { bail!("not an attendee") };
+            apply_attendee_fields(&mut a, fields, node, ui)?;
+            let record = Record::Attendee(a);
+            validate_record(&record, ui)?;
+            node.transact(&[(id, record)])?;
+            saved(ui, ui.t("attendee", "iscritto"), &id);
+        }
+        AttendeeCommand::Show { id } => {
+            let id = resolve(node, RecordKind::Attendee, &id)?;
+            let Record::Attendee(a) = load(node, &id)? else { bail!("not an attendee") };
+            let mut fields = vec![
+                ("id", short_id(&id)),
+                (ui.t("Given name", "Nome"), a.given_name.clone()),
+                (ui.t("Family name", "Cognome"), a.family_name.clone()),
+                (ui.t("Birth year", "Anno di nascita"), a.birth_year.to_string()),
+                (ui.t("Role", "Ruolo"), a.role.label(ui.lang).to_string()),
+                (ui.t("School", "Scuola"), a.school.clone().unwrap_or_default()),
+                (ui.t("Class", "Classe"), a.class.clone().unwrap_or_default()),
+                (
+                    ui.t("Guardian", "Tutore"),
+                    a.guardian
+                        .as_ref()
+                        .map(|g| {
+                            [Some(g.name.clone()), g.phone.clone(), g.email.clone()]
+                                .into_iter()
+                                .flatten()
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        })
+                        .unwrap_or_default(),
+                ),
+                (ui.t("Phone", "Telefono"), a.phone.clone().unwrap_or_default()),
+                (ui.t("E-mail", "E-mail"), a.email.clone().unwrap_or_default()),
+                (ui.t("Languages", "Lingue"), a.languages.join(", ")),
+                (
+                    ui.t("Consent", "Consenso"),
+                    format!(
+                        "{} ({}, {})",
+                        a.consent.date,
+                        a.consent.given_by.label(ui.lang),
+                        a.consent.operator
+                    ),
+                ),
+                (ui.t("Referent", "Referente"), a.referent_operator.clone().unwrap_or_default()),
+                (ui.t("Plan notes", "Note del piano"), a.plan_notes.clone()),
+                (ui.t("Registered at", "Iscritto presso"), site_name(node, &a.site)),
+            ];
+            if let Some(m) = a.merged_into {
+                fields.push((ui.t("Merged into", "Unito a"), m.short()));
+            }
+            print_fields(&fields);
+        }
+        AttendeeCommand::List { site, search, role } => {
+            let site = site.map(|s| resolve(node, RecordKind::Site, &s)).transpose()?;
+            let role = role.map(|r| word(&r, AttendeeRole::parse)).transpose()?;
+            let needle = search.as_deref().map(fold);
+            let mut rows = Vec::new();
+            for (id, r) in node.docs().records(RecordKind::Attendee)? {
+                let Record::Attendee(a) = r else { continue };
+                if a.is_merged()
+                    || site.is_some_and(|s| a.site.0 != s)
+                    || role.is_some_and(|r| a.role != r)
+                    || needle
+                        .as_ref()
+                        .is_some_and(|n| !fold(&format!("{} {}", a.given_name, a.family_name)).contains(n))
+                {
+                    continue;
+                }
+                rows.push(vec![
+                    short_id(&id),
+                    a.family_name,
+                    a.given_name,
+                    a.birth_year.to_string(),
+                    a.role.label(ui.lang).to_string(),
+                    site_name(node, &a.site),
+                ]);
+            }
+            rows.sort_by(|x, y| (fold(&x[1]), fold(&x[2])).cmp(&(fold(&y[1]), fold(&y[2]))));
+            print_table(
+                &[
+                    "id",
+                    ui.t("family name", "cognome"),
+                    ui.t("given name", "nome"),
+                    ui.t("born", "nato"),
+                    ui.t("role", "ruolo"),
+                    ui.t("site", "sede"),
+                ],
+                &rows,
+            );
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------
+// Devices
+
+fn apply_device_fields(d: &mut Device, f: DeviceFields, node: &mut Node, ui: &Ui) -> Result<()> {
+    if let Some(v) = non_empty(f.tag) {
+        d.asset_tag = v;
+    }
+    if let Some(v) = f.kind {
+        d.kind = word(&v, DeviceKind::parse)?;
+    }
+    if let Some(v) = f.model {
+        d.model = v;
+    }
+    if let Some(v) = f.serial {
+        d.serial = v;
+    }
+    if let Some(v) = f.origin {
+        d.origin = word(&v, DeviceOrigin::parse)?;
+    }
+    if let Some(v) = f.condition {
+        d.condition = word(&v, DeviceCondition::parse)?;
+    }
+    if let Some(v) = f.status {
+        d.status = word(&v, DeviceStatus::parse)?;
+    }
+    if f.site.is_some() {
+        d.site = site_or_own(node, &f.site, ui)?;
+    }
+    Ok(())
+}
+
+fn open_loans_of(node: &Node, device: &DocId) -> Result<Vec<(DocId, Loan)>> {
+    Ok(node
+        .docs()
+        .records(RecordKind::Loan)?
+        .into_iter()
+        .filter_map(|(id, r)| match r {
+            Record::Loan(l) if l.device.0 == *device && l.is_open() => Some((id, l)),
+            _ => None,
+        })
+        .collect())
+}
+
+fn device(node: &mut Node, cmd: DeviceCommand, ui: &Ui) -> Result<()> {
+    match cmd {
+        DeviceCommand::Add(f) => {
+            let site = site_or_own(node, &f.site, ui)?;
+            let tag = non_empty(f.tag.clone()).context("--tag (asset tag) is required")?;
+            let exists = node
+                .docs()
+                .records(RecordKind::Device)?
+                .into_iter()
+                .any(|(_, r)| matches!(r, Record::Device(d) if fold(&d.asset_tag) == fold(&tag)));
+            if exists {
+                bail!("a device with asset tag `{tag}` is already registered");
+            }
+            let mut d = Device {
+                asset_tag: tag,
+                kind: word(
+                    f.kind.as_deref().context("--kind is required: pc, laptop, tablet, hotspot or phone")?,
+                    DeviceKind::parse,
+                )?,
+                model: String::new(),
+                serial: String::new(),
+                origin: word(
+                    f.origin
+                        .as_deref()
+                        .context("--origin is required: donated, purchased, refurbished or public-access")?,
+                    DeviceOrigin::parse,
+                )?,
+                condition: DeviceCondition::Good,
+                status: DeviceStatus::InStock,
+                site,
+            };
+            let f = DeviceFields { site: None, tag: None, kind: None, origin: None, ..f };
+            apply_device_fields(&mut d, f, node, ui)?;
+            let record = Record::Device(d);
+            validate_record(&record, ui)?;
+            let id = Node::new_id(RecordKind::Device)?;
+            node.transact(&[(id, record)])?;
+            saved(ui, ui.t("device", "dispositivo"), &id);
+        }
+        DeviceCommand::Edit { id, fields } => {
+            let id = resolve_device(node, &id)?;
+            let Record::Device(mut d) = load(node, &id)? else { bail!("not a device") };
+            apply_device_fields(&mut d, fields, node, ui)?;
+            let record = Record::Device(d);
+            validate_record(&record, ui)?;
+            node.transact(&[(id, record)])?;
+            saved(ui, ui.t("device", "dispositivo"), &id);
+        }
+        DeviceCommand::Show { id } => {
+            let id = resolve_device(node, &id)?;
+            let Record::Device(d) = load(node, &id)? else { bail!("not a device") };
+            let loans: Vec<String> = open_loans_of(node, &id)?.iter().map(|(l, _)| short_id(l)).collect();
+            print_fields(&[
+                ("id", short_id(&id)),
+                (ui.t("Asset tag", "Etichetta"), d.asset_tag),
+                (ui.t("Kind", "Tipo"), d.kind.label(ui.lang).to_string()),
+                (ui.t("Model", "Modello"), d.model),
+                (ui.t("Serial", "Matricola"), d.serial),
+                (ui.t("Origin", "Provenienza"), d.origin.label(ui.lang).to_string()),
+                (ui.t("Condition", "Condizioni"), d.condition.label(ui.lang).to_string()),
+                (ui.t("Status", "Stato"), d.status.label(ui.lang).to_string()),
+                (ui.t("Site", "Sede"), site_name(node, &d.site)),
+                (ui.t("Open loans", "Prestiti aperti"), loans.join(", ")),
+            ]);
+        }
+        DeviceCommand::List { site, status, kind } => {
+            let site = site.map(|s| resolve(node, RecordKind::Site, &s)).transpose()?;
+            let status = status.map(|s| word(&s, DeviceStatus::parse)).transpose()?;
+            let kind = kind.map(|s| word(&s, DeviceKind::parse)).transpose()?;
+            let mut rows = Vec::new();
+            for (id, r) in node.docs().records(RecordKind::Device)? {
+                let Record::Device(d) = r else { continue };
+                if site.is_some_and(|s| d.site.0 != s)
+                    || status.is_some_and(|s| d.status != s)
+                    || kind.is_some_and(|k| d.kind != k)
+                {
+                    continue;
+                }
+                rows.push(vec![
+                    short_id(&id),
+                    d.asset_tag,
+                    d.kind.label(ui.lang).to_string(),
+                    d.model,
+                    d.status.label(ui.lang).to_string(),
+                    site_name(node, &d.site),
+                ]);
+            }
+            rows.sort_by(|a, b| a[1].cmp(&b[1]));
+            print_table(
+                &[
+                    "id",
+                    ui.t("tag", "etichetta"),
+                    ui.t("kind", "tipo"),
+                    ui.t("model", "modello"),
+                    ui.t("status", "stato"),
+                    ui.t("site", "sede"),
+                ],
+                &rows,
+            );
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------
+// Loans
+
+fn loan(node: &mut Node, cmd: LoanCommand, ui: &Ui) -> Result<()> {
+    match cmd {
+        LoanCommand::Add { device, attendee, expected_return, start, agreement_signed } => {
+            let device_id = resolve_device(node, &device)?;
+            let attendee_id = resolve(node, RecordKind::Attendee, &attendee)?;
+            let Record::Device(mut d) = load(node, &device_id)? else { bail!("not a device") };
+            let Record::Attendee(a) = load(node, &attendee_id)? else { bail!("not an attendee") };
+            if let Some(into) = a.merged_into {
+                bail!(
+                    "attendee {} was merged into {}: lend to that record instead",
+                    short_id(&attendee_id),
+                    into.short()
+                );
+            }
+            let site = own_site(node, ui)?;
+            let loan = Loan {
+                device: RecordRef(device_id),
+                attendee: RecordRef(attendee_id),
+                site: RecordRef(site),
+                start: match start {
+                    Some(s) => date(&s, "--start")?,
+                    None => tessera_records::model::format_date(today()),
+                },
+                expected_return: date(&expected_return, "--expected-return")?,
+                returned_at: None,
+                return_condition: None,
+                agreement_signed,
+                closed_reason: None,
+            };
+            let open = open_loans_of(node, &device_id)?.len();
+            validate::validate_new_loan(&loan, &d, open)
+                .map_err(|e| anyhow!("{}: {e}", ui.t("not saved", "non salvato")))?;
+            let record = Record::Loan(loan);
+            validate_record(&record, ui)?;
+            d.status = DeviceStatus::Lent;
+            let id = Node::new_id(RecordKind::Loan)?;
+            node.transact(&[(id, record), (device_id, Record::Device(d))])?;
+            saved(ui, ui.t("loan", "prestito"), &id);
+        }
+        LoanCommand::Return { id, date: when, condition } => {
+            let id = resolve(node, RecordKind::Loan, &id)?;
+            let Record::Loan(mut l) = load(node, &id)? else { bail!("not a loan") };
+            if !l.is_open() {
+                bail!("loan {} is already closed", short_id(&id));
+            }
+            l.returned_at = Some(match when {
+                Some(w) => date(&w, "--date")?,
+                None => tessera_records::model::format_date(today()),
+            });
+            let condition = condition.map(|c| word(&c, DeviceCondition::parse)).transpose()?;
+            l.return_condition = condition;
+            let device_id = l.device.0;
+            let record = Record::Loan(l);
+            validate_record(&record, ui)?;
+            let mut writes = vec![(id, record)];
+            if let Some(Record::Device(mut d)) = node.docs().record(&device_id)? {
+                if open_loans_of(node, &device_id)?.len() <= 1 {
+                    d.status = DeviceStatus::InStock;
+                }
+                if let Some(c) = condition {
+                    d.condition = c;
+                }
+                writes.push((device_id, Record::Device(d)));
+            }
+            node.transact(&writes)?;
+            saved(ui, ui.t("return of loan", "restituzione del prestito"), &id);
+        }
+        LoanCommand::Edit { id, expected_return, agreement_signed } => {
+            let id = resolve(node, RecordKind::Loan, &id)?;
+            let Record::Loan(mut l) = load(node, &id)? else { bail!("not a loan") };
+            if let Some(v) = expected_return {
+                l.expected_return = date(&v, "--expected-return")?;
+            }
+            if let Some(v) = agreement_signed {
+                l.agreement_signed = v;
+            }
+            let record = Record::Loan(l);
+            validate_record(&record, ui)?;
+            node.transact(&[(id, record)])?;
+            saved(ui, ui.t("loan", "prestito"), &id);
+        }
+        LoanCommand::Show { id } => {
+            let id = resolve(node, RecordKind::Loan, &id)?;
+            let Record::Loan(l) = load(node, &id)? else { bail!("not a loan") };
+            let device = match node.docs().record(&l.device.0)? {
+                Some(Record::Device(d)) => format!("{} ({})", d.asset_tag, l.device.short()),
+                _ => l.device.short(),
+            };
+            print_fields(&[
+                ("id", short_id(&id)),
+                (ui.t("Device", "Dispositivo"), device),
+                (ui.t("Attendee", "Iscritto"), l.attendee.short()),
+                (ui.t("Site", "Sede"), site_name(node, &l.site)),
+                (ui.t("Start", "Inizio"), l.start.clone()),
+                (ui.t("Expected return", "Restituzione prevista"), l.expected_return.clone()),
+                (ui.t("Returned", "Restituito"), l.returned_at.clone().unwrap_or_default()),
+                (
+                    ui.t("Condition on return", "Condizioni alla restituzione"),
+                    l.return_condition.map(|c| c.label(ui.lang).to_string()).unwrap_or_default(),
+                ),
+                (
+                    ui.t("Agreement signed", "Comodato firmato"),
+                    if l.agreement_signed { ui.t("yes", "sì") } else { ui.t("no", "no") }.to_string(),
+                ),
+                (ui.t("Closed because", "Chiuso perché"), l.closed_reason.clone().unwrap_or_default()),
+            ]);
+        }
+        LoanCommand::List { site, open, overdue, from, to } => {
+            let site = site.map(|s| resolve(node, RecordKind::Site, &s)).transpose()?;
+            let from = from.map(|d| date(&d, "--from")).transpose()?;
+            let to = to.map(|d| date(&d, "--to")).transpose()?;
+            let today_s = tessera_records::model::format_date(today());
+            let mut rows = Vec::new();
+            for (id, r) in node.docs().records(RecordKind::Loan)? {
+                let Record::Loan(l) = r else { continue };
+                let is_overdue = l.is_open() && l.expected_return < today_s;
+                if site.is_some_and(|s| l.site.0 != s)
+                    || (open && !l.is_open())
+                    || (overdue && !is_overdue)
+                    || from.as_ref().is_some_and(|f| &l.start < f)
+                    || to.as_ref().is_some_and(|t| &l.start > t)
+                {
+                    continue;
+                }
+                let device = match node.docs().record(&l.device.0)? {
+                    Some(Record::Device(d)) => d.asset_tag,
+                    _ => l.device.short(),
+                };
+                let state = if is_overdue {
+                    ui.t("OVERDUE", "SCADUTO")
+                } else if l.is_open() {
+                    ui.t("open", "aperto")
+                } else {
+                    ui.t("closed", "chiuso")
+                };
+                rows.push(vec![
+                    short_id(&id),
+                    device,
+                    l.attendee.short(),
+                    l.start,
+                    l.expected_return,
+                    state.to_string(),
+                ]);
+            }
+            rows.sort_by(|a, b| a[3].cmp(&b[3]));
+            print_table(
+                &[
+                    "id",
+                    ui.t("device", "dispositivo"),
+                    ui.t("attendee", "iscritto"),
+                    ui.t("start", "inizio"),
+                    ui.t("due", "scadenza"),
+                    ui.t("state", "stato"),
+                ],
+                &rows,
+            );
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------
+// Sessions
+
+fn apply_session_fields(s: &mut Session, f: SessionFields, node: &mut Node, ui: &Ui) -> Result<()> {
+    if let Some(v) = f.kind {
+        s.kind = word(&v, SessionKind::parse)?;
+    }
+    if let Some(v) = f.topic {
+        s.topic = v;
+    }
+    if let Some(v) = f.topic_code {
+        s.topic_code = Some(word(&v, Topic::parse)?);
+    }
+    if let Some(v) = f.audience {
+        s.audience = word(&v, Audience::parse)?;
+    }
+    if let Some(v) = f.start {
+        s.start = date_time(&v, "--start")?;
+    }
+    if let Some(v) = f.end {
+        s.end = date_time(&v, "--end")?;
+    }
+    if let Some(v) = f.mode {
+        s.mode = word(&v, SessionMode::parse)?;
+    }
+    if let Some(v) = f.facilitator {
+        s.facilitator = v;
+    }
+    for p in f.participants {
+        let id = RecordRef(resolve(node, RecordKind::Attendee, &p)?);
+        if !s.participants.iter().any(|x| x.attendee == id) {
+            s.participants.push(Participant { attendee: id, present: true });
+        }
+    }
+    if let Some(v) = f.headcount {
+        s.headcount = v;
+    }
+    if let Some(v) = f.language {
+        s.language = v;
+    }
+    if let Some(v) = f.mediator {
+        s.mediator = non_empty(Some(v));
+    }
+    if f.site.is_some() {
+        s.site = site_or_own(node, &f.site, ui)?;
+    }
+    Ok(())
+}
+
+fn session(node: &mut Node, cmd: SessionCommand, ui: &Ui) -> Result<()> {
+    match cmd {
+        SessionCommand::Add(f) => {
+            let site = site_or_own(node, &f.site, ui)?;
+            let mut s = Session {
+                site,
+                kind: word(f.kind.as_deref().context("--kind is required: course, public-meeting, help-desk-appointment, school-lab or mediation")?, SessionKind::parse)?,
+                topic: String::new(),
+                topic_code: None,
+                audience: word(f.audience.as_deref().unwrap_or("mixed"), Audience::parse)?,
+                start: date_time(f.start.as_deref().context("--start is required (YYYY-MM-DDTHH:MM)")?, "--start")?,
+                end: date_time(f.end.as_deref().context("--end is required (YYYY-MM-DDTHH:MM)")?, "--end")?,
+                mode: SessionMode::InPerson,
+                facilitator: String::new(),
+                participants: Vec::new(),
+                headcount: 0,
+                language: String::new(),
+                mediator: None,
+            };
+            let f = SessionFields { site: None, kind: None, audience: None, start: None, end: None, ..f };
+            apply_session_fields(&mut s, f, node, ui)?;
+            let record = Record::Session(s);
+            validate_record(&record, ui)?;
+            let id = Node::new_id(RecordKind::Session)?;
+            node.transact(&[(id, record)])?;
+            saved(ui, ui.t("session", "incontro"), &id);
+        }
+        SessionCommand::Edit { id, fields } => {
+            let id = resolve(node, RecordKind::Session, &id)?;
+            let Record::Session(mut s) = load(node, &id)? else { bail!("not a session") };
+            apply_session_fields(&mut s, fields, node, ui)?;
+            let record = Record::Session(s);
+            validate_record(&record, ui)?;
+            node.transact(&[(id, record)])?;
+            saved(ui, ui.t("session", "incontro"), &id);
+        }
+        SessionCommand::Attend { id, attendee, absent } => {
+            let id = resolve(node, RecordKind::Session, &id)?;
+            let who = RecordRef(resolve(node, RecordKind::Attendee, &attendee)?);
+            let Record::Session(mut s) = load(node, &id)? else { bail!("not a session") };
+            match s.participants.iter_mut().find(|p| p.attendee == who) {
+                Some(p) => p.present = !absent,
+                None => s.participants.push(Participant { attendee: who, present: !absent }),
+            }
+            let record = Record::Session(s);
+            validate_record(&record, ui)?;
+            node.transact(&[(id, record)])?;
+            saved(ui, ui.t("attendance", "presenza"), &id);
+        }
+        SessionCommand::Show { id } => {
+            let id = resolve(node, RecordKind::Session, &id)?;
+            let Record::Session(s) = load(node, &id)? else { bail!("not a session") };
+            let present = s.participants.iter().filter(|p| p.present).count();
+            print_fields(&[
+                ("id", short_id(&id)),
+                (ui.t("Kind", "Tipo"), s.kind.label(ui.lang).to_string()),
+                (ui.t("Topic", "Argomento"), s.topic.clone()),
+                (ui.t("Audience", "Destinatari"), s.audience.label(ui.lang).to_string()),
+                (ui.t("Start", "Inizio"), s.start.clone()),
+                (ui.t("End", "Fine"), s.end.clone()),
+                (ui.t("Mode", "Modalità"), s.mode.label(ui.lang).to_string()),
+                (ui.t("Facilitator", "Conduttore"), s.facilitator.clone()),
+                (
+                    ui.t("Participants", "Partecipanti"),
+                    format!("{present} {} / {}", ui.t("present", "presenti"), s.participants.len()),
+                ),
+                (ui.t("Headcount", "Presenze anonime"), s.headcount.to_string()),
+                (ui.t("Language", "Lingua"), s.language.clone()),
+                (ui.t("Mediator", "Mediatore"), s.mediator.clone().unwrap_or_default()),
+                (ui.t("Site", "Sede"), site_name(node, &s.site)),
+            ]);
+        }
+        SessionCommand::List { site, kind, from, to } => {
+            let site = site.map(|s| resolve(node, RecordKind::Site, &s)).transpose()?;
+            let kind = kind.map(|k| word(&k, SessionKind::parse)).transpose()?;
+            let from = from.map(|d| date(&d, "--from")).transpose()?;
+            let to = to.map(|d| date(&d, "--to")).transpose()?;
+            let mut rows = Vec::new();
+            for (id, r) in node.docs().records(RecordKind::Session)? {
+                let Record::Session(s) = r else { continue };
+                let day = s.start.get(..10).unwrap_or("").to_string();
+                if site.is_some_and(|x| s.site.0 != x)
+                    || kind.is_some_and(|k| s.kind != k)
+                    || from.as_ref().is_some_and(|f| &day < f)
+                    || to.as_ref().is_some_and(|t| &day > t)
+                {
+                    continue;
+                }
+                let present = s.participants.iter().filter(|p| p.present).count() as u32 + s.headcount;
+                rows.push(vec![
+                    short_id(&id),
+                    s.start.clone(),
+                    s.kind.label(ui.lang).to_string(),
+                    s.topic.clone(),
+                    present.to_string(),
+                    site_name(node, &s.site),
+                ]);
+            }
+            rows.sort_by(|a, b| a[1].cmp(&b[1]));
+            print_table(
+                &[
+                    "id",
+                    ui.t("start", "inizio"),
+                    ui.t("kind", "tipo"),
+                    ui.t("topic", "argomento"),
+                    ui.t("people", "persone"),
+                    ui.t("site", "sede"),
+                ],
+                &rows,
+            );
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------
+// Conflicts
+
+fn describe_conflict(c: &Conflict, ui: &Ui) -> String {
+    let ids = |v: &[DocId]| v.iter().map(short_id).collect::<Vec<_>>().join(", ");
+    match c {
+        Conflict::DeviceLentTwice { device, loans } => format!(
+            "{} {}: {} {}",
+            ui.t("device", "dispositivo"),
+            short_id(device),
+            ui.t("has several open loans", "ha più prestiti aperti"),
+            ids(loans)
+        ),
+        Conflict::ProbableDuplicateAttendee { attendees } => format!(
+            "{}: {}",
+            ui.t(
+                "probably the same person registered twice",
+                "probabilmente la stessa persona iscritta due volte"
+            ),
+            ids(attendees)
+        ),
+        Conflict::DoubleBookedAppointment { site, sessions } => format!(
+            "{} {}: {}",
+            ui.t("overlapping appointments at site", "appuntamenti sovrapposti nella sede"),
+            short_id(site),
+            ids(sessions)
+        ),
+    }
+}
+
+fn conflicts_cmd(node: &mut Node, cmd: ConflictsCommand, ui: &Ui) -> Result<()> {
+    let records = node.docs().all_records()?;
+    let found = conflicts::detect(&records);
+    match cmd {
+        ConflictsCommand::List => {
+            if found.is_empty() {
+                println!("{}", ui.t("No conflicts.", "Nessun conflitto."));
+            }
+            for c in &found {
+                println!("{}  {}", c.id(), describe_conflict(c, ui));
+            }
+        }
+        ConflictsCommand::Resolve(args) => {
+            let conflict = found
+                .iter()
+                .find(|c| c.id() == args.id)
+                .with_context(|| format!("no open conflict `{}` (see `tessera conflicts list`)", args.id))?;
+            let writes = resolution(node, conflict, &args, &records)?;
+            node.transact(&writes)?;
+            println!("{} {}", ui.t("Resolved", "Risolto"), args.id);
+        }
+    }
+    Ok(())
+}
+
+fn resolution(
+    node: &Node,
+    conflict: &Conflict,
+    args: &ResolveArgs,
+    records: &[(DocId, Record)],
+) -> Result<Vec<(DocId, Record)>> {
+    let get = |id: &DocId| records.iter().find(|(x, _)| x == id).map(|(_, r)| r.clone());
+    match conflict {
+        Conflict::DeviceLentTwice { loans, .. } => {
+            let text = args
+                .close_loan
+                .as_deref()
+                .context("this conflict needs --close-loan LOAN (one of its loans)")?;
+            let loan_id = resolve(node, RecordKind::Loan, text)?;
+            if !loans.contains(&loan_id) {
+                bail!("loan {} is not part of this conflict", short_id(&loan_id));
+            }
+            let Some(Record::Loan(l)) = get(&loan_id) else { bail!("loan not readable") };
+            let reason = format!("closed resolving {}: the device is with another borrower", conflict.id());
+            let closed = conflicts::close_loan(&l, today(), &reason);
+            Ok(vec![(loan_id, Record::Loan(closed))])
+        }
+        Conflict::ProbableDuplicateAttendee { attendees } => {
+            if args.not_duplicates {
+                let mut writes = Vec::new();
+                for id in attendees {
+                    let Some(Record::Attendee(mut a)) = get(id) else { continue };
+                    for other in attendees.iter().filter(|o| *o != id) {
+                        if !a.not_duplicates_of.contains(&RecordRef(*other)) {
+                            a.not_duplicates_of.push(RecordRef(*other));
+                        }
+                    }
+                    writes.push((*id, Record::Attendee(a)));
+                }
+                return Ok(writes);
+            }
+            let text = args.keep.as_deref().context(
+                "this conflict needs --keep ATTENDEE (merge the others into it) or --not-duplicates",
+            )?;
+            let keep_id = resolve(node, RecordKind::Attendee, text)?;
+            if !attendees.contains(&keep_id) {
+                bail!("attendee {} is not part of this conflict", short_id(&keep_id));
+            }
+            let Some(Record::Attendee(mut keep)) = get(&keep_id) else { bail!("attendee not readable") };
+            let mut writes = Vec::new();
+            let mut repointed: Vec<(DocId, Record)> = Vec::new();
+            for drop_id in attendees.iter().filter(|a| **a != keep_id) {
+                let Some(Record::Attendee(drop)) = get(drop_id) else { continue };
+                let (kept, dropped) = conflicts::merge_attendees(keep_id, &keep, *drop_id, &drop);
+                keep = kept;
+                writes.push((*drop_id, Record::Attendee(dropped)));
+                for (id, record) in records {
+                    let current = repointed.iter().find(|(x, _)| x == id).map(|(_, r)| r.clone());
+                    let base = current.as_ref().unwrap_or(record);
+                    if let Some(updated) = conflicts::repoint_references(base, *drop_id, keep_id) {
+                        repointed.retain(|(x, _)| x != id);
+                        repointed.push((*id, updated));
+                    }
+                }
+            }
+            writes.push((keep_id, Record::Attendee(keep)));
+            writes.extend(repointed);
+            Ok(writes)
+        }
+        Conflict::DoubleBookedAppointment { sessions, .. } => {
+            let text = args
+                .move_session
+                .as_deref()
+                .context("this conflict needs --move SESSION --start ... --end ...")?;
+            let id = resolve(node, RecordKind::Session, text)?;
+            if !sessions.contains(&id) {
+                bail!("session {} is not part of this conflict", short_id(&id));
+            }
+            let start = date_time(args.start.as_deref().context("--start is required")?, "--start")?;
+            let end = date_time(args.end.as_deref().context("--end is required")?, "--end")?;
+            let (Some(start), Some(end)) = (parse_date_time(&start), parse_date_time(&end)) else {
+                bail!("--start and --end must be YYYY-MM-DDTHH:MM");
+            };
+            let Some(Record::Session(s)) = get(&id) else { bail!("session not readable") };
+            let moved = conflicts::move_appointment(&s, start, end);
+            let record = Record::Session(moved);
+            validate::validate(&record, today()).map_err(|e| anyhow!("{e}"))?;
+            Ok(vec![(id, record)])
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Report, export, import
+
+fn report_cmd(node: &Node, args: ReportArgs, ui: &Ui) -> Result<()> {
+    let group_by = word(&args.by, GroupBy::parse)?;
+    let from = args
+        .from
+        .map(|d| parse_date(&d).with_context(|| format!("--from `{d}` is not a date (YYYY-MM-DD)")))
+        .transpose()?;
+    let to = args
+        .to
+        .map(|d| parse_date(&d).with_context(|| format!("--to `{d}` is not a date (YYYY-MM-DD)")))
+        .transpose()?;
+    if let (Some(f), Some(t)) = (from, to) {
+        if t < f {
+            bail!("--to is before --from");
+        }
+    }
+    let records = node.docs().all_records()?;
+    let query = ReportQuery { from, to, group_by, today: today() };
+    let report = report::report(&records, &query);
+    if args.csv {
+        print!("{}", report.to_csv(ui.lang));
+    } else {
+        print!("{}", report.to_table(ui.lang));
+    }
+    Ok(())
+}
+
+fn export(node: &Node, args: ExportArgs, ui: &Ui) -> Result<()> {
+    let out = crate::bundle_io::export(node, &args.file)?;
+    println!(
+        "{} {} {} ({} bytes) {} {}",
+        ui.t("Exported", "Esportate"),
+        out.entries,
+        ui.t("entries", "voci"),
+        out.bytes,
+        ui.t("to", "in"),
+        args.file.display()
+    );
+    Ok(())
+}
+
+fn import(node: &mut Node, args: ImportArgs, ui: &Ui) -> Result<()> {
+    let imported = crate::bundle_io::import(node, &args.file)?;
+    let r = &imported.report;
+    println!(
+        "{}: {} {}, {} {}, {} {}",
+        ui.t("Imported", "Importato"),
+        r.appended.len(),
+        ui.t("new changes", "nuove modifiche"),
+        r.trust_added,
+        ui.t("certificates or revocations", "certificati o revoche"),
+        r.duplicates,
+        ui.t("already here", "già presenti"),
+    );
+    for fork in &r.forks {
+        println!(
+            "{} {} {} {}",
+            ui.t("WARNING: device", "ATTENZIONE: il dispositivo"),
+            fork.author.short(),
+            ui.t("signed two different histories at change", "ha firmato due storie diverse alla modifica"),
+            fork.seq
+        );
+    }
+    if !r.rejected.is_empty() {
+        for rejected in &r.rejected {
+            let what = match imported.entries.get(rejected.index) {
+                Some(tessera_log::LogEntry::Envelope(e)) => format!(
+                    "{} {} #{}",
+                    ui.t("change of device", "modifica del dispositivo"),
+                    e.author().short(),
+                    e.seq()
+                ),
+                Some(tessera_log::LogEntry::Trust(t)) => t.statement.describe().to_string(),
+                None => format!("entry {}", rejected.index),
+            };
+            eprintln!("{} {what}: {}", ui.t("refused", "rifiutata"), rejected.error);
+        }
+        bail!(
+            "{} {} {}",
+            r.rejected.len(),
+            ui.t("entries of the file were refused", "voci del file sono state rifiutate"),
+            ui.t("(the valid ones were imported)", "(quelle valide sono state importate)")
+        );
+    }
+    let conflicts = conflicts::detect(&node.docs().all_records()?);
+    if !conflicts.is_empty() {
+        println!(
+            "{} {} {}",
+            conflicts.len(),
+            ui.t("conflicts to look at:", "conflitti da guardare:"),
+            "tessera conflicts list"
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------
+// Quickstart
+
+pub fn quickstart(dir: &std::path::Path, ui: &Ui) -> Result<()> {
+    if crate::config::NodeConfig::path(dir).exists() {
+        println!("{} {}", ui.t("A node already exists in", "Esiste già un nodo in"), dir.display());
+    } else {
+        identity::init_single_machine(
+            dir,
+            "Polo di comunità Esempio",
+            tessera_log::DeviceRole::Hub,
+            "Cooperativa Esempio",
+        )?;
+        let mut node = Node::open(dir)?;
+        crate::demo::populate(&mut node, ui)?;
+    }
+    let node = Node::open(dir)?;
+    status(&node, ui)?;
+    let data = format!("--data {}", dir.display());
+    println!();
+    println!("{}", ui.t("Try next:", "Prova ora:"));
+    for line in [
+        format!("tessera {data} attendee list"),
+        format!("tessera {data} device list --status lent"),
+        format!("tessera {data} loan list --overdue"),
+        format!("tessera {data} session list"),
+        format!("tessera {data} report --by month"),
+        format!("tessera {data} attendee add --given Giulia --family Esempio --birth-year 2011 --role student --guardian-name \"Anna Esempio\" --guardian-phone 3331234567 --consent-by guardian --operator \"Your Name\""),
+        format!("tessera {data} export hub.tessera"),
+    ] {
+        println!("  {line}");
+    }
+    let _ = kind_of;
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! Where a node keeps its files, and the small configuration file beside the store.
+//!
+//! A data directory holds `node.json` (this node's identity and site, no secrets),
+//! `keys/` (secret key files, mode 0600) and `store/` (the log and derived state).
+//! The directory is chosen by `--data`, else `$TESSERA_DATA`, else the platform's data
+//! directory (`$XDG_DATA_HOME/tessera` or `~/.local/share/tessera`).
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+pub const CONFIG_FILE: &str = "node.json";
+pub const KEYS_DIR: &str = "keys";
+pub const STORE_DIR: &str = "store";
+pub const DEVICE_KEY_FILE: &str = "device.key";
+pub const NETWORK_KEY_FILE: &str = "network.key";
+pub const PARTNER_KEY_FILE: &str = "partner.key";
+
+/// The default data directory when neither `--data` nor `$TESSERA_DATA` is given.
+pub fn default_data_dir() -> Result<PathBuf> {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(xdg).join("tessera"));
+    }
+    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        Some(home) if cfg!(target_os = "macos") => {
+            Ok(PathBuf::from(home).join("Library/Application Support/tessera"))
+        }
+        Some(home) => Ok(PathBuf::from(home).join(".local/share/tessera")),
+        None => bail!("cannot find a data directory: pass --data DIR or set TESSERA_DATA"),
+    }
+}
+
+/// What a node knows about itself. No secrets: those are in `keys/`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// Network id (hex of the coordinator's public key).
+    pub network: String,
+    /// This node's device public key (hex).
+    pub device: String,
+    /// The name of the site this node serves.
+    pub site_name: String,
+    /// `hub` or `help-desk`.
+    pub role: String,
+    /// The id of this node's own site record, once created.
+    #[serde(default)]
+    pub site_id: Option<String>,
+    /// True when `init` made a single-machine network (network and partner keys here).
+    #[serde(default)]
+    pub single_machine: bool,
+}
+
+impl NodeConfig {
+    pub fn path(dir: &Path) -> PathBuf {
+        dir.join(CONFIG_FILE)
+    }
+
+    pub fn load(dir: &Path) -> Result<NodeConfig> {
+        let path = Self::path(dir);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+                "no Tessera node in {}: run `tessera init --site \"Your site\"` or `tessera quickstart` first",
+                dir.display()
+            ),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is damaged (not valid node settings)", path.display()))
+    }
+
+    /// Writes the file durably (temporary file, fsync, rename, fsync of the directory).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let path = Self::path(dir);
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_string_pretty(self)?;
+        let mut file = fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+        fs::File::open(dir)?.sync_all()?;
+        Ok(())
+    }
+}

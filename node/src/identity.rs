@@ -1,0 +1,216 @@
+//! Making identities: `tessera init` (a node's device key and store) and the partner
+//! administrator's commands (`tessera admin ...`) that make network and partner keys,
+//! certify devices and revoke them.
+//!
+//! A device key is made on the node and never leaves it: the partner administrator
+//! receives only its public half and returns a trust file with the certificates.
+//! `init` without `--network` makes a single-machine network (network, partner and
+//! device keys on this computer) so a first try needs nothing else.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use tessera_log::{
+    DeviceCertificate, DeviceKey, DeviceRevocation, DeviceRole, LogEntry, NetworkId, PartnerCertificate,
+    PartnerKey, PublicKey, SecretKey, Seq, TrustEntry, TrustStatement,
+};
+use tessera_store::{read_secret_key, write_secret_key, Policy, Store};
+
+use crate::config::{NodeConfig, DEVICE_KEY_FILE, KEYS_DIR, NETWORK_KEY_FILE, PARTNER_KEY_FILE, STORE_DIR};
+use crate::node::now;
+use crate::trust_file;
+
+fn generate() -> Result<SecretKey> {
+    SecretKey::generate().context("the operating system's random source failed")
+}
+
+fn make_keys_dir(dir: &Path) -> Result<PathBuf> {
+    let keys = dir.join(KEYS_DIR);
+    fs::create_dir_all(&keys).with_context(|| format!("cannot create {}", keys.display()))?;
+    fs::set_permissions(&keys, fs::Permissions::from_mode(0o700))?;
+    Ok(keys)
+}
+
+fn ensure_fresh(dir: &Path) -> Result<()> {
+    if NodeConfig::path(dir).exists() {
+        bail!(
+            "{} already holds a Tessera node; use another --data directory or remove it first",
+            dir.display()
+        );
+    }
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(())
+}
+
+pub fn parse_role(role: &str) -> Result<DeviceRole> {
+    match role.to_lowercase().as_str() {
+        "hub" | "polo" => Ok(DeviceRole::Hub),
+        "help-desk" | "helpdesk" | "desk" | "sportello" => Ok(DeviceRole::HelpDesk),
+        other => bail!("unknown role `{other}`: use `hub` or `help-desk`"),
+    }
+}
+
+pub fn role_name(role: DeviceRole) -> &'static str {
+    match role {
+        DeviceRole::Hub => "hub",
+        DeviceRole::HelpDesk => "help-desk",
+    }
+}
+
+fn sign(network: NetworkId, key: &SecretKey, statement: TrustStatement) -> Result<TrustEntry> {
+    Ok(TrustEntry::sign(network, now(), statement, key)?)
+}
+
+/// `tessera init` without a network: a whole network on this machine.
+pub fn init_single_machine(
+    dir: &Path,
+    site: &str,
+    role: DeviceRole,
+    partner_name: &str,
+) -> Result<NodeConfig> {
+    ensure_fresh(dir)?;
+    let keys = make_keys_dir(dir)?;
+    let network_key = generate()?;
+    let partner_key = generate()?;
+    let device_key = generate()?;
+    let network = NetworkId(network_key.public());
+    write_secret_key(&keys.join(NETWORK_KEY_FILE), "network", &network_key)?;
+    write_secret_key(&keys.join(PARTNER_KEY_FILE), "partner", &partner_key)?;
+    write_secret_key(&keys.join(DEVICE_KEY_FILE), "device", &device_key)?;
+    let partner = PartnerKey(partner_key.public());
+    let device = DeviceKey(device_key.public());
+    let entries = vec![
+        sign(
+            network,
+            &network_key,
+            TrustStatement::Partner(PartnerCertificate { partner, name: partner_name.to_string() }),
+        )?,
+        sign(
+            network,
+            &partner_key,
+            TrustStatement::Device(DeviceCertificate { partner, device, role, site: site.to_string() }),
+        )?,
+    ];
+    let (mut store, _) = Store::open(&dir.join(STORE_DIR), Some(network))?;
+    let entries: Vec<LogEntry> = entries.into_iter().map(LogEntry::Trust).collect();
+    store.ingest(&entries, Policy::AllOrNothing)?;
+    drop(store);
+    let config = NodeConfig {
+        network: network.0.to_hex(),
+        device: device.0.to_hex(),
+        site_name: site.to_string(),
+        role: role_name(role).to_string(),
+        site_id: None,
+        single_machine: true,
+    };
+    config.save(dir)?;
+    Ok(config)
+}
+
+/// `tessera init --network ID`: a device key and an empty store, waiting for the
+/// partner administrator's certificate.
+pub fn init_joining(dir: &Path, site: &str, role: DeviceRole, network: NetworkId) -> Result<NodeConfig> {
+    ensure_fresh(dir)?;
+    let keys = make_keys_dir(dir)?;
+    let device_key = generate()?;
+    write_secret_key(&keys.join(DEVICE_KEY_FILE), "device", &device_key)?;
+    drop(Store::open(&dir.join(STORE_DIR), Some(network))?);
+    let config = NodeConfig {
+        network: network.0.to_hex(),
+        device: device_key.public().to_hex(),
+        site_name: site.to_string(),
+        role: role_name(role).to_string(),
+        site_id: None,
+        single_machine: false,
+    };
+    config.save(dir)?;
+    Ok(config)
+}
+
+/// `tessera admin new-network`: the coordinator's key.
+pub fn admin_new_network(out: &Path) -> Result<NetworkId> {
+    fs::create_dir_all(out)?;
+    let key = generate()?;
+    write_secret_key(&out.join(NETWORK_KEY_FILE), "network", &key)?;
+    Ok(NetworkId(key.public()))
+}
+
+/// `tessera admin new-partner`: a partner key and its certificate by the network key.
+pub fn admin_new_partner(network_key_file: &Path, name: &str, out: &Path) -> Result<(PartnerKey, PathBuf)> {
+    let network_key = read_secret_key(network_key_file, "network")?;
+    let network = NetworkId(network_key.public());
+    fs::create_dir_all(out)?;
+    let partner_key = generate()?;
+    write_secret_key(&out.join(PARTNER_KEY_FILE), "partner", &partner_key)?;
+    let partner = PartnerKey(partner_key.public());
+    let cert = sign(
+        network,
+        &network_key,
+        TrustStatement::Partner(PartnerCertificate { partner, name: name.into() }),
+    )?;
+    let trust_path = out.join("partner.trust");
+    trust_file::write(&trust_path, &network, &[&cert])?;
+    Ok((partner, trust_path))
+}
+
+pub fn parse_public_key(hex_key: &str) -> Result<PublicKey> {
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(hex_key.trim(), &mut bytes)
+        .ok()
+        .with_context(|| format!("`{}` is not a device key (64 hex digits)", hex_key.trim()))?;
+    PublicKey::from_bytes(bytes).ok().with_context(|| format!("`{}` is not a valid key", hex_key.trim()))
+}
+
+/// `tessera admin certify-device`: a trust file with the partner's certificate and a
+/// new certificate of `device`, to import on that node.
+pub fn admin_certify_device(
+    partner_key_file: &Path,
+    partner_trust_file: &Path,
+    device: DeviceKey,
+    site: &str,
+    role: DeviceRole,
+    out: &Path,
+) -> Result<()> {
+    let partner_key = read_secret_key(partner_key_file, "partner")?;
+    let partner = PartnerKey(partner_key.public());
+    let (network, entries) = trust_file::read(partner_trust_file)?;
+    let partner_cert = entries
+        .iter()
+        .find(|e| matches!(&e.statement, TrustStatement::Partner(c) if c.partner == partner))
+        .with_context(|| {
+            format!("{} holds no certificate of this partner key", partner_trust_file.display())
+        })?;
+    partner_cert.verify_signature(&network)?;
+    let device_cert = sign(
+        network,
+        &partner_key,
+        TrustStatement::Device(DeviceCertificate { partner, device, role, site: site.to_string() }),
+    )?;
+    trust_file::write(out, &network, &[partner_cert, &device_cert])
+}
+
+/// `tessera admin revoke-device`: a revocation signed by a partner or network key.
+pub fn admin_revoke_device(
+    key_file: &Path,
+    role: &str,
+    network: NetworkId,
+    device: DeviceKey,
+    last_valid: Seq,
+    reason: &str,
+    out: &Path,
+) -> Result<()> {
+    let key = read_secret_key(key_file, role)?;
+    let revocation = sign(
+        network,
+        &key,
+        TrustStatement::RevokeDevice(DeviceRevocation {
+            issuer: key.public(),
+            device,
+            last_valid,
+            reason: reason.to_string(),
+        }),
+    )?;
+    trust_file::write(out, &network, &[&revocation])
+}

@@ -1,0 +1,148 @@
+//! A node: its identity, its store and its materialized records, and the one way to
+//! change them ([`Node::transact`]: one signed, durable envelope per operator action).
+//!
+//! Opening a node takes the store's lock; the `tessera` command opens, acts and closes.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use tessera_log::{
+    DeviceKey, DeviceRole, DocId, Envelope, LogEntry, NetworkId, NewChange, PublicKey, Salt, SecretKey, Seq,
+    Timestamp,
+};
+use tessera_records::{Record, RecordDoc, RecordKind};
+use tessera_store::{IngestReport, Policy, Store, StoreOpenReport};
+
+use crate::config::{NodeConfig, DEVICE_KEY_FILE, KEYS_DIR, STORE_DIR};
+use crate::materialize::{CatchUp, Materializer};
+
+/// The wall clock, as the log's informational timestamp.
+pub fn now() -> Timestamp {
+    let now = std::time::SystemTime::now();
+    match now.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => Timestamp(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        Err(_) => Timestamp(0),
+    }
+}
+
+/// An open node.
+#[derive(Debug)]
+pub struct Node {
+    dir: PathBuf,
+    pub config: NodeConfig,
+    key: SecretKey,
+    device: DeviceKey,
+    store: Store,
+    docs: Materializer,
+    pub open_report: StoreOpenReport,
+}
+
+impl Node {
+    /// Opens the node in `dir` (made by `init`).
+    pub fn open(dir: &Path) -> Result<Node> {
+        let config = NodeConfig::load(dir)?;
+        let network = crate::trust_file::parse_network(&config.network)?;
+        let key = tessera_store::read_secret_key(&dir.join(KEYS_DIR).join(DEVICE_KEY_FILE), "device")?;
+        let device = DeviceKey(key.public());
+        if device.0.to_hex() != config.device {
+            bail!(
+                "the device key in {} does not match node.json: the data directory is damaged",
+                dir.display()
+            );
+        }
+        let (store, open_report) = Store::open(&dir.join(STORE_DIR), Some(network))
+            .with_context(|| format!("cannot open the store in {}", dir.display()))?;
+        if let Some(torn) = &open_report.log.torn_tail {
+            tracing::warn!(bytes = torn.bytes_cut, "an unfinished write from a crash was set aside");
+        }
+        let mut docs = Materializer::open(&store, device)?;
+        docs.catch_up(&store)?;
+        Ok(Node { dir: dir.to_path_buf(), config, key, device, store, docs, open_report })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn device(&self) -> DeviceKey {
+        self.device
+    }
+    pub fn network(&self) -> NetworkId {
+        self.store.network()
+    }
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+    pub fn docs(&self) -> &Materializer {
+        &self.docs
+    }
+
+    /// Whether this node's device is certified (it can write).
+    pub fn is_certified(&self) -> bool {
+        let next = self.store.head(&self.device).map(|h| Seq(h.seq.0 + 1)).unwrap_or(Seq::FIRST);
+        self.store.trust().authorize(&self.device, next).is_ok()
+    }
+
+    /// Writes the new values of `records` as one signed transaction. Returns once the
+    /// envelope is durable; the materialized records are updated before returning.
+    pub fn transact(&mut self, records: &[(DocId, Record)]) -> Result<Option<Envelope>> {
+        let next = self.store.head(&self.device).map(|h| Seq(h.seq.0 + 1)).unwrap_or(Seq::FIRST);
+        if let Err(e) = self.store.trust().authorize(&self.device, next) {
+            bail!(
+                "this node cannot write yet: {e}. Ask your partner's administrator for a certificate \
+                 (`tessera admin certify-device`) and import it with `tessera import FILE`"
+            );
+        }
+        let time = now();
+        let actor = tessera_records::actor_for(&self.device);
+        let mut changes = Vec::with_capacity(records.len());
+        for (doc, record) in records {
+            let change = match self.docs.load(doc)? {
+                Some(mut existing) => existing.update(record, time.0)?,
+                None => Some(RecordDoc::create(actor.clone(), record, time.0)?.1),
+            };
+            if let Some(body) = change {
+                let salt = Salt::random().context("the operating system's random source failed")?;
+                changes.push(NewChange { doc: *doc, salt, body });
+            }
+        }
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        let envelope = self.store.append_local(&self.key, time, changes)?;
+        self.docs.catch_up(&self.store)?;
+        Ok(Some(envelope))
+    }
+
+    /// Stores entries received from elsewhere (a bundle, a trust file), then updates
+    /// the materialized records.
+    pub fn ingest(&mut self, entries: &[LogEntry], policy: Policy) -> Result<(IngestReport, CatchUp)> {
+        let mut total = IngestReport::default();
+        for chunk in entries.chunks(tessera_store::INGEST_ENTRIES_MAX) {
+            let report = self.store.ingest(chunk, policy)?;
+            total.appended.extend(report.appended);
+            total.trust_added += report.trust_added;
+            total.duplicates += report.duplicates;
+            total.evidence_added += report.evidence_added;
+            total.forks.extend(report.forks);
+            total.rejected.extend(report.rejected);
+        }
+        let catch_up = self.docs.catch_up(&self.store)?;
+        Ok((total, catch_up))
+    }
+
+    /// A new id for a record of `kind`.
+    pub fn new_id(kind: RecordKind) -> Result<DocId> {
+        let mut random = [0u8; 15];
+        getrandom::getrandom(&mut random).context("the operating system's random source failed")?;
+        Ok(tessera_records::new_doc_id(kind, random))
+    }
+
+    /// The certificate role of this node, from the trust state.
+    pub fn role(&self) -> Option<DeviceRole> {
+        self.store.trust().devices().find(|c| c.device == self.device).map(|c| c.role)
+    }
+
+    pub fn secret_key_public(&self) -> PublicKey {
+        self.key.public()
+    }
+}

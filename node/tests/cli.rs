@@ -1,0 +1,511 @@
+//! End-to-end tests of the `tessera` command: real processes on temporary data
+//! directories, checking what an operator sees and that bad input changes nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+struct Hub {
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+}
+
+impl Hub {
+    fn new(site: &str) -> Hub {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("node");
+        let hub = Hub { _dir: dir, data };
+        hub.ok(&["init", "--site", site]);
+        hub
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+        cmd.arg("--data").arg(&self.data).arg("--lang").arg("en").args(args);
+        cmd.env_remove("TESSERA_DATA");
+        cmd.env("TESSERA_OPERATOR", "Operatore Prova");
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs a command that must succeed; returns its standard output.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "tessera {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs a command that must fail; returns its standard error.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "tessera {args:?} should have failed:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    /// The id printed by a "Saved <what> <id>" line.
+    fn saved_id(output: &str) -> String {
+        output
+            .lines()
+            .find(|l| l.starts_with("Saved"))
+            .and_then(|l| l.split_whitespace().last())
+            .unwrap_or_else(|| panic!("no saved id in {output}"))
+            .to_string()
+    }
+
+    fn add_student(&self, given: &str, family: &str, year: &str) -> String {
+        Hub::saved_id(&self.ok(&[
+            "attendee",
+            "add",
+            "--given",
+            given,
+            "--family",
+            family,
+            "--birth-year",
+            year,
+            "--role",
+            "student",
+            "--school",
+            "IC Esempio",
+            "--class",
+            "2B",
+            "--guardian-name",
+            "Genitore Prova",
+            "--guardian-phone",
+            "3330000000",
+            "--consent-by",
+            "guardian",
+            "--language",
+            "italiano",
+        ]))
+    }
+
+    fn add_device(&self, tag: &str) -> String {
+        Hub::saved_id(&self.ok(&[
+            "device",
+            "add",
+            "--tag",
+            tag,
+            "--kind",
+            "tablet",
+            "--origin",
+            "refurbished",
+        ]))
+    }
+
+    fn fingerprint(&self) -> String {
+        let status = self.ok(&["status"]);
+        status
+            .lines()
+            .find(|l| l.starts_with("Records fingerprint"))
+            .map(|l| l.rsplit(' ').next().unwrap().to_string())
+            .unwrap()
+    }
+
+    fn log_bytes(&self) -> u64 {
+        dir_size(&self.data.join("store/log"))
+    }
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum()
+}
+
+#[test]
+fn help_and_version_work() {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    cmd.arg("--help").assert().success().stdout(predicate::str::contains("attendee"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    cmd.arg("--version").assert().success();
+}
+
+#[test]
+fn register_lend_return_and_report() {
+    let hub = Hub::new("Oratorio San Prova");
+    let student = hub.add_student("Giulia", "Esempio", "2012");
+    let shown = hub.ok(&["attendee", "show", &student]);
+    assert!(shown.contains("Giulia") && shown.contains("Esempio") && shown.contains("2B"), "{shown}");
+    let tablet = hub.add_device("TAB-001");
+    let loan = Hub::saved_id(&hub.ok(&[
+        "loan",
+        "add",
+        "--device",
+        "TAB-001",
+        "--attendee",
+        &student,
+        "--expected-return",
+        "2099-06-30",
+        "--agreement-signed",
+    ]));
+    // The device is marked lent in the same transaction.
+    assert!(hub.ok(&["device", "show", &tablet]).contains("on loan"));
+    assert!(hub.ok(&["device", "list", "--status", "lent"]).contains("TAB-001"));
+    assert!(hub.ok(&["loan", "list", "--open"]).contains(&loan));
+    // Lending it again is refused with a reason.
+    let other = hub.add_student("Ahmed", "Prova", "2011");
+    let err = hub.fails(&[
+        "loan",
+        "add",
+        "--device",
+        "TAB-001",
+        "--attendee",
+        &other,
+        "--expected-return",
+        "2099-01-01",
+        "--agreement-signed",
+    ]);
+    assert!(err.contains("lent") || err.contains("loan"), "{err}");
+    hub.ok(&["loan", "return", &loan, "--condition", "fair"]);
+    assert!(hub.ok(&["device", "show", &tablet]).contains("in stock"));
+    // A course with both students present.
+    let session = Hub::saved_id(&hub.ok(&[
+        "session",
+        "add",
+        "--kind",
+        "course",
+        "--topic",
+        "Tablet sicuro",
+        "--start",
+        "2026-11-02T15:00",
+        "--end",
+        "2026-11-02T17:30",
+        "--participant",
+        &student,
+        "--participant",
+        &other,
+        "--audience",
+        "students",
+    ]));
+    hub.ok(&["session", "attend", &session, "--attendee", &other, "--absent"]);
+    assert!(hub.ok(&["session", "show", &session]).contains("1 present / 2"));
+    let report = hub.ok(&["report", "--by", "month", "--csv"]);
+    assert!(report.lines().count() >= 2, "{report}");
+    assert!(!report.contains("Giulia") && !report.contains("Esempio"), "reports carry no names: {report}");
+    let listed = hub.ok(&["attendee", "list", "--search", "giulia"]);
+    assert!(listed.contains(&student) && !listed.contains(&other), "{listed}");
+    assert!(hub.ok(&["status"]).contains("Certified"));
+}
+
+#[test]
+fn bad_input_is_named_and_changes_nothing() {
+    let hub = Hub::new("Sportello Prova");
+    let student = hub.add_student("Luca", "Campione", "2013");
+    let before = hub.log_bytes();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["attendee", "show", "A00000000"], "no attendee"),
+        (vec!["attendee", "show", "zz"], "id"),
+        (
+            vec![
+                "loan",
+                "add",
+                "--device",
+                "NOPE-1",
+                "--attendee",
+                &student,
+                "--expected-return",
+                "2099-01-01",
+            ],
+            "no device",
+        ),
+        (
+            vec![
+                "session",
+                "add",
+                "--kind",
+                "course",
+                "--start",
+                "2026-13-45T10:00",
+                "--end",
+                "2026-11-02T11:00",
+            ],
+            "not a date",
+        ),
+        (
+            vec![
+                "session",
+                "add",
+                "--kind",
+                "course",
+                "--start",
+                "2026-11-02T12:00",
+                "--end",
+                "2026-11-02T11:00",
+            ],
+            "end",
+        ),
+        (
+            vec![
+                "session",
+                "add",
+                "--kind",
+                "party",
+                "--start",
+                "2026-11-02T10:00",
+                "--end",
+                "2026-11-02T11:00",
+            ],
+            "party",
+        ),
+        (
+            vec![
+                "attendee",
+                "add",
+                "--given",
+                "Solo",
+                "--birth-year",
+                "2000",
+                "--role",
+                "citizen",
+                "--consent-by",
+                "self",
+            ],
+            "--family",
+        ),
+        (
+            vec![
+                "attendee",
+                "add",
+                "--given",
+                "Minore",
+                "--family",
+                "Prova",
+                "--birth-year",
+                "2015",
+                "--role",
+                "student",
+                "--consent-by",
+                "guardian",
+            ],
+            "guardian",
+        ),
+        (vec!["device", "add", "--tag", "X-1", "--kind", "toaster", "--origin", "donated"], "toaster"),
+        (vec!["report", "--by", "colour"], "colour"),
+        (vec!["import", "/nonexistent/file.tessera"], "cannot read"),
+    ];
+    for (args, expected) in cases {
+        let err = hub.fails(&args);
+        assert!(
+            err.to_lowercase().contains(&expected.to_lowercase()),
+            "{args:?}: expected `{expected}` in: {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    }
+    assert_eq!(hub.log_bytes(), before, "refused commands wrote nothing");
+    // Wrong CLI arguments are clap errors with usage, not panics.
+    let err = hub.fails(&["attendee", "add", "--birth-year", "twenty"]);
+    assert!(err.contains("invalid value"), "{err}");
+}
+
+#[test]
+fn a_locked_or_missing_store_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    cmd.arg("--data").arg(dir.path().join("none")).arg("--lang").arg("en").args(["attendee", "list"]);
+    cmd.assert().failure().stderr(predicate::str::contains("tessera init"));
+    let hub = Hub::new("Biblioteca Prova");
+    // Hold the store open in this process: the command must refuse, not wait or corrupt.
+    let (_store, _) = tessera_store::Store::open(&hub.data.join("store"), None).unwrap();
+    let err = hub.fails(&["attendee", "list"]);
+    assert!(err.contains("in use"), "{err}");
+}
+
+#[test]
+fn two_hubs_diverge_offline_exchange_bundles_and_converge() {
+    // Hub B joins hub A's network: A's administrator certifies B's device.
+    let a = Hub::new("Polo Nord Prova");
+    let dir = tempfile::tempdir().unwrap();
+    let b_data = dir.path().join("b");
+    let network = a
+        .ok(&["status"])
+        .lines()
+        .find(|l| l.starts_with("Network"))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap()
+        .to_string();
+    let b = Hub { _dir: dir, data: b_data };
+    let init = b.ok(&["init", "--site", "Sportello Sud Prova", "--role", "help-desk", "--network", &network]);
+    let device_key =
+        init.lines().find(|l| l.starts_with("Device key")).unwrap().rsplit(' ').next().unwrap().to_string();
+    // Not certified yet: writing is refused with what to do.
+    let err = b.fails(&["device", "add", "--tag", "B-1", "--kind", "pc", "--origin", "donated"]);
+    assert!(err.contains("certificate"), "{err}");
+    let keys = a.data.join("keys");
+    let partner_trust = a.data.join("partner.trust");
+    a.ok(&[
+        "admin",
+        "new-partner",
+        "--network-key",
+        keys.join("network.key").to_str().unwrap(),
+        "--name",
+        "Associazione Prova",
+        "--out",
+        a.data.join("partner2").to_str().unwrap(),
+    ]);
+    let _ = partner_trust;
+    let cert = a.data.join("b.trust");
+    a.ok(&[
+        "admin",
+        "certify-device",
+        "--partner-key",
+        a.data.join("partner2/partner.key").to_str().unwrap(),
+        "--partner-trust",
+        a.data.join("partner2/partner.trust").to_str().unwrap(),
+        "--device",
+        &device_key,
+        "--site",
+        "Sportello Sud Prova",
+        "--role",
+        "help-desk",
+        "--out",
+        cert.to_str().unwrap(),
+    ]);
+    b.ok(&["import", cert.to_str().unwrap()]);
+
+    // Shared starting point: A registers a device and exports everything to B.
+    let tablet = a.add_device("TAB-100");
+    let bundle_a = a.data.join("a1.tessera");
+    a.ok(&["export", bundle_a.to_str().unwrap()]);
+    b.ok(&["import", bundle_a.to_str().unwrap()]);
+    assert!(b.ok(&["device", "list"]).contains("TAB-100"));
+
+    // Offline: both lend the same tablet, and both register the same person.
+    let sa = a.add_student("Sofia", "Fittizio", "2010");
+    let sb = b.add_student("Sofìa", "FITTIZIO", "2010");
+    a.ok(&[
+        "loan",
+        "add",
+        "--device",
+        &tablet,
+        "--attendee",
+        &sa,
+        "--expected-return",
+        "2099-01-01",
+        "--agreement-signed",
+    ]);
+    b.ok(&[
+        "loan",
+        "add",
+        "--device",
+        &tablet,
+        "--attendee",
+        &sb,
+        "--expected-return",
+        "2099-01-01",
+        "--agreement-signed",
+    ]);
+    // Concurrent edits of different fields of the same device.
+    a.ok(&["device", "edit", &tablet, "--model", "Tablet 10 pollici"]);
+    b.ok(&["device", "edit", &tablet, "--serial", "SN-PROVA-1"]);
+
+    // Exchange both ways.
+    let to_b = a.data.join("a2.tessera");
+    let to_a = b.data.join("b2.tessera");
+    a.ok(&["export", to_b.to_str().unwrap()]);
+    b.ok(&["export", to_a.to_str().unwrap()]);
+    a.ok(&["import", to_a.to_str().unwrap()]);
+    b.ok(&["import", to_b.to_str().unwrap()]);
+    assert_eq!(a.fingerprint(), b.fingerprint(), "both hubs hold identical documents");
+    let shown = a.ok(&["device", "show", &tablet]);
+    assert!(shown.contains("Tablet 10 pollici") && shown.contains("SN-PROVA-1"), "both edits kept: {shown}");
+
+    // The conflicts are listed on both sides, identically.
+    let conflicts_a = a.ok(&["conflicts", "list"]);
+    let conflicts_b = b.ok(&["conflicts", "list"]);
+    assert_eq!(conflicts_a, conflicts_b);
+    assert_eq!(conflicts_a.lines().count(), 2, "a device lent twice and a duplicate person: {conflicts_a}");
+    let ids: Vec<String> =
+        conflicts_a.lines().map(|l| l.split_whitespace().next().unwrap().to_string()).collect();
+
+    // A resolves both; the resolutions travel back to B and clear the conflicts there too.
+    let loans = a.ok(&["loan", "list", "--open"]);
+    let loan_b = loans
+        .lines()
+        .skip(2)
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .find(|l| l.starts_with('L'))
+        .unwrap();
+    for id in &ids {
+        let listed = conflicts_a.lines().find(|l| l.starts_with(id.as_str())).unwrap();
+        if listed.contains("loans") {
+            a.ok(&["conflicts", "resolve", id, "--close-loan", &loan_b]);
+        } else {
+            a.ok(&["conflicts", "resolve", id, "--keep", &sa]);
+        }
+    }
+    assert!(a.ok(&["conflicts", "list"]).contains("No conflicts"));
+    let back = a.data.join("a3.tessera");
+    a.ok(&["export", back.to_str().unwrap()]);
+    b.ok(&["import", back.to_str().unwrap()]);
+    assert!(b.ok(&["conflicts", "list"]).contains("No conflicts"));
+    assert_eq!(a.fingerprint(), b.fingerprint());
+}
+
+#[test]
+fn foreign_and_tampered_bundles_are_refused_whole() {
+    let a = Hub::new("Polo Prova");
+    a.add_device("TAB-1");
+    let bundle = a.data.join("a.tessera");
+    a.ok(&["export", bundle.to_str().unwrap()]);
+    // Another network.
+    let other = Hub::new("Altro Polo");
+    let before = other.log_bytes();
+    let err = other.fails(&["import", bundle.to_str().unwrap()]);
+    assert!(err.contains("network"), "{err}");
+    assert_eq!(other.log_bytes(), before);
+    // A flipped byte anywhere in the bundle: refused, nothing stored.
+    let bytes = std::fs::read(&bundle).unwrap();
+    let copy = Hub::new("Copia");
+    for at in [100, bytes.len() / 2, bytes.len() - 10] {
+        let mut damaged = bytes.clone();
+        damaged[at] ^= 0x40;
+        let path = a.data.join(format!("damaged-{at}.tessera"));
+        std::fs::write(&path, &damaged).unwrap();
+        let before = copy.log_bytes();
+        let err = copy.fails(&["import", path.to_str().unwrap()]);
+        assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(copy.log_bytes(), before, "byte {at}: nothing stored");
+    }
+    // Truncated.
+    let path = a.data.join("short.tessera");
+    std::fs::write(&path, &bytes[..bytes.len() - 30]).unwrap();
+    let err = copy.fails(&["import", path.to_str().unwrap()]);
+    assert!(err.contains("nothing was imported"), "{err}");
+}
+
+#[test]
+fn quickstart_makes_a_usable_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    let out = cmd.arg("--data").arg(dir.path()).arg("--lang").arg("en").arg("quickstart").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("Try next"), "{stdout}");
+    let data = dir.path().to_path_buf();
+    let hub = Hub { _dir: dir, data };
+    assert!(hub.ok(&["loan", "list", "--overdue"]).contains("OVERDUE"));
+    assert_eq!(hub.ok(&["attendee", "list"]).lines().count(), 2 + 12);
+    let report = hub.ok(&["report"]);
+    assert!(report.to_lowercase().contains("total"), "{report}");
+    // Italian labels.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    let out = cmd
+        .arg("--data")
+        .arg(&hub.data)
+        .args(["--lang", "it", "loan", "list", "--overdue"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SCADUTO"));
+}
