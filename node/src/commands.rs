@@ -52,7 +52,7 @@ pub fn dispatch(cli: Cli, ui: &Ui) -> Result<()> {
         Command::Session(cmd) => session(&mut Node::open(&dir)?, cmd, ui),
         Command::Conflicts(cmd) => conflicts_cmd(&mut Node::open(&dir)?, cmd, ui),
         Command::Report(args) => report_cmd(&Node::open(&dir)?, args, ui),
-        Command::Export(args) => export(&Node::open(&dir)?, args, ui),
+        Command::Export(args) => export(&mut Node::open(&dir)?, args, ui),
         Command::Import(args) => import(&mut Node::open(&dir)?, args, ui),
     }
 }
@@ -311,13 +311,10 @@ fn status(node: &Node, ui: &Ui) -> Result<()> {
         ui.t("Records fingerprint", "Impronta delle schede"),
         node.docs().state_digest()?[..16].to_string(),
     ));
+    let own_seq = own.map(|h| h.seq.0).unwrap_or(0);
     fields.push((
-        ui.t("Not yet sent to any peer", "Non ancora inviate ad altri"),
-        ui.t(
-            "all own changes (no sync peer yet: use `tessera export`)",
-            "tutte le modifiche proprie (nessun collegamento: usa `tessera export`)",
-        )
-        .to_string(),
+        ui.t("Own changes not yet exported", "Modifiche proprie non ancora esportate"),
+        own_seq.saturating_sub(node.config.exported_own_seq).to_string(),
     ));
     print_fields(&fields);
     Ok(())
@@ -1254,8 +1251,12 @@ fn report_cmd(node: &Node, args: ReportArgs, ui: &Ui) -> Result<()> {
     Ok(())
 }
 
-fn export(node: &Node, args: ExportArgs, ui: &Ui) -> Result<()> {
+fn export(node: &mut Node, args: ExportArgs, ui: &Ui) -> Result<()> {
     let out = crate::bundle_io::export(node, &args.file)?;
+    if let Some(head) = node.store().head(&node.device()) {
+        node.config.exported_own_seq = head.seq.0;
+        node.config.save(node.dir())?;
+    }
     println!(
         "{} {} {} ({} bytes) {} {}",
         ui.t("Exported", "Esportate"),

@@ -50,6 +50,9 @@ pub struct NodeConfig {
     /// True when `init` made a single-machine network (network and partner keys here).
     #[serde(default)]
     pub single_machine: bool,
+    /// This node's own last change included in a bundle it exported.
+    #[serde(default)]
+    pub exported_own_seq: u64,
 }
 
 impl NodeConfig {

@@ -104,6 +104,7 @@ pub fn init_single_machine(
         role: role_name(role).to_string(),
         site_id: None,
         single_machine: true,
+        exported_own_seq: 0,
     };
     config.save(dir)?;
     Ok(config)
@@ -124,6 +125,7 @@ pub fn init_joining(dir: &Path, site: &str, role: DeviceRole, network: NetworkId
         role: role_name(role).to_string(),
         site_id: None,
         single_machine: false,
+        exported_own_seq: 0,
     };
     config.save(dir)?;
     Ok(config)
