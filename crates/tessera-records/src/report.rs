@@ -1,0 +1,625 @@
+//! Reports for funders: aggregate figures (people reached, sessions held, training
+//! hours, devices lent, overdue loans, headcount) over a period, grouped by site,
+//! partner, month or audience, as CSV or as an aligned text table in English or
+//! Italian.
+//!
+//! Aggregates only: a report names sites, partner organisations, months and
+//! audiences, never a person, and counts attendees by id. Every figure counts the
+//! records whose date (a session's start, a loan's start) falls in the period and is
+//! not after `today`: what was planned but has not happened yet is not reported as
+//! done. An attendee merged into another counts as that other person. Records whose
+//! dates cannot be read are left out and counted in [`Report::skipped`], so a total is
+//! never silently short.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::NaiveDate;
+use tessera_log::DocId;
+
+use crate::kind::short_id;
+use crate::model::{parse_date, Attendee, Loan, Record, RecordRef, Session, Site};
+use crate::vocab::{closed_set, AttendeeRole, Audience, Lang, SessionKind};
+
+closed_set! {
+    /// How the rows of a report are grouped.
+    pub enum GroupBy ("grouping") {
+        Site => "site", "site", "sede", ["sito", "polo", "sportello"];
+        Partner => "partner", "partner", "ente partner", ["ente", "organisation", "organization", "organizzazione"];
+        Month => "month", "month", "mese", [];
+        Audience => "audience", "audience", "destinatari", ["pubblico", "target"];
+    }
+}
+
+/// What to report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportQuery {
+    /// First day of the period (inclusive); `None` from the beginning.
+    pub from: Option<NaiveDate>,
+    /// Last day of the period (inclusive); `None` up to `today`.
+    pub to: Option<NaiveDate>,
+    pub group_by: GroupBy,
+    /// The operator's date: nothing after it counts, and overdue means before it.
+    pub today: NaiveDate,
+}
+
+/// The figures of one group (or of all, in [`Report::total`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportRow {
+    /// A site's name, a partner, a month `YYYY-MM`, an audience's stored word, or
+    /// [`UNKNOWN_GROUP`] when the record does not say.
+    pub group: String,
+    /// Distinct people present at a session or lent a device.
+    pub unique_attendees: u64,
+    pub sessions_held: u64,
+    /// Hours of courses and school labs held.
+    pub training_hours: f64,
+    /// Loans started.
+    pub devices_lent: u64,
+    /// Of those, loans still open whose expected return is before `today`.
+    pub overdue_loans: u64,
+    /// People counted at sessions: the anonymous headcount of public meetings plus the
+    /// registered participants present.
+    pub headcount: u64,
+}
+
+/// The group of records that do not say their site, partner or audience.
+pub const UNKNOWN_GROUP: &str = "?";
+/// The group name of the total row.
+pub const TOTAL_GROUP: &str = "total";
+/// Longest chain of merges followed to find the person an attendee was merged into.
+const MERGE_CHAIN_MAX: usize = 16;
+
+/// A report: one row per group, in group order, and the total.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub group_by: GroupBy,
+    pub rows: Vec<ReportRow>,
+    /// Sums of the rows, except `unique_attendees`, which counts each person once.
+    pub total: ReportRow,
+    /// Sessions and loans left out because their dates could not be read.
+    pub skipped: u64,
+}
+
+#[derive(Default)]
+struct Tally {
+    attendees: BTreeSet<DocId>,
+    sessions_held: u64,
+    training_minutes: u64,
+    devices_lent: u64,
+    overdue_loans: u64,
+    headcount: u64,
+}
+
+impl Tally {
+    fn row(&self, group: String) -> ReportRow {
+        ReportRow {
+            group,
+            unique_attendees: self.attendees.len() as u64,
+            sessions_held: self.sessions_held,
+            training_hours: self.training_minutes as f64 / 60.0,
+            devices_lent: self.devices_lent,
+            overdue_loans: self.overdue_loans,
+            headcount: self.headcount,
+        }
+    }
+}
+
+/// What a report needs to look up: sites by id, attendees by id.
+struct Lookup<'a> {
+    sites: BTreeMap<DocId, &'a Site>,
+    attendees: BTreeMap<DocId, &'a Attendee>,
+    /// Site names that more than one site carries: those rows get the short id too.
+    shared_names: BTreeSet<&'a str>,
+}
+
+impl<'a> Lookup<'a> {
+    fn new(records: &'a [(DocId, Record)]) -> Self {
+        let mut sites = BTreeMap::new();
+        let mut attendees = BTreeMap::new();
+        for (id, record) in records {
+            match record {
+                Record::Site(site) => {
+                    sites.insert(*id, site);
+                }
+                Record::Attendee(attendee) => {
+                    attendees.insert(*id, attendee);
+                }
+                _ => {}
+            }
+        }
+        let mut seen = BTreeSet::new();
+        let mut shared_names = BTreeSet::new();
+        for site in sites.values() {
+            if !seen.insert(site.name.as_str()) {
+                shared_names.insert(site.name.as_str());
+            }
+        }
+        Lookup { sites, attendees, shared_names }
+    }
+
+    /// The person an attendee id stands for, after merges.
+    fn person(&self, mut id: DocId) -> DocId {
+        for _ in 0..MERGE_CHAIN_MAX {
+            match self.attendees.get(&id).and_then(|a| a.merged_into) {
+                Some(next) if next.id() != id => id = next.id(),
+                _ => break,
+            }
+        }
+        id
+    }
+
+    fn site_group(&self, site: RecordRef) -> String {
+        match self.sites.get(&site.id()) {
+            Some(s) if self.shared_names.contains(s.name.as_str()) => {
+                format!("{} ({})", s.name, site.short())
+            }
+            Some(s) => s.name.clone(),
+            None => short_id(&site.id()),
+        }
+    }
+
+    fn partner_group(&self, site: RecordRef) -> String {
+        match self.sites.get(&site.id()).map(|s| s.partner.trim()) {
+            Some(partner) if !partner.is_empty() => partner.to_string(),
+            _ => UNKNOWN_GROUP.to_string(),
+        }
+    }
+
+    fn group(&self, by: GroupBy, site: RecordRef, date: NaiveDate, audience: Option<Audience>) -> String {
+        match by {
+            GroupBy::Site => self.site_group(site),
+            GroupBy::Partner => self.partner_group(site),
+            GroupBy::Month => date.format("%Y-%m").to_string(),
+            GroupBy::Audience => audience.map_or(UNKNOWN_GROUP, Audience::as_str).to_string(),
+        }
+    }
+}
+
+/// The audience a borrower belongs to, for grouping loans by audience.
+fn audience_of(role: AttendeeRole) -> Audience {
+    match role {
+        AttendeeRole::Student => Audience::Students,
+        AttendeeRole::Parent => Audience::Parents,
+        AttendeeRole::Teacher => Audience::Teachers,
+        AttendeeRole::Citizen => Audience::Citizens,
+    }
+}
+
+/// Computes the report of `query` over `records`.
+pub fn report(records: &[(DocId, Record)], query: &ReportQuery) -> Report {
+    let lookup = Lookup::new(records);
+    let in_period = |date: NaiveDate| {
+        date <= query.today
+            && query.from.is_none_or(|from| date >= from)
+            && query.to.is_none_or(|to| date <= to)
+    };
+    let mut groups: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut total = Tally::default();
+    let mut skipped = 0;
+    for (_, record) in records {
+        match record {
+            Record::Session(session) => {
+                let Some(start) = session.start_time() else {
+                    skipped += 1;
+                    continue;
+                };
+                if !in_period(start.date()) {
+                    continue;
+                }
+                let group = lookup.group(query.group_by, session.site, start.date(), Some(session.audience));
+                let tally = groups.entry(group).or_default();
+                count_session(session, &lookup, tally);
+                count_session(session, &lookup, &mut total);
+            }
+            Record::Loan(loan) => {
+                let Some(start) = parse_date(&loan.start) else {
+                    skipped += 1;
+                    continue;
+                };
+                if !in_period(start) {
+                    continue;
+                }
+                let borrower = lookup.attendees.get(&lookup.person(loan.attendee.id()));
+                let audience = borrower.map(|a| audience_of(a.role));
+                let group = lookup.group(query.group_by, loan.site, start, audience);
+                let tally = groups.entry(group).or_default();
+                count_loan(loan, &lookup, query.today, tally);
+                count_loan(loan, &lookup, query.today, &mut total);
+            }
+            Record::Site(_) | Record::Attendee(_) | Record::Device(_) => {}
+        }
+    }
+    Report {
+        group_by: query.group_by,
+        rows: groups.into_iter().map(|(group, tally)| tally.row(group)).collect(),
+        total: total.row(TOTAL_GROUP.to_string()),
+        skipped,
+    }
+}
+
+fn count_session(session: &Session, lookup: &Lookup<'_>, tally: &mut Tally) {
+    tally.sessions_held += 1;
+    if matches!(session.kind, SessionKind::Course | SessionKind::SchoolLab) {
+        tally.training_minutes += session.duration_minutes().unwrap_or(0);
+    }
+    if session.kind == SessionKind::PublicMeeting {
+        tally.headcount += u64::from(session.headcount);
+    }
+    for participant in session.participants.iter().filter(|p| p.present) {
+        tally.headcount += 1;
+        tally.attendees.insert(lookup.person(participant.attendee.id()));
+    }
+}
+
+fn count_loan(loan: &Loan, lookup: &Lookup<'_>, today: NaiveDate, tally: &mut Tally) {
+    tally.devices_lent += 1;
+    tally.attendees.insert(lookup.person(loan.attendee.id()));
+    if loan.is_open() && parse_date(&loan.expected_return).is_some_and(|expected| expected < today) {
+        tally.overdue_loans += 1;
+    }
+}
+
+const COLUMNS: usize = 7;
+
+impl Report {
+    fn headers(&self, lang: Lang) -> [&'static str; COLUMNS] {
+        let first = match (self.group_by, lang) {
+            (GroupBy::Site, Lang::En) => "Site",
+            (GroupBy::Site, Lang::It) => "Sede",
+            (GroupBy::Partner, Lang::En) => "Partner",
+            (GroupBy::Partner, Lang::It) => "Ente partner",
+            (GroupBy::Month, Lang::En) => "Month",
+            (GroupBy::Month, Lang::It) => "Mese",
+            (GroupBy::Audience, Lang::En) => "Audience",
+            (GroupBy::Audience, Lang::It) => "Destinatari",
+        };
+        match lang {
+            Lang::En => [
+                first,
+                "Unique attendees",
+                "Sessions held",
+                "Training hours",
+                "Devices lent",
+                "Overdue loans",
+                "Headcount",
+            ],
+            Lang::It => [
+                first,
+                "Partecipanti unici",
+                "Incontri svolti",
+                "Ore di formazione",
+                "Dispositivi in comodato",
+                "Comodati scaduti",
+                "Presenze",
+            ],
+        }
+    }
+
+    fn group_label(&self, group: &str, lang: Lang) -> String {
+        match (group, lang) {
+            (TOTAL_GROUP, Lang::En) => "Total".to_string(),
+            (TOTAL_GROUP, Lang::It) => "Totale".to_string(),
+            (UNKNOWN_GROUP, Lang::En) => "(not recorded)".to_string(),
+            (UNKNOWN_GROUP, Lang::It) => "(non indicato)".to_string(),
+            _ if self.group_by == GroupBy::Audience => Audience::from_str_exact(group)
+                .map_or_else(|| group.to_string(), |a| a.label(lang).to_string()),
+            _ => group.to_string(),
+        }
+    }
+
+    fn cells(&self, row: &ReportRow, lang: Lang, decimal: char) -> [String; COLUMNS] {
+        [
+            self.group_label(&row.group, lang),
+            row.unique_attendees.to_string(),
+            row.sessions_held.to_string(),
+            format_hours(row.training_hours, decimal),
+            row.devices_lent.to_string(),
+            row.overdue_loans.to_string(),
+            row.headcount.to_string(),
+        ]
+    }
+
+    /// The report as CSV (RFC 4180: commas, `.` decimals, CRLF line ends), headers in
+    /// `lang`, the total last. Text cells that a spreadsheet would run as a formula are
+    /// prefixed with `'`.
+    pub fn to_csv(&self, lang: Lang) -> String {
+        let mut out = String::new();
+        let mut line = |cells: &[String]| {
+            let escaped: Vec<String> = cells.iter().map(|cell| csv_cell(cell)).collect();
+            out.push_str(&escaped.join(","));
+            out.push_str("\r\n");
+        };
+        line(&self.headers(lang).map(str::to_string));
+        for row in &self.rows {
+            line(&self.cells(row, lang, '.'));
+        }
+        line(&self.cells(&self.total, lang, '.'));
+        out
+    }
+
+    /// The report as an aligned text table for a terminal or a printout: text left,
+    /// numbers right, a rule under the headers and above the total. Italian uses a
+    /// decimal comma.
+    pub fn to_table(&self, lang: Lang) -> String {
+        let decimal = match lang {
+            Lang::En => '.',
+            Lang::It => ',',
+        };
+        let header = self.headers(lang).map(str::to_string);
+        let mut body: Vec<[String; COLUMNS]> =
+            self.rows.iter().map(|row| self.cells(row, lang, decimal)).collect();
+        let total = self.cells(&self.total, lang, decimal);
+        let mut widths = [0usize; COLUMNS];
+        for cells in std::iter::once(&header).chain(body.iter()).chain(std::iter::once(&total)) {
+            for (width, cell) in widths.iter_mut().zip(cells) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let rule: String = {
+            let dashes: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+            dashes.join("  ")
+        };
+        let render = |cells: &[String; COLUMNS]| -> String {
+            let padded: Vec<String> = cells
+                .iter()
+                .zip(widths)
+                .enumerate()
+                .map(|(column, (cell, width))| {
+                    let pad = " ".repeat(width - cell.chars().count());
+                    if column == 0 {
+                        format!("{cell}{pad}")
+                    } else {
+                        format!("{pad}{cell}")
+                    }
+                })
+                .collect();
+            padded.join("  ").trim_end().to_string()
+        };
+        let mut lines = vec![render(&header), rule.clone()];
+        lines.extend(body.drain(..).map(|cells| render(&cells)));
+        lines.push(rule);
+        lines.push(render(&total));
+        let mut out = lines.join("\n");
+        out.push('\n');
+        out
+    }
+}
+
+/// Hours with at most two decimals, trailing zeros dropped: `4.5`, `3`, `1.33`.
+fn format_hours(hours: f64, decimal: char) -> String {
+    let fixed = format!("{hours:.2}");
+    let trimmed = fixed.trim_end_matches('0').trim_end_matches('.');
+    trimmed.replace('.', &decimal.to_string())
+}
+
+fn csv_cell(cell: &str) -> String {
+    let guarded = if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell.to_string()
+    };
+    if guarded.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", guarded.replace('"', "\"\""))
+    } else {
+        guarded
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kind::RecordKind;
+    use crate::model::samples::*;
+    use crate::model::Participant;
+
+    fn day(text: &str) -> NaiveDate {
+        parse_date(text).unwrap()
+    }
+
+    fn query(group_by: GroupBy) -> ReportQuery {
+        ReportQuery {
+            from: Some(day("2025-01-01")),
+            to: Some(day("2025-06-30")),
+            group_by,
+            today: day("2025-06-15"),
+        }
+    }
+
+    fn present(n: u8, present: bool) -> Participant {
+        Participant { attendee: r(RecordKind::Attendee, n), present }
+    }
+
+    /// Two sites, three people (one a duplicate merged into another), five sessions (one
+    /// in the future, one before the period), three loans (one overdue, one returned).
+    fn programme() -> Vec<(DocId, Record)> {
+        let (alfa, beta) = (r(RecordKind::Site, 1), r(RecordKind::Site, 2));
+        let mut duplicate = student("Giulia", "Esempio", beta);
+        duplicate.merged_into = Some(r(RecordKind::Attendee, 1));
+
+        let mut course = session(alfa, SessionKind::Course, "2025-03-03T15:00", "2025-03-03T17:00");
+        course.participants = vec![present(1, true), present(2, false)];
+        let mut lab = session(alfa, SessionKind::SchoolLab, "2025-03-10T09:00", "2025-03-10T11:30");
+        lab.audience = Audience::Students;
+        lab.participants = vec![present(3, true)];
+        let mut meeting = session(beta, SessionKind::PublicMeeting, "2025-04-05T18:00", "2025-04-05T20:00");
+        meeting.audience = Audience::Citizens;
+        meeting.headcount = 40;
+        meeting.participants = vec![present(2, true)];
+        let mut future =
+            session(beta, SessionKind::HelpDeskAppointment, "2025-06-20T10:00", "2025-06-20T10:30");
+        future.participants = vec![present(2, true)];
+        let mut before = session(alfa, SessionKind::Course, "2024-12-01T15:00", "2024-12-01T18:00");
+        before.participants = vec![present(1, true)];
+        let garbled = Session { start: "marzo".into(), ..course.clone() };
+
+        let device = |n| r(RecordKind::Device, n);
+        let overdue = loan(device(1), r(RecordKind::Attendee, 1), alfa, "2025-02-01", "2025-05-31");
+        let open = loan(device(2), r(RecordKind::Attendee, 2), beta, "2025-03-01", "2025-09-30");
+        let mut returned = loan(device(3), r(RecordKind::Attendee, 1), alfa, "2025-01-15", "2025-03-01");
+        returned.returned_at = Some("2025-03-01".into());
+
+        let mut records = vec![
+            (id(RecordKind::Site, 1), Record::Site(site("Polo Alfa", "Cooperativa Uno"))),
+            (id(RecordKind::Site, 2), Record::Site(site("Sportello Beta", "Comune Due"))),
+            (id(RecordKind::Attendee, 1), Record::Attendee(student("Giulia", "Esempio", alfa))),
+            (id(RecordKind::Attendee, 2), Record::Attendee(adult("Ahmed", "Prova", beta))),
+            (id(RecordKind::Attendee, 3), Record::Attendee(duplicate)),
+        ];
+        for (n, s) in [course, lab, meeting, future, before, garbled].into_iter().enumerate() {
+            records.push((id(RecordKind::Session, n as u8), Record::Session(s)));
+        }
+        for (n, l) in [overdue, open, returned].into_iter().enumerate() {
+            records.push((id(RecordKind::Loan, n as u8), Record::Loan(l)));
+        }
+        records
+    }
+
+    fn row(
+        group: &str,
+        people: u64,
+        sessions: u64,
+        hours: f64,
+        lent: u64,
+        overdue: u64,
+        heads: u64,
+    ) -> ReportRow {
+        ReportRow {
+            group: group.to_string(),
+            unique_attendees: people,
+            sessions_held: sessions,
+            training_hours: hours,
+            devices_lent: lent,
+            overdue_loans: overdue,
+            headcount: heads,
+        }
+    }
+
+    #[test]
+    fn totals_of_a_small_programme() {
+        let report = report(&programme(), &query(GroupBy::Site));
+        // 3 sessions held (the future one and the one before the period do not count),
+        // 2 people (the merged duplicate is Giulia), 2 h + 2.5 h of training, 3 loans
+        // started, 1 overdue, 40 counted + 3 present.
+        assert_eq!(report.total, row("total", 2, 3, 4.5, 3, 1, 43));
+        assert_eq!(report.skipped, 1, "the session with an unreadable start");
+        assert_eq!(
+            report.rows,
+            vec![row("Polo Alfa", 1, 2, 4.5, 2, 1, 2), row("Sportello Beta", 1, 1, 0.0, 1, 0, 41)]
+        );
+    }
+
+    #[test]
+    fn grouped_by_month_partner_and_audience() {
+        let records = programme();
+        let by_month = report(&records, &query(GroupBy::Month));
+        assert_eq!(
+            by_month.rows,
+            vec![
+                row("2025-01", 1, 0, 0.0, 1, 0, 0),
+                row("2025-02", 1, 0, 0.0, 1, 1, 0),
+                row("2025-03", 2, 2, 4.5, 1, 0, 2),
+                row("2025-04", 1, 1, 0.0, 0, 0, 41),
+            ]
+        );
+        let by_partner = report(&records, &query(GroupBy::Partner));
+        let groups: Vec<&str> = by_partner.rows.iter().map(|r| r.group.as_str()).collect();
+        assert_eq!(groups, vec!["Comune Due", "Cooperativa Uno"]);
+
+        let by_audience = report(&records, &query(GroupBy::Audience));
+        assert_eq!(
+            by_audience.rows,
+            vec![
+                // The meeting, and the loan to a citizen.
+                row("citizens", 1, 1, 0.0, 1, 0, 41),
+                // The course (sample audience: older people).
+                row("elderly", 1, 1, 2.0, 0, 0, 1),
+                // The lab, and the two loans to a student.
+                row("students", 1, 1, 2.5, 2, 1, 1),
+            ]
+        );
+        assert_eq!(by_audience.total, by_month.total);
+    }
+
+    #[test]
+    fn an_open_period_runs_to_today() {
+        let q = ReportQuery { from: None, to: None, ..query(GroupBy::Site) };
+        let all = report(&programme(), &q);
+        assert_eq!(all.total.sessions_held, 4, "the December course counts, the June 20 appointment not");
+        assert_eq!(all.total.training_hours, 7.5);
+    }
+
+    #[test]
+    fn unknown_sites_and_partners_are_shown_as_such() {
+        let mut records = programme();
+        records.retain(|(_, record)| !matches!(record, Record::Site(_)));
+        let by_site = report(&records, &query(GroupBy::Site));
+        assert_eq!(by_site.rows[0].group, r(RecordKind::Site, 1).short());
+        let by_partner = report(&records, &query(GroupBy::Partner));
+        assert_eq!(by_partner.rows.len(), 1);
+        assert_eq!(by_partner.rows[0].group, UNKNOWN_GROUP);
+        assert!(by_partner.to_table(Lang::It).contains("(non indicato)"));
+    }
+
+    #[test]
+    fn csv_and_table_in_both_languages_carry_no_names() {
+        let records = programme();
+        let by_site = report(&records, &query(GroupBy::Site));
+        let csv = by_site.to_csv(Lang::En);
+        assert_eq!(
+            csv,
+            "Site,Unique attendees,Sessions held,Training hours,Devices lent,Overdue loans,Headcount\r\n\
+             Polo Alfa,1,2,4.5,2,1,2\r\n\
+             Sportello Beta,1,1,0,1,0,41\r\n\
+             Total,2,3,4.5,3,1,43\r\n"
+        );
+        let table = by_site.to_table(Lang::It);
+        let expected = "\
+Sede            Partecipanti unici  Incontri svolti  Ore di formazione  Dispositivi in comodato  Comodati scaduti  Presenze
+--------------  ------------------  ---------------  -----------------  -----------------------  ----------------  --------
+Polo Alfa                        1                2                4,5                        2                 1         2
+Sportello Beta                   1                1                  0                        1                 0        41
+--------------  ------------------  ---------------  -----------------  -----------------------  ----------------  --------
+Totale                           2                3                4,5                        3                 1        43
+";
+        assert_eq!(table, expected);
+        let by_audience = report(&records, &query(GroupBy::Audience)).to_table(Lang::It);
+        assert!(by_audience.contains("anziani") && by_audience.contains("studenti"));
+        for output in [csv, table, by_audience, report(&records, &query(GroupBy::Month)).to_csv(Lang::It)] {
+            for name in ["Giulia", "Esempio", "Ahmed", "Prova", "Facilitatore", "Operatrice", "Mario"] {
+                assert!(!output.contains(name), "{name} in {output}");
+            }
+        }
+    }
+
+    #[test]
+    fn csv_cells_are_escaped_and_defused() {
+        assert_eq!(csv_cell("Polo \"San Nabore\", Lodi"), "\"Polo \"\"San Nabore\"\", Lodi\"");
+        assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_cell("-1"), "'-1");
+        assert_eq!(format_hours(1.0 / 3.0 + 1.0, '.'), "1.33");
+        assert_eq!(format_hours(3.0, ','), "3");
+        assert_eq!(format_hours(0.25, ','), "0,25");
+    }
+
+    #[test]
+    fn two_sites_with_one_name_stay_apart() {
+        let mut records = programme();
+        records[1].1 = Record::Site(site("Polo Alfa", "Comune Due"));
+        let by_site = report(&records, &query(GroupBy::Site));
+        let groups: Vec<String> = by_site.rows.iter().map(|r| r.group.clone()).collect();
+        assert_eq!(
+            groups,
+            vec![
+                format!("Polo Alfa ({})", r(RecordKind::Site, 1).short()),
+                format!("Polo Alfa ({})", r(RecordKind::Site, 2).short()),
+            ]
+        );
+    }
+
+    #[test]
+    fn group_by_parses_both_languages() {
+        assert_eq!(GroupBy::parse("mese"), Ok(GroupBy::Month));
+        assert_eq!(GroupBy::parse("Ente"), Ok(GroupBy::Partner));
+        crate::vocab::tests::check_set::<GroupBy>();
+    }
+}

@@ -1,0 +1,374 @@
+//! The closed sets of words the records use (kinds of site, device states, session
+//! audiences...), each with its stored form, its labels in English and Italian, and a
+//! parser that accepts what an operator types in either language.
+//!
+//! Every set is made by one macro, so that the stored word, the serde form, the
+//! automerge form, the parser and the labels cannot drift apart. The stored form is a
+//! lowercase, hyphenated English word (`"in-stock"`) and never changes once shipped:
+//! it is in every document already written. Labels may be reworded at will. This is
+//! not a translation system: the node translates its own messages; these are only the
+//! words of the data.
+
+use std::fmt;
+
+use crate::text::fold;
+
+/// The language of labels, CSV headers and tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Lang {
+    #[default]
+    En,
+    It,
+}
+
+impl Lang {
+    /// `en`/`english`/`inglese` or `it`/`italian`/`italiano`, in any case.
+    pub fn parse(word: &str) -> Result<Lang, ParseWordError> {
+        match fold(word).as_str() {
+            "en" | "english" | "inglese" => Ok(Lang::En),
+            "it" | "italian" | "italiano" => Ok(Lang::It),
+            _ => Err(ParseWordError { what: "language", allowed: "en, it".to_string() }),
+        }
+    }
+}
+
+/// An operator typed a word that is not in a closed set. The typed word is not
+/// repeated: the message names the set and lists the words it accepts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("this is not a known {what}; use one of: {allowed}")]
+pub struct ParseWordError {
+    pub what: &'static str,
+    pub allowed: String,
+}
+
+/// Defines a closed set: `Variant => "stored-word", "English label", "etichetta
+/// italiana", ["other accepted words", ...];`.
+macro_rules! closed_set {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident ($what:literal) {
+            $(
+                $(#[$vmeta:meta])*
+                $variant:ident => $wire:literal, $en:literal, $it:literal, [$($alias:literal),* $(,)?];
+            )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+        }
+
+        impl $name {
+            /// Every member, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stored form: lowercase, hyphenated, never changes.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $wire),+ }
+            }
+
+            /// The word to show a person.
+            pub fn label(self, lang: $crate::vocab::Lang) -> &'static str {
+                match (self, lang) {
+                    $(
+                        ($name::$variant, $crate::vocab::Lang::En) => $en,
+                        ($name::$variant, $crate::vocab::Lang::It) => $it,
+                    )+
+                }
+            }
+
+            /// What an operator typed, in English or Italian, in any case, with or
+            /// without accents, hyphens for spaces: the stored word, either label, or a
+            /// common synonym.
+            pub fn parse(word: &str) -> Result<Self, $crate::vocab::ParseWordError> {
+                let folded = $crate::text::fold(word);
+                $(
+                    if [$wire, $en, $it $(, $alias)*]
+                        .iter()
+                        .any(|candidate| $crate::text::fold(candidate) == folded)
+                    {
+                        return Ok($name::$variant);
+                    }
+                )+
+                Err($crate::vocab::ParseWordError { what: $what, allowed: Self::allowed() })
+            }
+
+            /// The stored form only (documents and JSON).
+            pub fn from_str_exact(word: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|member| member.as_str() == word)
+            }
+
+            fn allowed() -> String {
+                Self::ALL.iter().map(|member| member.as_str()).collect::<Vec<_>>().join(", ")
+            }
+
+            #[cfg(test)]
+            fn all_accepted_words(self) -> Vec<&'static str> {
+                match self { $($name::$variant => vec![$wire, $en, $it $(, $alias)*]),+ }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let word = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+                Self::from_str_exact(&word).ok_or_else(|| {
+                    serde::de::Error::custom(format!("not a known {}; one of: {}", $what, Self::allowed()))
+                })
+            }
+        }
+
+        impl autosurgeon::Reconcile for $name {
+            type Key<'a> = autosurgeon::reconcile::NoKey;
+            fn reconcile<R: autosurgeon::Reconciler>(&self, mut reconciler: R) -> Result<(), R::Error> {
+                reconciler.str(self.as_str())
+            }
+        }
+
+        impl autosurgeon::Hydrate for $name {
+            fn hydrate_string(word: &str) -> Result<Self, autosurgeon::HydrateError> {
+                // The found word is left out: errors never carry document content.
+                Self::from_str_exact(word).ok_or_else(|| {
+                    autosurgeon::HydrateError::unexpected(concat!("a ", $what), "another word".to_string())
+                })
+            }
+        }
+
+        #[cfg(test)]
+        impl $crate::vocab::ClosedSetForTests for $name {
+            fn members() -> Vec<Self> { Self::ALL.to_vec() }
+            fn words(self) -> Vec<&'static str> { self.all_accepted_words() }
+            fn stored(self) -> &'static str { self.as_str() }
+            fn parse_word(word: &str) -> Option<Self> { Self::parse(word).ok() }
+        }
+    };
+}
+pub(crate) use closed_set;
+
+closed_set! {
+    /// What kind of place a site is.
+    pub enum SiteKind ("site kind") {
+        CommunityHub => "community-hub", "community hub", "polo di comunità", ["hub", "polo", "oratorio", "doposcuola"];
+        HelpDesk => "help-desk", "help desk", "sportello digitale", ["sportello", "desk", "sportello stranieri"];
+        School => "school", "school", "scuola", ["istituto"];
+        Library => "library", "library", "biblioteca", [];
+        Other => "other", "other", "altro", ["altra"];
+    }
+}
+
+closed_set! {
+    /// Why a person comes to the programme.
+    pub enum AttendeeRole ("role") {
+        Student => "student", "student", "studente", ["studentessa", "alunno", "alunna", "pupil"];
+        Parent => "parent", "parent", "genitore", ["madre", "padre", "mother", "father"];
+        Teacher => "teacher", "teacher", "insegnante", ["docente", "maestro", "maestra", "professore", "professoressa"];
+        Citizen => "citizen", "citizen", "cittadino", ["cittadina", "utente", "user"];
+    }
+}
+
+closed_set! {
+    /// Who gave consent to data processing.
+    pub enum ConsentBy ("consent giver") {
+        /// The attendee themselves (an adult, or a minor old enough by law).
+        Attendee => "self", "the attendee", "l'interessato", ["attendee", "interessato", "interessata", "se stesso", "se stessa"];
+        Guardian => "guardian", "parent or guardian", "genitore o tutore", ["tutore", "tutrice", "genitore", "parent"];
+    }
+}
+
+closed_set! {
+    /// What kind of device.
+    pub enum DeviceKind ("device kind") {
+        Pc => "pc", "desktop PC", "PC fisso", ["desktop", "computer"];
+        Laptop => "laptop", "laptop", "portatile", ["notebook", "pc portatile", "computer portatile"];
+        Tablet => "tablet", "tablet", "tablet", [];
+        Hotspot => "hotspot", "mobile hotspot", "hotspot portatile", ["router", "saponetta", "modem", "chiavetta"];
+        Phone => "phone", "phone", "telefono", ["smartphone", "cellulare"];
+    }
+}
+
+closed_set! {
+    /// Where a device came from.
+    pub enum DeviceOrigin ("device origin") {
+        Donated => "donated", "donated", "donato", ["donata", "donazione", "donation"];
+        Purchased => "purchased", "purchased", "acquistato", ["acquistata", "acquisto", "comprato", "bought"];
+        Refurbished => "refurbished", "refurbished", "rigenerato", ["rigenerata", "ricondizionato", "ricondizionata"];
+        PublicAccess => "public-access", "public-access station", "postazione pubblica", ["accesso pubblico", "public access", "postazione"];
+    }
+}
+
+closed_set! {
+    /// The physical state of a device.
+    pub enum DeviceCondition ("device condition") {
+        New => "new", "new", "nuovo", ["nuova"];
+        Good => "good", "good", "buono", ["buona", "ok"];
+        Fair => "fair", "fair", "discreto", ["discreta", "usato", "usata"];
+        Poor => "poor", "poor", "scadente", ["mediocre", "rovinato", "rovinata"];
+        Broken => "broken", "broken", "guasto", ["guasta", "rotto", "rotta", "non funzionante"];
+    }
+}
+
+closed_set! {
+    /// Where a device is in its life at the programme.
+    pub enum DeviceStatus ("device status") {
+        InStock => "in-stock", "in stock", "in magazzino", ["disponibile", "available", "stock", "magazzino"];
+        Lent => "lent", "on loan", "in comodato", ["prestato", "prestata", "in prestito", "loaned"];
+        InRepair => "in-repair", "in repair", "in riparazione", ["repair", "riparazione"];
+        Retired => "retired", "retired", "dismesso", ["dismessa", "ritirato", "ritirata"];
+    }
+}
+
+closed_set! {
+    /// What kind of session.
+    pub enum SessionKind ("session kind") {
+        Course => "course", "course", "corso", ["lezione", "lesson", "training", "formazione"];
+        PublicMeeting => "public-meeting", "public meeting", "incontro pubblico", ["incontro", "meeting", "evento", "event"];
+        HelpDeskAppointment => "help-desk-appointment", "help-desk appointment", "appuntamento allo sportello", ["appuntamento", "appointment", "consulenza"];
+        SchoolLab => "school-lab", "school lab", "laboratorio scolastico", ["laboratorio", "lab", "workshop"];
+        Mediation => "mediation", "language and cultural mediation", "mediazione linguistico-culturale", ["mediazione", "mediazione linguistica", "mediazione culturale"];
+    }
+}
+
+closed_set! {
+    /// The main subject of a session, for reports; the session also keeps free text.
+    pub enum Topic ("topic") {
+        Spid => "spid", "SPID digital identity", "identità digitale SPID", ["spid"];
+        Cie => "cie", "electronic ID card (CIE)", "carta d'identità elettronica (CIE)", ["carta d'identità elettronica", "carta di identità elettronica"];
+        Email => "email", "e-mail", "posta elettronica", ["mail", "e mail", "casella di posta"];
+        BonusRequest => "bonus-request", "bonus request", "richiesta di bonus", ["bonus", "richiesta bonus"];
+        CvWriting => "cv-writing", "CV writing", "scrittura del CV", ["cv", "curriculum", "curriculum vitae"];
+        Cyberbullying => "cyberbullying", "cyber-bullying", "cyberbullismo", ["bullismo online"];
+        OnlineScams => "online-scams", "online scams and safety", "truffe online e sicurezza", ["truffe", "truffe online", "phishing", "sicurezza online"];
+        Smartphone => "smartphone", "using a smartphone", "uso dello smartphone", ["cellulare"];
+        SchoolPlatforms => "school-platforms", "school platforms (e-register, remote learning)", "piattaforme scolastiche (registro elettronico, DAD)", ["registro elettronico", "dad", "didattica a distanza"];
+        ItalianLanguage => "italian-language", "Italian language", "lingua italiana", ["italiano", "alfabetizzazione", "italian"];
+        Other => "other", "other", "altro", ["altra"];
+    }
+}
+
+closed_set! {
+    /// Who a session is for.
+    pub enum Audience ("audience") {
+        Students => "students", "students", "studenti", ["studentesse", "alunni", "ragazzi"];
+        Parents => "parents", "parents and families", "genitori e famiglie", ["genitori", "famiglie", "families"];
+        Teachers => "teachers", "teachers", "insegnanti", ["docenti"];
+        Citizens => "citizens", "citizens", "cittadini", ["cittadinanza", "adulti", "adults"];
+        Elderly => "elderly", "older people", "anziani", ["over 65", "senior", "seniors", "terza età"];
+        Migrants => "migrants", "migrants and foreign families", "cittadini stranieri", ["stranieri", "migranti", "foreigners"];
+        Mixed => "mixed", "mixed", "misto", ["tutti", "everyone", "mista"];
+    }
+}
+
+closed_set! {
+    /// Where a session happens.
+    pub enum SessionMode ("session mode") {
+        InPerson => "in-person", "in person", "in presenza", ["presenza", "di persona"];
+        Online => "online", "online", "online", ["a distanza", "remote", "remoto", "da remoto"];
+    }
+}
+
+impl fmt::Display for Lang {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Lang::En => "en",
+            Lang::It => "it",
+        })
+    }
+}
+
+/// Lets the tests walk every closed set the same way.
+#[cfg(test)]
+pub(crate) trait ClosedSetForTests: Sized + Copy + PartialEq + fmt::Debug {
+    fn members() -> Vec<Self>;
+    fn words(self) -> Vec<&'static str>;
+    fn stored(self) -> &'static str;
+    fn parse_word(word: &str) -> Option<Self>;
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use autosurgeon::{hydrate_prop, reconcile_prop};
+
+    /// Every accepted word parses to its own member (no word is claimed by two members
+    /// of one set), the stored word is lowercase and hyphenated, and serde and automerge
+    /// store the same word.
+    pub(crate) fn check_set<T>()
+    where
+        T: ClosedSetForTests + serde::Serialize + serde::de::DeserializeOwned + autosurgeon::Reconcile,
+        T: autosurgeon::Hydrate,
+    {
+        for member in T::members() {
+            let stored = member.stored();
+            assert!(
+                stored.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
+                "stored word {stored:?} must be lowercase and hyphenated"
+            );
+            for word in member.words() {
+                assert_eq!(T::parse_word(word), Some(member), "{word:?}");
+                assert_eq!(T::parse_word(&word.to_uppercase()), Some(member), "{word:?} upper case");
+            }
+            let json = serde_json::to_string(&member).unwrap();
+            assert_eq!(json, format!("\"{stored}\""));
+            assert_eq!(serde_json::from_str::<T>(&json).unwrap(), member);
+
+            let mut doc = automerge::AutoCommit::new();
+            reconcile_prop(&mut doc, automerge::ROOT, "v", member).unwrap();
+            let (value, _) = automerge::ReadDoc::get(&doc, automerge::ROOT, "v").unwrap().unwrap();
+            assert_eq!(value.into_string().unwrap(), stored);
+            let back: T = hydrate_prop(&doc, automerge::ROOT, "v").unwrap();
+            assert_eq!(back, member);
+        }
+        assert_eq!(T::parse_word("zzz not a word"), None);
+        assert!(serde_json::from_str::<T>("\"zzz\"").is_err());
+    }
+
+    #[test]
+    fn every_closed_set_parses_its_words_and_stores_one_form() {
+        check_set::<SiteKind>();
+        check_set::<AttendeeRole>();
+        check_set::<ConsentBy>();
+        check_set::<DeviceKind>();
+        check_set::<DeviceOrigin>();
+        check_set::<DeviceCondition>();
+        check_set::<DeviceStatus>();
+        check_set::<SessionKind>();
+        check_set::<Topic>();
+        check_set::<Audience>();
+        check_set::<SessionMode>();
+    }
+
+    #[test]
+    fn parse_accepts_italian_and_english_words() {
+        assert_eq!(DeviceStatus::parse("In magazzino"), Ok(DeviceStatus::InStock));
+        assert_eq!(DeviceStatus::parse("in_stock"), Ok(DeviceStatus::InStock));
+        assert_eq!(SessionMode::parse("IN PRESENZA"), Ok(SessionMode::InPerson));
+        assert_eq!(SiteKind::parse("polo di comunita"), Ok(SiteKind::CommunityHub));
+        assert_eq!(DeviceKind::parse("saponetta"), Ok(DeviceKind::Hotspot));
+        assert_eq!(Topic::parse("Carta d’identità elettronica"), Ok(Topic::Cie));
+        assert_eq!(SessionKind::Mediation.label(Lang::It), "mediazione linguistico-culturale");
+        assert_eq!(Lang::parse("Italiano"), Ok(Lang::It));
+    }
+
+    #[test]
+    fn parse_error_lists_the_words_but_not_the_input() {
+        let err = DeviceKind::parse("Giulia Esempio").unwrap_err();
+        let message = err.to_string();
+        assert_eq!(
+            message,
+            "this is not a known device kind; use one of: pc, laptop, tablet, hotspot, phone"
+        );
+        assert!(!message.contains("Giulia") && !format!("{err:?}").contains("Giulia"));
+    }
+}
