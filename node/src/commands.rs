@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use chrono::NaiveDate;
 use tessera_log::DocId;
 use tessera_records::conflicts::{self, Conflict};
-use tessera_records::kind::{kind_of, parse_id_prefix, short_id, RecordKind};
+use tessera_records::kind::{parse_id_prefix, short_id, RecordKind};
 use tessera_records::model::{
     parse_date, parse_date_time, Attendee, Consent, Device, Guardian, Loan, Participant, Record, RecordRef,
     Session, Site,
@@ -1315,10 +1315,9 @@ fn import(node: &mut Node, args: ImportArgs, ui: &Ui) -> Result<()> {
     let conflicts = conflicts::detect(&node.docs().all_records()?);
     if !conflicts.is_empty() {
         println!(
-            "{} {} {}",
+            "{} {} tessera conflicts list",
             conflicts.len(),
-            ui.t("conflicts to look at:", "conflitti da guardare:"),
-            "tessera conflicts list"
+            ui.t("conflicts to look at:", "conflitti da guardare:")
         );
     }
     Ok(())
@@ -1356,6 +1355,5 @@ pub fn quickstart(dir: &std::path::Path, ui: &Ui) -> Result<()> {
     ] {
         println!("  {line}");
     }
-    let _ = kind_of;
     Ok(())
 }

@@ -106,7 +106,10 @@ pub fn populate(node: &mut Node, ui: &Ui) -> Result<()> {
             .iter()
             .take(6)
             .enumerate()
-            .map(|(i, a)| Participant { attendee: RecordRef(*a), present: (i + week as usize) % 4 != 0 })
+            .map(|(i, a)| Participant {
+                attendee: RecordRef(*a),
+                present: !(i + week as usize).is_multiple_of(4),
+            })
             .collect();
         let course = Session {
             site,

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
-use tessera_log::{DeviceKey, DocId, Envelope, LogEntry, Seq};
+use tessera_log::{DeviceKey, DocId, Envelope, LogEntry};
 use tessera_records::{Record, RecordDoc, RecordKind};
 use tessera_store::{LogPosition, Store};
 
@@ -250,8 +250,6 @@ impl Materializer {
         }
         Ok(h.finalize().to_hex().to_string())
     }
-
-    pub fn _seq_unused(_: Seq) {}
 }
 
 fn encode_list(items: &[Vec<u8>]) -> Vec<u8> {
