@@ -61,7 +61,7 @@ pub fn verify_envelope<'t>(
 ) -> Result<(Placement, &'t DeviceCertificate), VerifyError> {
     let certificate = trust.authorize(&envelope.author(), envelope.seq())?;
     let placement = check_link(head, envelope)?;
-    envelope.verify_signature_and_bodies(&trust.network())?;
+    trust.verify_envelope_signature(envelope)?;
     Ok((placement, certificate))
 }
 

@@ -203,8 +203,18 @@ impl Envelope {
     /// commitment. The caller checks that the author may sign this seq
     /// ([`crate::TrustState::authorize`]) and where it sits in the chain.
     pub fn verify_signature_and_bodies(&self, network: &NetworkId) -> Result<(), VerifyError> {
+        self.verify_with_key(network, &self.header.author.0.verifying_key())
+    }
+
+    /// As [`Envelope::verify_signature_and_bodies`], with the author's key already
+    /// decompressed (see [`crate::TrustState::verify_envelope_signature`]).
+    pub(crate) fn verify_with_key(
+        &self,
+        network: &NetworkId,
+        key: &ed25519_dalek::VerifyingKey,
+    ) -> Result<(), VerifyError> {
         let header_bytes = self.header.encode();
-        if !self.header.author.0.verify(&signing_message(network, &header_bytes), &self.signature) {
+        if !crate::ids::verify_strict(key, &signing_message(network, &header_bytes), &self.signature) {
             return Err(VerifyError::BadSignature { device: self.header.author, seq: self.header.seq });
         }
         self.verify_bodies()

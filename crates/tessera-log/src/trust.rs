@@ -349,6 +349,9 @@ pub struct TrustState {
     device_last_valid: BTreeMap<DeviceKey, Seq>,
     /// Per revoked partner, per device, the lowest cut-off over all its revocations.
     partner_last_valid: BTreeMap<PartnerKey, BTreeMap<DeviceKey, Seq>>,
+    /// Decompressed keys of certified devices, so verifying an envelope does not
+    /// decompress its author's key each time.
+    verifying_keys: BTreeMap<DeviceKey, ed25519_dalek::VerifyingKey>,
 }
 
 impl TrustState {
@@ -360,6 +363,7 @@ impl TrustState {
             devices: BTreeMap::new(),
             device_last_valid: BTreeMap::new(),
             partner_last_valid: BTreeMap::new(),
+            verifying_keys: BTreeMap::new(),
         }
     }
 
@@ -385,6 +389,7 @@ impl TrustState {
                     return Err(VerifyError::UnknownPartner { partner: c.partner });
                 }
                 self.devices.entry(c.device).or_default().insert(id, c.clone());
+                self.verifying_keys.entry(c.device).or_insert_with(|| c.device.0.verifying_key());
             }
             TrustStatement::RevokeDevice(r) => {
                 let by_network = r.issuer == self.network.0;
@@ -450,6 +455,14 @@ impl TrustState {
             }
         }
         Err(refusal.unwrap_or(VerifyError::UnknownAuthor { device: *device, seq }))
+    }
+
+    /// Checks an envelope's signature and bodies with its author's cached key.
+    pub fn verify_envelope_signature(&self, envelope: &crate::Envelope) -> Result<(), VerifyError> {
+        match self.verifying_keys.get(&envelope.author()) {
+            Some(key) => envelope.verify_with_key(&self.network, key),
+            None => envelope.verify_signature_and_bodies(&self.network),
+        }
     }
 
     /// The partner certificate of `partner` with the lowest entry id, if certified.

@@ -27,8 +27,10 @@ use crate::segments::{LogId, LogPosition, OpenReport, RecordLocation, SegmentLim
 
 /// Most entries one [`Store::ingest`] call takes (bounds the memory of one batch).
 pub const INGEST_ENTRIES_MAX: usize = 10_000;
-/// Most records applied to sled in one atomic batch while catching up.
+/// Most records read and applied at a time while catching up.
 const REPLAY_BATCH_RECORDS: usize = 4096;
+/// Derived rows buffered in memory before they are written to sled in one batch.
+pub const DERIVED_BUFFER_ROWS_MAX: usize = 8192;
 
 const NETWORK_FILE: &str = "network";
 const LOG_DIR: &str = "log";
@@ -142,9 +144,16 @@ pub struct Store {
     trust: TrustState,
     heads: VersionVector,
     forks: BTreeSet<Fork>,
-    /// sled missed a batch (its write failed after the log was durable); it is
-    /// caught up before the next write.
+    /// sled missed rows (its write failed after the log was durable); it is
+    /// reloaded and caught up before the next write.
     derived_lagging: bool,
+    /// Derived rows of durable records not yet written to sled, newest value per key,
+    /// and the log position they cover. Reads look here first. sled 0.34 makes every
+    /// batch stable on disk before returning, which would double the cost of each
+    /// durable append; buffering keeps it off the write path. Losing this buffer in a
+    /// crash only means replaying a few records from the log at the next open.
+    pending_rows: BTreeMap<Vec<u8>, Vec<u8>>,
+    pending_applied: Option<LogPosition>,
 }
 
 impl Store {
@@ -201,6 +210,8 @@ impl Store {
             heads: VersionVector::new(),
             forks: BTreeSet::new(),
             derived_lagging: false,
+            pending_rows: BTreeMap::new(),
+            pending_applied: None,
         };
         if rebuild_reason.is_none() {
             rebuild_reason = store.check_derived();
@@ -330,33 +341,45 @@ impl Store {
     /// Applies log records that sled has not seen yet. Returns how many were applied
     /// and those that had to be skipped.
     fn catch_up(&mut self) -> Result<(u64, Vec<SkippedRecord>), StoreError> {
-        let applied = self
-            .tree
-            .get(derived::META_APPLIED)?
-            .and_then(|v| derived::decode_position(&v))
+        let mut position = self
+            .pending_applied
+            .map(Ok)
+            .or_else(|| {
+                self.tree.get(derived::META_APPLIED).transpose().map(|r| {
+                    r.map_err(StoreError::from).and_then(|v| {
+                        derived::decode_position(&v)
+                            .ok_or_else(|| StoreError::CorruptDerived("bad applied marker".into()))
+                    })
+                })
+            })
+            .transpose()?
             .unwrap_or_else(|| self.log.start());
         let mut applied_count = 0u64;
         let mut skipped = Vec::new();
-        let mut batch: Vec<(RecordLocation, LogEntry)> = Vec::new();
-        let mut records = Vec::new();
-        for item in self.log.iter_from(applied) {
-            records.push(item?);
-        }
-        for (at, bytes) in records {
-            match LogEntry::decode(&bytes) {
-                Ok(entry) => batch.push((at, entry)),
-                Err(e) => skipped.push(SkippedRecord { at: at.start(), reason: e.to_string() }),
+        loop {
+            // Read a bounded chunk, then apply it: memory stays bounded whatever the
+            // size of the log.
+            let mut batch: Vec<(RecordLocation, LogEntry)> = Vec::new();
+            let mut next = position;
+            for item in self.log.iter_from(position).take(REPLAY_BATCH_RECORDS) {
+                let (at, bytes) = item?;
+                next = at.end();
+                match LogEntry::decode(&bytes) {
+                    Ok(entry) => batch.push((at, entry)),
+                    Err(e) => skipped.push(SkippedRecord { at: at.start(), reason: e.to_string() }),
+                }
             }
-            if batch.len() >= REPLAY_BATCH_RECORDS {
-                applied_count += self.replay(std::mem::take(&mut batch), at.end(), &mut skipped)?;
+            if next == position {
+                break;
             }
+            applied_count += self.replay(batch, next, &mut skipped)?;
+            position = next;
         }
-        let end = self.log.end();
-        applied_count += self.replay(batch, end, &mut skipped)?;
         for s in &skipped {
             tracing::error!(at = %s.at, reason = %s.reason, "log record skipped while replaying");
         }
         self.derived_lagging = false;
+        self.flush_derived()?;
         Ok((applied_count, skipped))
     }
 
@@ -390,6 +413,8 @@ impl Store {
         if self.derived_lagging {
             // The in-memory state ran ahead of sled when its write failed: reload it
             // from sled so that replaying the missed records re-derives their rows.
+            self.pending_rows.clear();
+            self.pending_applied = None;
             self.load_derived()?;
             self.catch_up()?;
         }
@@ -432,7 +457,6 @@ impl Store {
         // in the logs and repaired from the log, never returned as a failed write.
         if let Err(e) = self.apply(staging, effects, end) {
             tracing::error!(error = %e, "derived state update failed after a durable write; will catch up");
-            self.derived_lagging = true;
         }
         for fork in &report.forks {
             tracing::warn!(author = %fork.author.short(), seq = %fork.seq, "fork detected: a device signed two histories");
@@ -460,7 +484,7 @@ impl Store {
                 trust.authorize(&author, seq)?;
                 // The signature is checked before the chain, so that anything kept as
                 // fork evidence is known to be signed by its author.
-                env.verify_signature_and_bodies(&self.network)?;
+                trust.verify_envelope_signature(env)?;
                 let head = staging.heads.get(&author).copied().or_else(|| self.heads.get(&author));
                 let held_at = |seq: Seq| -> Option<EnvelopeId> {
                     staging
@@ -489,7 +513,7 @@ impl Store {
                 };
                 let key = (author, seq, env.id());
                 let known = staging.fork_ids.contains(&key)
-                    || self.tree.contains_key(derived::fork_key(&author, seq, &env.id())).unwrap_or(false);
+                    || self.row(&derived::fork_key(&author, seq, &env.id())).ok().flatten().is_some();
                 if known {
                     return Ok(None);
                 }
@@ -507,32 +531,37 @@ impl Store {
         effects: Vec<(RecordLocation, Effect)>,
         applied_to: LogPosition,
     ) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
         let mut new_heads: BTreeMap<DeviceKey, Head> = BTreeMap::new();
         let mut new_forks = Vec::new();
+        let rows = &mut self.pending_rows;
         for (at, effect) in &effects {
             match effect {
                 Effect::Chain { author, seq, id, docs } => {
-                    batch.insert(derived::chain_key(author, *seq), derived::encode_chain(at, id));
+                    rows.insert(derived::chain_key(author, *seq), derived::encode_chain(at, id));
                     for (index, doc) in docs.iter().enumerate() {
-                        batch.insert(derived::doc_key(doc, author, *seq), &(index as u16).to_be_bytes());
+                        rows.insert(
+                            derived::doc_key(doc, author, *seq),
+                            (index as u16).to_be_bytes().to_vec(),
+                        );
                     }
                     new_heads.insert(*author, Head { seq: *seq, id: *id });
                 }
                 Effect::ForkEvidence { fork, seq, id } => {
-                    batch.insert(derived::fork_key(&fork.author, *seq, id), &derived::encode_location(at));
+                    rows.insert(
+                        derived::fork_key(&fork.author, *seq, id),
+                        derived::encode_location(at).to_vec(),
+                    );
                     new_forks.push(*fork);
                 }
                 Effect::Trust { entry } => {
-                    batch.insert(derived::trust_key(&entry.id()), &derived::encode_location(at));
+                    rows.insert(derived::trust_key(&entry.id()), derived::encode_location(at).to_vec());
                 }
             }
         }
         for (author, head) in &new_heads {
-            batch.insert(derived::head_key(author), derived::encode_head(head));
+            rows.insert(derived::head_key(author), derived::encode_head(head));
         }
-        batch.insert(derived::META_APPLIED, &derived::encode_position(&applied_to));
-        // In-memory state first: it mirrors the log, which is already durable.
+        self.pending_applied = Some(applied_to);
         if let Some(trust) = staging.trust {
             self.trust = trust;
         }
@@ -541,14 +570,67 @@ impl Store {
             self.heads.advance(author, head);
         }
         self.forks.extend(new_forks);
-        self.tree.apply_batch(batch)?;
+        if self.pending_rows.len() >= DERIVED_BUFFER_ROWS_MAX {
+            self.flush_derived()?;
+        }
         Ok(())
+    }
+
+    /// Writes the buffered derived rows to sled in one atomic batch with the position
+    /// they cover. Not a durability point (the log is): it shortens the catch-up at the
+    /// next open. Called when the buffer is full, after a catch-up, and on drop.
+    pub fn flush_derived(&mut self) -> Result<(), StoreError> {
+        let Some(applied_to) = self.pending_applied else { return Ok(()) };
+        let mut batch = sled::Batch::default();
+        for (key, value) in &self.pending_rows {
+            batch.insert(key.as_slice(), value.as_slice());
+        }
+        batch.insert(derived::META_APPLIED, &derived::encode_position(&applied_to));
+        match self.tree.apply_batch(batch) {
+            Ok(()) => {
+                self.pending_rows.clear();
+                self.pending_applied = None;
+                Ok(())
+            }
+            Err(e) if self.pending_rows.len() >= 4 * DERIVED_BUFFER_ROWS_MAX => {
+                // sled keeps failing: stop buffering, and re-derive from the log (the
+                // truth) once sled works again.
+                self.pending_rows.clear();
+                self.pending_applied = None;
+                self.derived_lagging = true;
+                Err(e.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A derived row: the buffered value, else sled's.
+    fn row(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.pending_rows.get(key) {
+            Some(v) => Ok(Some(v.clone())),
+            None => Ok(self.tree.get(key)?.map(|v| v.to_vec())),
+        }
+    }
+
+    /// Derived rows under `prefix`, buffered ones included, in key order.
+    fn rows_with_prefix(&self, prefix: &[u8]) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, StoreError> {
+        let mut out = BTreeMap::new();
+        for row in self.tree.scan_prefix(prefix) {
+            let (k, v) = row?;
+            out.insert(k.to_vec(), v.to_vec());
+        }
+        for (k, v) in self.pending_rows.range(prefix.to_vec()..) {
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.insert(k.clone(), v.clone());
+        }
+        Ok(out)
     }
 
     fn chain_id(&self, author: &DeviceKey, seq: Seq) -> Result<Option<EnvelopeId>, StoreError> {
         Ok(self
-            .tree
-            .get(derived::chain_key(author, seq))?
+            .row(&derived::chain_key(author, seq))?
             .and_then(|v| derived::decode_chain(&v))
             .map(|(_, id)| id))
     }
@@ -618,7 +700,7 @@ impl Store {
     /// The envelope of `author` at `seq` in the chain this store follows.
     pub fn get(&self, author: &DeviceKey, seq: Seq) -> Result<Option<Envelope>, StoreError> {
         let Some((at, id)) =
-            self.tree.get(derived::chain_key(author, seq))?.and_then(|v| derived::decode_chain(&v))
+            self.row(&derived::chain_key(author, seq))?.and_then(|v| derived::decode_chain(&v))
         else {
             return Ok(None);
         };
@@ -634,8 +716,7 @@ impl Store {
     /// Envelopes that touch `doc`, as (author, seq, index of the change), in key order.
     pub fn doc_changes(&self, doc: &DocId) -> Result<Vec<(DeviceKey, Seq, u16)>, StoreError> {
         let mut out = Vec::new();
-        for row in self.tree.scan_prefix(derived::doc_prefix(doc)) {
-            let (key, value) = row?;
+        for (key, value) in self.rows_with_prefix(&derived::doc_prefix(doc))? {
             let author = derived::array_at::<32>(&key, 17).and_then(|b| DeviceKey::from_bytes(b).ok());
             let seq = derived::u64_at(&key, 49);
             let index = derived::array_at::<2>(&value, 0).map(u16::from_be_bytes);
@@ -660,8 +741,7 @@ impl Store {
     /// stores that derived the same state (used to check rebuilds).
     pub fn derived_digest(&self) -> Result<tessera_log::Hash, StoreError> {
         let mut hasher = blake3::Hasher::new_derive_key("tessera 2026-11 derived digest v1");
-        for row in self.tree.iter() {
-            let (key, value) = row?;
+        for (key, value) in self.rows_with_prefix(&[])? {
             if key.first() == Some(&b'm') {
                 continue;
             }
@@ -695,11 +775,13 @@ impl Store {
     pub fn log_bytes(&self) -> u64 {
         self.log.total_bytes()
     }
-    /// Flushes sled (not a durability point: the log is; this only shortens the
-    /// catch-up at the next open).
-    pub fn flush_derived(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush_derived() {
+            tracing::warn!(error = %e, "could not write derived rows to sled on close; they will be re-derived from the log");
+        }
     }
 }
 
