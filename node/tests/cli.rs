@@ -509,3 +509,66 @@ fn quickstart_makes_a_usable_node() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("SCADUTO"));
 }
+
+#[test]
+fn an_import_keeps_valid_envelopes_and_names_the_refused_ones() {
+    use tessera_log::bundle::{read_all, BundleWriter};
+    use tessera_log::LogEntry;
+
+    let a = Hub::new("Polo Prova");
+    for i in 0..4 {
+        a.add_device(&format!("TAB-{i}"));
+    }
+    let bundle = a.data.join("a.tessera");
+    a.ok(&["export", bundle.to_str().unwrap()]);
+    let (header, mut entries) = read_all(&std::fs::read(&bundle).unwrap()).unwrap();
+    // Alter the body of A's third envelope (a change that no longer matches its
+    // signed commitment), then re-sign the bundle itself with A's key: the file is
+    // well formed, one envelope inside it is not.
+    let positions: Vec<usize> = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e, LogEntry::Envelope(_)))
+        .map(|(i, _)| i)
+        .collect();
+    let target = positions[2];
+    let LogEntry::Envelope(env) = &entries[target] else { unreachable!() };
+    let seq = env.seq();
+    let mut bytes = entries[target].encode();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    entries[target] = LogEntry::decode(&bytes).unwrap();
+    let key = tessera_store::read_secret_key(&a.data.join("keys/device.key"), "device").unwrap();
+    let mut writer =
+        BundleWriter::new(Vec::new(), header.network, &key, header.created_at, &header.base, &header.heads)
+            .unwrap();
+    for entry in &entries {
+        writer.write_entry(entry).unwrap();
+    }
+    let forged = a.data.join("forged.tessera");
+    std::fs::write(&forged, writer.finish().unwrap()).unwrap();
+
+    // A node of the same network (joining with the same certificates).
+    let network = a
+        .ok(&["status"])
+        .lines()
+        .find(|l| l.starts_with("Network"))
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let b = Hub { data: dir.path().join("b"), _dir: dir };
+    b.ok(&["init", "--site", "Ricevente", "--network", &network]);
+    let err = b.fails(&["import", forged.to_str().unwrap()]);
+    assert!(
+        err.contains(&format!("#{seq}")) && err.contains("commitment"),
+        "names the envelope and why: {err}"
+    );
+    assert!(err.contains("refused"), "{err}");
+    // The envelopes before it were imported; it and those after it were not.
+    let status = b.ok(&["status"]);
+    let held = status.lines().find(|l| l.starts_with("Changes held")).unwrap().rsplit(' ').next().unwrap();
+    assert_eq!(held, (seq.0 - 1).to_string(), "{status}");
+}
