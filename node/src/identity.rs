@@ -48,7 +48,8 @@ pub fn parse_role(role: &str) -> Result<DeviceRole> {
     match role.to_lowercase().as_str() {
         "hub" | "polo" => Ok(DeviceRole::Hub),
         "help-desk" | "helpdesk" | "desk" | "sportello" => Ok(DeviceRole::HelpDesk),
-        other => bail!("unknown role `{other}`: use `hub` or `help-desk`"),
+        "relay" => Ok(DeviceRole::Relay),
+        other => bail!("unknown role `{other}`: use `hub`, `help-desk` or `relay`"),
     }
 }
 
@@ -56,6 +57,7 @@ pub fn role_name(role: DeviceRole) -> &'static str {
     match role {
         DeviceRole::Hub => "hub",
         DeviceRole::HelpDesk => "help-desk",
+        DeviceRole::Relay => "relay",
     }
 }
 

@@ -14,6 +14,7 @@
 
 pub mod bundle;
 pub mod chain;
+pub mod channel;
 pub mod codec;
 pub mod entry;
 pub mod envelope;

@@ -30,6 +30,8 @@ pub enum DeviceRole {
     Hub,
     /// A help desk ("sportello digitale").
     HelpDesk,
+    /// A store-and-forward relay: it syncs but never authors envelopes.
+    Relay,
 }
 
 impl DeviceRole {
@@ -37,12 +39,14 @@ impl DeviceRole {
         match self {
             DeviceRole::Hub => 1,
             DeviceRole::HelpDesk => 2,
+            DeviceRole::Relay => 3,
         }
     }
     fn from_byte(b: u8) -> Option<Self> {
         match b {
             1 => Some(DeviceRole::Hub),
             2 => Some(DeviceRole::HelpDesk),
+            3 => Some(DeviceRole::Relay),
             _ => None,
         }
     }
