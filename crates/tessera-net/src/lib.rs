@@ -1,1 +1,439 @@
-//! placeholder
+//! QUIC transport for Tessera: endpoints, device authentication bound to the TLS
+//! session, and length-limited framing. It moves opaque sync messages between two
+//! authenticated devices; it does not know what they mean (that is `tessera-sync`).
+//!
+//! TLS certificates here are throwaway (made at start, never checked): the identity of
+//! a peer is its device key, proven inside each TLS session by a signature over the
+//! session's exported keying material ([`tessera_log::channel`]). So there is no PKI to
+//! run, a man in the middle or a replayed handshake fails, and only devices certified
+//! for the network and not revoked get past [`Endpoint::connect`] / [`Endpoint::accept`].
+//!
+//! One session = one QUIC connection with one bidirectional stream of frames:
+//! `u32` little-endian length, then a payload of at most [`FRAME_BYTES_MAX`] bytes whose
+//! first byte says what it is ([`FrameKind`]).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use tessera_log::channel::{ChannelAuth, ChannelError, EXPORTER_BYTES, EXPORTER_LABEL};
+use tessera_log::{DeviceCertificate, NetworkId, SecretKey, TrustEntry, TrustState};
+
+/// Largest frame payload (a sync message plus its kind byte).
+pub const FRAME_BYTES_MAX: usize = 8 * 1024 * 1024 + 1;
+/// Time allowed for the QUIC and device handshakes together.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+/// A connection with no traffic for this long is closed (keep-alives prevent it
+/// while both peers are up).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// Concurrent incoming connections a server keeps in the handshake at once.
+pub const PENDING_HANDSHAKES_MAX: usize = 64;
+const ALPN: &[u8] = b"tessera/1";
+
+/// What a frame carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FrameKind {
+    /// A [`ChannelAuth`]: the sender's proof of identity.
+    Auth = 1,
+    /// The sender refuses the session; UTF-8 reason follows.
+    Refused = 2,
+    /// A sync message.
+    Data = 3,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("cannot set up the network endpoint: {0}")]
+    Setup(String),
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect { addr: SocketAddr, reason: String },
+    #[error("connection lost: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    #[error("stream error: {0}")]
+    Write(#[from] quinn::WriteError),
+    #[error("stream error: {0}")]
+    Read(String),
+    #[error("the peer sent a frame of {len} bytes, the limit is {max}")]
+    FrameTooLarge { len: usize, max: usize },
+    #[error("the peer sent a malformed frame: {0}")]
+    BadFrame(&'static str),
+    #[error("the peer was refused: {0}")]
+    PeerRefused(#[from] ChannelError),
+    #[error("the peer refused this node: {0}")]
+    RefusedByPeer(String),
+    #[error("the handshake took longer than {0:?}")]
+    HandshakeTimeout(Duration),
+}
+
+/// How this node presents itself.
+#[derive(Debug)]
+pub struct Identity {
+    pub network: NetworkId,
+    pub key: SecretKey,
+    /// This device's certificates (partner's and its own).
+    pub chain: Vec<TrustEntry>,
+}
+
+/// The authenticated peer of a session.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    pub certificate: DeviceCertificate,
+    /// The certificates it presented (a node that did not know it may store them).
+    pub chain: Vec<TrustEntry>,
+    pub address: SocketAddr,
+}
+
+/// A QUIC endpoint that can both accept and open sessions.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    inner: quinn::Endpoint,
+    identity: Arc<Identity>,
+}
+
+fn transport_config() -> quinn::TransportConfig {
+    let mut t = quinn::TransportConfig::default();
+    // Durations this small always fit QUIC's varint; fall back to no limit otherwise.
+    t.max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
+    t.keep_alive_interval(Some(KEEP_ALIVE_INTERVAL));
+    t.max_concurrent_bidi_streams(1u8.into());
+    t.max_concurrent_uni_streams(0u8.into());
+    t
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Accepts any server certificate but checks the handshake signature with it: the
+/// certificate is a throwaway; identity comes from the channel binding.
+#[derive(Debug)]
+struct AnyServerCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyServerCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn server_config() -> Result<quinn::ServerConfig, NetError> {
+    let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
+    let certified = rcgen::generate_simple_self_signed(vec!["tessera".to_string()]).map_err(|e| setup(&e))?;
+    let cert = certified.cert.der().clone();
+    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| setup(&e))?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key.into())
+        .map_err(|e| setup(&e))?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = QuicServerConfig::try_from(tls).map_err(|e| setup(&e))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    config.transport_config(Arc::new(transport_config()));
+    Ok(config)
+}
+
+fn client_config() -> Result<quinn::ClientConfig, NetError> {
+    let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| setup(&e))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyServerCert(provider())))
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = QuicClientConfig::try_from(tls).map_err(|e| setup(&e))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(Arc::new(transport_config()));
+    Ok(config)
+}
+
+impl Endpoint {
+    /// Binds a UDP socket at `addr` (port 0: any) for both directions. Must be called
+    /// inside a tokio runtime.
+    pub fn bind(addr: SocketAddr, identity: Identity) -> Result<Endpoint, NetError> {
+        let mut inner =
+            quinn::Endpoint::server(server_config()?, addr).map_err(|e| NetError::Setup(e.to_string()))?;
+        inner.set_default_client_config(client_config()?);
+        Ok(Endpoint { inner, identity: Arc::new(identity) })
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr, NetError> {
+        self.inner.local_addr().map_err(|e| NetError::Setup(e.to_string()))
+    }
+
+    /// Opens a session to `addr` and authenticates both sides against `trust`.
+    pub async fn connect(&self, addr: SocketAddr, trust: &TrustState) -> Result<Channel, NetError> {
+        let work = async {
+            let connecting = self
+                .inner
+                .connect(addr, "tessera")
+                .map_err(|e| NetError::Connect { addr, reason: e.to_string() })?;
+            let conn = connecting.await.map_err(|e| NetError::Connect { addr, reason: e.to_string() })?;
+            let (send, recv) = conn.open_bi().await?;
+            let mut channel = Channel::new(conn, send, recv);
+            // The opener speaks first: the stream exists for the peer only once written.
+            channel.write_frame(FrameKind::Auth, &self.own_auth(&channel.conn)?.encode()).await?;
+            let peer = channel.read_peer_auth(trust).await?;
+            channel.peer = Some(peer);
+            Ok(channel)
+        };
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, work)
+            .await
+            .map_err(|_| NetError::HandshakeTimeout(HANDSHAKE_TIMEOUT))?
+    }
+
+    /// Waits for the next incoming connection; `None` when the endpoint is closed.
+    /// The returned future completes the handshake of that connection.
+    pub async fn accept(&self) -> Option<Incoming> {
+        let incoming = self.inner.accept().await?;
+        Some(Incoming { incoming, endpoint: self.clone() })
+    }
+
+    fn own_auth(&self, conn: &quinn::Connection) -> Result<ChannelAuth, NetError> {
+        let exported = exported(conn)?;
+        Ok(ChannelAuth::sign(
+            self.identity.network,
+            &self.identity.key,
+            self.identity.chain.clone(),
+            &exported,
+        ))
+    }
+
+    /// Closes every connection and stops accepting.
+    pub fn close(&self) {
+        self.inner.close(0u8.into(), b"shutting down");
+    }
+
+    /// Waits until every connection is closed (after [`Endpoint::close`]).
+    pub async fn wait_idle(&self) {
+        self.inner.wait_idle().await;
+    }
+}
+
+/// A connection being accepted.
+#[derive(Debug)]
+pub struct Incoming {
+    incoming: quinn::Incoming,
+    endpoint: Endpoint,
+}
+
+impl Incoming {
+    pub fn remote_address(&self) -> SocketAddr {
+        self.incoming.remote_address()
+    }
+
+    /// Completes the QUIC and device handshakes.
+    pub async fn handshake(self, trust: &TrustState) -> Result<Channel, NetError> {
+        let addr = self.incoming.remote_address();
+        let work = async {
+            let conn = self.incoming.await.map_err(|e| NetError::Connect { addr, reason: e.to_string() })?;
+            let (send, recv) = conn.accept_bi().await?;
+            let mut channel = Channel::new(conn, send, recv);
+            let peer = channel.read_peer_auth(trust).await?;
+            channel.write_frame(FrameKind::Auth, &self.endpoint.own_auth(&channel.conn)?.encode()).await?;
+            channel.peer = Some(peer);
+            Ok(channel)
+        };
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, work)
+            .await
+            .map_err(|_| NetError::HandshakeTimeout(HANDSHAKE_TIMEOUT))?
+    }
+
+    /// Refuses the connection without a handshake (too many peers).
+    pub fn refuse(self) {
+        self.incoming.refuse();
+    }
+}
+
+fn exported(conn: &quinn::Connection) -> Result<[u8; EXPORTER_BYTES], NetError> {
+    let mut out = [0u8; EXPORTER_BYTES];
+    conn.export_keying_material(&mut out, EXPORTER_LABEL, b"")
+        .map_err(|_| NetError::Setup("TLS keying material export failed".into()))?;
+    Ok(out)
+}
+
+/// An authenticated session: frames in both directions.
+#[derive(Debug)]
+pub struct Channel {
+    conn: quinn::Connection,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    peer: Option<Peer>,
+}
+
+impl Channel {
+    fn new(conn: quinn::Connection, send: quinn::SendStream, recv: quinn::RecvStream) -> Channel {
+        Channel { conn, send, recv, peer: None }
+    }
+
+    async fn read_peer_auth(&mut self, trust: &TrustState) -> Result<Peer, NetError> {
+        let frame =
+            read_frame(&mut self.recv).await?.ok_or(NetError::BadFrame("closed before the handshake"))?;
+        match frame.split_first() {
+            Some((&k, body)) if k == FrameKind::Auth as u8 => {
+                let exported = exported(&self.conn)?;
+                let verified = ChannelAuth::decode(body)
+                    .map_err(ChannelError::from)
+                    .and_then(|auth| auth.verify(trust, &exported).map(|cert| (auth, cert)));
+                match verified {
+                    Ok((auth, certificate)) => {
+                        Ok(Peer { certificate, chain: auth.chain, address: self.conn.remote_address() })
+                    }
+                    Err(e) => {
+                        // Say why before closing, so the peer's operator can read it.
+                        let _ =
+                            write_frame(&mut self.send, FrameKind::Refused, e.to_string().as_bytes()).await;
+                        let _ = self.send.finish();
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        self.conn.close(1u8.into(), b"refused");
+                        Err(NetError::PeerRefused(e))
+                    }
+                }
+            }
+            Some((&k, body)) if k == FrameKind::Refused as u8 => {
+                Err(NetError::RefusedByPeer(String::from_utf8_lossy(body).chars().take(500).collect()))
+            }
+            _ => Err(NetError::BadFrame("expected the peer's identity")),
+        }
+    }
+
+    async fn write_frame(&mut self, kind: FrameKind, body: &[u8]) -> Result<(), NetError> {
+        write_frame(&mut self.send, kind, body).await
+    }
+
+    /// The authenticated peer.
+    pub fn peer(&self) -> Option<&Peer> {
+        self.peer.as_ref()
+    }
+
+    /// Splits into a sending and a receiving half, usable from two tasks.
+    pub fn split(self) -> (Sender, Receiver) {
+        (Sender { send: self.send, conn: self.conn.clone() }, Receiver { recv: self.recv, conn: self.conn })
+    }
+}
+
+/// The sending half of a session.
+#[derive(Debug)]
+pub struct Sender {
+    send: quinn::SendStream,
+    conn: quinn::Connection,
+}
+
+impl Sender {
+    /// Sends one sync message.
+    pub async fn send(&mut self, message: &[u8]) -> Result<(), NetError> {
+        write_frame(&mut self.send, FrameKind::Data, message).await
+    }
+
+    /// Tells the peer why the session ends, then closes it.
+    pub async fn close(mut self, reason: &str) {
+        let _ = write_frame(&mut self.send, FrameKind::Refused, reason.as_bytes()).await;
+        let _ = self.send.finish();
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.send.stopped()).await;
+        self.conn.close(0u8.into(), b"done");
+    }
+
+    /// Closes at once (the peer sees the connection end).
+    pub fn abort(&self, reason: &str) {
+        let reason: Vec<u8> = reason.bytes().take(200).collect();
+        self.conn.close(2u8.into(), &reason);
+    }
+}
+
+/// The receiving half of a session.
+#[derive(Debug)]
+pub struct Receiver {
+    recv: quinn::RecvStream,
+    conn: quinn::Connection,
+}
+
+impl Receiver {
+    /// The next sync message; `Ok(None)` when the peer finished the session cleanly.
+    /// Not cancel-safe: read from one task and forward through a bounded channel.
+    pub async fn recv(&mut self) -> Result<Option<Vec<u8>>, NetError> {
+        match read_frame(&mut self.recv).await? {
+            None => Ok(None),
+            Some(frame) => match frame.split_first() {
+                Some((&k, body)) if k == FrameKind::Data as u8 => Ok(Some(body.to_vec())),
+                Some((&k, body)) if k == FrameKind::Refused as u8 => {
+                    Err(NetError::RefusedByPeer(String::from_utf8_lossy(body).chars().take(500).collect()))
+                }
+                _ => Err(NetError::BadFrame("unexpected frame kind")),
+            },
+        }
+    }
+
+    pub fn remote_address(&self) -> SocketAddr {
+        self.conn.remote_address()
+    }
+}
+
+async fn write_frame(send: &mut quinn::SendStream, kind: FrameKind, body: &[u8]) -> Result<(), NetError> {
+    let len = body.len() + 1;
+    if len > FRAME_BYTES_MAX {
+        return Err(NetError::FrameTooLarge { len, max: FRAME_BYTES_MAX });
+    }
+    let mut frame = Vec::with_capacity(4 + len);
+    frame.extend_from_slice(&(len as u32).to_le_bytes());
+    frame.push(kind as u8);
+    frame.extend_from_slice(body);
+    send.write_all(&frame).await?;
+    Ok(())
+}
+
+/// Reads one frame; `None` at a clean end of stream before a frame starts.
+async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Option<Vec<u8>>, NetError> {
+    let mut len_bytes = [0u8; 4];
+    match recv.read_exact(&mut len_bytes).await {
+        Ok(()) => {}
+        Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
+        Err(e) => return Err(NetError::Read(e.to_string())),
+    }
+    let len = u32::from_le_bytes(len_bytes) as usize;
+    if len == 0 {
+        return Err(NetError::BadFrame("empty frame"));
+    }
+    if len > FRAME_BYTES_MAX {
+        return Err(NetError::FrameTooLarge { len, max: FRAME_BYTES_MAX });
+    }
+    let mut frame = vec![0u8; len];
+    recv.read_exact(&mut frame).await.map_err(|e| NetError::Read(e.to_string()))?;
+    Ok(Some(frame))
+}
+
+#[cfg(test)]
+mod tests;
