@@ -33,6 +33,8 @@ pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 pub const PENDING_HANDSHAKES_MAX: usize = 64;
 const ALPN: &[u8] = b"tessera/1";
 
+pub mod driver;
+
 /// What a frame carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -367,10 +369,15 @@ impl Sender {
         self.conn.close(0u8.into(), b"done");
     }
 
+    /// Ends this direction of the session cleanly (the peer reads the end of stream).
+    pub fn finish(&mut self) {
+        let _ = self.send.finish();
+    }
+
     /// Closes at once (the peer sees the connection end).
     pub fn abort(&self, reason: &str) {
         let reason: Vec<u8> = reason.bytes().take(200).collect();
-        self.conn.close(2u8.into(), &reason);
+        self.conn.close(0u8.into(), &reason);
     }
 }
 

@@ -165,3 +165,94 @@ async fn client_connect(net: &TestNetwork, addr: SocketAddr, trust: &TrustState)
     let client = Endpoint::bind(loopback(), identity(net, 1)).unwrap();
     client.connect(addr, trust).await.unwrap()
 }
+
+mod sessions {
+    use std::sync::{Arc, Mutex};
+
+    use tessera_log::LogEntry;
+    use tessera_store::{Policy, Store};
+    use tessera_sync::{CloseReason, SessionConfig};
+    use tokio::sync::{broadcast, watch};
+
+    use super::*;
+    use crate::driver::{run_session, RunOptions};
+
+    struct Side {
+        _dir: tempfile::TempDir,
+        store: Arc<Mutex<Store>>,
+        endpoint: Endpoint,
+    }
+
+    fn side(net: &mut TestNetwork, device: usize, envelopes: u64) -> Side {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, _) = Store::open(dir.path(), Some(net.network)).unwrap();
+        let certs: Vec<LogEntry> = net.entries.iter().cloned().map(LogEntry::Trust).collect();
+        store.ingest(&certs, Policy::AllOrNothing).unwrap();
+        let network = net.network;
+        let batch: Vec<LogEntry> = (0..envelopes)
+            .map(|n| LogEntry::Envelope(net.devices[device].next_simple(&network, n, 200)))
+            .collect();
+        if !batch.is_empty() {
+            store.ingest(&batch, Policy::AllOrNothing).unwrap();
+        }
+        let endpoint = Endpoint::bind(loopback(), identity(net, device)).unwrap();
+        Side { _dir: dir, store: Arc::new(Mutex::new(store)), endpoint }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_nodes_sync_both_ways_over_quic() {
+        within(async {
+            let mut net = TestNetwork::new(3, 1, 2);
+            let a = side(&mut net, 0, 300);
+            let b = side(&mut net, 1, 120);
+            let addr = a.endpoint.local_addr().unwrap();
+            let (_stop_tx, stop) = watch::channel(false);
+            let (fan_a, _) = broadcast::channel(16);
+            let (fan_b, _) = broadcast::channel(16);
+            let server = tokio::spawn({
+                let endpoint = a.endpoint.clone();
+                let store = a.store.clone();
+                let stop = stop.clone();
+                let trust = store.lock().unwrap().trust().clone();
+                let config = SessionConfig::new(net.network, net.devices[0].id);
+                async move {
+                    let channel = endpoint.accept().await.unwrap().handshake(&trust).await.unwrap();
+                    run_session(
+                        channel,
+                        store,
+                        config,
+                        fan_a,
+                        stop,
+                        RunOptions { stop_when_caught_up: true, id: 1 },
+                        |_, _| {},
+                    )
+                    .await
+                }
+            });
+            let trust = b.store.lock().unwrap().trust().clone();
+            let channel = b.endpoint.connect(addr, &trust).await.unwrap();
+            let config = SessionConfig::new(net.network, net.devices[1].id);
+            let summary = run_session(
+                channel,
+                b.store.clone(),
+                config,
+                fan_b,
+                stop,
+                RunOptions { stop_when_caught_up: true, id: 2 },
+                |_, _| {},
+            )
+            .await
+            .unwrap();
+            let server_summary = server.await.unwrap().unwrap();
+            assert!(matches!(summary.outcome, CloseReason::Finished { .. }), "{:?}", summary.outcome);
+            assert_eq!(summary.stats.envelopes_received, 300);
+            assert_eq!(summary.stats.envelopes_sent, 120);
+            assert_eq!(server_summary.stats.envelopes_received, 120);
+            let heads_a = a.store.lock().unwrap().heads().clone();
+            let heads_b = b.store.lock().unwrap().heads().clone();
+            assert_eq!(heads_a, heads_b);
+            assert_eq!(heads_a.total_envelopes(), 420);
+        })
+        .await;
+    }
+}
