@@ -58,6 +58,21 @@ pub enum Command {
     Export(ExportArgs),
     /// Read a bundle file or a trust file made elsewhere.
     Import(ImportArgs),
+    /// Sync once with another hub or a relay, then exit.
+    Sync {
+        /// The peer's address, HOST:PORT.
+        #[arg(long)]
+        peer: String,
+    },
+    /// Run as a daemon: accept peers, keep syncing with configured peers and relays.
+    Serve {
+        /// Address to listen on, e.g. 0.0.0.0:7420.
+        #[arg(long, default_value = "0.0.0.0:7420")]
+        listen: String,
+        /// A peer or relay to keep a session with (HOST:PORT); repeat for several.
+        #[arg(long = "peer")]
+        peers: Vec<String>,
+    },
     /// Partner administrator's tools: network and partner keys, certificates.
     #[command(subcommand)]
     Admin(AdminCommand),

@@ -54,6 +54,8 @@ pub fn dispatch(cli: Cli, ui: &Ui) -> Result<()> {
         Command::Report(args) => report_cmd(&Node::open(&dir)?, args, ui),
         Command::Export(args) => export(&mut Node::open(&dir)?, args, ui),
         Command::Import(args) => import(&mut Node::open(&dir)?, args, ui),
+        Command::Sync { peer } => crate::net_cmd::sync(&dir, &peer, ui),
+        Command::Serve { listen, peers } => crate::net_cmd::serve(&dir, &listen, &peers, ui),
     }
 }
 
@@ -317,6 +319,32 @@ fn status(node: &Node, ui: &Ui) -> Result<()> {
         own_seq.saturating_sub(node.config.exported_own_seq).to_string(),
     ));
     print_fields(&fields);
+    let peers = crate::net_cmd::load_peers(node.dir());
+    if !peers.is_empty() {
+        println!();
+        let rows: Vec<Vec<String>> = peers
+            .iter()
+            .map(|(key, p)| {
+                vec![
+                    key[..16].to_string(),
+                    p.site.clone(),
+                    p.address.clone(),
+                    p.last_success.clone().unwrap_or_else(|| ui.t("never", "mai").to_string()),
+                    p.last_result.clone(),
+                ]
+            })
+            .collect();
+        print_table(
+            &[
+                ui.t("peer", "nodo"),
+                ui.t("site", "sede"),
+                ui.t("address", "indirizzo"),
+                ui.t("last successful sync", "ultima sincronizzazione riuscita"),
+                ui.t("last result", "ultimo esito"),
+            ],
+            &rows,
+        );
+    }
     Ok(())
 }
 

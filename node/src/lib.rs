@@ -14,6 +14,7 @@ pub mod config;
 pub mod demo;
 pub mod identity;
 pub mod materialize;
+pub mod net_cmd;
 pub mod node;
 pub mod trust_file;
 pub mod ui;

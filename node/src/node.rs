@@ -130,6 +130,32 @@ impl Node {
         Ok((total, catch_up))
     }
 
+    /// Stores a batch received by a sync session (all or nothing), then updates the
+    /// materialized records. Returns the entries new to this node.
+    pub fn ingest_synced(
+        &mut self,
+        entries: &[LogEntry],
+    ) -> Result<Vec<LogEntry>, tessera_sync::IngestFailure> {
+        let new = tessera_net::driver::ingest_into_store(&mut self.store, entries)?;
+        if let Err(e) = self.docs.catch_up(&self.store) {
+            // The entries are durable; documents catch up at the next open.
+            tracing::error!(error = %e, "materialized records could not be updated");
+        }
+        Ok(new)
+    }
+
+    /// Writes buffered derived rows to sled (see `Store::flush_derived`).
+    pub fn flush_derived(&mut self) -> Result<()> {
+        Ok(self.store.flush_derived()?)
+    }
+
+    /// How this node presents itself to peers.
+    pub fn net_identity(&self) -> Result<tessera_net::Identity> {
+        let key = tessera_store::read_secret_key(&self.dir.join(KEYS_DIR).join(DEVICE_KEY_FILE), "device")?;
+        let chain = self.store.trust().chain_of(&self.device).into_iter().cloned().collect();
+        Ok(tessera_net::Identity { network: self.network(), key, chain })
+    }
+
     /// A new id for a record of `kind`.
     pub fn new_id(kind: RecordKind) -> Result<DocId> {
         let mut random = [0u8; 15];
@@ -144,5 +170,17 @@ impl Node {
 
     pub fn secret_key_public(&self) -> PublicKey {
         self.key.public()
+    }
+}
+
+impl tessera_net::driver::SyncStore for Node {
+    fn with_log(&self, f: &mut dyn FnMut(&dyn tessera_sync::LocalLog)) {
+        f(&tessera_net::driver::StoreLog(&self.store))
+    }
+    fn ingest_batch(&mut self, entries: &[LogEntry]) -> Result<Vec<LogEntry>, tessera_sync::IngestFailure> {
+        self.ingest_synced(entries)
+    }
+    fn trust(&self) -> tessera_log::TrustState {
+        self.store.trust().clone()
     }
 }

@@ -1,0 +1,396 @@
+//! `tessera sync` (one session with one peer, then exit) and `tessera serve` (a
+//! daemon: accepts peers, keeps sessions to configured peers and relays with
+//! reconnection and backoff, pushes new entries live, stops cleanly on SIGINT or
+//! SIGTERM). The protocol is `tessera-sync`; the transport `tessera-net`; this file
+//! wires them to the node and tells the operator what happened.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use tessera_net::driver::{run_session, RunOptions, Stored, Summary, FANOUT_BATCHES_MAX};
+use tessera_net::{Channel, Endpoint};
+use tessera_sync::{CloseReason, Event, SessionConfig};
+use tokio::sync::{broadcast, watch};
+
+use crate::node::Node;
+use crate::ui::Ui;
+
+/// Sessions a `serve` daemon runs at once (incoming and outgoing).
+pub const SESSIONS_MAX: usize = 64;
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+const PEERS_FILE: &str = "peers.json";
+
+/// What this node remembers of each peer, for `tessera status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PeerRecord {
+    pub site: String,
+    pub address: String,
+    /// Last session that ended well (RFC 3339).
+    pub last_success: Option<String>,
+    pub last_attempt: Option<String>,
+    pub last_result: String,
+    pub envelopes_received: u64,
+    pub envelopes_sent: u64,
+}
+
+pub fn load_peers(dir: &Path) -> BTreeMap<String, PeerRecord> {
+    std::fs::read_to_string(dir.join(PEERS_FILE))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default()
+}
+
+fn record_peer(dir: &Path, key: String, update: impl FnOnce(&mut PeerRecord)) {
+    let mut peers = load_peers(dir);
+    update(peers.entry(key).or_default());
+    let path = dir.join(PEERS_FILE);
+    let tmp = path.with_extension("json.tmp");
+    let written = serde_json::to_vec_pretty(&peers)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| std::fs::write(&tmp, bytes))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        tracing::warn!(error = %e, "could not record the peer's sync status");
+    }
+}
+
+fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn resolve(peer: &str) -> Result<SocketAddr> {
+    peer.to_socket_addrs()
+        .with_context(|| format!("`{peer}` is not an address: write HOST:PORT, e.g. 192.168.1.20:7420"))?
+        .next()
+        .with_context(|| format!("`{peer}` does not resolve to an address"))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the network runtime")
+}
+
+fn lock(node: &Mutex<Node>) -> std::sync::MutexGuard<'_, Node> {
+    node.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn describe(summary: &Summary, ui: &Ui) -> String {
+    let s = &summary.stats;
+    format!(
+        "{} {}, {} {}; {} {} / {} {} bytes; {:.1} s",
+        s.envelopes_received,
+        ui.t("changes received", "modifiche ricevute"),
+        s.envelopes_sent,
+        ui.t("sent", "inviate"),
+        s.bytes_received,
+        ui.t("received", "ricevuti"),
+        s.bytes_sent,
+        ui.t("sent", "inviati"),
+        summary.elapsed.as_secs_f64()
+    )
+}
+
+fn outcome_error(outcome: &CloseReason) -> Option<String> {
+    match outcome {
+        CloseReason::Finished { .. } => None,
+        CloseReason::Error(e) => Some(e.to_string()),
+    }
+}
+
+/// `tessera sync --peer HOST:PORT`.
+pub fn sync(dir: &Path, peer: &str, ui: &Ui) -> Result<()> {
+    let addr = resolve(peer)?;
+    let node = Node::open(dir)?;
+    let identity = node.net_identity()?;
+    let trust = node.store().trust().clone();
+    let config = SessionConfig::new(node.network(), node.device());
+    let node = Arc::new(Mutex::new(node));
+    runtime()?.block_on(async {
+        let bind: SocketAddr = if addr.is_ipv6() { "[::]:0".parse()? } else { "0.0.0.0:0".parse()? };
+        let endpoint = Endpoint::bind(bind, identity)?;
+        let channel =
+            endpoint.connect(addr, &trust).await.with_context(|| format!("cannot sync with {peer}"))?;
+        let summary = run_one(channel, node.clone(), config, true, 0, ui).await;
+        endpoint.close();
+        let summary = summary?;
+        println!("{} {}", ui.t("Sync finished:", "Sincronizzazione finita:"), describe(&summary, ui));
+        if let Some(error) = outcome_error(&summary.outcome) {
+            bail!("{}: {error}", ui.t("the sync did not complete", "la sincronizzazione non è completa"));
+        }
+        Ok(())
+    })
+}
+
+/// Runs one session and records its result for `status`.
+async fn run_one(
+    channel: Channel,
+    node: Arc<Mutex<Node>>,
+    config: SessionConfig,
+    one_shot: bool,
+    id: u64,
+    ui: &Ui,
+) -> Result<Summary> {
+    let (fanout, _) = broadcast::channel::<Stored>(FANOUT_BATCHES_MAX);
+    let (_stop_tx, stop) = watch::channel(false);
+    run_recorded(
+        channel,
+        node,
+        config,
+        fanout,
+        stop,
+        RunOptions { stop_when_caught_up: one_shot, id },
+        Some(*ui),
+    )
+    .await
+}
+
+async fn run_recorded(
+    channel: Channel,
+    node: Arc<Mutex<Node>>,
+    config: SessionConfig,
+    fanout: broadcast::Sender<Stored>,
+    stop: watch::Receiver<bool>,
+    options: RunOptions,
+    ui: Option<Ui>,
+) -> Result<Summary> {
+    let dir = lock(&node).dir().to_path_buf();
+    let peer = channel.peer().cloned().context("unauthenticated session")?;
+    let key = peer.certificate.device.0.to_hex();
+    if let Some(ui) = &ui {
+        eprintln!(
+            "{} {} ({}, {})",
+            ui.t("Connected to", "Collegato a"),
+            peer.certificate.site,
+            peer.certificate.device.short(),
+            peer.address
+        );
+    }
+    let mut total_in = 0u64;
+    let mut total_out = 0u64;
+    let progress = move |stats: &tessera_sync::SessionStats, event: &Event| {
+        let Some(ui) = &ui else { return };
+        match event {
+            Event::DifferenceKnown { envelopes_to_send, envelopes_to_receive, .. } => {
+                total_in = *envelopes_to_receive;
+                total_out = *envelopes_to_send;
+                eprintln!(
+                    "{} {total_in}, {} {total_out}",
+                    ui.t("to receive:", "da ricevere:"),
+                    ui.t("to send:", "da inviare:")
+                );
+            }
+            Event::Ingest { .. } | Event::CaughtUp | Event::Live => {
+                eprint!(
+                    "\r{} {}/{}  {} {}/{}   ",
+                    ui.t("received", "ricevute"),
+                    stats.envelopes_received,
+                    total_in,
+                    ui.t("sent", "inviate"),
+                    stats.envelopes_sent,
+                    total_out
+                );
+                let _ = std::io::stderr().flush();
+                if matches!(event, Event::Live) {
+                    eprintln!();
+                }
+            }
+            _ => {}
+        }
+    };
+    let started = now_text();
+    let result = run_session(channel, node.clone(), config, fanout, stop, options, progress).await;
+    let site = peer.certificate.site.clone();
+    let address = peer.address.to_string();
+    match &result {
+        Ok(summary) => {
+            let error = outcome_error(&summary.outcome);
+            record_peer(&dir, key, |r| {
+                r.site = site;
+                r.address = address;
+                r.last_attempt = Some(started);
+                r.envelopes_received += summary.stats.envelopes_received;
+                r.envelopes_sent += summary.stats.envelopes_sent;
+                match error {
+                    None => {
+                        r.last_success = Some(now_text());
+                        r.last_result = "ok".into();
+                    }
+                    Some(e) => r.last_result = e,
+                }
+            });
+        }
+        Err(e) => {
+            let text = e.to_string();
+            record_peer(&dir, key, |r| {
+                r.site = site;
+                r.address = address;
+                r.last_attempt = Some(started);
+                r.last_result = text;
+            });
+        }
+    }
+    Ok(result?)
+}
+
+/// `tessera serve --listen ADDR [--peer HOST:PORT ...]`.
+pub fn serve(dir: &Path, listen: &str, peers: &[String], ui: &Ui) -> Result<()> {
+    let listen = resolve(listen)?;
+    let peer_addrs: Vec<(String, SocketAddr)> =
+        peers.iter().map(|p| resolve(p).map(|a| (p.clone(), a))).collect::<Result<_>>()?;
+    let node = Node::open(dir)?;
+    let identity = node.net_identity()?;
+    let network = node.network();
+    let device = node.device();
+    let node = Arc::new(Mutex::new(node));
+    runtime()?.block_on(async move {
+        let endpoint = Endpoint::bind(listen, identity)?;
+        println!(
+            "{} {} ({})",
+            ui.t("Listening on", "In ascolto su"),
+            endpoint.local_addr()?,
+            ui.t("Ctrl-C to stop", "Ctrl-C per fermare")
+        );
+        let (fanout, _) = broadcast::channel::<Stored>(FANOUT_BATCHES_MAX);
+        let (stop_tx, stop) = watch::channel(false);
+        let ids = Arc::new(AtomicU64::new(1));
+        let slots = Arc::new(tokio::sync::Semaphore::new(SESSIONS_MAX));
+        let mut tasks = tokio::task::JoinSet::new();
+
+        // Incoming sessions.
+        {
+            let endpoint = endpoint.clone();
+            let node = node.clone();
+            let fanout = fanout.clone();
+            let mut stop = stop.clone();
+            let ids = ids.clone();
+            let slots = slots.clone();
+            tasks.spawn(async move {
+                let mut sessions = tokio::task::JoinSet::new();
+                loop {
+                    let incoming = tokio::select! {
+                        incoming = endpoint.accept() => incoming,
+                        _ = stop.changed() => break,
+                    };
+                    let Some(incoming) = incoming else { break };
+                    let Ok(permit) = slots.clone().try_acquire_owned() else {
+                        tracing::warn!(peer = %incoming.remote_address(), "too many sessions: connection refused");
+                        incoming.refuse();
+                        continue;
+                    };
+                    let node = node.clone();
+                    let fanout = fanout.clone();
+                    let stop = stop.clone();
+                    let id = ids.fetch_add(1, Ordering::Relaxed);
+                    sessions.spawn(async move {
+                        let _permit = permit;
+                        let trust = lock(&node).store().trust().clone();
+                        match incoming.handshake(&trust).await {
+                            Ok(channel) => {
+                                let config = SessionConfig::new(network, device);
+                                let options = RunOptions { stop_when_caught_up: false, id };
+                                match run_recorded(channel, node, config, fanout, stop, options, None).await {
+                                    Ok(s) => tracing::info!(peer = %s.peer.certificate.device.short(), received = s.stats.envelopes_received, sent = s.stats.envelopes_sent, "session ended"),
+                                    Err(e) => tracing::warn!(error = %e, "session failed"),
+                                }
+                            }
+                            Err(e) => tracing::warn!(error = %e, "peer refused at the handshake"),
+                        }
+                    });
+                }
+                while sessions.join_next().await.is_some() {}
+            });
+        }
+
+        // Outgoing sessions to configured peers and relays, with backoff.
+        for (name, addr) in peer_addrs {
+            let endpoint = endpoint.clone();
+            let node = node.clone();
+            let fanout = fanout.clone();
+            let mut stop = stop.clone();
+            let ids = ids.clone();
+            tasks.spawn(async move {
+                let mut backoff = BACKOFF_MIN;
+                loop {
+                    let trust = lock(&node).store().trust().clone();
+                    let attempt = tokio::select! {
+                        attempt = endpoint.connect(addr, &trust) => attempt,
+                        _ = stop.changed() => break,
+                    };
+                    match attempt {
+                        Ok(channel) => {
+                            let id = ids.fetch_add(1, Ordering::Relaxed);
+                            let config = SessionConfig::new(network, device);
+                            let options = RunOptions { stop_when_caught_up: false, id };
+                            let result =
+                                run_recorded(channel, node.clone(), config, fanout.clone(), stop.clone(), options, None)
+                                    .await;
+                            match result {
+                                Ok(_) => backoff = BACKOFF_MIN,
+                                Err(e) => tracing::warn!(peer = %name, error = %e, "session failed"),
+                            }
+                        }
+                        Err(e) => tracing::info!(peer = %name, error = %e, retry_in = ?backoff, "peer not reachable"),
+                    }
+                    if *stop.borrow() {
+                        break;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.changed() => break,
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            });
+        }
+
+        shutdown_signal().await;
+        eprintln!("{}", ui.t("Stopping: finishing open sessions...", "Arresto: chiudo le sessioni aperte..."));
+        let _ = stop_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), async { while tasks.join_next().await.is_some() {} })
+            .await;
+        endpoint.close();
+        let _ = tokio::time::timeout(Duration::from_secs(3), endpoint.wait_idle()).await;
+        // Everything acknowledged is already durable; writing the derived rows now only
+        // spares the next start a catch-up.
+        let mut node = lock(&node);
+        if let Err(e) = node.flush_derived() {
+            tracing::warn!(error = %e, "derived state not flushed; it will be rebuilt at the next start");
+        }
+        // stdout may be gone (a closed terminal or pipe): not a reason to fail a clean stop.
+        let _ = writeln!(std::io::stdout(), "{}", ui.t("Stopped.", "Fermato."));
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
