@@ -192,7 +192,7 @@ pub fn admin_certify_device(
         &partner_key,
         TrustStatement::Device(DeviceCertificate { partner, device, role, site: site.to_string() }),
     )?;
-    trust_file::write(out, &network, &[partner_cert, &device_cert])
+    Ok(trust_file::write(out, &network, &[partner_cert, &device_cert])?)
 }
 
 /// `tessera admin revoke-device`: a revocation signed by a partner or network key.
@@ -216,5 +216,5 @@ pub fn admin_revoke_device(
             reason: reason.to_string(),
         }),
     )?;
-    trust_file::write(out, &network, &[&revocation])
+    Ok(trust_file::write(out, &network, &[&revocation])?)
 }

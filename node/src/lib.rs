@@ -16,7 +16,7 @@ pub mod identity;
 pub mod materialize;
 pub mod net_cmd;
 pub mod node;
-pub mod trust_file;
+pub use tessera_store::trust_file;
 pub mod ui;
 
 pub use node::Node;

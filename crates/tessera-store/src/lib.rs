@@ -15,6 +15,7 @@ pub mod error;
 pub mod keyfile;
 pub mod segments;
 pub mod store;
+pub mod trust_file;
 
 pub use error::StoreError;
 pub use keyfile::{read_secret_key, write_secret_key, KeyFileError};

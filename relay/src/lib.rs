@@ -1,0 +1,470 @@
+//! `tessera-relay`: a store-and-forward peer run by a partner's IT person, so hubs
+//! that are never online at the same time still exchange changes.
+//!
+//! It is a peer like any node (same QUIC transport, same sync protocol, same verified
+//! store) that never authors envelopes and never reads them: it does not link
+//! `tessera-records` or automerge, it verifies signatures and chains (so it cannot be
+//! filled with garbage) and stores headers, commitments and opaque bodies. Limits:
+//! sessions, per-device rate, per-partner storage quota. Metrics in Prometheus text
+//! format on a local HTTP port. This file is the library; `main.rs` only runs [`run`].
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use serde::{Deserialize, Serialize};
+use tessera_log::{DeviceKey, DeviceRole, LogEntry, NetworkId, PartnerKey, SecretKey, TrustState};
+use tessera_net::driver::{
+    ingest_into_store, run_session, RunOptions, StoreLog, Stored, SyncStore, FANOUT_BATCHES_MAX,
+};
+use tessera_net::{Endpoint, Identity};
+use tessera_store::{read_secret_key, trust_file, write_secret_key, Policy, Store};
+use tessera_sync::{Event, IngestFailure, LocalLog, SessionConfig};
+use tokio::sync::{broadcast, watch};
+
+pub mod metrics;
+
+use metrics::Metrics;
+
+const CONFIG_FILE: &str = "relay.json";
+const KEY_FILE: &str = "keys/device.key";
+const STORE_DIR: &str = "store";
+
+/// Tessera relay: carries signed changes between hubs that are never online together.
+#[derive(Debug, Parser)]
+#[command(name = "tessera-relay", version)]
+pub struct Cli {
+    /// Data directory of the relay.
+    #[arg(long, global = true, env = "TESSERA_RELAY_DATA", default_value = "/var/lib/tessera-relay")]
+    pub data: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the relay's device key and store; prints the key to have certified.
+    Init {
+        /// The network id (from the programme coordinator).
+        #[arg(long)]
+        network: String,
+        /// A name for this relay, shown to peers.
+        #[arg(long, default_value = "relay")]
+        name: String,
+    },
+    /// Import the relay's certificate (a .trust file from the partner administrator).
+    Import { file: PathBuf },
+    /// Serve: accept hubs and relays, store and forward their changes.
+    Serve(ServeArgs),
+    /// What the relay holds.
+    Status,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// UDP address for QUIC sessions.
+    #[arg(long, default_value = "0.0.0.0:7420")]
+    pub listen: String,
+    /// Local HTTP address for Prometheus metrics (keep it on localhost).
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    pub metrics: String,
+    /// Sessions served at once.
+    #[arg(long, default_value_t = 1000)]
+    pub sessions_max: usize,
+    /// Envelopes per second one device may upload (averaged over a minute).
+    #[arg(long, default_value_t = 500)]
+    pub device_rate_max: u64,
+    /// Bytes of envelopes stored per partner organisation.
+    #[arg(long, default_value_t = 2 * 1024 * 1024 * 1024)]
+    pub partner_quota_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RelayConfig {
+    network: String,
+    device: String,
+    name: String,
+}
+
+fn load_config(dir: &Path) -> Result<RelayConfig> {
+    let path = dir.join(CONFIG_FILE);
+    let text = fs::read_to_string(&path).with_context(|| {
+        format!("no relay in {}: run `tessera-relay init --network ID` first", dir.display())
+    })?;
+    serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))
+}
+
+/// Runs the command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Init { network, name } => init(&cli.data, &network, &name),
+        Command::Import { file } => import(&cli.data, &file),
+        Command::Serve(args) => serve(&cli.data, args),
+        Command::Status => status(&cli.data),
+    }
+}
+
+fn init(dir: &Path, network: &str, name: &str) -> Result<()> {
+    let network = trust_file::parse_network(network)?;
+    if dir.join(CONFIG_FILE).exists() {
+        bail!("{} already holds a relay", dir.display());
+    }
+    fs::create_dir_all(dir.join("keys")).with_context(|| format!("cannot create {}", dir.display()))?;
+    let key = SecretKey::generate().context("the operating system's random source failed")?;
+    write_secret_key(&dir.join(KEY_FILE), "device", &key)?;
+    drop(Store::open(&dir.join(STORE_DIR), Some(network))?);
+    let config =
+        RelayConfig { network: network.0.to_hex(), device: key.public().to_hex(), name: name.into() };
+    fs::write(dir.join(CONFIG_FILE), serde_json::to_vec_pretty(&config)?)?;
+    println!("Relay created in {}", dir.display());
+    println!("Device key: {}", config.device);
+    println!(
+        "Have it certified: tessera admin certify-device --device {} --role relay --site \"{name}\" ...,\n\
+         then run: tessera-relay import FILE.trust",
+        config.device
+    );
+    Ok(())
+}
+
+fn import(dir: &Path, file: &Path) -> Result<()> {
+    let config = load_config(dir)?;
+    let (network, entries) = trust_file::read(file)?;
+    if network.0.to_hex() != config.network {
+        bail!("{} is for another network", file.display());
+    }
+    let (mut store, _) = Store::open(&dir.join(STORE_DIR), Some(network))?;
+    let entries: Vec<LogEntry> = entries.into_iter().map(LogEntry::Trust).collect();
+    let report = store.ingest(&entries, Policy::SkipInvalid)?;
+    println!(
+        "Imported {} certificates or revocations ({} already here)",
+        report.trust_added, report.duplicates
+    );
+    for rejected in &report.rejected {
+        eprintln!("refused entry {}: {}", rejected.index + 1, rejected.error);
+    }
+    if !report.rejected.is_empty() {
+        bail!("{} entries were refused", report.rejected.len());
+    }
+    Ok(())
+}
+
+fn status(dir: &Path) -> Result<()> {
+    let config = load_config(dir)?;
+    let (store, _) = Store::open(&dir.join(STORE_DIR), None)?;
+    println!("Network:        {}", config.network);
+    println!("Device key:     {}", config.device);
+    println!("Log size:       {} bytes", store.log_bytes());
+    println!("Devices held:   {}", store.heads().len());
+    println!("Changes held:   {}", store.heads().total_envelopes());
+    println!("Forks found:    {}", store.forks().len());
+    Ok(())
+}
+
+/// Per-device upload rate and per-partner quota, enforced when a batch is stored.
+#[derive(Debug)]
+struct Limits {
+    device_rate_max: u64,
+    partner_quota_bytes: u64,
+    /// Token bucket per device: (tokens, last refill).
+    buckets: BTreeMap<DeviceKey, (f64, Instant)>,
+    /// Bytes stored per partner since start (plus what the log held at start).
+    partner_bytes: BTreeMap<PartnerKey, u64>,
+}
+
+/// The relay's store with its limits and metrics.
+#[derive(Debug)]
+pub struct RelayStore {
+    store: Store,
+    limits: Limits,
+    metrics: Arc<Metrics>,
+}
+
+impl RelayStore {
+    /// Checks a batch against the per-device rate and per-partner quota. Returns the
+    /// bytes per partner to count once the batch is stored.
+    fn check_limits(&mut self, entries: &[LogEntry]) -> Result<BTreeMap<PartnerKey, u64>, (usize, String)> {
+        let trust = self.store.trust();
+        let now = Instant::now();
+        let mut per_device: BTreeMap<DeviceKey, u64> = BTreeMap::new();
+        let mut per_partner: BTreeMap<PartnerKey, u64> = BTreeMap::new();
+        for (index, entry) in entries.iter().enumerate() {
+            let LogEntry::Envelope(env) = entry else { continue };
+            *per_device.entry(env.author()).or_default() += 1;
+            if let Ok(cert) = trust.authorize(&env.author(), env.seq()) {
+                let bytes = per_partner.entry(cert.partner).or_default();
+                *bytes += env.encoded_len() as u64;
+                let total = self.limits.partner_bytes.get(&cert.partner).copied().unwrap_or(0) + *bytes;
+                if total > self.limits.partner_quota_bytes {
+                    return Err((index, "partner storage quota exceeded".into()));
+                }
+            }
+        }
+        let rate = self.limits.device_rate_max as f64;
+        let burst = rate * 60.0;
+        for (device, count) in &per_device {
+            let (tokens, last) = self.limits.buckets.entry(*device).or_insert((burst, now));
+            *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(burst);
+            *last = now;
+            if *tokens < *count as f64 {
+                return Err((0, format!("device {} is uploading faster than allowed", device.short())));
+            }
+            *tokens -= *count as f64;
+        }
+        Ok(per_partner)
+    }
+}
+
+impl SyncStore for RelayStore {
+    fn with_log(&self, f: &mut dyn FnMut(&dyn LocalLog)) {
+        f(&StoreLog(&self.store))
+    }
+
+    fn ingest_batch(&mut self, entries: &[LogEntry]) -> Result<Vec<LogEntry>, IngestFailure> {
+        let per_partner = match self.check_limits(entries) {
+            Ok(per_partner) => per_partner,
+            Err((_, reason)) => {
+                self.metrics.reject(if reason.contains("quota") { "quota" } else { "rate" });
+                return Err(IngestFailure::Local { reason });
+            }
+        };
+        match ingest_into_store(&mut self.store, entries) {
+            Ok(new) => {
+                for (partner, bytes) in per_partner {
+                    *self.limits.partner_bytes.entry(partner).or_default() += bytes;
+                }
+                let mut bytes = 0u64;
+                let mut envelopes = 0u64;
+                for entry in &new {
+                    if let LogEntry::Envelope(env) = entry {
+                        envelopes += 1;
+                        bytes += env.encoded_len() as u64;
+                        self.metrics.seen(&env.author());
+                    }
+                }
+                self.metrics.envelopes_in.fetch_add(envelopes, Ordering::Relaxed);
+                self.metrics.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+                self.metrics.store_bytes.store(self.store.log_bytes(), Ordering::Relaxed);
+                Ok(new)
+            }
+            Err(e) => {
+                self.metrics.reject(match &e {
+                    IngestFailure::Rejected { reason, .. } if reason.contains("signature") => "bad_signature",
+                    IngestFailure::Rejected { reason, .. } if reason.contains("revoked") => "revoked",
+                    IngestFailure::Rejected { reason, .. } if reason.contains("commitment") => "altered_body",
+                    IngestFailure::Rejected { .. } => "invalid",
+                    IngestFailure::Local { .. } => "local_error",
+                });
+                Err(e)
+            }
+        }
+    }
+
+    fn trust(&self) -> TrustState {
+        self.store.trust().clone()
+    }
+}
+
+fn lock<S>(m: &Mutex<S>) -> std::sync::MutexGuard<'_, S> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A running relay (for `serve` and for tests in-process).
+#[derive(Debug)]
+pub struct Relay {
+    pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl Relay {
+    /// Starts serving in the current tokio runtime.
+    pub async fn start(dir: &Path, args: ServeArgs) -> Result<Relay> {
+        let config = load_config(dir)?;
+        let network: NetworkId = trust_file::parse_network(&config.network)?;
+        let key = read_secret_key(&dir.join(KEY_FILE), "device")?;
+        let device = DeviceKey(key.public());
+        let (store, report) = Store::open(&dir.join(STORE_DIR), Some(network))?;
+        if let Some(torn) = &report.log.torn_tail {
+            tracing::warn!(bytes = torn.bytes_cut, "an unfinished write from a crash was set aside");
+        }
+        let certified = store.trust().devices().any(|c| c.device == device && c.role == DeviceRole::Relay);
+        if !certified {
+            bail!(
+                "this relay's device key is not certified as a relay yet: ask a partner administrator for \
+                 `tessera admin certify-device --role relay --device {}` and run `tessera-relay import FILE`",
+                device.0.to_hex()
+            );
+        }
+        let chain = store.trust().chain_of(&device).into_iter().cloned().collect();
+        let metrics = Arc::new(Metrics::default());
+        metrics.store_bytes.store(store.log_bytes(), Ordering::Relaxed);
+        let mut partner_bytes = BTreeMap::new();
+        for entry in store.entries_from(store.log_start()) {
+            if let (_, LogEntry::Envelope(env)) = entry? {
+                if let Ok(cert) = store.trust().authorize(&env.author(), env.seq()) {
+                    *partner_bytes.entry(cert.partner).or_default() += env.encoded_len() as u64;
+                }
+            }
+        }
+        let relay_store = RelayStore {
+            store,
+            limits: Limits {
+                device_rate_max: args.device_rate_max,
+                partner_quota_bytes: args.partner_quota_bytes,
+                buckets: BTreeMap::new(),
+                partner_bytes,
+            },
+            metrics: metrics.clone(),
+        };
+        let store = Arc::new(Mutex::new(relay_store));
+        let listen: SocketAddr =
+            args.listen.parse().with_context(|| format!("--listen `{}` is not HOST:PORT", args.listen))?;
+        let endpoint = Endpoint::bind(listen, Identity { network, key, chain })?;
+        let addr = endpoint.local_addr()?;
+        let metrics_listener = tokio::net::TcpListener::bind(&args.metrics)
+            .await
+            .with_context(|| format!("cannot listen for metrics on {}", args.metrics))?;
+        let metrics_addr = metrics_listener.local_addr()?;
+        let (stop_tx, stop) = watch::channel(false);
+        tracing::info!(%addr, %metrics_addr, "relay serving");
+        let task =
+            tokio::spawn(serve_loop(endpoint, store, metrics, metrics_listener, stop, args, network, device));
+        Ok(Relay { addr, metrics_addr, stop: stop_tx, task })
+    }
+
+    /// Stops accepting, closes sessions cleanly, flushes; everything acknowledged was
+    /// already durable.
+    pub async fn shutdown(self) -> Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await.context("relay task failed")?
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve_loop(
+    endpoint: Endpoint,
+    store: Arc<Mutex<RelayStore>>,
+    metrics: Arc<Metrics>,
+    metrics_listener: tokio::net::TcpListener,
+    mut stop: watch::Receiver<bool>,
+    args: ServeArgs,
+    network: NetworkId,
+    device: DeviceKey,
+) -> Result<()> {
+    let (fanout, _) = broadcast::channel::<Stored>(FANOUT_BATCHES_MAX);
+    let slots = Arc::new(tokio::sync::Semaphore::new(args.sessions_max));
+    let ids = AtomicU64::new(1);
+    let mut sessions = tokio::task::JoinSet::new();
+    let metrics_task = tokio::spawn(metrics::serve(metrics_listener, metrics.clone(), stop.clone()));
+    loop {
+        let incoming = tokio::select! {
+            incoming = endpoint.accept() => incoming,
+            _ = stop.changed() => break,
+        };
+        let Some(incoming) = incoming else { break };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            metrics.reject("too_many_sessions");
+            incoming.refuse();
+            continue;
+        };
+        let store = store.clone();
+        let metrics = metrics.clone();
+        let fanout = fanout.clone();
+        let stop = stop.clone();
+        let id = ids.fetch_add(1, Ordering::Relaxed);
+        sessions.spawn(async move {
+            let _permit = permit;
+            let trust = lock(&store).trust();
+            let channel = match incoming.handshake(&trust).await {
+                Ok(channel) => channel,
+                Err(e) => {
+                    metrics.reject("handshake");
+                    tracing::info!(error = %e, "peer refused at the handshake");
+                    return;
+                }
+            };
+            let peer = channel.peer().map(|p| p.certificate.device);
+            if let Some(peer) = &peer {
+                metrics.seen(peer);
+            }
+            metrics.connected.fetch_add(1, Ordering::Relaxed);
+            let config = SessionConfig::new(network, device);
+            let options = RunOptions { stop_when_caught_up: false, id };
+            let mut sent_before = 0u64;
+            let mut bytes_before = 0u64;
+            let progress_metrics = metrics.clone();
+            let result = run_session(channel, store, config, fanout, stop, options, move |stats, event| {
+                if matches!(
+                    event,
+                    Event::Ingest { .. } | Event::CaughtUp | Event::Live | Event::Closed { .. }
+                ) {
+                    progress_metrics
+                        .envelopes_out
+                        .fetch_add(stats.envelopes_sent - sent_before, Ordering::Relaxed);
+                    progress_metrics.bytes_out.fetch_add(stats.bytes_sent - bytes_before, Ordering::Relaxed);
+                    sent_before = stats.envelopes_sent;
+                    bytes_before = stats.bytes_sent;
+                }
+            })
+            .await;
+            metrics.connected.fetch_sub(1, Ordering::Relaxed);
+            match result {
+                Ok(summary) => tracing::info!(
+                    peer = %summary.peer.certificate.device.short(),
+                    received = summary.stats.envelopes_received,
+                    sent = summary.stats.envelopes_sent,
+                    "session ended"
+                ),
+                Err(e) => tracing::info!(error = %e, "session failed"),
+            }
+        });
+        // Reap finished sessions so the set stays small.
+        while sessions.try_join_next().is_some() {}
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while sessions.join_next().await.is_some() {}
+    })
+    .await;
+    endpoint.close();
+    let _ = tokio::time::timeout(Duration::from_secs(3), endpoint.wait_idle()).await;
+    metrics_task.abort();
+    let mut store = lock(&store);
+    store.store.flush_derived()?;
+    Ok(())
+}
+
+fn serve(dir: &Path, args: ServeArgs) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let relay = Relay::start(dir, args).await?;
+        println!("Relay listening on {} (metrics on http://{}/metrics)", relay.addr, relay.metrics_addr);
+        shutdown_signal().await;
+        let _ = writeln!(std::io::stderr(), "Stopping: closing sessions...");
+        relay.shutdown().await?;
+        let _ = writeln!(std::io::stdout(), "Stopped.");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
