@@ -1,0 +1,160 @@
+//! The relay as a real process, killed with SIGKILL in the middle of a sync and
+//! restarted: nothing is lost, the next session resumes, and a hub that comes back
+//! after 1,000 new envelopes elsewhere catches up in one session. Loopback only.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tessera_log::testkit::TestNetwork;
+use tessera_log::{
+    DeviceCertificate, DeviceKey, DeviceRole, LogEntry, PartnerKey, SecretKey, TrustStatement,
+};
+use tessera_net::driver::{run_session, RunOptions, Summary};
+use tessera_net::{Endpoint, Identity};
+use tessera_store::{trust_file, Policy, Store};
+use tessera_sync::{CloseReason, SessionConfig};
+use tokio::sync::{broadcast, watch};
+
+fn relay_cmd(data: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera-relay"));
+    cmd.arg("--data").arg(data).env("TESSERA_LOG", "warn");
+    cmd
+}
+
+fn start_relay(data: &Path, port: u16) -> (Child, SocketAddr) {
+    let mut child = relay_cmd(data)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--metrics", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr =
+        line.split_whitespace().nth(3).unwrap_or_else(|| panic!("no address in {line:?}")).parse().unwrap();
+    (child, addr)
+}
+
+struct Hub {
+    store: Arc<Mutex<Store>>,
+    endpoint: Endpoint,
+    network: tessera_log::NetworkId,
+    device: DeviceKey,
+}
+
+fn hub(net: &TestNetwork, device: usize, dir: &Path) -> Hub {
+    let (mut store, _) = Store::open(dir, Some(net.network)).unwrap();
+    let certs: Vec<LogEntry> = net.entries.iter().cloned().map(LogEntry::Trust).collect();
+    store.ingest(&certs, Policy::AllOrNothing).unwrap();
+    let chain = store.trust().chain_of(&net.devices[device].id).into_iter().cloned().collect();
+    let key = SecretKey::from_seed(net.devices[device].key.to_seed());
+    let endpoint =
+        Endpoint::bind("127.0.0.1:0".parse().unwrap(), Identity { network: net.network, key, chain })
+            .unwrap();
+    Hub { store: Arc::new(Mutex::new(store)), endpoint, network: net.network, device: net.devices[device].id }
+}
+
+async fn sync(hub: &Hub, relay: SocketAddr) -> Result<Summary, String> {
+    let trust = hub.store.lock().unwrap().trust().clone();
+    let channel = hub.endpoint.connect(relay, &trust).await.map_err(|e| e.to_string())?;
+    let (fanout, _) = broadcast::channel(16);
+    let (_stop_tx, stop) = watch::channel(false);
+    let config = SessionConfig::new(hub.network, hub.device);
+    run_session(
+        channel,
+        hub.store.clone(),
+        config,
+        fanout,
+        stop,
+        RunOptions { stop_when_caught_up: true, id: 1 },
+        |_, _| {},
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
+fn append(net: &mut TestNetwork, hub: &Hub, device: usize, count: u64, from: u64) {
+    let network = net.network;
+    let batch: Vec<LogEntry> = (from..from + count)
+        .map(|n| LogEntry::Envelope(net.devices[device].next_simple(&network, n, 300)))
+        .collect();
+    for chunk in batch.chunks(1000) {
+        hub.store.lock().unwrap().ingest(chunk, Policy::AllOrNothing).unwrap();
+    }
+}
+
+#[test]
+fn relay_killed_mid_sync_loses_nothing_and_hubs_catch_up_in_one_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = TestNetwork::new(11, 1, 2);
+    // The relay, certified as a relay by the test network's partner.
+    let relay_dir = dir.path().join("relay");
+    let out = relay_cmd(&relay_dir).args(["init", "--network", &net.network.0.to_hex()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(relay_dir.join("relay.json")).unwrap()).unwrap();
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(config["device"].as_str().unwrap(), &mut key).unwrap();
+    let relay_device = DeviceKey::from_bytes(key).unwrap();
+    let cert = net.sign_as_partner(
+        0,
+        TrustStatement::Device(DeviceCertificate {
+            partner: PartnerKey(net.partner_keys[0].public()),
+            device: relay_device,
+            role: DeviceRole::Relay,
+            site: "Relay Prova".into(),
+        }),
+    );
+    let trust_path = dir.path().join("relay.trust");
+    trust_file::write(&trust_path, &net.network, &[&net.entries[0], &cert]).unwrap();
+    assert!(relay_cmd(&relay_dir).arg("import").arg(&trust_path).status().unwrap().success());
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let _guard = runtime.enter();
+    let a = hub(&net, 0, &dir.path().join("a"));
+    let b = hub(&net, 1, &dir.path().join("b"));
+    append(&mut net, &a, 0, 3000, 0);
+
+    // Start, sync, and kill the relay with SIGKILL while the session is running.
+    let (mut relay, addr) = start_relay(&relay_dir, 0);
+    let port = addr.port();
+    let first = runtime.block_on(async {
+        let sync = sync(&a, addr);
+        tokio::pin!(sync);
+        tokio::select! {
+            result = &mut sync => Some(result),
+            _ = tokio::time::sleep(Duration::from_millis(150)) => None,
+        }
+    });
+    relay.kill().unwrap();
+    relay.wait().unwrap();
+    if let Some(Ok(summary)) = &first {
+        // The machine was fast enough to finish first: still a valid run.
+        assert!(matches!(summary.outcome, CloseReason::Finished { .. }));
+    }
+
+    // Restart on the same port; A resumes and sends only what the relay lacks.
+    let (mut relay, addr) = start_relay(&relay_dir, port);
+    let resumed = runtime.block_on(sync(&a, addr)).unwrap();
+    assert!(matches!(resumed.outcome, CloseReason::Finished { .. }), "{:?}", resumed.outcome);
+    assert!(resumed.stats.envelopes_sent <= 3000);
+
+    // B was never online with A: it gets all of A's history from the relay.
+    let got = runtime.block_on(sync(&b, addr)).unwrap();
+    assert_eq!(got.stats.envelopes_received, 3000);
+    assert_eq!(b.store.lock().unwrap().heads().get(&a.device).unwrap().seq.0, 3000);
+
+    // A writes 1,000 more; B comes back and catches up in one session, one round trip.
+    append(&mut net, &a, 0, 1000, 3000);
+    runtime.block_on(sync(&a, addr)).unwrap();
+    let caught_up = runtime.block_on(sync(&b, addr)).unwrap();
+    assert_eq!(caught_up.stats.envelopes_received, 1000);
+    assert_eq!(caught_up.stats.round_trips_to_difference, Some(1));
+    assert_eq!(b.store.lock().unwrap().heads(), a.store.lock().unwrap().heads());
+    relay.kill().unwrap();
+    relay.wait().unwrap();
+}
