@@ -354,7 +354,7 @@ pub fn serve(dir: &Path, listen: &str, peers: &[String], ui: &Ui) -> Result<()> 
             });
         }
 
-        shutdown_signal().await;
+        tessera_net::shutdown_signal().await;
         eprintln!("{}", ui.t("Stopping: finishing open sessions...", "Arresto: chiudo le sessioni aperte..."));
         let _ = stop_tx.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(10), async { while tasks.join_next().await.is_some() {} })
@@ -371,26 +371,4 @@ pub fn serve(dir: &Path, listen: &str, peers: &[String], ui: &Ui) -> Result<()> 
         let _ = writeln!(std::io::stdout(), "{}", ui.t("Stopped.", "Fermato."));
         Ok(())
     })
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

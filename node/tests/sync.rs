@@ -1,31 +1,13 @@
 //! Real `tessera` processes syncing over QUIC on loopback, bounded in time.
 
+mod common;
+
+use common::{field, joined_hub, ok, tessera};
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn tessera(data: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    cmd.arg("--data").arg(data).arg("--lang").arg("en");
-    cmd.env("TESSERA_OPERATOR", "Operatore Prova").env_remove("TESSERA_DATA");
-    cmd
-}
-
-fn ok(data: &Path, args: &[&str]) -> String {
-    let out = tessera(data).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "tessera {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn field(status: &str, label: &str) -> String {
-    status.lines().find(|l| l.starts_with(label)).unwrap().rsplit(' ').next().unwrap().to_string()
-}
 
 /// A daemon that is stopped with SIGTERM (and killed if it lingers) when dropped.
 struct Daemon {
@@ -71,48 +53,6 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn joined_hub(a: &Path, dir: &Path, name: &str) -> PathBuf {
-    let network = field(&ok(a, &["status"]), "Network");
-    let data = dir.join(name);
-    let init = ok(&data, &["init", "--site", name, "--network", &network]);
-    let device = field(&init, "Device key");
-    let cert = dir.join(format!("{name}.trust"));
-    if !a.join("partner2").exists() {
-        ok(
-            a,
-            &[
-                "admin",
-                "new-partner",
-                "--network-key",
-                a.join("keys/network.key").to_str().unwrap(),
-                "--name",
-                "Associazione Prova",
-                "--out",
-                a.join("partner2").to_str().unwrap(),
-            ],
-        );
-    }
-    ok(
-        a,
-        &[
-            "admin",
-            "certify-device",
-            "--partner-key",
-            a.join("partner2/partner.key").to_str().unwrap(),
-            "--partner-trust",
-            a.join("partner2/partner.trust").to_str().unwrap(),
-            "--device",
-            &device,
-            "--site",
-            name,
-            "--out",
-            cert.to_str().unwrap(),
-        ],
-    );
-    ok(&data, &["import", cert.to_str().unwrap()]);
-    data
 }
 
 #[test]

@@ -446,25 +446,10 @@ fn serve(dir: &Path, args: ServeArgs) -> Result<()> {
     runtime.block_on(async {
         let relay = Relay::start(dir, args).await?;
         println!("Relay listening on {} (metrics on http://{}/metrics)", relay.addr, relay.metrics_addr);
-        shutdown_signal().await;
+        tessera_net::shutdown_signal().await;
         let _ = writeln!(std::io::stderr(), "Stopping: closing sessions...");
         relay.shutdown().await?;
         let _ = writeln!(std::io::stdout(), "Stopped.");
         Ok(())
     })
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -5,6 +5,7 @@
 //! is exactly one encoding of each value (booleans are 0 or 1, texts are UTF-8, no
 //! trailing bytes), so that `encode(decode(b)) == b` for every accepted `b`.
 //! The reader never panics: every read is bounds-checked and returns [`DecodeError`].
+//! Public so that other formats of the protocol (sync messages) share one codec.
 
 use thiserror::Error;
 
@@ -25,72 +26,81 @@ pub enum DecodeError {
 
 /// Appends canonical encodings to a byte vector.
 #[derive(Debug, Default)]
-pub(crate) struct Writer {
+pub struct Writer {
     buf: Vec<u8>,
 }
 
 impl Writer {
-    pub(crate) fn with_capacity(capacity: usize) -> Self {
+    pub fn with_capacity(capacity: usize) -> Self {
         Writer { buf: Vec::with_capacity(capacity) }
     }
-    pub(crate) fn u8(&mut self, v: u8) {
+    pub fn u8(&mut self, v: u8) {
         self.buf.push(v);
     }
-    pub(crate) fn u16(&mut self, v: u16) {
+    pub fn u16(&mut self, v: u16) {
         self.buf.extend_from_slice(&v.to_le_bytes());
     }
-    pub(crate) fn u32(&mut self, v: u32) {
+    pub fn u32(&mut self, v: u32) {
         self.buf.extend_from_slice(&v.to_le_bytes());
     }
-    pub(crate) fn u64(&mut self, v: u64) {
+    pub fn u64(&mut self, v: u64) {
         self.buf.extend_from_slice(&v.to_le_bytes());
     }
-    pub(crate) fn i64(&mut self, v: i64) {
+    pub fn i64(&mut self, v: i64) {
         self.buf.extend_from_slice(&v.to_le_bytes());
     }
-    pub(crate) fn bytes(&mut self, v: &[u8]) {
+    pub fn bytes(&mut self, v: &[u8]) {
         self.buf.extend_from_slice(v);
     }
-    /// A text with a u16 length prefix. Callers validate the length against
-    /// [`crate::limits::TEXT_BYTES_MAX`] when the value is built.
-    pub(crate) fn text(&mut self, v: &str) {
-        debug_assert!(v.len() <= crate::limits::TEXT_BYTES_MAX);
+    /// A text with a u16 length prefix. Callers validate the length against their
+    /// limit (e.g. [`crate::limits::TEXT_BYTES_MAX`]) when the value is built.
+    pub fn text(&mut self, v: &str) {
+        debug_assert!(v.len() <= u16::MAX as usize);
         self.u16(v.len() as u16);
         self.bytes(v.as_bytes());
     }
-    pub(crate) fn len(&self) -> usize {
+    /// Overwrites two bytes already written (a count known only at the end).
+    pub fn patch_u16(&mut self, at: usize, v: u16) {
+        if let Some(slot) = self.buf.get_mut(at..at + 2) {
+            slot.copy_from_slice(&v.to_le_bytes());
+        }
+    }
+    pub fn len(&self) -> usize {
         self.buf.len()
     }
-    pub(crate) fn as_slice(&self) -> &[u8] {
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+    pub fn as_slice(&self) -> &[u8] {
         &self.buf
     }
-    pub(crate) fn into_vec(self) -> Vec<u8> {
+    pub fn into_vec(self) -> Vec<u8> {
         self.buf
     }
 }
 
 /// Reads canonical encodings from untrusted bytes, never panicking.
 #[derive(Debug)]
-pub(crate) struct Reader<'a> {
+pub struct Reader<'a> {
     bytes: &'a [u8],
     offset: usize,
 }
 
 impl<'a> Reader<'a> {
-    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+    pub fn new(bytes: &'a [u8]) -> Self {
         Reader { bytes, offset: 0 }
     }
-    pub(crate) fn offset(&self) -> usize {
+    pub fn offset(&self) -> usize {
         self.offset
     }
-    pub(crate) fn remaining(&self) -> usize {
+    pub fn remaining(&self) -> usize {
         self.bytes.len() - self.offset
     }
     /// The bytes consumed so far.
-    pub(crate) fn consumed(&self) -> &'a [u8] {
+    pub fn consumed(&self) -> &'a [u8] {
         &self.bytes[..self.offset]
     }
-    pub(crate) fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
+    pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
         if self.remaining() < n {
             return Err(DecodeError::Truncated {
                 what,
@@ -103,28 +113,36 @@ impl<'a> Reader<'a> {
         self.offset += n;
         Ok(out)
     }
-    pub(crate) fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
+    pub fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.take(N, what)?);
         Ok(out)
     }
-    pub(crate) fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
+    pub fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
         Ok(self.array::<1>(what)?[0])
     }
-    pub(crate) fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
+    pub fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
         Ok(u16::from_le_bytes(self.array(what)?))
     }
-    pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
+    pub fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
         Ok(u32::from_le_bytes(self.array(what)?))
     }
-    pub(crate) fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
+    pub fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
         Ok(u64::from_le_bytes(self.array(what)?))
     }
-    pub(crate) fn i64(&mut self, what: &'static str) -> Result<i64, DecodeError> {
+    pub fn i64(&mut self, what: &'static str) -> Result<i64, DecodeError> {
         Ok(i64::from_le_bytes(self.array(what)?))
     }
+    /// A `u32` length checked against `max`, then that many bytes.
+    pub fn sized(&mut self, what: &'static str, max: usize) -> Result<&'a [u8], DecodeError> {
+        let len = self.u32(what)? as usize;
+        if len > max {
+            return Err(DecodeError::Oversized { what, len, max });
+        }
+        self.take(len, what)
+    }
     /// A u16-prefixed UTF-8 text of at most `max` bytes.
-    pub(crate) fn text(&mut self, what: &'static str, max: usize) -> Result<String, DecodeError> {
+    pub fn text(&mut self, what: &'static str, max: usize) -> Result<String, DecodeError> {
         let len = self.u16(what)? as usize;
         if len > max {
             return Err(DecodeError::Oversized { what, len, max });
@@ -136,11 +154,11 @@ impl<'a> Reader<'a> {
             Err(_) => Err(DecodeError::Invalid { what, offset: at, reason: "not valid UTF-8" }),
         }
     }
-    pub(crate) fn invalid(&self, what: &'static str, reason: &'static str) -> DecodeError {
+    pub fn invalid(&self, what: &'static str, reason: &'static str) -> DecodeError {
         DecodeError::Invalid { what, offset: self.offset, reason }
     }
     /// Fails unless every byte was consumed (canonical encodings have no slack).
-    pub(crate) fn finish(&self, what: &'static str) -> Result<(), DecodeError> {
+    pub fn finish(&self, what: &'static str) -> Result<(), DecodeError> {
         match self.remaining() {
             0 => Ok(()),
             count => Err(DecodeError::TrailingBytes { what, count }),

@@ -442,5 +442,22 @@ async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Option<Vec<u8>>, Net
     Ok(Some(frame))
 }
 
+/// Completes on SIGINT (Ctrl-C) or SIGTERM (systemd's stop): the signal daemons
+/// shut down cleanly on.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -37,7 +37,6 @@
 //! session reads), [`error`], [`limits`] (every bound, in one place).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-mod codec;
 pub mod error;
 pub mod limits;
 pub mod local_log;

@@ -13,11 +13,11 @@ use std::fmt;
 use tessera_log::limits::{LOG_ENTRY_BYTES_MAX, VERSION_VECTOR_BYTES_MAX};
 use tessera_log::{DecodeError, DeviceKey, LogEntry, NetworkId, TrustEntryId, VersionVector};
 
-use crate::codec::{Reader, Writer};
 use crate::limits::{
     ACK_VECTOR_BYTES_MAX, BATCHES_IN_FLIGHT_MAX, CLOSE_TEXT_BYTES_MAX, ENTRIES_HEADER_BYTES,
     ENTRIES_PER_BATCH_MAX, HELLO_FIXED_BYTES, HELLO_TRUST_IDS_MAX, MESSAGE_BYTES_MAX,
 };
+use tessera_log::codec::{Reader, Writer};
 
 /// The sync protocol version this build speaks. The first two bytes of a Hello (tag,
 /// version) keep their meaning in every version, so a node can always tell a peer
