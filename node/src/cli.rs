@@ -76,6 +76,28 @@ pub enum Command {
     /// Partner administrator's tools: network and partner keys, certificates.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Auditor's tools: verify a bundle or store, compare two copies (no node needed).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check every envelope and every device's history in a bundle or store.
+    /// Exit status: 0 all verified and complete, 1 a failure or fork, 2 gaps only.
+    Verify {
+        /// A bundle file or a node's data directory.
+        source: PathBuf,
+        /// The network id you trust (from the programme coordinator). Without it,
+        /// the source's own claim is used, with a warning.
+        #[arg(long)]
+        network: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What each of two copies lacks, per device, and any fork between them.
+    Compare { a: PathBuf, b: PathBuf },
 }
 
 #[derive(Debug, Args)]

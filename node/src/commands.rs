@@ -44,6 +44,7 @@ pub fn dispatch(cli: Cli, ui: &Ui) -> Result<()> {
         Command::Init(args) => init(&dir, args, ui),
         Command::Quickstart => crate::commands::quickstart(&dir, ui),
         Command::Admin(cmd) => admin(cmd, ui),
+        Command::Audit(cmd) => audit(cmd),
         Command::Status => status(&Node::open(&dir)?, ui),
         Command::Site(cmd) => site(&mut Node::open(&dir)?, cmd, ui),
         Command::Attendee(cmd) => attendee(&mut Node::open(&dir)?, cmd, ui),
@@ -1349,6 +1350,48 @@ fn import(node: &mut Node, args: ImportArgs, ui: &Ui) -> Result<()> {
         );
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------
+// Audit
+
+fn audit(cmd: AuditCommand) -> Result<()> {
+    use crate::audit::{compare, print, read_source, verify, AuditFailed};
+    match cmd {
+        AuditCommand::Verify { source, network, json } => {
+            let pinned = network.map(|n| crate::trust_file::parse_network(&n)).transpose()?;
+            let read = read_source(&source)?;
+            let result = verify(&read, pinned);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&result)?);
+            } else {
+                print(&result);
+            }
+            match result.exit_code() {
+                0 => Ok(()),
+                code => Err(AuditFailed {
+                    code,
+                    message: if code == 2 {
+                        format!("{} envelopes are missing from {}", result.gaps, result.source)
+                    } else {
+                        format!("{} problems found in {}", result.problems.len(), result.source)
+                    },
+                }
+                .into()),
+            }
+        }
+        AuditCommand::Compare { a, b } => {
+            let (lines, differ) = compare(&read_source(&a)?, &read_source(&b)?);
+            for line in &lines {
+                println!("{line}");
+            }
+            if differ {
+                return Err(AuditFailed { code: 1, message: "the two copies differ".into() }.into());
+            }
+            println!("The two copies hold the same envelopes.");
+            Ok(())
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------

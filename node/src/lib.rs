@@ -7,6 +7,7 @@
 //! [`commands`] (what each command does), [`bundle_io`] (export/import), [`ui`].
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod audit;
 pub mod bundle_io;
 pub mod cli;
 pub mod commands;

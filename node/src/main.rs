@@ -22,7 +22,10 @@ fn main() -> ExitCode {
             for cause in error.chain().skip(1) {
                 eprintln!("  because: {cause}");
             }
-            ExitCode::FAILURE
+            match error.downcast_ref::<tessera_node::audit::AuditFailed>() {
+                Some(failed) => ExitCode::from(failed.code),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

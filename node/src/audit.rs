@@ -1,0 +1,406 @@
+//! `tessera audit`: verify a signed history without trusting anyone who handled it.
+//!
+//! Input is a bundle file or a store directory. Every envelope is checked on its own
+//! (signature, body commitments, certificate chain, revocation by seq) and every
+//! author's chain from seq 1 (prev links, gaps, forks), against the network key the
+//! auditor pins with `--network` (else the one the bundle names, with a warning).
+//! Needs no node identity. Exit status: 0 everything verifies and is complete, 1 a
+//! verification failure or a fork, 2 verified but incomplete (gaps).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use tessera_log::bundle::BundleReader;
+use tessera_log::{DeviceKey, EnvelopeId, LogEntry, NetworkId, Seq, TrustState, VerifyError};
+
+/// Entries read from a bundle or a store, and where they came from.
+#[derive(Debug)]
+pub struct Source {
+    pub network: NetworkId,
+    pub entries: Vec<LogEntry>,
+    pub description: String,
+    /// The bundle's exporter, if a bundle.
+    pub exporter: Option<DeviceKey>,
+}
+
+/// Reads a bundle (checking its framing, hash and signature) or a store directory.
+pub fn read_source(path: &Path) -> Result<Source> {
+    if path.is_dir() {
+        let store_dir = if path.join("store").is_dir() { path.join("store") } else { path.to_path_buf() };
+        let (store, _) = tessera_store::Store::open(&store_dir, None)
+            .with_context(|| format!("cannot open the store in {}", store_dir.display()))?;
+        let entries =
+            store.entries_from(store.log_start()).map(|e| e.map(|(_, e)| e)).collect::<Result<_, _>>()?;
+        return Ok(Source {
+            network: store.network(),
+            entries,
+            description: format!("store {}", store_dir.display()),
+            exporter: None,
+        });
+    }
+    let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    read_bundle(BufReader::new(file), format!("bundle {}", path.display()))
+}
+
+/// Reads a whole bundle, checking its framing, hash and exporter's signature; any
+/// damage is an error naming the byte range and entry, never a partial result.
+pub fn read_bundle(input: impl Read, description: String) -> Result<Source> {
+    let mut reader =
+        BundleReader::open(input).with_context(|| format!("{description} is not a readable bundle"))?;
+    let mut entries = Vec::new();
+    for entry in reader.by_ref() {
+        entries.push(entry.with_context(|| format!("{description} is damaged or was altered"))?);
+    }
+    if !reader.is_verified() {
+        bail!("{description} ended before its signature: it is incomplete");
+    }
+    let header = reader.header().clone();
+    Ok(Source { network: header.network, entries, description, exporter: Some(header.exporter) })
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Problem {
+    pub kind: &'static str,
+    pub device: Option<String>,
+    pub seq: Option<u64>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct PartnerSummary {
+    pub partner: String,
+    pub name: String,
+    pub devices: usize,
+    pub changes: u64,
+    pub first_time_ms: Option<i64>,
+    pub last_time_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceSummary {
+    pub device: String,
+    pub partner: String,
+    pub site: String,
+    pub changes: u64,
+    pub head_seq: u64,
+    pub head_id: String,
+    pub missing: Vec<(u64, u64)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    pub source: String,
+    pub network: String,
+    pub network_pinned: bool,
+    pub envelopes: u64,
+    pub trust_entries: u64,
+    pub partners: Vec<PartnerSummary>,
+    pub devices: Vec<DeviceSummary>,
+    pub problems: Vec<Problem>,
+    pub gaps: u64,
+}
+
+impl Verification {
+    /// 0 all verified and complete, 1 a failure or fork, 2 verified with gaps.
+    pub fn exit_code(&self) -> u8 {
+        if !self.problems.is_empty() {
+            1
+        } else if self.gaps > 0 {
+            2
+        } else {
+            0
+        }
+    }
+}
+
+/// One envelope held at a seq: its id, its prev, its time (ms).
+type Held = (EnvelopeId, EnvelopeId, i64);
+
+fn problem(kind: &'static str, device: Option<DeviceKey>, seq: Option<Seq>, detail: String) -> Problem {
+    Problem { kind, device: device.map(|d| d.0.to_hex()), seq: seq.map(|s| s.0), detail }
+}
+
+fn kind_of(error: &VerifyError) -> &'static str {
+    match error {
+        VerifyError::BadSignature { .. } | VerifyError::BadTrustSignature { .. } => "bad-signature",
+        VerifyError::CommitmentMismatch { .. } => "altered-body",
+        VerifyError::Revoked { .. } | VerifyError::PartnerRevoked { .. } => "after-revocation",
+        VerifyError::UnknownAuthor { .. } => "unknown-device",
+        VerifyError::UnknownPartner { .. } => "unknown-partner",
+        VerifyError::UnauthorizedIssuer { .. } => "unauthorized-issuer",
+        VerifyError::ForeignNetwork { .. } => "foreign-network",
+        _ => "invalid",
+    }
+}
+
+/// Verifies every entry of `source` against `network` (the auditor's pinned key, or
+/// the source's own).
+pub fn verify(source: &Source, pinned: Option<NetworkId>) -> Verification {
+    let network = pinned.unwrap_or(source.network);
+    let mut problems = Vec::new();
+    if source.network != network {
+        problems.push(problem(
+            "foreign-network",
+            None,
+            None,
+            format!("the source belongs to network {}, not to the pinned {}", source.network, network),
+        ));
+    }
+    // Trust first, in dependency order, whatever order the source holds them in.
+    let mut trust = TrustState::new(network);
+    let mut trust_entries: Vec<_> = source
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            LogEntry::Trust(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect();
+    let trust_count = trust_entries.len() as u64;
+    trust_entries.sort_by_key(tessera_log::TrustEntry::dependency_rank);
+    for entry in trust_entries {
+        let what = entry.statement.describe();
+        if let Err(e) = trust.add(entry) {
+            problems.push(problem(kind_of(&e), None, None, format!("{what}: {e}")));
+        }
+    }
+    // Every envelope on its own, then each author's chain.
+    let mut by_author: BTreeMap<DeviceKey, BTreeMap<Seq, Vec<Held>>> = BTreeMap::new();
+    let mut envelopes = 0u64;
+    for entry in &source.entries {
+        let LogEntry::Envelope(env) = entry else { continue };
+        envelopes += 1;
+        let (author, seq) = (env.author(), env.seq());
+        if let Err(e) = trust.authorize(&author, seq) {
+            problems.push(problem(kind_of(&e), Some(author), Some(seq), e.to_string()));
+        }
+        if let Err(e) = trust.verify_envelope_signature(env) {
+            problems.push(problem(kind_of(&e), Some(author), Some(seq), e.to_string()));
+            continue;
+        }
+        let slot = by_author.entry(author).or_default().entry(seq).or_default();
+        if !slot.iter().any(|(id, _, _)| *id == env.id()) {
+            slot.push((env.id(), env.prev(), env.time().0));
+        }
+    }
+    let mut devices = Vec::new();
+    let mut gaps = 0u64;
+    let mut partners: BTreeMap<String, PartnerSummary> = BTreeMap::new();
+    for (author, chain) in &by_author {
+        let mut missing = Vec::new();
+        let mut expected = 1u64;
+        for (seq, versions) in chain {
+            if seq.0 > expected {
+                missing.push((expected, seq.0 - 1));
+                gaps += seq.0 - expected;
+            }
+            expected = seq.0 + 1;
+            if versions.len() > 1 {
+                problems.push(problem(
+                    "fork",
+                    Some(*author),
+                    Some(*seq),
+                    format!("the device signed {} different envelopes with this number", versions.len()),
+                ));
+            }
+            // The previous-hash link, where the previous envelope is present and unique.
+            if seq.0 > 1 {
+                if let Some(prev_versions) = chain.get(&Seq(seq.0 - 1)) {
+                    for (_, prev, _) in versions {
+                        if prev_versions.len() == 1 && prev_versions[0].0 != *prev {
+                            problems.push(problem(
+                                "broken-chain",
+                                Some(*author),
+                                Some(*seq),
+                                "its previous-hash does not match the envelope before it".into(),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        let certificate = trust.devices().find(|c| c.device == *author).cloned();
+        let partner_key = certificate.as_ref().map(|c| c.partner.0.to_hex()).unwrap_or_default();
+        let partner_name = certificate
+            .as_ref()
+            .and_then(|c| trust.partner(&c.partner))
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+        let (head_seq, head) =
+            chain.iter().next_back().map(|(s, v)| (s.0, v[0].0.to_string())).unwrap_or_default();
+        let changes = chain.values().map(|v| v.len() as u64).sum();
+        let times: Vec<i64> = chain.values().flat_map(|v| v.iter().map(|(_, _, t)| *t)).collect();
+        let summary = partners.entry(partner_key.clone()).or_insert_with(|| PartnerSummary {
+            partner: partner_key.clone(),
+            name: partner_name,
+            ..PartnerSummary::default()
+        });
+        summary.devices += 1;
+        summary.changes += changes;
+        summary.first_time_ms = summary.first_time_ms.into_iter().chain(times.iter().copied()).min();
+        summary.last_time_ms = summary.last_time_ms.into_iter().chain(times.iter().copied()).max();
+        devices.push(DeviceSummary {
+            device: author.0.to_hex(),
+            partner: partner_key,
+            site: certificate.map(|c| c.site).unwrap_or_default(),
+            changes,
+            head_seq,
+            head_id: head,
+            missing,
+        });
+    }
+    if let Some(exporter) = source.exporter {
+        if !trust.devices().any(|c| c.device == exporter) {
+            problems.push(problem(
+                "unknown-exporter",
+                Some(exporter),
+                None,
+                "the device that signed the bundle is not certified in it".into(),
+            ));
+        }
+    }
+    Verification {
+        source: source.description.clone(),
+        network: network.0.to_hex(),
+        network_pinned: pinned.is_some(),
+        envelopes,
+        trust_entries: trust_count,
+        partners: partners.into_values().collect(),
+        devices,
+        problems,
+        gaps,
+    }
+}
+
+fn time_text(ms: Option<i64>) -> String {
+    ms.and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+/// Prints a verification for a person.
+pub fn print(v: &Verification) {
+    println!("Source:   {}", v.source);
+    println!(
+        "Network:  {}{}",
+        v.network,
+        if v.network_pinned { " (pinned)" } else { " (as the source says: pin it with --network)" }
+    );
+    println!("Checked:  {} envelopes, {} certificates and revocations", v.envelopes, v.trust_entries);
+    println!();
+    let rows: Vec<Vec<String>> = v
+        .partners
+        .iter()
+        .map(|p| {
+            vec![
+                if p.name.is_empty() { "(uncertified)".into() } else { p.name.clone() },
+                p.devices.to_string(),
+                p.changes.to_string(),
+                time_text(p.first_time_ms),
+                time_text(p.last_time_ms),
+            ]
+        })
+        .collect();
+    crate::ui::print_table(&["partner", "devices", "changes", "first", "last"], &rows);
+    println!();
+    let rows: Vec<Vec<String>> = v
+        .devices
+        .iter()
+        .map(|d| {
+            vec![
+                d.device[..16].to_string(),
+                d.site.clone(),
+                d.head_seq.to_string(),
+                d.head_id[..16].to_string(),
+                if d.missing.is_empty() {
+                    "-".into()
+                } else {
+                    d.missing.iter().map(|(a, b)| format!("{a}..{b}")).collect::<Vec<_>>().join(" ")
+                },
+            ]
+        })
+        .collect();
+    crate::ui::print_table(&["device", "site", "head", "head id", "missing"], &rows);
+    println!();
+    if v.problems.is_empty() && v.gaps == 0 {
+        println!("OK: every envelope verifies and every history is complete from its first change.");
+    }
+    if v.gaps > 0 {
+        println!("INCOMPLETE: {} envelopes are missing (listed above); missing is not tampering.", v.gaps);
+    }
+    for p in &v.problems {
+        let device = p.device.as_deref().map(|d| &d[..16]).unwrap_or("-");
+        let seq = p.seq.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+        println!("PROBLEM {}: device {device} change {seq}: {}", p.kind, p.detail);
+    }
+}
+
+/// `tessera audit compare A B`: what each side lacks, per author, and forks between them.
+pub fn compare(a: &Source, b: &Source) -> (Vec<String>, bool) {
+    fn heads(source: &Source) -> BTreeMap<DeviceKey, BTreeMap<Seq, EnvelopeId>> {
+        let mut out: BTreeMap<DeviceKey, BTreeMap<Seq, EnvelopeId>> = BTreeMap::new();
+        for entry in &source.entries {
+            if let LogEntry::Envelope(env) = entry {
+                out.entry(env.author()).or_default().entry(env.seq()).or_insert(env.id());
+            }
+        }
+        out
+    }
+    let (ha, hb) = (heads(a), heads(b));
+    let mut lines = Vec::new();
+    let mut differ = a.network != b.network;
+    if differ {
+        lines.push("the two sources belong to different networks".to_string());
+    }
+    let authors: BTreeSet<&DeviceKey> = ha.keys().chain(hb.keys()).collect();
+    for author in authors {
+        let empty = BTreeMap::new();
+        let (sa, sb) = (ha.get(author).unwrap_or(&empty), hb.get(author).unwrap_or(&empty));
+        let only_a: Vec<u64> = sa.keys().filter(|s| !sb.contains_key(s)).map(|s| s.0).collect();
+        let only_b: Vec<u64> = sb.keys().filter(|s| !sa.contains_key(s)).map(|s| s.0).collect();
+        let forks: Vec<u64> =
+            sa.iter().filter(|(s, id)| sb.get(s).is_some_and(|o| o != *id)).map(|(s, _)| s.0).collect();
+        let short = &author.0.to_hex()[..16];
+        if !only_a.is_empty() {
+            differ = true;
+            lines.push(format!("device {short}: only in A: {}", ranges(&only_a)));
+        }
+        if !only_b.is_empty() {
+            differ = true;
+            lines.push(format!("device {short}: only in B: {}", ranges(&only_b)));
+        }
+        if !forks.is_empty() {
+            differ = true;
+            lines.push(format!("device {short}: FORK, different envelopes at {}", ranges(&forks)));
+        }
+    }
+    (lines, differ)
+}
+
+fn ranges(seqs: &[u64]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < seqs.len() {
+        let start = seqs[i];
+        let mut end = start;
+        while i + 1 < seqs.len() && seqs[i + 1] == end + 1 {
+            i += 1;
+            end = seqs[i];
+        }
+        out.push(if start == end { start.to_string() } else { format!("{start}..{end}") });
+        i += 1;
+    }
+    out.join(", ")
+}
+
+/// A finished audit that did not pass: the binary exits with `code`.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct AuditFailed {
+    pub code: u8,
+    pub message: String,
+}
