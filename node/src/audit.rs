@@ -404,3 +404,148 @@ pub struct AuditFailed {
     pub code: u8,
     pub message: String,
 }
+
+/// Filters of `tessera audit log`.
+#[derive(Debug, Default, Clone)]
+pub struct LogFilter {
+    /// Partner key prefix or name (case-insensitive substring).
+    pub partner: Option<String>,
+    /// Device key prefix.
+    pub device: Option<String>,
+    /// Record id (short id or prefix).
+    pub doc: Option<tessera_records::IdPrefix>,
+    pub kind: Option<tessera_records::RecordKind>,
+    pub from: Option<chrono::NaiveDate>,
+    pub to: Option<chrono::NaiveDate>,
+    pub show_personal_data: bool,
+}
+
+/// One change of one record, as the auditor reads it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogLine {
+    pub time_ms: i64,
+    pub device: String,
+    pub site: String,
+    pub partner: String,
+    pub seq: u64,
+    pub record: String,
+    pub kind: String,
+    /// `field: old -> new`, or what is known when the body is not there.
+    pub changes: Vec<String>,
+}
+
+fn flatten(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flatten(&key, v, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
+    }
+}
+
+/// Who changed what and when: field-level changes decoded by replaying each record's
+/// changes in order. Attendee values are personal data: shown only when asked.
+pub fn log(source: &Source, pinned: Option<NetworkId>, filter: &LogFilter) -> Vec<LogLine> {
+    use tessera_records::{kind_of, short_id, RecordDoc};
+    let network = pinned.unwrap_or(source.network);
+    let mut trust = TrustState::new(network);
+    let mut trust_entries: Vec<_> = source
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            LogEntry::Trust(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect();
+    trust_entries.sort_by_key(tessera_log::TrustEntry::dependency_rank);
+    for entry in trust_entries {
+        let _ = trust.add(entry);
+    }
+    let mut docs: BTreeMap<tessera_log::DocId, (RecordDoc, BTreeMap<String, String>)> = BTreeMap::new();
+    let mut lines = Vec::new();
+    for entry in &source.entries {
+        let LogEntry::Envelope(env) = entry else { continue };
+        // Only what verifies is reported as someone's change.
+        let Ok(cert) = trust.authorize(&env.author(), env.seq()).cloned() else { continue };
+        if trust.verify_envelope_signature(env).is_err() {
+            continue;
+        }
+        let partner = trust.partner(&cert.partner).map(|p| p.name.clone()).unwrap_or_default();
+        let device_hex = env.author().0.to_hex();
+        let day = chrono::DateTime::from_timestamp_millis(env.time().0).map(|t| t.date_naive());
+        let selected = filter.device.as_ref().is_none_or(|d| device_hex.starts_with(&d.to_lowercase()))
+            && filter.partner.as_ref().is_none_or(|p| {
+                let p = p.to_lowercase();
+                cert.partner.0.to_hex().starts_with(&p) || partner.to_lowercase().contains(&p)
+            })
+            && filter.from.is_none_or(|f| day.is_some_and(|d| d >= f))
+            && filter.to.is_none_or(|t| day.is_some_and(|d| d <= t));
+        for (change, body) in env.changes().iter().zip(env.bodies()) {
+            let kind = kind_of(&change.doc);
+            let (doc, before) = docs.entry(change.doc).or_insert_with(|| {
+                (RecordDoc::empty(tessera_records::actor_for(&env.author())), BTreeMap::new())
+            });
+            let described = match body {
+                tessera_log::Body::Absent => {
+                    vec!["body erased or not present (the signed commitment remains)".into()]
+                }
+                tessera_log::Body::Present { bytes, .. } => match doc.apply_change(bytes) {
+                    Err(e) => vec![format!("change not readable: {e}")],
+                    Ok(()) => match doc.hydrate() {
+                        Err(_) => vec!["waiting for earlier changes of this record".into()],
+                        Ok(record) => {
+                            let mut after = BTreeMap::new();
+                            if let Ok(value) = serde_json::to_value(&record) {
+                                flatten("", &value["record"], &mut after);
+                            }
+                            let personal = kind == Some(tessera_records::RecordKind::Attendee)
+                                && !filter.show_personal_data;
+                            let mut out = Vec::new();
+                            for (field, value) in &after {
+                                let old = before.get(field);
+                                if old == Some(value) {
+                                    continue;
+                                }
+                                out.push(if personal {
+                                    format!("{field} changed")
+                                } else {
+                                    match old {
+                                        Some(old) => format!("{field}: {old} -> {value}"),
+                                        None => format!("{field}: {value}"),
+                                    }
+                                });
+                            }
+                            for field in before.keys().filter(|f| !after.contains_key(*f)) {
+                                out.push(format!("{field} removed"));
+                            }
+                            *before = after;
+                            out
+                        }
+                    },
+                },
+            };
+            let wanted = selected
+                && filter.kind.is_none_or(|k| kind == Some(k))
+                && filter.doc.as_ref().is_none_or(|d| d.matches(&change.doc));
+            if wanted {
+                lines.push(LogLine {
+                    time_ms: env.time().0,
+                    device: device_hex.clone(),
+                    site: cert.site.clone(),
+                    partner: partner.clone(),
+                    seq: env.seq().0,
+                    record: short_id(&change.doc),
+                    kind: kind.map(|k| k.as_str().to_string()).unwrap_or_else(|| "?".into()),
+                    changes: described,
+                });
+            }
+        }
+    }
+    lines.sort_by(|a, b| (a.time_ms, &a.device, a.seq).cmp(&(b.time_ms, &b.device, b.seq)));
+    lines
+}

@@ -98,6 +98,34 @@ pub enum AuditCommand {
     },
     /// What each of two copies lacks, per device, and any fork between them.
     Compare { a: PathBuf, b: PathBuf },
+    /// Who changed what and when, field by field (ids only unless asked otherwise).
+    Log {
+        /// A bundle file or a node's data directory.
+        source: PathBuf,
+        #[arg(long)]
+        network: Option<String>,
+        /// Partner name or key prefix.
+        #[arg(long)]
+        partner: Option<String>,
+        /// Device key prefix.
+        #[arg(long)]
+        device: Option<String>,
+        /// Record id (short id, e.g. A3f9c2b1d).
+        #[arg(long)]
+        record: Option<String>,
+        /// site, attendee, device, loan or session.
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        /// Show the values of attendees' fields (personal data).
+        #[arg(long)]
+        show_personal_data: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

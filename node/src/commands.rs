@@ -1380,6 +1380,64 @@ fn audit(cmd: AuditCommand) -> Result<()> {
                 .into()),
             }
         }
+        AuditCommand::Log {
+            source,
+            network,
+            partner,
+            device,
+            record,
+            kind,
+            from,
+            to,
+            show_personal_data,
+            json,
+        } => {
+            let pinned = network.map(|n| crate::trust_file::parse_network(&n)).transpose()?;
+            let day = |d: Option<String>, flag: &str| {
+                d.map(|d| parse_date(&d).with_context(|| format!("{flag} `{d}` is not a date (YYYY-MM-DD)")))
+                    .transpose()
+            };
+            let filter = crate::audit::LogFilter {
+                partner,
+                device,
+                doc: record
+                    .map(|r| parse_id_prefix(&r).map_err(|e| anyhow!("--record `{r}`: {e}")))
+                    .transpose()?,
+                kind: kind
+                    .map(|k| {
+                        RecordKind::from_str_exact(&k).with_context(|| {
+                            format!("--kind `{k}`: use site, attendee, device, loan or session")
+                        })
+                    })
+                    .transpose()?,
+                from: day(from, "--from")?,
+                to: day(to, "--to")?,
+                show_personal_data,
+            };
+            let lines = crate::audit::log(&read_source(&source)?, pinned, &filter);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&lines)?);
+                return Ok(());
+            }
+            for line in &lines {
+                let time = chrono::DateTime::from_timestamp_millis(line.time_ms)
+                    .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                    .unwrap_or_default();
+                println!(
+                    "{time}  {} #{} ({}, {})  {} {}",
+                    &line.device[..16],
+                    line.seq,
+                    line.site,
+                    line.partner,
+                    line.kind,
+                    line.record
+                );
+                for change in &line.changes {
+                    println!("    {change}");
+                }
+            }
+            Ok(())
+        }
         AuditCommand::Compare { a, b } => {
             let (lines, differ) = compare(&read_source(&a)?, &read_source(&b)?);
             for line in &lines {

@@ -153,3 +153,50 @@ fn the_cli_exit_codes_follow_the_findings() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn audit_log_shows_field_changes_and_hides_personal_data_unless_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    ok(&a, &["init", "--site", "Polo Log"]);
+    let saved = ok(
+        &a,
+        &[
+            "attendee",
+            "add",
+            "--given",
+            "Giulia",
+            "--family",
+            "Esempio",
+            "--birth-year",
+            "1990",
+            "--role",
+            "parent",
+            "--consent-by",
+            "self",
+        ],
+    );
+    let person =
+        saved.lines().find(|l| l.starts_with("Saved")).unwrap().rsplit(' ').next().unwrap().to_string();
+    ok(&a, &["attendee", "edit", &person, "--phone", "3331112222"]);
+    ok(&a, &["device", "add", "--tag", "LOG-1", "--kind", "tablet", "--origin", "donated"]);
+    ok(&a, &["device", "edit", "LOG-1", "--model", "Modello Nuovo"]);
+    let bundle = dir.path().join("log.tessera");
+    ok(&a, &["export", bundle.to_str().unwrap()]);
+    let path = bundle.to_str().unwrap();
+
+    let default = ok(&a, &["audit", "log", path, "--record", &person]);
+    assert!(default.contains("phone changed"), "{default}");
+    assert!(
+        !default.contains("Giulia") && !default.contains("3331112222"),
+        "no personal data by default: {default}"
+    );
+    let shown = ok(&a, &["audit", "log", path, "--record", &person, "--show-personal-data"]);
+    assert!(
+        shown.contains("given_name: \"Giulia\"") && shown.contains("phone: null -> \"3331112222\""),
+        "{shown}"
+    );
+    let devices = ok(&a, &["audit", "log", path, "--kind", "device"]);
+    assert!(devices.contains("model: \"\" -> \"Modello Nuovo\""), "{devices}");
+    assert!(!devices.contains("attendee"), "{devices}");
+}
