@@ -200,3 +200,100 @@ fn audit_log_shows_field_changes_and_hides_personal_data_unless_asked() {
     assert!(devices.contains("model: \"\" -> \"Modello Nuovo\""), "{devices}");
     assert!(!devices.contains("attendee"), "{devices}");
 }
+
+/// Bundles made from testkit identities, to craft what a hub's CLI never writes.
+mod crafted {
+    use tessera_log::bundle::BundleWriter;
+    use tessera_log::testkit::TestNetwork;
+    use tessera_log::{DeviceRevocation, LogEntry, SecretKey, Seq, TrustStatement, VersionVector};
+    use tessera_node::audit::{read_bundle, verify, Verification};
+
+    fn bundle(net: &TestNetwork, entries: &[LogEntry]) -> Verification {
+        let key = &net.devices[0].key;
+        let mut w = BundleWriter::new(
+            Vec::new(),
+            net.network,
+            key,
+            tessera_log::testkit::time(0),
+            &VersionVector::new(),
+            &VersionVector::new(),
+        )
+        .unwrap();
+        for e in entries {
+            w.write_entry(e).unwrap();
+        }
+        let bytes = w.finish().unwrap();
+        verify(&read_bundle(bytes.as_slice(), "crafted".into()).unwrap(), Some(net.network))
+    }
+
+    fn kinds(v: &Verification) -> Vec<&'static str> {
+        v.problems.iter().map(|p| p.kind).collect()
+    }
+
+    #[test]
+    fn forks_revoked_devices_forgeries_and_unknown_partners_are_named() {
+        let mut net = TestNetwork::new(77, 2, 1);
+        let network = net.network;
+        let certs: Vec<LogEntry> = net.entries.iter().cloned().map(LogEntry::Trust).collect();
+        let mut entries = certs.clone();
+        let chain: Vec<LogEntry> =
+            (0..4).map(|n| LogEntry::Envelope(net.devices[0].next_simple(&network, n, 50))).collect();
+        entries.extend(chain.clone());
+        assert_eq!(bundle(&net, &entries).exit_code(), 0);
+
+        // A fork: the device signs another seq 3.
+        let LogEntry::Envelope(second) = &chain[1] else { unreachable!() };
+        net.devices[0].head = Some((second.seq(), second.id()));
+        let other_third = net.devices[0].next_simple(&network, 99, 50);
+        let mut forked = entries.clone();
+        forked.push(LogEntry::Envelope(other_third));
+        assert!(kinds(&bundle(&net, &forked)).contains(&"fork"));
+
+        // Changes after a revocation at seq 2.
+        let mut revoked = entries.clone();
+        revoked.push(LogEntry::Trust(net.sign_as_partner(
+            0,
+            TrustStatement::RevokeDevice(DeviceRevocation {
+                issuer: net.partner_keys[0].public(),
+                device: net.devices[0].id,
+                last_valid: Seq(2),
+                reason: "rubato".into(),
+            }),
+        )));
+        let v = bundle(&net, &revoked);
+        assert_eq!(v.problems.iter().filter(|p| p.kind == "after-revocation").count(), 2, "{:?}", v.problems);
+
+        // An envelope re-signed by an uncertified key but claiming the certified author.
+        let LogEntry::Envelope(first) = &chain[0] else { unreachable!() };
+        let mut raw = first.encode();
+        let sig_at = tessera_log::envelope::HEADER_FIXED_BYTES + tessera_log::envelope::CHANGE_REF_BYTES;
+        let forger = SecretKey::from_seed([3; 32]);
+        let forged_sig = tessera_log::Envelope::sign(
+            &network,
+            &forger,
+            None,
+            first.time(),
+            vec![tessera_log::NewChange {
+                doc: first.changes()[0].doc,
+                salt: tessera_log::Salt([0; 16]),
+                body: vec![],
+            }],
+        )
+        .unwrap();
+        raw[sig_at..sig_at + 64].copy_from_slice(&forged_sig.signature().0);
+        let mut forged = certs.clone();
+        forged.push(LogEntry::Envelope(tessera_log::Envelope::decode(&raw).unwrap()));
+        assert!(kinds(&bundle(&net, &forged)).contains(&"bad-signature"));
+
+        // A device whose partner certificate is missing from the bundle.
+        let partnerless: Vec<LogEntry> = certs
+            .iter()
+            .filter(|e| !matches!(e, LogEntry::Trust(t) if matches!(&t.statement, TrustStatement::Partner(p) if p.partner == net.devices[0].partner)))
+            .cloned()
+            .chain(chain.iter().cloned())
+            .collect();
+        let v = bundle(&net, &partnerless);
+        assert!(kinds(&v).contains(&"unknown-partner"), "{:?}", v.problems);
+        assert!(kinds(&v).contains(&"unknown-device"), "{:?}", v.problems);
+    }
+}
