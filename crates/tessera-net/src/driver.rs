@@ -141,7 +141,9 @@ pub async fn run_session<S: SyncStore>(
             }
         }
     });
-    let mut live = fanout.subscribe();
+    // A one-shot session never pushes live, so it does not listen to the fan-out.
+    let mut live = (!options.stop_when_caught_up).then(|| fanout.subscribe());
+    const LAGGED: &str = "this node fell too far behind on live updates; reconnect to resume";
     let start = tokio::time::Instant::now();
     let now = || start.elapsed();
     let mut session = Session::new(config, now());
@@ -192,6 +194,39 @@ pub async fn run_session<S: SyncStore>(
         if session.is_drained() {
             break Ok(());
         }
+        // Keep the fan-out receiver drained (it also carries this session's own
+        // batches), so it lags only if other sessions outrun this one by the whole
+        // channel between two turns of this loop.
+        if let Some(mut rx) = live.take() {
+            let mut lagged = false;
+            let mut closed = false;
+            loop {
+                match rx.try_recv() {
+                    Ok(stored) if stored.by != options.id => {
+                        let _ = session.handle_local_append(&stored.entries);
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                        lagged = true;
+                        break;
+                    }
+                    Err(broadcast::error::TryRecvError::Closed) => {
+                        closed = true;
+                        break;
+                    }
+                    Err(broadcast::error::TryRecvError::Empty) => break,
+                }
+            }
+            if lagged {
+                // Not a normal end: the summary must not claim completeness. Nothing
+                // is lost; the next session resumes from the version vectors.
+                session.refuse(LAGGED);
+                continue;
+            }
+            if !closed {
+                live = Some(rx);
+            }
+        }
         let timeout =
             session.poll_timeout().map(|t| t.saturating_sub(now())).unwrap_or(Duration::from_secs(3600));
         tokio::select! {
@@ -211,17 +246,16 @@ pub async fn run_session<S: SyncStore>(
                 }
                 Some(Err(e)) => break Err(e),
             },
-            stored = live.recv() => match stored {
-                Ok(stored) if stored.by != options.id => {
+            stored = async { live.as_mut()?.recv().await.into() }, if live.is_some() => match stored {
+                Some(Ok(stored)) if stored.by != options.id => {
                     let _ = session.handle_local_append(&stored.entries);
                 }
-                Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    // Too far behind for live push: end; the next session resumes from
-                    // the version vectors, nothing is lost.
-                    session.close();
+                Some(Ok(_)) => {}
+                Some(Err(broadcast::error::RecvError::Lagged(_))) => {
+                    session.refuse(LAGGED);
+                    live = None;
                 }
-                Err(broadcast::error::RecvError::Closed) => session.close(),
+                Some(Err(broadcast::error::RecvError::Closed)) | None => live = None,
             },
             _ = tokio::time::sleep(timeout) => session.handle_timeout(now()),
             _ = shutdown.changed() => session.close(),

@@ -256,3 +256,89 @@ mod sessions {
         .await;
     }
 }
+
+mod fanout {
+    use std::sync::{Arc, Mutex};
+
+    use tessera_log::LogEntry;
+    use tessera_store::{Policy, Store};
+    use tessera_sync::{CloseReason, SessionConfig};
+    use tokio::sync::{broadcast, watch};
+
+    use super::*;
+    use crate::driver::{run_session, RunOptions};
+
+    /// A live session stores hundreds of batches while its own fan-out channel holds
+    /// only two: its own announcements must not make it lag and stop early.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_long_live_session_does_not_lag_on_its_own_batches() {
+        within(async {
+            let mut net = TestNetwork::new(4, 1, 2);
+            let network = net.network;
+            let open = |net: &TestNetwork| {
+                let dir = tempfile::tempdir().unwrap();
+                let (mut store, _) = Store::open(dir.path(), Some(net.network)).unwrap();
+                let certs: Vec<LogEntry> = net.entries.iter().cloned().map(LogEntry::Trust).collect();
+                store.ingest(&certs, Policy::AllOrNothing).unwrap();
+                (dir, Arc::new(Mutex::new(store)))
+            };
+            let (_da, a) = open(&net);
+            let (_db, b) = open(&net);
+            let batch: Vec<LogEntry> =
+                (0..2000).map(|n| LogEntry::Envelope(net.devices[1].next_simple(&network, n, 100))).collect();
+            b.lock().unwrap().ingest(&batch, Policy::AllOrNothing).unwrap();
+            let server = Endpoint::bind(loopback(), identity(&net, 0)).unwrap();
+            let client = Endpoint::bind(loopback(), identity(&net, 1)).unwrap();
+            let addr = server.local_addr().unwrap();
+            let (stop_tx, stop) = watch::channel(false);
+            let (fan_a, _) = broadcast::channel(2);
+            let device_a = net.devices[0].id;
+            let server_task = tokio::spawn({
+                let a = a.clone();
+                let stop = stop.clone();
+                let trust = a.lock().unwrap().trust().clone();
+                async move {
+                    let channel = server.accept().await.unwrap().handshake(&trust).await.unwrap();
+                    let config = SessionConfig::new(network, device_a);
+                    run_session(
+                        channel,
+                        a,
+                        config,
+                        fan_a,
+                        stop,
+                        RunOptions { stop_when_caught_up: false, id: 1 },
+                        |_, _| {},
+                    )
+                    .await
+                }
+            });
+            let trust = b.lock().unwrap().trust().clone();
+            let channel = client.connect(addr, &trust).await.unwrap();
+            let mut config = SessionConfig::new(network, net.devices[1].id);
+            config.limits.entries_per_batch_max = 8;
+            let (fan_b, _) = broadcast::channel(2);
+            let summary = run_session(
+                channel,
+                b,
+                config,
+                fan_b,
+                stop,
+                RunOptions { stop_when_caught_up: true, id: 2 },
+                |_, _| {},
+            )
+            .await
+            .unwrap();
+            assert!(matches!(summary.outcome, CloseReason::Finished { .. }), "{:?}", summary.outcome);
+            assert_eq!(summary.stats.envelopes_sent, 2000);
+            let _ = stop_tx.send(true);
+            let server_summary = server_task.await.unwrap().unwrap();
+            assert!(
+                matches!(server_summary.outcome, CloseReason::Finished { .. }),
+                "{:?}",
+                server_summary.outcome
+            );
+            assert_eq!(a.lock().unwrap().heads().total_envelopes(), 2000);
+        })
+        .await;
+    }
+}
