@@ -1,6 +1,9 @@
 //! Benchmarks of Tessera against the machine's limits, on the reference workload.
 //!
 //! `cargo run --release -p tessera-bench -- log [--quick] [--runs N]`
+//! `cargo run --release -p tessera-bench -- node [--quick] [--sections ...]` (needs the
+//! release `tessera` binary: `cargo build --release -p tessera-node`)
+//! `cargo run --release -p tessera-bench -- workload [--seed S] [--scale X]`
 //!
 //! Every Tessera figure is printed next to the raw limit it is measured against (raw
 //! `fdatasync`, raw ed25519), as a ratio computed within the same run; the table shows
@@ -10,7 +13,10 @@
 
 mod log_bench;
 mod machine;
+mod node_bench;
 mod stats;
+mod sync_bench;
+mod workload;
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -36,6 +42,77 @@ struct Cli {
 enum Command {
     /// The signed log and the durable store: fdatasync, group commit, verification.
     Log(LogArgs),
+    /// The hub node (issue 3): registrations through the library, CLI commands on the
+    /// reference workload, open and rebuild times, ingest of the whole workload.
+    Node(NodeArgs),
+    /// Generate (or find in the cache) the reference workload and print what it holds.
+    Workload(WorkloadArgs),
+    /// Sync of the reference workload over QUIC: direct, through the relay, into a node;
+    /// 45 nodes after a day offline.
+    Sync(sync_bench::SyncBenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct NodeArgs {
+    /// Small sizes for a smoke run (numbers are not meaningful): scale 0.05, 1,000
+    /// registrations, fewer runs.
+    #[arg(long)]
+    quick: bool,
+    /// Sections to run, comma-separated: register, cli, phases, open, ingest (default all).
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    sections: Vec<String>,
+    /// Seed of the workload.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Workload scale: 1 = the reference workload, 10 = the scale workload
+    /// (default 1, or 0.05 with --quick).
+    #[arg(long)]
+    scale: Option<f64>,
+    /// Attendees registered per run (default 20,000, or 1,000 with --quick).
+    #[arg(long)]
+    register: Option<usize>,
+    /// Runs of the registration series (default 3, or 1 with --quick).
+    #[arg(long)]
+    register_runs: Option<usize>,
+    /// Timed runs of each CLI command with a warm page cache (default 7, or 3 with --quick).
+    #[arg(long)]
+    runs: Option<usize>,
+    /// Timed runs of each CLI command after evicting the store from the page cache
+    /// (default 5, or 1 with --quick).
+    #[arg(long)]
+    cold_runs: Option<usize>,
+    /// Runs of the long sections: rebuilds and whole-workload ingest (default 3, or 1
+    /// with --quick).
+    #[arg(long)]
+    heavy_runs: Option<usize>,
+    /// The `tessera` binary (default: `<target>/release/tessera`).
+    #[arg(long)]
+    tessera: Option<PathBuf>,
+    /// Directory for the benchmark's files and the workload cache. Must be on the disk
+    /// being measured (not tmpfs). Default: `<target dir>/tessera-bench`.
+    #[arg(long, env = "TESSERA_BENCH_DIR")]
+    dir: Option<PathBuf>,
+    /// File the JSON line of results is appended to (default `<dir>/node.jsonl`).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Run even when the directory is on a memory filesystem.
+    #[arg(long)]
+    allow_tmpfs: bool,
+}
+
+#[derive(Debug, Args)]
+struct WorkloadArgs {
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// 1 = the reference workload (~150k changes), 10 = the scale workload.
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Regenerate even if a cached copy exists.
+    #[arg(long)]
+    force: bool,
+    /// Directory of the workload cache. Default: `<target dir>/tessera-bench`.
+    #[arg(long, env = "TESSERA_BENCH_DIR")]
+    dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +145,9 @@ struct LogArgs {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Log(args) => log(args),
+        Command::Node(args) => node(args),
+        Command::Workload(args) => workload_cmd(args),
+        Command::Sync(args) => sync_bench::run(&args),
     }
 }
 
@@ -150,6 +230,95 @@ fn log(args: LogArgs) -> Result<()> {
         .with_context(|| format!("open {}", json_path.display()))?;
     writeln!(file, "{line}")?;
     println!("\nJSON line appended to {}", json_path.display());
+    Ok(())
+}
+
+fn bench_dir(dir: &Option<PathBuf>, allow_tmpfs: bool) -> Result<(PathBuf, Machine)> {
+    let base = dir.clone().unwrap_or_else(|| target_dir().join("tessera-bench"));
+    fs::create_dir_all(&base).with_context(|| format!("create {}", base.display()))?;
+    let machine = Machine::probe(&base);
+    println!(
+        "machine: {} cores, {}, Linux {}; bench dir {} on {} ({}, mounted at {})",
+        machine.nproc,
+        machine.cpu_model,
+        machine.kernel,
+        base.display(),
+        machine.fs_type,
+        machine.device,
+        machine.mount_point
+    );
+    if machine.fsync_is_meaningless() {
+        let msg = format!(
+            "{} is on {}: fsync does not reach a disk there; set TESSERA_BENCH_DIR to a disk",
+            base.display(),
+            machine.fs_type
+        );
+        if !allow_tmpfs {
+            bail!("{msg} (or pass --allow-tmpfs)");
+        }
+        eprintln!("WARNING: {msg}");
+    }
+    Ok((base, machine))
+}
+
+fn workload_cmd(args: WorkloadArgs) -> Result<()> {
+    let (base, _) = bench_dir(&args.dir, true)?;
+    let spec = workload::Spec::new(args.seed, args.scale)?;
+    let w = workload::load_or_generate(&base, &spec, args.force)?;
+    println!("{}", serde_json::to_string_pretty(&w.to_json())?);
+    println!("tessera data directory: {}", w.node_dir.display());
+    Ok(())
+}
+
+fn node(args: NodeArgs) -> Result<()> {
+    for s in &args.sections {
+        if s != "all" && !node_bench::SECTIONS.contains(&s.as_str()) {
+            bail!("unknown section `{s}`: use {} or all", node_bench::SECTIONS.join(", "));
+        }
+    }
+    let q = args.quick;
+    let cfg = node_bench::Config {
+        seed: args.seed,
+        scale: args.scale.unwrap_or(if q { 0.05 } else { 1.0 }),
+        register: args.register.unwrap_or(if q { 1_000 } else { 20_000 }).max(20),
+        register_runs: args.register_runs.unwrap_or(if q { 1 } else { 3 }).max(1),
+        cli_runs: args.runs.unwrap_or(if q { 3 } else { 7 }).max(1),
+        cold_runs: args.cold_runs.unwrap_or(if q { 1 } else { 5 }),
+        phase_runs: if q { 2 } else { 5 },
+        heavy_runs: args.heavy_runs.unwrap_or(if q { 1 } else { 3 }).max(1),
+        tessera: args.tessera.clone().unwrap_or_else(|| target_dir().join("release").join("tessera")),
+        sections: args.sections.clone(),
+    };
+    println!("tessera-bench node{}: {:?}", if q { " --quick" } else { "" }, cfg.sections);
+    let (base, machine) = bench_dir(&args.dir, args.allow_tmpfs)?;
+    if q {
+        println!("(--quick: small sizes, for a smoke run only)");
+    }
+    let started = Instant::now();
+    let mut metrics = node_bench::Metrics::new();
+    let workload = node_bench::run(&cfg, &base, &mut metrics)?;
+    node_bench::print(&cfg, workload.as_ref(), &metrics);
+    println!("\n(total {:.0} s)", started.elapsed().as_secs_f64());
+
+    let json_path = args.json.clone().unwrap_or_else(|| base.join("node.jsonl"));
+    let mut line = node_bench::to_json(&cfg, workload.as_ref(), &metrics);
+    line["bench"] = json!("node");
+    line["unix_time"] = json!(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()));
+    line["machine"] = json!({
+        "nproc": machine.nproc,
+        "cpu_model": machine.cpu_model,
+        "kernel": machine.kernel,
+        "fs_type": machine.fs_type,
+        "device": machine.device,
+        "mount_point": machine.mount_point,
+    });
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&json_path)
+        .with_context(|| format!("open {}", json_path.display()))?;
+    writeln!(file, "{line}")?;
+    println!("JSON line appended to {}", json_path.display());
     Ok(())
 }
 
