@@ -307,7 +307,7 @@ fn status(node: &Node, ui: &Ui) -> Result<()> {
     let counts: Vec<String> =
         [RecordKind::Site, RecordKind::Attendee, RecordKind::Device, RecordKind::Loan, RecordKind::Session]
             .iter()
-            .map(|k| Ok(format!("{} {}", node.docs().records(*k)?.len(), k.as_str())))
+            .map(|k| Ok(format!("{} {}", node.docs().count(*k)?, k.as_str())))
             .collect::<Result<_>>()?;
     fields.push((ui.t("Records", "Schede"), counts.join(", ")));
     fields.push((
@@ -425,6 +425,29 @@ fn site_name(node: &Node, site: &RecordRef) -> String {
     match node.docs().record(&site.0) {
         Ok(Some(Record::Site(s))) => s.name,
         _ => site.short(),
+    }
+}
+
+/// Site names read once for a whole listing (a lookup per row costs a read and a
+/// decode each).
+struct SiteNames(std::collections::HashMap<DocId, String>);
+
+impl SiteNames {
+    fn load(node: &Node) -> Result<SiteNames> {
+        Ok(SiteNames(
+            node.docs()
+                .records(RecordKind::Site)?
+                .into_iter()
+                .filter_map(|(id, r)| match r {
+                    Record::Site(s) => Some((id, s.name)),
+                    _ => None,
+                })
+                .collect(),
+        ))
+    }
+
+    fn name(&self, site: &RecordRef) -> String {
+        self.0.get(&site.0).cloned().unwrap_or_else(|| site.short())
     }
 }
 
@@ -596,6 +619,7 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
             let site = site.map(|s| resolve(node, RecordKind::Site, &s)).transpose()?;
             let role = role.map(|r| word(&r, AttendeeRole::parse)).transpose()?;
             let needle = search.as_deref().map(fold);
+            let sites = SiteNames::load(node)?;
             let mut rows = Vec::new();
             for (id, r) in node.docs().records(RecordKind::Attendee)? {
                 let Record::Attendee(a) = r else { continue };
@@ -614,10 +638,10 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
                     a.given_name,
                     a.birth_year.to_string(),
                     a.role.label(ui.lang).to_string(),
-                    site_name(node, &a.site),
+                    sites.name(&a.site),
                 ]);
             }
-            rows.sort_by(|x, y| (fold(&x[1]), fold(&x[2])).cmp(&(fold(&y[1]), fold(&y[2]))));
+            rows.sort_by_cached_key(|row| (fold(&row[1]), fold(&row[2])));
             print_table(
                 &[
                     "id",
@@ -746,6 +770,7 @@ fn device(node: &mut Node, cmd: DeviceCommand, ui: &Ui) -> Result<()> {
             let site = site.map(|s| resolve(node, RecordKind::Site, &s)).transpose()?;
             let status = status.map(|s| word(&s, DeviceStatus::parse)).transpose()?;
             let kind = kind.map(|s| word(&s, DeviceKind::parse)).transpose()?;
+            let sites = SiteNames::load(node)?;
             let mut rows = Vec::new();
             for (id, r) in node.docs().records(RecordKind::Device)? {
                 let Record::Device(d) = r else { continue };
@@ -761,7 +786,7 @@ fn device(node: &mut Node, cmd: DeviceCommand, ui: &Ui) -> Result<()> {
                     d.kind.label(ui.lang).to_string(),
                     d.model,
                     d.status.label(ui.lang).to_string(),
-                    site_name(node, &d.site),
+                    sites.name(&d.site),
                 ]);
             }
             rows.sort_by(|a, b| a[1].cmp(&b[1]));
@@ -1071,6 +1096,7 @@ fn session(node: &mut Node, cmd: SessionCommand, ui: &Ui) -> Result<()> {
             let kind = kind.map(|k| word(&k, SessionKind::parse)).transpose()?;
             let from = from.map(|d| date(&d, "--from")).transpose()?;
             let to = to.map(|d| date(&d, "--to")).transpose()?;
+            let sites = SiteNames::load(node)?;
             let mut rows = Vec::new();
             for (id, r) in node.docs().records(RecordKind::Session)? {
                 let Record::Session(s) = r else { continue };
@@ -1089,7 +1115,7 @@ fn session(node: &mut Node, cmd: SessionCommand, ui: &Ui) -> Result<()> {
                     s.kind.label(ui.lang).to_string(),
                     s.topic.clone(),
                     present.to_string(),
-                    site_name(node, &s.site),
+                    sites.name(&s.site),
                 ]);
             }
             rows.sort_by(|a, b| a[1].cmp(&b[1]));

@@ -214,6 +214,16 @@ impl Materializer {
         Ok(out)
     }
 
+    /// How many records of `kind` are readable (keys only: nothing is decoded).
+    pub fn count(&self, kind: RecordKind) -> Result<usize> {
+        let mut n = 0;
+        for row in self.tree.scan_prefix([RECORD, kind.byte()]).keys() {
+            row?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Every record of every kind.
     pub fn all_records(&self) -> Result<Vec<(DocId, Record)>> {
         let mut out = Vec::new();
