@@ -137,6 +137,30 @@ fn kind_of(error: &VerifyError) -> &'static str {
     }
 }
 
+/// The trust state `source`'s certificates and revocations give under `network`,
+/// added in dependency order whatever order the source holds them in; refused entries
+/// become problems. Also returns how many trust entries the source holds.
+fn trust_of(source: &Source, network: NetworkId, problems: &mut Vec<Problem>) -> (TrustState, u64) {
+    let mut trust = TrustState::new(network);
+    let mut entries: Vec<_> = source
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            LogEntry::Trust(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect();
+    let count = entries.len() as u64;
+    entries.sort_by_key(tessera_log::TrustEntry::dependency_rank);
+    for entry in entries {
+        let what = entry.statement.describe();
+        if let Err(e) = trust.add(entry) {
+            problems.push(problem(kind_of(&e), None, None, format!("{what}: {e}")));
+        }
+    }
+    (trust, count)
+}
+
 /// Verifies every entry of `source` against `network` (the auditor's pinned key, or
 /// the source's own).
 pub fn verify(source: &Source, pinned: Option<NetworkId>) -> Verification {
@@ -150,24 +174,7 @@ pub fn verify(source: &Source, pinned: Option<NetworkId>) -> Verification {
             format!("the source belongs to network {}, not to the pinned {}", source.network, network),
         ));
     }
-    // Trust first, in dependency order, whatever order the source holds them in.
-    let mut trust = TrustState::new(network);
-    let mut trust_entries: Vec<_> = source
-        .entries
-        .iter()
-        .filter_map(|e| match e {
-            LogEntry::Trust(t) => Some(t.clone()),
-            _ => None,
-        })
-        .collect();
-    let trust_count = trust_entries.len() as u64;
-    trust_entries.sort_by_key(tessera_log::TrustEntry::dependency_rank);
-    for entry in trust_entries {
-        let what = entry.statement.describe();
-        if let Err(e) = trust.add(entry) {
-            problems.push(problem(kind_of(&e), None, None, format!("{what}: {e}")));
-        }
-    }
+    let (trust, trust_count) = trust_of(source, network, &mut problems);
     // Every envelope on its own, then each author's chain.
     let mut by_author: BTreeMap<DeviceKey, BTreeMap<Seq, Vec<Held>>> = BTreeMap::new();
     let mut envelopes = 0u64;
@@ -453,19 +460,7 @@ fn flatten(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, S
 pub fn log(source: &Source, pinned: Option<NetworkId>, filter: &LogFilter) -> Vec<LogLine> {
     use tessera_records::{kind_of, short_id, RecordDoc};
     let network = pinned.unwrap_or(source.network);
-    let mut trust = TrustState::new(network);
-    let mut trust_entries: Vec<_> = source
-        .entries
-        .iter()
-        .filter_map(|e| match e {
-            LogEntry::Trust(t) => Some(t.clone()),
-            _ => None,
-        })
-        .collect();
-    trust_entries.sort_by_key(tessera_log::TrustEntry::dependency_rank);
-    for entry in trust_entries {
-        let _ = trust.add(entry);
-    }
+    let (trust, _) = trust_of(source, network, &mut Vec::new());
     let mut docs: BTreeMap<tessera_log::DocId, (RecordDoc, BTreeMap<String, String>)> = BTreeMap::new();
     let mut lines = Vec::new();
     for entry in &source.entries {
