@@ -177,13 +177,15 @@ mod sessions {
     use super::*;
     use crate::driver::{run_session, RunOptions};
 
-    struct Side {
-        _dir: tempfile::TempDir,
-        store: Arc<Mutex<Store>>,
-        endpoint: Endpoint,
+    pub(super) struct Side {
+        pub(super) _dir: tempfile::TempDir,
+        pub(super) store: Arc<Mutex<Store>>,
+        pub(super) endpoint: Endpoint,
     }
 
-    fn side(net: &mut TestNetwork, device: usize, envelopes: u64) -> Side {
+    /// A store holding the network's certificates and `envelopes` of `device`, with an
+    /// endpoint presenting that device.
+    pub(super) fn side(net: &mut TestNetwork, device: usize, envelopes: u64) -> Side {
         let dir = tempfile::tempdir().unwrap();
         let (mut store, _) = Store::open(dir.path(), Some(net.network)).unwrap();
         let certs: Vec<LogEntry> = net.entries.iter().cloned().map(LogEntry::Trust).collect();
@@ -258,13 +260,10 @@ mod sessions {
 }
 
 mod fanout {
-    use std::sync::{Arc, Mutex};
-
-    use tessera_log::LogEntry;
-    use tessera_store::{Policy, Store};
     use tessera_sync::{CloseReason, SessionConfig};
     use tokio::sync::{broadcast, watch};
 
+    use super::sessions::{side, Side};
     use super::*;
     use crate::driver::{run_session, RunOptions};
 
@@ -275,20 +274,8 @@ mod fanout {
         within(async {
             let mut net = TestNetwork::new(4, 1, 2);
             let network = net.network;
-            let open = |net: &TestNetwork| {
-                let dir = tempfile::tempdir().unwrap();
-                let (mut store, _) = Store::open(dir.path(), Some(net.network)).unwrap();
-                let certs: Vec<LogEntry> = net.entries.iter().cloned().map(LogEntry::Trust).collect();
-                store.ingest(&certs, Policy::AllOrNothing).unwrap();
-                (dir, Arc::new(Mutex::new(store)))
-            };
-            let (_da, a) = open(&net);
-            let (_db, b) = open(&net);
-            let batch: Vec<LogEntry> =
-                (0..2000).map(|n| LogEntry::Envelope(net.devices[1].next_simple(&network, n, 100))).collect();
-            b.lock().unwrap().ingest(&batch, Policy::AllOrNothing).unwrap();
-            let server = Endpoint::bind(loopback(), identity(&net, 0)).unwrap();
-            let client = Endpoint::bind(loopback(), identity(&net, 1)).unwrap();
+            let Side { _dir: _da, store: a, endpoint: server } = side(&mut net, 0, 0);
+            let Side { _dir: _db, store: b, endpoint: client } = side(&mut net, 1, 2000);
             let addr = server.local_addr().unwrap();
             let (stop_tx, stop) = watch::channel(false);
             let (fan_a, _) = broadcast::channel(2);
