@@ -12,6 +12,7 @@
 //! [`bundle`] (the signed file of entries carried offline).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod admit;
 pub mod bundle;
 pub mod chain;
 pub mod channel;
@@ -26,6 +27,7 @@ pub mod testkit;
 pub mod trust;
 pub mod version_vector;
 
+pub use admit::{admit, Admission, Fork, LogView, Staging};
 pub use bundle::{BundleError, BundleHeader, BundleReader, BundleWriter};
 pub use chain::{check_link, verify_envelope, Head, Placement};
 pub use codec::DecodeError;

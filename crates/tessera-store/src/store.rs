@@ -11,14 +11,14 @@
 //! Directory layout: `network` (the network id in hex), `log/` (segment files),
 //! `derived/` (sled).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use tessera_log::{
-    check_link, DeviceKey, DocId, Envelope, EnvelopeId, Head, LogEntry, NetworkId, NewChange, Placement,
-    SecretKey, Seq, Timestamp, TrustEntry, TrustState, VerifyError, VersionVector,
+    admit, Admission, DeviceKey, DocId, Envelope, EnvelopeId, Head, LogEntry, LogView, NetworkId, NewChange,
+    SecretKey, Seq, Staging, Timestamp, TrustEntry, TrustState, VerifyError, VersionVector,
 };
 
 use crate::derived::{self, LAYOUT_VERSION};
@@ -46,16 +46,7 @@ pub enum Policy {
     SkipInvalid,
 }
 
-/// A fork: the author signed two different envelopes at `seq`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Fork {
-    pub author: DeviceKey,
-    pub seq: Seq,
-    /// The envelope at `seq` in the chain this store follows.
-    pub held: EnvelopeId,
-    /// The other envelope at `seq` (or the `prev` of an envelope that follows it).
-    pub other: EnvelopeId,
-}
+pub use tessera_log::Fork;
 
 /// An entry of a batch that was refused, with why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,16 +112,6 @@ enum Effect {
     Chain { author: DeviceKey, seq: Seq, id: EnvelopeId, docs: Vec<DocId> },
     ForkEvidence { fork: Fork, seq: Seq, id: EnvelopeId },
     Trust { entry: Box<TrustEntry> },
-}
-
-/// Verification state of a batch in progress: what earlier entries of the same batch
-/// changed, over the committed state.
-#[derive(Debug, Default)]
-struct Staging {
-    trust: Option<TrustState>,
-    heads: HashMap<DeviceKey, Head>,
-    chain_ids: HashMap<(DeviceKey, Seq), EnvelopeId>,
-    fork_ids: BTreeSet<(DeviceKey, Seq, EnvelopeId)>,
 }
 
 /// An open store. Holds the store's lock until dropped.
@@ -465,62 +446,21 @@ impl Store {
     }
 
     /// Decides what to do with one entry, given the committed state and the batch so
-    /// far. `Ok(None)`: already held.
+    /// far (the shared rules of [`tessera_log::admit`]). `Ok(None)`: already held.
     fn classify(&self, staging: &mut Staging, entry: &LogEntry) -> Result<Option<Effect>, VerifyError> {
-        match entry {
-            LogEntry::Trust(trust_entry) => {
-                let trust = staging.trust.get_or_insert_with(|| self.trust.clone());
-                match trust.add(trust_entry.clone())? {
-                    tessera_log::Added::AlreadyKnown => Ok(None),
-                    tessera_log::Added::New => {
-                        Ok(Some(Effect::Trust { entry: Box::new(trust_entry.clone()) }))
-                    }
-                }
+        Ok(match (admit(self, staging, entry)?, entry) {
+            (Admission::Duplicate, _) => None,
+            (Admission::Trust, LogEntry::Trust(trust_entry)) => {
+                Some(Effect::Trust { entry: Box::new(trust_entry.clone()) })
             }
-            LogEntry::Envelope(env) => {
-                let author = env.author();
-                let seq = env.seq();
-                let trust = staging.trust.as_ref().unwrap_or(&self.trust);
-                trust.authorize(&author, seq)?;
-                // The signature is checked before the chain, so that anything kept as
-                // fork evidence is known to be signed by its author.
-                trust.verify_envelope_signature(env)?;
-                let head = staging.heads.get(&author).copied().or_else(|| self.heads.get(&author));
-                let held_at = |seq: Seq| -> Option<EnvelopeId> {
-                    staging
-                        .chain_ids
-                        .get(&(author, seq))
-                        .copied()
-                        .or_else(|| self.chain_id(&author, seq).ok().flatten())
-                };
-                let fork = match check_link(head, env) {
-                    Ok(Placement::Next) => {
-                        staging.heads.insert(author, Head { seq, id: env.id() });
-                        staging.chain_ids.insert((author, seq), env.id());
-                        let docs = env.changes().iter().map(|c| c.doc).collect();
-                        return Ok(Some(Effect::Chain { author, seq, id: env.id(), docs }));
-                    }
-                    Ok(Placement::AtOrBelowHead) => match held_at(seq) {
-                        Some(held) if held == env.id() => return Ok(None),
-                        Some(held) => Fork { author, seq, held, other: env.id() },
-                        None => return Err(VerifyError::SeqGap { device: author, expected: seq, got: seq }),
-                    },
-                    Err(VerifyError::WrongPrev { prev_seq, .. }) => {
-                        let held = held_at(prev_seq).unwrap_or_default();
-                        Fork { author, seq: prev_seq, held, other: env.prev() }
-                    }
-                    Err(e) => return Err(e),
-                };
-                let key = (author, seq, env.id());
-                let known = staging.fork_ids.contains(&key)
-                    || self.row(&derived::fork_key(&author, seq, &env.id())).ok().flatten().is_some();
-                if known {
-                    return Ok(None);
-                }
-                staging.fork_ids.insert(key);
-                Ok(Some(Effect::ForkEvidence { fork, seq, id: env.id() }))
+            (Admission::Chain { author, seq, id }, LogEntry::Envelope(env)) => {
+                let docs = env.changes().iter().map(|c| c.doc).collect();
+                Some(Effect::Chain { author, seq, id, docs })
             }
-        }
+            (Admission::ForkEvidence { fork, seq, id }, _) => Some(Effect::ForkEvidence { fork, seq, id }),
+            // `admit` names a trust entry Trust and an envelope Chain, never the reverse.
+            (Admission::Trust | Admission::Chain { .. }, _) => None,
+        })
     }
 
     /// Writes the effects of durable records to sled in one atomic batch with the
@@ -562,7 +502,7 @@ impl Store {
             rows.insert(derived::head_key(author), derived::encode_head(head));
         }
         self.pending_applied = Some(applied_to);
-        if let Some(trust) = staging.trust {
+        if let Some(trust) = staging.into_trust() {
             self.trust = trust;
         }
         for (author, head) in new_heads {
@@ -782,6 +722,21 @@ impl Drop for Store {
         if let Err(e) = self.flush_derived() {
             tracing::warn!(error = %e, "could not write derived rows to sled on close; they will be re-derived from the log");
         }
+    }
+}
+
+impl LogView for Store {
+    fn trust(&self) -> &TrustState {
+        &self.trust
+    }
+    fn head(&self, author: &DeviceKey) -> Option<Head> {
+        self.heads.get(author)
+    }
+    fn chain_id(&self, author: &DeviceKey, seq: Seq) -> Option<EnvelopeId> {
+        Store::chain_id(self, author, seq).ok().flatten()
+    }
+    fn has_evidence(&self, author: &DeviceKey, seq: Seq, id: &EnvelopeId) -> bool {
+        self.row(&derived::fork_key(author, seq, id)).ok().flatten().is_some()
     }
 }
 
