@@ -1,8 +1,12 @@
 //! Helpers shared by the end-to-end tests that run real `tessera` processes.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 /// `tessera --data DATA --lang en`, with a fixed operator name and no inherited data dir.
 pub fn tessera(data: &Path) -> Command {
@@ -77,4 +81,137 @@ pub fn joined_hub(a: &Path, dir: &Path, name: &str) -> PathBuf {
     certify(a, &field(&init, "Device key"), name, "hub", &cert);
     ok(&data, &["import", cert.to_str().unwrap()]);
     data
+}
+
+/// The short id a write command prints ("Saved attendee A3f9c2b1d"), if it printed one.
+pub fn saved_id(output: &str) -> Option<String> {
+    output.lines().find(|l| l.starts_with("Saved")).and_then(|l| l.split_whitespace().last()).map(Into::into)
+}
+
+/// Changes received and sent, from the last line of a finished `tessera sync`
+/// ("Sync finished: 3 changes received, 0 sent; ...").
+pub fn sync_counts(output: &str) -> Option<(u64, u64)> {
+    let line = output.lines().find_map(|l| l.strip_prefix("Sync finished: "))?;
+    let mut words = line.split([' ', ',', ';']).filter(|w| !w.is_empty());
+    let received = words.next()?.parse().ok()?;
+    let sent = words.nth(2)?.parse().ok()?;
+    Some((received, sent))
+}
+
+/// Waits for `child` at most `limit`; `None` if it is still running.
+pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The relay's command line, run in this process (its library).
+pub fn relay_cli(args: &[&str]) -> anyhow::Result<()> {
+    use clap::Parser;
+    let mut argv = vec!["tessera-relay"];
+    argv.extend_from_slice(args);
+    tessera_relay::run(tessera_relay::Cli::parse_from(argv))
+}
+
+/// A relay data directory in `dir`, in `a`'s network, certified as a relay by a
+/// partner administrator of `a`'s single-machine network.
+pub fn certified_relay(a: &Path, dir: &Path) -> PathBuf {
+    let relay_dir = dir.join("relay");
+    let network = field(&ok(a, &["status"]), "Network");
+    relay_cli(&["--data", relay_dir.to_str().unwrap(), "init", "--network", &network]).unwrap();
+    let relay_key: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(relay_dir.join("relay.json")).unwrap()).unwrap();
+    let relay_cert = dir.join("relay.trust");
+    certify(a, relay_key["device"].as_str().unwrap(), "Relay Prova", "relay", &relay_cert);
+    relay_cli(&["--data", relay_dir.to_str().unwrap(), "import", relay_cert.to_str().unwrap()]).unwrap();
+    relay_dir
+}
+
+/// Set in a relay child's environment: its data directory. Without it the child
+/// test ([`relay_child_main`]) does nothing.
+pub const RELAY_CHILD_DATA: &str = "TESSERA_TEST_RELAY_CHILD_DATA";
+/// Set in a relay child's environment: the address to listen on.
+pub const RELAY_CHILD_LISTEN: &str = "TESSERA_TEST_RELAY_CHILD_LISTEN";
+
+/// The body of a test that, when the variables above are set, runs
+/// `tessera-relay serve` in this process until it is killed. The node crate's tests
+/// cannot name the relay crate's binary (`CARGO_BIN_EXE_*` covers only this package),
+/// so [`RelayProcess`] re-runs the test binary itself as the relay: the same library
+/// code the `tessera-relay` binary runs, in its own process.
+pub fn relay_child_main() {
+    let (Ok(data), Ok(listen)) = (std::env::var(RELAY_CHILD_DATA), std::env::var(RELAY_CHILD_LISTEN)) else {
+        return;
+    };
+    let args = ["--data", &data, "serve", "--listen", &listen, "--metrics", "127.0.0.1:0"];
+    if let Err(e) = relay_cli(&args) {
+        eprintln!("relay child failed: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// A relay running in its own process (see [`relay_child_main`]); killed when dropped.
+pub struct RelayProcess {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl RelayProcess {
+    /// Starts the relay on `data`, listening on 127.0.0.1:`port` (0: any free port),
+    /// by running `child_test` of this test binary; waits for it to listen.
+    pub fn start(child_test: &str, data: &Path, port: u16, limit: Duration) -> RelayProcess {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([child_test, "--exact", "--nocapture", "--test-threads=1"])
+            .env(RELAY_CHILD_DATA, data)
+            .env(RELAY_CHILD_LISTEN, format!("127.0.0.1:{port}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // A reader thread: bounded wait for the "listening" line, and the pipe is
+        // drained for as long as the child lives.
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                // The test harness's "test NAME ... " may precede it on the same line.
+                if let Some(at) = line.find("Relay listening on ") {
+                    let _ = tx.send(line[at..].to_string());
+                }
+            }
+        });
+        let line = match rx.recv_timeout(limit) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait().unwrap();
+                panic!("the relay on {} did not listen within {limit:?} ({status})", data.display());
+            }
+        };
+        let addr = line
+            .split_whitespace()
+            .nth(3)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        RelayProcess { child, addr }
+    }
+
+    /// SIGKILL, then reaps the process.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -1,0 +1,392 @@
+//! Real processes killed at random: three `tessera` hubs and one relay on loopback.
+//! Every cycle runs a write (`tessera attendee add`) on one hub while another hub runs
+//! `tessera sync` with the relay, and SIGKILLs one of them (the writer, the syncing
+//! hub or the relay) after a delay drawn from a seeded RNG, then restarts what was
+//! killed. At the end every hub syncs with the relay until a round moves nothing, and
+//! the test checks that every acknowledged write (the command exited 0 and printed its
+//! id) is on every hub, that the hubs hold identical records and envelopes (the relay
+//! too), and that `tessera audit verify` passes on every store. It prints a
+//! Jepsen-style line: attempted / acknowledged / survivors / lost (lost must be 0).
+//!
+//! `TESSERA_KILL_SEED` replays a run's choices (the seed is printed at the start and in
+//! every failure); `TESSERA_KILL_CYCLES` sets the number of cycles (100 by default).
+//! Kill delays are drawn as a fraction of each command's duration measured at setup,
+//! so kills land before, during and just after the work on any machine.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{
+    certified_relay, field, joined_hub, ok, relay_child_main, saved_id, sync_counts, tessera, wait_timeout,
+    RelayProcess,
+};
+
+const SEED_VAR: &str = "TESSERA_KILL_SEED";
+const CYCLES_VAR: &str = "TESSERA_KILL_CYCLES";
+const CYCLES_DEFAULT: u64 = 100;
+const RELAY_CHILD_TEST: &str = "relay_child_process";
+/// Bound on any one command or on the relay's start: generous, the machine is shared.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Sync rounds (every hub once) allowed to reach a round that moves nothing.
+const SYNC_ROUNDS_MAX: usize = 8;
+/// A kill lands at a random fraction of the victim command's usual duration, up to
+/// this many thousandths: some kills land just after the work is done.
+const DELAY_PERMILLE_MAX: u64 = 1200;
+/// One cycle in this many kills nothing (both commands run to the end).
+const QUIET_EVERY: u64 = 6;
+const SIGKILL: i32 = 9;
+/// What `tessera sync` prints (standard error) once the session is authenticated.
+const CONNECTED_MARKER: &str = "Connected to";
+/// After the session started, a kill lands within this many microseconds.
+const CONNECTED_DELAY_MICROS_MAX: u64 = 3000;
+/// How long a sync whose relay was killed may go on before the test stops it.
+const SYNC_AFTER_RELAY_DEATH_MAX: Duration = Duration::from_secs(2);
+
+/// splitmix64: deterministic choices from the seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().map(|v| v.parse().unwrap_or_else(|_| panic!("{name}={v} is not a number")))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Victim {
+    None,
+    Writer,
+    Syncer,
+    Relay,
+}
+
+/// A `tessera` command running in the background, its output going to files.
+struct Running {
+    child: Child,
+    out: PathBuf,
+    err: PathBuf,
+    what: String,
+}
+
+impl Running {
+    fn spawn(data: &Path, args: &[&str], logs: &Path, name: &str) -> Running {
+        let (out, err) = (logs.join(format!("{name}.out")), logs.join(format!("{name}.err")));
+        let child = tessera(data)
+            .args(args)
+            .stdout(Stdio::from(File::create(&out).unwrap()))
+            .stderr(Stdio::from(File::create(&err).unwrap()))
+            .spawn()
+            .unwrap();
+        Running { child, out, err, what: format!("tessera {args:?} on {}", data.display()) }
+    }
+
+    /// SIGKILL; whether the process was still running (the kill landed mid-command).
+    fn kill(&mut self) -> bool {
+        let running = self.child.try_wait().unwrap().is_none();
+        let _ = self.child.kill();
+        running
+    }
+
+    /// Waits (bounded) until `marker` appears in the standard error or the process ends.
+    fn wait_for(&mut self, marker: &str) {
+        let deadline = Instant::now() + COMMAND_TIMEOUT;
+        while Instant::now() < deadline {
+            if self.child.try_wait().unwrap().is_some()
+                || std::fs::read_to_string(&self.err).is_ok_and(|e| e.contains(marker))
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        panic!("{} did not print {marker:?} within {COMMAND_TIMEOUT:?}", self.what);
+    }
+
+    /// Waits (bounded); returns the status and standard output.
+    fn finish(mut self, seed: u64, cycle: u64) -> (ExitStatus, String, String) {
+        let Some(status) = wait_timeout(&mut self.child, COMMAND_TIMEOUT) else {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            panic!("seed {seed} cycle {cycle}: {} did not finish within {COMMAND_TIMEOUT:?}", self.what);
+        };
+        let out = std::fs::read_to_string(&self.out).unwrap_or_default();
+        let err = std::fs::read_to_string(&self.err).unwrap_or_default();
+        (status, out, err)
+    }
+}
+
+/// Runs a command to its end (bounded) and returns its output; it must succeed.
+fn run_ok(data: &Path, args: &[&str], logs: &Path, seed: u64, cycle: u64) -> String {
+    let (status, out, err) = Running::spawn(data, args, logs, "check").finish(seed, cycle);
+    assert!(
+        status.success(),
+        "seed {seed}: tessera {args:?} on {} failed ({status}):\n{out}\n{err}",
+        data.display()
+    );
+    out
+}
+
+fn write_args(given: &str) -> Vec<&str> {
+    vec![
+        "attendee",
+        "add",
+        "--given",
+        given,
+        "--family",
+        "Prova",
+        "--birth-year",
+        "1980",
+        "--role",
+        "citizen",
+        "--consent-by",
+        "self",
+    ]
+}
+
+/// Runs a command unkilled and returns how long it took (the scale of kill delays).
+fn timed(data: &Path, args: &[&str], logs: &Path) -> Duration {
+    let start = Instant::now();
+    run_ok(data, args, logs, 0, 0);
+    start.elapsed()
+}
+
+/// An acknowledged write: the hub that made it, its id and the attendee's given name.
+struct Acked {
+    hub: usize,
+    id: String,
+    given: String,
+}
+
+#[test]
+fn relay_child_process() {
+    relay_child_main();
+}
+
+#[test]
+fn hubs_and_relay_killed_at_random_lose_no_acknowledged_write_and_converge() {
+    let started = Instant::now();
+    let seed = env_u64(SEED_VAR)
+        .unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64);
+    let cycles = env_u64(CYCLES_VAR).unwrap_or(CYCLES_DEFAULT);
+    println!("kill test: seed {seed} ({SEED_VAR}={seed} replays the choices), {cycles} cycles");
+    let mut rng = Rng(seed);
+
+    // Three hubs of one network and a relay certified in it.
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let a = dir.path().join("a");
+    ok(&a, &["init", "--site", "Polo A"]);
+    let hubs = [a.clone(), joined_hub(&a, dir.path(), "Polo B"), joined_hub(&a, dir.path(), "Sportello C")];
+    let relay_dir = certified_relay(&a, dir.path());
+    let mut relay = RelayProcess::start(RELAY_CHILD_TEST, &relay_dir, 0, COMMAND_TIMEOUT);
+    let relay_port = relay.addr.port();
+    let peer = relay.addr.to_string();
+
+    // The usual duration of a write and of a sync: the scale of the kill delays.
+    let write_time = timed(&hubs[0], &write_args("Calibrazione"), &logs);
+    let sync_time = timed(&hubs[0], &["sync", "--peer", &peer], &logs);
+    println!("kill test: a write takes {write_time:?}, a sync {sync_time:?} (setup {:?})", started.elapsed());
+
+    let mut attempted: Vec<String> = vec!["Calibrazione".into()];
+    let mut acked: Vec<Acked> = Vec::new();
+    let mut kills = [0u64; 4];
+    let mut relay_restarts = 0u64;
+    let mut syncs_ok = 0u64;
+    let mut syncs_failed_with_relay_down = 0u64;
+    let mut syncs_stopped_after_relay_death = 0u64;
+    // Kills that found their victim at work: writer, syncer, relay (with the sync running).
+    let mut landed = [0u64; 3];
+    let cycles_started = Instant::now();
+    for cycle in 0..cycles {
+        let writer = rng.below(3) as usize;
+        let syncer = (writer + 1 + rng.below(2) as usize) % 3;
+        let victim = if rng.below(QUIET_EVERY) == 0 {
+            Victim::None
+        } else {
+            [Victim::Writer, Victim::Syncer, Victim::Relay][rng.below(3) as usize]
+        };
+        // When the victim dies: at a random fraction of its command's usual duration,
+        // or (syncs and the relay, half of the time) just after the session started.
+        let scale = if victim == Victim::Writer { write_time } else { sync_time };
+        let after_connect = victim != Victim::Writer && rng.below(2) == 0;
+        let delay = if after_connect {
+            Duration::from_micros(rng.below(CONNECTED_DELAY_MICROS_MAX + 1))
+        } else {
+            scale * rng.below(DELAY_PERMILLE_MAX + 1) as u32 / 1000
+        };
+
+        let given = format!("Prova{cycle:04}");
+        attempted.push(given.clone());
+        let mut write = Running::spawn(&hubs[writer], &write_args(&given), &logs, "write");
+        let mut sync = Running::spawn(&hubs[syncer], &["sync", "--peer", &peer], &logs, "sync");
+        if victim != Victim::None {
+            if after_connect {
+                sync.wait_for(CONNECTED_MARKER);
+            }
+            std::thread::sleep(delay);
+            match victim {
+                Victim::Writer => landed[0] += u64::from(write.kill()),
+                Victim::Syncer => landed[1] += u64::from(sync.kill()),
+                Victim::Relay => {
+                    landed[2] += u64::from(sync.child.try_wait().unwrap().is_none());
+                    relay.kill();
+                    relay = RelayProcess::start(RELAY_CHILD_TEST, &relay_dir, relay_port, COMMAND_TIMEOUT);
+                    relay_restarts += 1;
+                    // A session cut by the relay's death waits for its idle timeout:
+                    // not what this test is about, so it is stopped after a while.
+                    if wait_timeout(&mut sync.child, SYNC_AFTER_RELAY_DEATH_MAX).is_none() {
+                        sync.kill();
+                        syncs_stopped_after_relay_death += 1;
+                    }
+                }
+                Victim::None => unreachable!(),
+            }
+        }
+
+        let (status, out, err) = write.finish(seed, cycle);
+        if status.signal() == Some(SIGKILL) {
+            kills[Victim::Writer as usize] += 1;
+        } else {
+            assert!(
+                status.success(),
+                "seed {seed} cycle {cycle}: write on hub {writer} failed ({status}):\n{out}\n{err}"
+            );
+            let id = saved_id(&out)
+                .unwrap_or_else(|| panic!("seed {seed} cycle {cycle}: write exited 0 without an id:\n{out}"));
+            acked.push(Acked { hub: writer, id, given });
+        }
+
+        let (status, out, err) = sync.finish(seed, cycle);
+        if status.signal() == Some(SIGKILL) {
+            if victim == Victim::Syncer {
+                kills[Victim::Syncer as usize] += 1;
+            }
+        } else if status.success() {
+            assert!(sync_counts(&out).is_some(), "seed {seed} cycle {cycle}: sync output:\n{out}");
+            syncs_ok += 1;
+        } else {
+            // Only a relay killed under it may make a sync fail.
+            assert_eq!(
+                victim,
+                Victim::Relay,
+                "seed {seed} cycle {cycle}: sync of hub {syncer} failed with nothing killed ({status}):\n{out}\n{err}"
+            );
+            syncs_failed_with_relay_down += 1;
+        }
+        if victim == Victim::Relay {
+            kills[Victim::Relay as usize] += 1;
+        }
+        if victim == Victim::None {
+            kills[Victim::None as usize] += 1;
+        }
+    }
+    let cycles_time = cycles_started.elapsed();
+
+    // Heal: every hub syncs with the relay until a whole round moves nothing.
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        assert!(rounds <= SYNC_ROUNDS_MAX, "seed {seed}: no quiescence after {SYNC_ROUNDS_MAX} sync rounds");
+        let mut moved = 0;
+        for hub in &hubs {
+            let out = run_ok(hub, &["sync", "--peer", &peer], &logs, seed, cycles);
+            let (received, sent) = sync_counts(&out).unwrap_or_else(|| panic!("sync output:\n{out}"));
+            moved += received + sent;
+        }
+        if moved == 0 {
+            break;
+        }
+    }
+    relay.kill();
+
+    // Every acknowledged write on every hub; identical records and envelopes everywhere.
+    let mut survivors = BTreeSet::new();
+    let mut lost = Vec::new();
+    for (n, hub) in hubs.iter().enumerate() {
+        let list = run_ok(hub, &["attendee", "list"], &logs, seed, cycles);
+        let words: BTreeSet<&str> = list.split_whitespace().collect();
+        for write in &acked {
+            if !words.contains(write.id.as_str()) {
+                lost.push(format!(
+                    "{} ({}, written on hub {}) missing on hub {n}",
+                    write.id, write.given, write.hub
+                ));
+            }
+        }
+        if n == 0 {
+            survivors.extend(attempted.iter().filter(|g| words.contains(g.as_str())).cloned());
+        }
+    }
+    println!(
+        "kill test: seed {seed}: {} attempted / {} acknowledged / {} survivors / {} lost \
+         ({cycles} cycles: {} writers, {} syncs and {} relays killed, {} quiet; {relay_restarts} relay restarts; \
+         kills mid-command: {} writes, {} syncs, {} relays under a running sync; \
+         {syncs_ok} syncs completed, {syncs_failed_with_relay_down} failed after the relay's death, \
+         {syncs_stopped_after_relay_death} stopped by the test after it; \
+         healed in {rounds} rounds; cycles {cycles_time:?}, total {:?})",
+        attempted.len(),
+        acked.len() + 1,
+        survivors.len(),
+        lost.len(),
+        kills[Victim::Writer as usize],
+        kills[Victim::Syncer as usize],
+        kills[Victim::Relay as usize],
+        kills[Victim::None as usize],
+        landed[0],
+        landed[1],
+        landed[2],
+        started.elapsed()
+    );
+    assert!(lost.is_empty(), "seed {seed}: acknowledged writes lost:\n{}", lost.join("\n"));
+
+    let statuses: Vec<String> = hubs.iter().map(|h| run_ok(h, &["status"], &logs, seed, cycles)).collect();
+    for (n, status) in statuses.iter().enumerate() {
+        for label in ["Records fingerprint", "Changes held", "Forks found"] {
+            assert_eq!(
+                field(status, label),
+                field(&statuses[0], label),
+                "seed {seed}: hub {n} and hub 0 differ in {label}:\n{status}\n{}",
+                statuses[0]
+            );
+        }
+    }
+    assert_eq!(field(&statuses[0], "Forks found"), "0", "seed {seed}: {}", statuses[0]);
+    let network = field(&statuses[0], "Network");
+    for store in hubs.iter().chain([&relay_dir]) {
+        run_ok(
+            store,
+            &["audit", "verify", store.to_str().unwrap(), "--network", &network],
+            &logs,
+            seed,
+            cycles,
+        );
+    }
+    let compared = run_ok(
+        &hubs[0],
+        &["audit", "compare", hubs[0].to_str().unwrap(), relay_dir.to_str().unwrap()],
+        &logs,
+        seed,
+        cycles,
+    );
+    assert!(
+        compared.contains("hold the same envelopes"),
+        "seed {seed}: hub 0 and the relay differ:\n{compared}"
+    );
+}
