@@ -394,12 +394,12 @@ impl Receiver {
     pub async fn recv(&mut self) -> Result<Option<Vec<u8>>, NetError> {
         match read_frame(&mut self.recv).await? {
             None => Ok(None),
-            Some(frame) => match frame.split_first() {
-                Some((&k, body)) if k == FrameKind::Data as u8 => Ok(Some(body.to_vec())),
-                Some((&k, body)) if k == FrameKind::Refused as u8 => {
+            Some(frame) => match split_frame(&frame)? {
+                (FrameKind::Data, body) => Ok(Some(body.to_vec())),
+                (FrameKind::Refused, body) => {
                     Err(NetError::RefusedByPeer(String::from_utf8_lossy(body).chars().take(500).collect()))
                 }
-                _ => Err(NetError::BadFrame("unexpected frame kind")),
+                (FrameKind::Auth, _) => Err(NetError::BadFrame("unexpected frame kind")),
             },
         }
     }
@@ -409,7 +409,8 @@ impl Receiver {
     }
 }
 
-async fn write_frame(send: &mut quinn::SendStream, kind: FrameKind, body: &[u8]) -> Result<(), NetError> {
+/// One whole frame: length prefix, kind byte, body. Pure (shared with the fuzzer).
+pub fn encode_frame(kind: FrameKind, body: &[u8]) -> Result<Vec<u8>, NetError> {
     let len = body.len() + 1;
     if len > FRAME_BYTES_MAX {
         return Err(NetError::FrameTooLarge { len, max: FRAME_BYTES_MAX });
@@ -418,6 +419,35 @@ async fn write_frame(send: &mut quinn::SendStream, kind: FrameKind, body: &[u8])
     frame.extend_from_slice(&(len as u32).to_le_bytes());
     frame.push(kind as u8);
     frame.extend_from_slice(body);
+    Ok(frame)
+}
+
+/// Checks a frame's 4-byte length prefix (from the peer) before anything is
+/// allocated: the payload length, at least 1 and at most [`FRAME_BYTES_MAX`].
+pub fn frame_payload_len(prefix: [u8; 4]) -> Result<usize, NetError> {
+    let len = u32::from_le_bytes(prefix) as usize;
+    if len == 0 {
+        return Err(NetError::BadFrame("empty frame"));
+    }
+    if len > FRAME_BYTES_MAX {
+        return Err(NetError::FrameTooLarge { len, max: FRAME_BYTES_MAX });
+    }
+    Ok(len)
+}
+
+/// Splits a frame payload (after its length prefix) into its kind and body.
+pub fn split_frame(payload: &[u8]) -> Result<(FrameKind, &[u8]), NetError> {
+    match payload.split_first() {
+        Some((&k, body)) if k == FrameKind::Auth as u8 => Ok((FrameKind::Auth, body)),
+        Some((&k, body)) if k == FrameKind::Refused as u8 => Ok((FrameKind::Refused, body)),
+        Some((&k, body)) if k == FrameKind::Data as u8 => Ok((FrameKind::Data, body)),
+        Some(_) => Err(NetError::BadFrame("unknown frame kind")),
+        None => Err(NetError::BadFrame("empty frame")),
+    }
+}
+
+async fn write_frame(send: &mut quinn::SendStream, kind: FrameKind, body: &[u8]) -> Result<(), NetError> {
+    let frame = encode_frame(kind, body)?;
     send.write_all(&frame).await?;
     Ok(())
 }
@@ -430,13 +460,7 @@ async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Option<Vec<u8>>, Net
         Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
         Err(e) => return Err(NetError::Read(e.to_string())),
     }
-    let len = u32::from_le_bytes(len_bytes) as usize;
-    if len == 0 {
-        return Err(NetError::BadFrame("empty frame"));
-    }
-    if len > FRAME_BYTES_MAX {
-        return Err(NetError::FrameTooLarge { len, max: FRAME_BYTES_MAX });
-    }
+    let len = frame_payload_len(len_bytes)?;
     let mut frame = vec![0u8; len];
     recv.read_exact(&mut frame).await.map_err(|e| NetError::Read(e.to_string()))?;
     Ok(Some(frame))
