@@ -4,6 +4,7 @@
 //! `cargo run --release -p tessera-bench -- node [--quick] [--sections ...]` (needs the
 //! release `tessera` binary: `cargo build --release -p tessera-node`)
 //! `cargo run --release -p tessera-bench -- workload [--seed S] [--scale X]`
+//! `cargo run --release -p tessera-bench -- compare [--quick] [--n 1000,3000,10000] [--plots docs/img]`
 //!
 //! Every Tessera figure is printed next to the raw limit it is measured against (raw
 //! `fdatasync`, raw ed25519), as a ratio computed within the same run; the table shows
@@ -11,6 +12,7 @@
 //! appended to a file (`--json`, by default `<target>/tessera-bench/log.jsonl`).
 //! Results are written up in `docs/benchmarks.md`.
 
+mod compare;
 mod log_bench;
 mod machine;
 mod node_bench;
@@ -50,6 +52,9 @@ enum Command {
     /// Sync of the reference workload over QUIC: direct, through the relay, into a node;
     /// 45 nodes after a day offline.
     Sync(sync_bench::SyncBenchArgs),
+    /// Tessera and automerge-repo on the same job: N attendee documents created on one
+    /// node, through a relay on loopback, to a fresh node (needs Node.js and npm).
+    Compare(compare::CompareArgs),
 }
 
 #[derive(Debug, Args)]
@@ -148,6 +153,7 @@ fn main() -> Result<()> {
         Command::Node(args) => node(args),
         Command::Workload(args) => workload_cmd(args),
         Command::Sync(args) => sync_bench::run(&args),
+        Command::Compare(args) => compare::run(&args),
     }
 }
 

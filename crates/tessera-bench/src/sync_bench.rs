@@ -51,7 +51,7 @@ use crate::stats::median;
 use crate::workload::{self, Spec};
 
 /// Devices per partner in the workload's `TestNetwork` (as `workload.rs` makes it).
-const DEVICES_PER_PARTNER: usize = 5;
+pub(crate) const DEVICES_PER_PARTNER: usize = 5;
 /// Bytes the transport adds to each message: a 4-byte length and a kind byte.
 const FRAME_HEADER_BYTES: u64 = 5;
 /// A session that takes longer than this is reported as a failure.
@@ -110,13 +110,13 @@ fn get(m: &Metrics, key: &str) -> f64 {
     m.get(key).copied().unwrap_or(f64::NAN)
 }
 
-fn lock<S>(m: &Mutex<S>) -> std::sync::MutexGuard<'_, S> {
+pub(crate) fn lock<S>(m: &Mutex<S>) -> std::sync::MutexGuard<'_, S> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// `<target dir>` from the binary's path (`<target>/<profile>/<binary>`, or
 /// `<target>/<profile>/deps/<test binary>`).
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().ok();
     let mut dir = exe.as_deref().and_then(Path::parent).map(Path::to_path_buf);
     if dir.as_deref().and_then(Path::file_name).is_some_and(|n| n == "deps") {
@@ -218,14 +218,14 @@ fn identity(net: &TestNetwork, device: usize) -> Identity {
     Identity { network: net.network, key: SecretKey::from_seed(net.devices[device].key.to_seed()), chain }
 }
 
-fn loopback_endpoint(net: &TestNetwork, device: usize) -> Result<Endpoint> {
+pub(crate) fn loopback_endpoint(net: &TestNetwork, device: usize) -> Result<Endpoint> {
     let addr: SocketAddr = "127.0.0.1:0".parse()?;
     Ok(Endpoint::bind(addr, identity(net, device))?)
 }
 
 /// A device of the test network that authors nothing in the workload (`d == 4` of the
 /// partners `p % 10 >= 5`), to be the empty node.
-fn spare_device(net: &TestNetwork) -> usize {
+pub(crate) fn spare_device(net: &TestNetwork) -> usize {
     net.devices.len() - 1
 }
 
@@ -274,16 +274,16 @@ fn bound(src: &Source) -> Result<(f64, f64, u64)> {
 
 /// One session as seen by the side that connected.
 #[derive(Debug)]
-struct Leg {
+pub(crate) struct Leg {
     /// From the start of the connect until the session went live (everything durable).
-    live_secs: f64,
+    pub(crate) live_secs: f64,
     /// Until `run_session` returned (teardown included).
-    total_secs: f64,
-    stats: SessionStats,
+    pub(crate) total_secs: f64,
+    pub(crate) stats: SessionStats,
 }
 
 impl Leg {
-    fn wire_bytes(&self) -> u64 {
+    pub(crate) fn wire_bytes(&self) -> u64 {
         let s = &self.stats;
         s.bytes_sent + s.bytes_received + FRAME_HEADER_BYTES * (s.messages_sent + s.messages_received)
     }
@@ -328,7 +328,7 @@ fn finished(outcome: &CloseReason) -> Result<()> {
 }
 
 /// Connects to `addr` and runs one session until both sides are caught up.
-async fn connect_and_sync<S: SyncStore>(
+pub(crate) async fn connect_and_sync<S: SyncStore>(
     endpoint: &Endpoint,
     addr: SocketAddr,
     store: Arc<Mutex<S>>,
@@ -403,7 +403,7 @@ async fn timed<T>(what: &str, f: impl std::future::Future<Output = Result<T>>) -
 
 /// A relay data directory as `tessera-relay init` + `import` make it, with the relay's
 /// device certified by partner 0 and every certificate of the network imported.
-fn make_relay_dir(dir: &Path, net: &TestNetwork, trust_entries: &[LogEntry]) -> Result<()> {
+pub(crate) fn make_relay_dir(dir: &Path, net: &TestNetwork, trust_entries: &[LogEntry]) -> Result<()> {
     fs::create_dir_all(dir.join("keys"))?;
     let key = SecretKey::from_seed(seed_bytes(net.seed, "bench-relay", 0));
     write_secret_key(&dir.join("keys/device.key"), "device", &key)?;
@@ -428,7 +428,7 @@ fn make_relay_dir(dir: &Path, net: &TestNetwork, trust_entries: &[LogEntry]) -> 
 }
 
 /// The relay's defaults, on loopback ports chosen by the system.
-fn relay_args() -> ServeArgs {
+pub(crate) fn relay_args() -> ServeArgs {
     ServeArgs {
         listen: "127.0.0.1:0".into(),
         metrics: "127.0.0.1:0".into(),
@@ -800,7 +800,7 @@ fn medians(runs: &[Metrics]) -> Metrics {
     out
 }
 
-fn fmt_int(v: f64) -> String {
+pub(crate) fn fmt_int(v: f64) -> String {
     if !v.is_finite() {
         return "–".into();
     }
