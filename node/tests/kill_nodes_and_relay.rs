@@ -22,6 +22,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use tessera_node::commands::{own_site, today};
+use tessera_node::ui::Ui;
+use tessera_node::Node;
+use tessera_records::kind::{short_id, RecordKind};
+use tessera_records::model::{format_date, Attendee, Consent, Record, RecordRef};
+use tessera_records::vocab::{AttendeeRole, ConsentBy};
+
 use common::{
     certified_relay, field, joined_hub, ok, relay_child_main, saved_id, sync_counts, tessera, wait_timeout,
     RelayProcess,
@@ -41,6 +48,9 @@ const DELAY_PERMILLE_MAX: u64 = 1200;
 /// One cycle in this many kills nothing (both commands run to the end).
 const QUIET_EVERY: u64 = 6;
 const SIGKILL: i32 = 9;
+/// Every this many cycles, the writer first registers this many attendees in-process.
+const BULK_EVERY: u64 = 20;
+const BULK_WRITES: usize = 150;
 /// What `tessera sync` prints (standard error) once the session is authenticated.
 const CONNECTED_MARKER: &str = "Connected to";
 /// After the session started, a kill lands within this many microseconds.
@@ -159,11 +169,51 @@ fn write_args(given: &str) -> Vec<&str> {
     ]
 }
 
-/// Runs a command unkilled and returns how long it took (the scale of kill delays).
-fn timed(data: &Path, args: &[&str], logs: &Path) -> Duration {
+/// Runs a command unkilled; returns its output and how long it took (the scale of
+/// kill delays).
+fn timed(data: &Path, args: &[&str], logs: &Path) -> (String, Duration) {
     let start = Instant::now();
-    run_ok(data, args, logs, 0, 0);
-    start.elapsed()
+    let out = run_ok(data, args, logs, 0, 0);
+    (out, start.elapsed())
+}
+
+/// Registers `count` attendees on `hub` in this process (library, one envelope each,
+/// as the command does), so that the next syncs carry hundreds of envelopes and kills
+/// land mid-transfer. Returns the writes, all acknowledged (`transact` returned).
+fn bulk_write(hub: usize, data: &Path, cycle: u64, count: usize) -> Vec<Acked> {
+    let ui = Ui::new(Some("en")).unwrap();
+    let mut node = Node::open(data).unwrap();
+    let site = RecordRef(own_site(&mut node, &ui).unwrap());
+    let mut written = Vec::with_capacity(count);
+    for k in 0..count {
+        let given = format!("Massa{cycle:04}x{k:03}");
+        let attendee = Attendee {
+            given_name: given.clone(),
+            family_name: "Prova".into(),
+            birth_year: 1980,
+            role: AttendeeRole::Citizen,
+            school: None,
+            class: None,
+            guardian: None,
+            phone: None,
+            email: None,
+            languages: Vec::new(),
+            consent: Consent {
+                date: format_date(today()),
+                given_by: ConsentBy::Attendee,
+                operator: "Operatore Prova".into(),
+            },
+            referent_operator: None,
+            plan_notes: String::new(),
+            site,
+            merged_into: None,
+            not_duplicates_of: Vec::new(),
+        };
+        let id = Node::new_id(RecordKind::Attendee).unwrap();
+        node.transact(&[(id, Record::Attendee(attendee))]).unwrap();
+        written.push(Acked { hub, id: short_id(&id), given });
+    }
+    written
 }
 
 /// An acknowledged write: the hub that made it, its id and the attendee's given name.
@@ -200,12 +250,12 @@ fn hubs_and_relay_killed_at_random_lose_no_acknowledged_write_and_converge() {
     let peer = relay.addr.to_string();
 
     // The usual duration of a write and of a sync: the scale of the kill delays.
-    let write_time = timed(&hubs[0], &write_args("Calibrazione"), &logs);
-    let sync_time = timed(&hubs[0], &["sync", "--peer", &peer], &logs);
+    let (written, write_time) = timed(&hubs[0], &write_args("Calibrazione"), &logs);
+    let (_, sync_time) = timed(&hubs[0], &["sync", "--peer", &peer], &logs);
     println!("kill test: a write takes {write_time:?}, a sync {sync_time:?} (setup {:?})", started.elapsed());
 
     let mut attempted: Vec<String> = vec!["Calibrazione".into()];
-    let mut acked: Vec<Acked> = Vec::new();
+    let mut acked = vec![Acked { hub: 0, id: saved_id(&written).unwrap(), given: "Calibrazione".into() }];
     let mut kills = [0u64; 4];
     let mut relay_restarts = 0u64;
     let mut syncs_ok = 0u64;
@@ -232,6 +282,11 @@ fn hubs_and_relay_killed_at_random_lose_no_acknowledged_write_and_converge() {
             scale * rng.below(DELAY_PERMILLE_MAX + 1) as u32 / 1000
         };
 
+        if cycle % BULK_EVERY == 0 {
+            let bulk = bulk_write(writer, &hubs[writer], cycle, BULK_WRITES);
+            attempted.extend(bulk.iter().map(|w| w.given.clone()));
+            acked.extend(bulk);
+        }
         let given = format!("Prova{cycle:04}");
         attempted.push(given.clone());
         let mut write = Running::spawn(&hubs[writer], &write_args(&given), &logs, "write");
@@ -342,7 +397,7 @@ fn hubs_and_relay_killed_at_random_lose_no_acknowledged_write_and_converge() {
          {syncs_stopped_after_relay_death} stopped by the test after it; \
          healed in {rounds} rounds; cycles {cycles_time:?}, total {:?})",
         attempted.len(),
-        acked.len() + 1,
+        acked.len(),
         survivors.len(),
         lost.len(),
         kills[Victim::Writer as usize],
