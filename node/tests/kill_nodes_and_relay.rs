@@ -51,8 +51,17 @@ const SIGKILL: i32 = 9;
 /// Every this many cycles, the writer first registers this many attendees in-process.
 const BULK_EVERY: u64 = 20;
 const BULK_WRITES: usize = 150;
+/// One cycle in this many, the syncing hub runs a `serve --peer RELAY` daemon instead
+/// of a one-shot sync; its kill delays scale with this many sync durations.
+const DAEMON_EVERY: u64 = 4;
+const DAEMON_SCALE: u32 = 3;
 /// What `tessera sync` prints (standard error) once the session is authenticated.
 const CONNECTED_MARKER: &str = "Connected to";
+/// What `tessera serve` prints (standard output) once it accepts sessions.
+const LISTENING_MARKER: &str = "Listening on";
+/// A daemon announces it listens just before it installs its SIGTERM handler; a
+/// SIGTERM in between ends it by the default action. The test leaves it this long.
+const SIGTERM_AFTER_LISTENING: Duration = Duration::from_millis(20);
 /// After the session started, a kill lands within this many microseconds.
 const CONNECTED_DELAY_MICROS_MAX: u64 = 3000;
 /// How long a sync whose relay was killed may go on before the test stops it.
@@ -114,12 +123,14 @@ impl Running {
         running
     }
 
-    /// Waits (bounded) until `marker` appears in the standard error or the process ends.
+    /// Waits (bounded) until `marker` appears in the output or the process ends.
     fn wait_for(&mut self, marker: &str) {
         let deadline = Instant::now() + COMMAND_TIMEOUT;
         while Instant::now() < deadline {
             if self.child.try_wait().unwrap().is_some()
-                || std::fs::read_to_string(&self.err).is_ok_and(|e| e.contains(marker))
+                || [&self.out, &self.err]
+                    .iter()
+                    .any(|file| std::fs::read_to_string(file).is_ok_and(|text| text.contains(marker)))
             {
                 return;
             }
@@ -216,6 +227,43 @@ fn bulk_write(hub: usize, data: &Path, cycle: u64, count: usize) -> Vec<Acked> {
     written
 }
 
+/// What happened in the cycles, for the report line.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Cycles per victim: none, writer, syncer, relay.
+    victims: [u64; 4],
+    /// Kills that found their victim at work: writer, syncer, relay under a running sync.
+    landed: [u64; 3],
+    writes_killed: u64,
+    syncs_killed: u64,
+    syncs_ok: u64,
+    syncs_failed_after_relay_death: u64,
+    syncs_stopped_after_relay_death: u64,
+    daemons: u64,
+    daemons_stopped: u64,
+}
+
+impl std::fmt::Display for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [quiet, writer, syncer, relay] = self.victims;
+        let [w, s, r] = self.landed;
+        write!(
+            f,
+            "victims: {writer} writers, {syncer} syncing hubs, {relay} relays, {quiet} cycles without a kill; \
+             kills mid-work: {w} writes, {s} syncs, {r} relays under a running sync; \
+             processes dead by SIGKILL: {} writes, {} syncs; {} one-shot syncs completed, \
+             {} failed and {} were stopped after the relay's death; {} daemon cycles, {} stopped by SIGTERM",
+            self.writes_killed,
+            self.syncs_killed,
+            self.syncs_ok,
+            self.syncs_failed_after_relay_death,
+            self.syncs_stopped_after_relay_death,
+            self.daemons,
+            self.daemons_stopped
+        )
+    }
+}
+
 /// An acknowledged write: the hub that made it, its id and the attendee's given name.
 struct Acked {
     hub: usize,
@@ -256,13 +304,7 @@ fn hubs_and_relay_killed_at_random_lose_no_acknowledged_write_and_converge() {
 
     let mut attempted: Vec<String> = vec!["Calibrazione".into()];
     let mut acked = vec![Acked { hub: 0, id: saved_id(&written).unwrap(), given: "Calibrazione".into() }];
-    let mut kills = [0u64; 4];
-    let mut relay_restarts = 0u64;
-    let mut syncs_ok = 0u64;
-    let mut syncs_failed_with_relay_down = 0u64;
-    let mut syncs_stopped_after_relay_death = 0u64;
-    // Kills that found their victim at work: writer, syncer, relay (with the sync running).
-    let mut landed = [0u64; 3];
+    let mut tally = Tally::default();
     let cycles_started = Instant::now();
     for cycle in 0..cycles {
         let writer = rng.below(3) as usize;
@@ -272,15 +314,23 @@ fn hubs_and_relay_killed_at_random_lose_no_acknowledged_write_and_converge() {
         } else {
             [Victim::Writer, Victim::Syncer, Victim::Relay][rng.below(3) as usize]
         };
+        // The syncing hub runs `tessera sync`, or now and then a `serve` daemon.
+        let daemon = rng.below(DAEMON_EVERY) == 0;
         // When the victim dies: at a random fraction of its command's usual duration,
-        // or (syncs and the relay, half of the time) just after the session started.
-        let scale = if victim == Victim::Writer { write_time } else { sync_time };
-        let after_connect = victim != Victim::Writer && rng.below(2) == 0;
+        // or (one-shot syncs and the relay, half of the time) just after the session
+        // started. A daemon lives on: its kills are spread over a longer time.
+        let after_connect = !daemon && victim != Victim::Writer && rng.below(2) == 0;
+        let scale = match victim {
+            Victim::Writer => write_time,
+            _ if daemon => sync_time * DAEMON_SCALE,
+            _ => sync_time,
+        };
         let delay = if after_connect {
             Duration::from_micros(rng.below(CONNECTED_DELAY_MICROS_MAX + 1))
         } else {
             scale * rng.below(DELAY_PERMILLE_MAX + 1) as u32 / 1000
         };
+        let linger = sync_time * rng.below(DELAY_PERMILLE_MAX + 1) as u32 / 1000;
 
         if cycle % BULK_EVERY == 0 {
             let bulk = bulk_write(writer, &hubs[writer], cycle, BULK_WRITES);
@@ -289,35 +339,40 @@ fn hubs_and_relay_killed_at_random_lose_no_acknowledged_write_and_converge() {
         }
         let given = format!("Prova{cycle:04}");
         attempted.push(given.clone());
+        let sync_args: &[&str] = if daemon {
+            &["serve", "--listen", "127.0.0.1:0", "--peer", &peer]
+        } else {
+            &["sync", "--peer", &peer]
+        };
         let mut write = Running::spawn(&hubs[writer], &write_args(&given), &logs, "write");
-        let mut sync = Running::spawn(&hubs[syncer], &["sync", "--peer", &peer], &logs, "sync");
+        let mut sync = Running::spawn(&hubs[syncer], sync_args, &logs, "sync");
         if victim != Victim::None {
             if after_connect {
                 sync.wait_for(CONNECTED_MARKER);
             }
             std::thread::sleep(delay);
             match victim {
-                Victim::Writer => landed[0] += u64::from(write.kill()),
-                Victim::Syncer => landed[1] += u64::from(sync.kill()),
+                Victim::Writer => tally.landed[0] += u64::from(write.kill()),
+                Victim::Syncer => tally.landed[1] += u64::from(sync.kill()),
                 Victim::Relay => {
-                    landed[2] += u64::from(sync.child.try_wait().unwrap().is_none());
+                    tally.landed[2] += u64::from(sync.child.try_wait().unwrap().is_none());
                     relay.kill();
                     relay = RelayProcess::start(RELAY_CHILD_TEST, &relay_dir, relay_port, COMMAND_TIMEOUT);
-                    relay_restarts += 1;
-                    // A session cut by the relay's death waits for its idle timeout:
-                    // not what this test is about, so it is stopped after a while.
-                    if wait_timeout(&mut sync.child, SYNC_AFTER_RELAY_DEATH_MAX).is_none() {
+                    // A one-shot session cut by the relay's death waits for its idle
+                    // timeout (30 s): not what this test is about, so it is stopped.
+                    if !daemon && wait_timeout(&mut sync.child, SYNC_AFTER_RELAY_DEATH_MAX).is_none() {
                         sync.kill();
-                        syncs_stopped_after_relay_death += 1;
+                        tally.syncs_stopped_after_relay_death += 1;
                     }
                 }
                 Victim::None => unreachable!(),
             }
         }
+        tally.victims[victim as usize] += 1;
 
         let (status, out, err) = write.finish(seed, cycle);
         if status.signal() == Some(SIGKILL) {
-            kills[Victim::Writer as usize] += 1;
+            tally.writes_killed += 1;
         } else {
             assert!(
                 status.success(),
@@ -328,14 +383,27 @@ fn hubs_and_relay_killed_at_random_lose_no_acknowledged_write_and_converge() {
             acked.push(Acked { hub: writer, id, given });
         }
 
+        // A daemon still alive has had the write's time and a bit more to push it
+        // live: once it says it is listening, it must stop cleanly on SIGTERM.
+        let terminated = daemon && sync.child.try_wait().unwrap().is_none();
+        if terminated {
+            sync.wait_for(LISTENING_MARKER);
+            std::thread::sleep(linger + SIGTERM_AFTER_LISTENING);
+            let pid = sync.child.id().to_string();
+            assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        }
         let (status, out, err) = sync.finish(seed, cycle);
         if status.signal() == Some(SIGKILL) {
-            if victim == Victim::Syncer {
-                kills[Victim::Syncer as usize] += 1;
-            }
+            tally.syncs_killed += u64::from(victim == Victim::Syncer);
+        } else if terminated {
+            assert!(
+                status.success(),
+                "seed {seed} cycle {cycle}: the daemon on hub {syncer} did not stop cleanly ({status}):\n{out}\n{err}"
+            );
+            tally.daemons_stopped += 1;
         } else if status.success() {
             assert!(sync_counts(&out).is_some(), "seed {seed} cycle {cycle}: sync output:\n{out}");
-            syncs_ok += 1;
+            tally.syncs_ok += 1;
         } else {
             // Only a relay killed under it may make a sync fail.
             assert_eq!(
@@ -343,14 +411,9 @@ fn hubs_and_relay_killed_at_random_lose_no_acknowledged_write_and_converge() {
                 Victim::Relay,
                 "seed {seed} cycle {cycle}: sync of hub {syncer} failed with nothing killed ({status}):\n{out}\n{err}"
             );
-            syncs_failed_with_relay_down += 1;
+            tally.syncs_failed_after_relay_death += 1;
         }
-        if victim == Victim::Relay {
-            kills[Victim::Relay as usize] += 1;
-        }
-        if victim == Victim::None {
-            kills[Victim::None as usize] += 1;
-        }
+        tally.daemons += u64::from(daemon);
     }
     let cycles_time = cycles_started.elapsed();
 
@@ -390,23 +453,14 @@ fn hubs_and_relay_killed_at_random_lose_no_acknowledged_write_and_converge() {
         }
     }
     println!(
-        "kill test: seed {seed}: {} attempted / {} acknowledged / {} survivors / {} lost \
-         ({cycles} cycles: {} writers, {} syncs and {} relays killed, {} quiet; {relay_restarts} relay restarts; \
-         kills mid-command: {} writes, {} syncs, {} relays under a running sync; \
-         {syncs_ok} syncs completed, {syncs_failed_with_relay_down} failed after the relay's death, \
-         {syncs_stopped_after_relay_death} stopped by the test after it; \
-         healed in {rounds} rounds; cycles {cycles_time:?}, total {:?})",
+        "kill test: seed {seed}: {} attempted / {} acknowledged / {} survivors / {} lost",
         attempted.len(),
         acked.len(),
         survivors.len(),
-        lost.len(),
-        kills[Victim::Writer as usize],
-        kills[Victim::Syncer as usize],
-        kills[Victim::Relay as usize],
-        kills[Victim::None as usize],
-        landed[0],
-        landed[1],
-        landed[2],
+        lost.len()
+    );
+    println!(
+        "kill test: {cycles} cycles in {cycles_time:?} ({:?} in all); {tally}; healed in {rounds} sync rounds",
         started.elapsed()
     );
     assert!(lost.is_empty(), "seed {seed}: acknowledged writes lost:\n{}", lost.join("\n"));
