@@ -12,10 +12,24 @@
 //! These rules depend only on the set of entries held, not on the order they arrived
 //! in, so two nodes holding the same entries hold the same documents, even when one of
 //! them applied an envelope before learning that its device had been revoked.
+//!
+//! Automerge runs on a worker thread. The caller reads the log and decides which
+//! envelopes count; the worker applies their changes to a bounded cache of hot
+//! documents and writes them back to sled later, in larger batches (write-behind):
+//! when many are changed, when it has been idle a moment, before any read, and on
+//! close. So a synced batch is acknowledged once it is durable in the log, while the
+//! documents of the previous one are still being applied, and a record edited in many
+//! batches is saved and re-indexed once. Every read first waits for the worker, so
+//! readers see exactly what a synchronous catch-up would have written; a process that
+//! stops early loses only derived state, which the next open replays from the cursor.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 use tessera_log::{DeviceKey, DocId, Envelope, LogEntry};
 use tessera_records::{Record, RecordDoc, RecordKind};
 use tessera_store::{LogPosition, Store};
@@ -27,14 +41,38 @@ const EPOCH: &[u8] = b"epoch";
 const DOC: u8 = b'd';
 const RECORD: u8 = b'r';
 const PENDING: u8 = b'p';
-/// Log records read per sled batch while catching up.
+/// Log records read per job handed to the worker.
 const CATCH_UP_RECORDS_MAX: usize = 2048;
+/// Jobs queued for the worker before the caller waits for it.
+const JOBS_MAX: usize = 4;
+/// Documents the worker keeps in memory. Past this, after a write, the least recently
+/// used are dropped (down to three quarters).
+const CACHE_DOCS_MAX: usize = 8192;
+/// Changed documents the worker holds before writing them to sled.
+const DIRTY_DOCS_MAX: usize = 4096;
+/// The worker writes its changed documents after this long without a job.
+const IDLE_WRITE_AFTER: Duration = Duration::from_millis(200);
 
 /// The materialized documents of one store.
-#[derive(Debug)]
 pub struct Materializer {
     tree: sled::Tree,
     actor: DeviceKey,
+    /// The end of what was handed to the worker: where the next catch-up reads from.
+    /// `None`: read the cursor stored in the tree.
+    next: Option<LogPosition>,
+    /// Set when the worker dropped work it could not finish (its error was returned
+    /// to a reader): the next catch-up resumes from the stored cursor.
+    lost: AtomicBool,
+    /// Set when work was handed over since sled was last brought up to date.
+    unsettled: AtomicBool,
+    jobs: Option<SyncSender<Job>>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Materializer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Materializer").field("actor", &self.actor).field("next", &self.next).finish()
+    }
 }
 
 /// What one catch-up did.
@@ -43,8 +81,23 @@ pub struct CatchUp {
     pub rebuilt: bool,
     pub envelopes: u64,
     pub changes: u64,
-    /// Changes that could not be applied (malformed automerge bytes).
+    /// Changes that could not be applied (malformed automerge bytes), including those
+    /// of earlier catch-ups that did not wait for the worker.
     pub bad_changes: u64,
+}
+
+/// Work for the worker thread, done in the order sent.
+enum Job {
+    /// Apply these changes; the documents then cover the log up to `cursor`.
+    Apply { changes: BTreeMap<DocId, Vec<Vec<u8>>>, cursor: LogPosition },
+    /// Reply once every earlier job is done (and, with `write`, written to sled): the
+    /// number of malformed changes met since the last reply, or the error that stopped
+    /// the worker (it then dropped its unwritten work).
+    Settle { write: bool, reply: SyncSender<Result<u64>> },
+    /// The saved bytes of a cached document (`None`: not cached, sled is current).
+    Snapshot { doc: DocId, reply: SyncSender<Result<Option<Vec<u8>>>> },
+    /// Drop every cached document without writing it (before the tree is cleared).
+    Reset { reply: SyncSender<()> },
 }
 
 fn key(prefix: u8, doc: &DocId) -> [u8; 17] {
@@ -88,26 +141,81 @@ fn excluded(store: &Store, envelope: &Envelope) -> bool {
         || store.forks().iter().any(|f| f.author == author && envelope.seq() >= f.seq)
 }
 
+/// The stored document of `doc` (saved bytes only, no pending changes).
+fn load_saved(tree: &sled::Tree, actor: &DeviceKey, doc: &DocId) -> Result<Option<RecordDoc>> {
+    match tree.get(key(DOC, doc))? {
+        None => Ok(None),
+        Some(bytes) => Ok(Some(
+            RecordDoc::load(&bytes, tessera_records::actor_for(actor))
+                .with_context(|| format!("stored document {doc} is damaged"))?,
+        )),
+    }
+}
+
 impl Materializer {
     pub fn open(store: &Store, actor: DeviceKey) -> Result<Materializer> {
         let tree = store.derived_tree(TREE)?;
-        Ok(Materializer { tree, actor })
+        let (jobs, queue) = mpsc::sync_channel(JOBS_MAX);
+        let worker = Worker {
+            tree: tree.clone(),
+            actor,
+            docs: HashMap::new(),
+            dirty: 0,
+            applied: None,
+            clock: 0,
+            bad: 0,
+            failed: None,
+        };
+        let handle = std::thread::Builder::new()
+            .name("materializer".into())
+            .spawn(move || worker.run(queue))
+            .context("cannot start the materializer thread")?;
+        Ok(Materializer {
+            tree,
+            actor,
+            next: None,
+            lost: AtomicBool::new(false),
+            unsettled: AtomicBool::new(false),
+            jobs: Some(jobs),
+            worker: Some(handle),
+        })
     }
 
-    /// Applies every log entry after the cursor. Call after each ingest.
+    /// Applies every log entry after the cursor and waits until the documents are
+    /// applied. Call after each ingest.
     pub fn catch_up(&mut self, store: &Store) -> Result<CatchUp> {
+        let mut report = self.catch_up_in_background(store)?;
+        report.bad_changes = self.settle(false)?;
+        Ok(report)
+    }
+
+    /// Reads every log entry after the cursor and hands their changes to the worker,
+    /// without waiting for it (it waits only when the worker is [`JOBS_MAX`] jobs
+    /// behind). `bad_changes` is not known yet and is 0.
+    pub fn catch_up_in_background(&mut self, store: &Store) -> Result<CatchUp> {
         let mut report = CatchUp::default();
+        if self.lost.swap(false, Ordering::SeqCst) {
+            self.next = None;
+        }
         let epoch_now = epoch(store);
         let valid = self.tree.get(LOG_ID)?.as_deref() == Some(&store.log_id()[..])
             && self.tree.get(EPOCH)?.as_deref() == Some(&epoch_now[..]);
         if !valid {
+            let (reply, answer) = mpsc::sync_channel(1);
+            self.send(Job::Reset { reply })?;
+            answer.recv().map_err(|_| stopped())?;
             self.tree.clear()?;
             self.tree.insert(LOG_ID, &store.log_id())?;
             self.tree.insert(EPOCH, &epoch_now)?;
+            self.next = Some(store.log_start());
             report.rebuilt = true;
         }
-        let mut cursor =
-            self.tree.get(CURSOR)?.and_then(|v| decode_position(&v)).unwrap_or_else(|| store.log_start());
+        let mut cursor = match self.next {
+            Some(at) => at,
+            None => {
+                self.tree.get(CURSOR)?.and_then(|v| decode_position(&v)).unwrap_or_else(|| store.log_start())
+            }
+        };
         loop {
             let mut changes: BTreeMap<DocId, Vec<Vec<u8>>> = BTreeMap::new();
             let mut read = 0usize;
@@ -120,6 +228,7 @@ impl Materializer {
                     if store.is_in_chain(&env)? && !excluded(store, &env) {
                         report.envelopes += 1;
                         for (doc, body) in env.present_changes() {
+                            report.changes += 1;
                             changes.entry(doc).or_default().push(body.to_vec());
                         }
                     }
@@ -131,14 +240,10 @@ impl Materializer {
             if read == 0 {
                 break;
             }
-            let mut batch = sled::Batch::default();
-            for (doc, bodies) in changes {
-                report.changes += bodies.len() as u64;
-                report.bad_changes += self.apply_to_doc(&doc, &bodies, &mut batch)?;
-            }
-            batch.insert(CURSOR, &encode_position(next));
-            self.tree.apply_batch(batch)?;
+            self.unsettled.store(true, Ordering::SeqCst);
+            self.send(Job::Apply { changes, cursor: next })?;
             cursor = next;
+            self.next = Some(next);
             if read < CATCH_UP_RECORDS_MAX {
                 break;
             }
@@ -146,54 +251,68 @@ impl Materializer {
         Ok(report)
     }
 
-    /// Applies `bodies` to `doc` and stages its new bytes, pending changes and JSON
-    /// value. Returns the number of malformed changes (skipped).
-    fn apply_to_doc(&self, doc: &DocId, bodies: &[Vec<u8>], batch: &mut sled::Batch) -> Result<u64> {
-        let mut document =
-            self.load(doc)?.unwrap_or_else(|| RecordDoc::empty(tessera_records::actor_for(&self.actor)));
-        let mut bad = 0;
-        if let Some(pending) = self.tree.get(key(PENDING, doc))? {
-            for body in decode_list(&pending) {
-                let _ = document.apply_change(&body);
-            }
+    /// Waits for the worker to finish every job handed over, and with `write` to
+    /// have written its documents to sled. Returns the malformed changes it met.
+    fn settle(&self, write: bool) -> Result<u64> {
+        if write && !self.unsettled.load(Ordering::SeqCst) {
+            return Ok(0);
         }
-        for body in bodies {
-            if let Err(e) = document.apply_change(body) {
-                tracing::warn!(doc = %doc, error = %e, "a change could not be applied to its document");
-                bad += 1;
-            }
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.send(Job::Settle { write, reply })?;
+        let result = answer.recv().map_err(|_| stopped())?;
+        match &result {
+            Ok(_) if write => self.unsettled.store(false, Ordering::SeqCst),
+            Ok(_) => {}
+            Err(_) => self.lost.store(true, Ordering::SeqCst),
         }
-        let pending = document.pending_changes();
-        if pending.is_empty() {
-            batch.remove(&key(PENDING, doc)[..]);
-        } else {
-            batch.insert(&key(PENDING, doc)[..], encode_list(&pending));
-        }
-        batch.insert(&key(DOC, doc)[..], document.save());
-        match document.hydrate() {
-            Ok(record) => batch.insert(&key(RECORD, doc)[..], serde_json::to_vec(&record)?),
-            Err(e) => {
-                tracing::debug!(doc = %doc, error = %e, "document not readable as a record yet");
-                batch.remove(&key(RECORD, doc)[..]);
-            }
-        }
-        Ok(bad)
+        result
     }
 
-    /// The automerge document of `doc`, if any change of it was applied.
+    /// Brings sled up to date before a read.
+    fn settled(&self) -> Result<()> {
+        self.settle(true).map(|_| ())
+    }
+
+    fn send(&self, job: Job) -> Result<()> {
+        self.jobs.as_ref().ok_or_else(stopped)?.send(job).map_err(|_| stopped())
+    }
+
+    /// Writes everything to sled and stops the worker. Dropping the materializer
+    /// does the same.
+    pub fn close(&mut self) -> Result<()> {
+        if self.jobs.is_none() {
+            return Ok(());
+        }
+        let written = self.settled();
+        self.jobs = None;
+        if let Some(worker) = self.worker.take() {
+            if worker.join().is_err() {
+                tracing::error!("the materializer thread panicked; documents catch up at the next open");
+            }
+        }
+        written
+    }
+
+    /// The automerge document of `doc`, if any change of it was applied. Pending
+    /// changes are not included (as stored).
     pub fn load(&self, doc: &DocId) -> Result<Option<RecordDoc>> {
-        let actor = tessera_records::actor_for(&self.actor);
-        match self.tree.get(key(DOC, doc))? {
-            None => Ok(None),
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.send(Job::Snapshot { doc: *doc, reply })?;
+        let cached = answer.recv().map_err(|_| stopped())?.inspect_err(|_| {
+            self.lost.store(true, Ordering::SeqCst);
+        })?;
+        match cached {
             Some(bytes) => Ok(Some(
-                RecordDoc::load(&bytes, actor)
-                    .with_context(|| format!("stored document {doc} is damaged"))?,
+                RecordDoc::load(&bytes, tessera_records::actor_for(&self.actor))
+                    .with_context(|| format!("document {doc} is damaged"))?,
             )),
+            None => load_saved(&self.tree, &self.actor, doc),
         }
     }
 
     /// The current value of a record.
     pub fn record(&self, doc: &DocId) -> Result<Option<Record>> {
+        self.settled()?;
         match self.tree.get(key(RECORD, doc))? {
             None => Ok(None),
             Some(json) => Ok(Some(serde_json::from_slice(&json).context("damaged record index")?)),
@@ -202,6 +321,7 @@ impl Materializer {
 
     /// Every record of `kind`, in id order.
     pub fn records(&self, kind: RecordKind) -> Result<Vec<(DocId, Record)>> {
+        self.settled()?;
         let mut prefix = vec![RECORD];
         prefix.push(kind.byte());
         let mut out = Vec::new();
@@ -216,6 +336,7 @@ impl Materializer {
 
     /// How many records of `kind` are readable (keys only: nothing is decoded).
     pub fn count(&self, kind: RecordKind) -> Result<usize> {
+        self.settled()?;
         let mut n = 0;
         for row in self.tree.scan_prefix([RECORD, kind.byte()]).keys() {
             row?;
@@ -226,6 +347,7 @@ impl Materializer {
 
     /// Every record of every kind.
     pub fn all_records(&self) -> Result<Vec<(DocId, Record)>> {
+        self.settled()?;
         let mut out = Vec::new();
         for row in self.tree.scan_prefix([RECORD]) {
             let (k, v) = row?;
@@ -238,6 +360,7 @@ impl Materializer {
 
     /// Ids of `kind` whose hex starts with `hex_prefix`.
     pub fn ids_with_prefix(&self, kind: RecordKind, hex_prefix: &str) -> Result<Vec<DocId>> {
+        self.settled()?;
         let mut out = Vec::new();
         for row in self.tree.scan_prefix([RECORD, kind.byte()]) {
             let (k, _) = row?;
@@ -252,6 +375,7 @@ impl Materializer {
 
     /// A digest of every materialized record value, to compare two nodes.
     pub fn state_digest(&self) -> Result<String> {
+        self.settled()?;
         let mut h = blake3::Hasher::new();
         for row in self.tree.scan_prefix([RECORD]) {
             let (k, v) = row?;
@@ -259,6 +383,185 @@ impl Materializer {
             h.update(&v);
         }
         Ok(h.finalize().to_hex().to_string())
+    }
+}
+
+impl Drop for Materializer {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            tracing::error!(error = %e, "materialized records could not be written; they catch up at the next open");
+        }
+    }
+}
+
+fn stopped() -> anyhow::Error {
+    anyhow!("the materializer thread stopped")
+}
+
+/// A document in the worker's cache.
+struct Cached {
+    doc: RecordDoc,
+    /// Changed since it was last written to sled.
+    dirty: bool,
+    /// When it was last used, on the worker's job clock.
+    used: u64,
+}
+
+/// The worker thread's state: the cache, and what it has not written yet.
+struct Worker {
+    tree: sled::Tree,
+    actor: DeviceKey,
+    docs: HashMap<DocId, Cached>,
+    /// Dirty documents in `docs`.
+    dirty: usize,
+    /// The log position the cached documents cover, if not written yet.
+    applied: Option<LogPosition>,
+    clock: u64,
+    /// Malformed changes met since the last `Settle`.
+    bad: u64,
+    /// The error that stopped the work, reported at the next `Settle` or `Snapshot`.
+    failed: Option<anyhow::Error>,
+}
+
+impl Worker {
+    fn run(mut self, jobs: Receiver<Job>) {
+        loop {
+            let job = match jobs.recv_timeout(IDLE_WRITE_AFTER) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.write_or_fail();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.write_or_fail();
+                    return;
+                }
+            };
+            match job {
+                Job::Apply { changes, cursor } => {
+                    if self.failed.is_none() {
+                        if let Err(e) = self.apply(changes, cursor) {
+                            self.failed = Some(e);
+                        }
+                    }
+                }
+                Job::Settle { write, reply } => {
+                    if write {
+                        self.write_or_fail();
+                    }
+                    let _ = reply.send(self.take_outcome().map(|()| std::mem::take(&mut self.bad)));
+                }
+                Job::Snapshot { doc, reply } => {
+                    let outcome =
+                        self.take_outcome().map(|()| self.docs.get_mut(&doc).map(|cached| cached.doc.save()));
+                    let _ = reply.send(outcome);
+                }
+                Job::Reset { reply } => {
+                    self.reset();
+                    self.failed = None;
+                    let _ = reply.send(());
+                }
+            }
+        }
+    }
+
+    /// `Err` (once) if the work stopped; the unwritten work is then dropped.
+    fn take_outcome(&mut self) -> Result<()> {
+        match self.failed.take() {
+            Some(e) => {
+                self.reset();
+                Err(e)
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn reset(&mut self) {
+        self.docs.clear();
+        self.dirty = 0;
+        self.applied = None;
+    }
+
+    fn apply(&mut self, changes: BTreeMap<DocId, Vec<Vec<u8>>>, cursor: LogPosition) -> Result<()> {
+        for (doc, bodies) in changes {
+            self.clock += 1;
+            let cached = match self.docs.entry(doc) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let mut document = load_saved(&self.tree, &self.actor, &doc)?
+                        .unwrap_or_else(|| RecordDoc::empty(tessera_records::actor_for(&self.actor)));
+                    if let Some(pending) = self.tree.get(key(PENDING, &doc))? {
+                        for body in decode_list(&pending) {
+                            let _ = document.apply_change(&body);
+                        }
+                    }
+                    e.insert(Cached { doc: document, dirty: false, used: 0 })
+                }
+            };
+            for body in &bodies {
+                if let Err(e) = cached.doc.apply_change(body) {
+                    tracing::warn!(doc = %doc, error = %e, "a change could not be applied to its document");
+                    self.bad += 1;
+                }
+            }
+            cached.used = self.clock;
+            if !cached.dirty {
+                cached.dirty = true;
+                self.dirty += 1;
+            }
+        }
+        self.applied = Some(cursor);
+        if self.dirty >= DIRTY_DOCS_MAX {
+            self.write()?;
+        }
+        Ok(())
+    }
+
+    fn write_or_fail(&mut self) {
+        if self.failed.is_none() {
+            if let Err(e) = self.write() {
+                self.failed = Some(e);
+            }
+        }
+    }
+
+    /// Writes every dirty document (its bytes, pending changes and JSON value) and the
+    /// cursor they cover in one sled batch, then trims the cache.
+    fn write(&mut self) -> Result<()> {
+        let Some(cursor) = self.applied else { return Ok(()) };
+        let mut batch = sled::Batch::default();
+        for (doc, cached) in self.docs.iter_mut().filter(|(_, c)| c.dirty) {
+            let document = &mut cached.doc;
+            let pending = document.pending_changes();
+            if pending.is_empty() {
+                batch.remove(&key(PENDING, doc)[..]);
+            } else {
+                batch.insert(&key(PENDING, doc)[..], encode_list(&pending));
+            }
+            batch.insert(&key(DOC, doc)[..], document.save());
+            match document.hydrate() {
+                Ok(record) => batch.insert(&key(RECORD, doc)[..], serde_json::to_vec(&record)?),
+                Err(e) => {
+                    tracing::debug!(doc = %doc, error = %e, "document not readable as a record yet");
+                    batch.remove(&key(RECORD, doc)[..]);
+                }
+            }
+        }
+        batch.insert(CURSOR, &encode_position(cursor));
+        self.tree.apply_batch(batch)?;
+        for cached in self.docs.values_mut() {
+            cached.dirty = false;
+        }
+        self.dirty = 0;
+        self.applied = None;
+        if self.docs.len() > CACHE_DOCS_MAX {
+            let mut used: Vec<u64> = self.docs.values().map(|c| c.used).collect();
+            let drop = self.docs.len() - CACHE_DOCS_MAX * 3 / 4;
+            let (_, threshold, _) = used.select_nth_unstable(drop - 1);
+            let threshold = *threshold;
+            self.docs.retain(|_, c| c.used > threshold);
+        }
+        Ok(())
     }
 }
 

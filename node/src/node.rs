@@ -83,7 +83,8 @@ impl Node {
     }
 
     /// Writes the new values of `records` as one signed transaction. Returns once the
-    /// envelope is durable; the materialized records are updated before returning.
+    /// envelope is durable; the materialized records are updated in the background, and
+    /// every read of them waits for that.
     pub fn transact(&mut self, records: &[(DocId, Record)]) -> Result<Option<Envelope>> {
         let next = self.store.head(&self.device).map(|h| Seq(h.seq.0 + 1)).unwrap_or(Seq::FIRST);
         if let Err(e) = self.store.trust().authorize(&self.device, next) {
@@ -109,7 +110,7 @@ impl Node {
             return Ok(None);
         }
         let envelope = self.store.append_local(&self.key, time, changes)?;
-        self.docs.catch_up(&self.store)?;
+        self.docs.catch_up_in_background(&self.store)?;
         Ok(Some(envelope))
     }
 
@@ -130,14 +131,16 @@ impl Node {
         Ok((total, catch_up))
     }
 
-    /// Stores a batch received by a sync session (all or nothing), then updates the
-    /// materialized records. Returns the entries new to this node.
+    /// Stores a batch received by a sync session (all or nothing) and returns the
+    /// entries new to this node once they are durable, so the session can acknowledge
+    /// them. The materialized records catch up in the background meanwhile (see
+    /// `materialize`): the log is the truth, and every read waits for them.
     pub fn ingest_synced(
         &mut self,
         entries: &[LogEntry],
     ) -> Result<Vec<LogEntry>, tessera_sync::IngestFailure> {
         let new = tessera_net::driver::ingest_into_store(&mut self.store, entries)?;
-        if let Err(e) = self.docs.catch_up(&self.store) {
+        if let Err(e) = self.docs.catch_up_in_background(&self.store) {
             // The entries are durable; documents catch up at the next open.
             tracing::error!(error = %e, "materialized records could not be updated");
         }
@@ -170,6 +173,15 @@ impl Node {
 
     pub fn secret_key_public(&self) -> PublicKey {
         self.key.public()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // The documents first, while the store (and its lock) is still held.
+        if let Err(e) = self.docs.close() {
+            tracing::error!(error = %e, "materialized records could not be written; they catch up at the next open");
+        }
     }
 }
 
