@@ -1,17 +1,19 @@
 //! Real processes killed at random: three `tessera` hubs and one relay on loopback.
 //! Every cycle runs a write (`tessera attendee add`) on one hub while another hub runs
-//! `tessera sync` with the relay, and SIGKILLs one of them (the writer, the syncing
-//! hub or the relay) after a delay drawn from a seeded RNG, then restarts what was
-//! killed. At the end every hub syncs with the relay until a round moves nothing, and
-//! the test checks that every acknowledged write (the command exited 0 and printed its
-//! id) is on every hub, that the hubs hold identical records and envelopes (the relay
-//! too), and that `tessera audit verify` passes on every store. It prints a
-//! Jepsen-style line: attempted / acknowledged / survivors / lost (lost must be 0).
+//! `tessera sync` with the relay (one cycle in four: a `tessera serve --peer` daemon),
+//! and SIGKILLs one of them (the writer, the syncing hub or the relay) after a delay
+//! drawn from a seeded RNG, then restarts what was killed. Every 20 cycles a hub first
+//! registers 150 attendees in-process, so that some syncs carry hundreds of envelopes.
+//! At the end every hub syncs with the relay until a round moves nothing, and the test
+//! checks that every acknowledged write (the command exited 0 and printed its id) is
+//! on every hub, that the hubs hold identical records and envelopes (the relay too),
+//! and that `tessera audit verify` passes on every store. It prints a Jepsen-style
+//! line: attempted / acknowledged / survivors / lost (lost must be 0).
 //!
 //! `TESSERA_KILL_SEED` replays a run's choices (the seed is printed at the start and in
 //! every failure); `TESSERA_KILL_CYCLES` sets the number of cycles (100 by default).
 //! Kill delays are drawn as a fraction of each command's duration measured at setup,
-//! so kills land before, during and just after the work on any machine.
+//! or just after the session started, so kills land before, during and after the work.
 
 mod common;
 
@@ -271,42 +273,61 @@ struct Acked {
     given: String,
 }
 
-#[test]
-fn relay_child_process() {
-    relay_child_main();
+/// What the writes were: every attempt (by given name) and the acknowledged ones.
+#[derive(Default)]
+struct History {
+    attempted: Vec<String>,
+    acked: Vec<Acked>,
 }
 
-#[test]
-fn hubs_and_relay_killed_at_random_lose_no_acknowledged_write_and_converge() {
-    let started = Instant::now();
-    let seed = env_u64(SEED_VAR)
-        .unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64);
-    let cycles = env_u64(CYCLES_VAR).unwrap_or(CYCLES_DEFAULT);
-    println!("kill test: seed {seed} ({SEED_VAR}={seed} replays the choices), {cycles} cycles");
-    let mut rng = Rng(seed);
+/// Three hubs of one network and a relay certified in it, each its own process.
+struct Cluster {
+    dir: tempfile::TempDir,
+    logs: PathBuf,
+    hubs: [PathBuf; 3],
+    relay_dir: PathBuf,
+    relay: RelayProcess,
+    relay_port: u16,
+    peer: String,
+    seed: u64,
+    /// The usual durations of a write and of a sync: the scale of kill delays.
+    write_time: Duration,
+    sync_time: Duration,
+}
 
-    // Three hubs of one network and a relay certified in it.
-    let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let a = dir.path().join("a");
-    ok(&a, &["init", "--site", "Polo A"]);
-    let hubs = [a.clone(), joined_hub(&a, dir.path(), "Polo B"), joined_hub(&a, dir.path(), "Sportello C")];
-    let relay_dir = certified_relay(&a, dir.path());
-    let mut relay = RelayProcess::start(RELAY_CHILD_TEST, &relay_dir, 0, COMMAND_TIMEOUT);
-    let relay_port = relay.addr.port();
-    let peer = relay.addr.to_string();
+impl Cluster {
+    fn new(seed: u64, history: &mut History) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let a = dir.path().join("a");
+        ok(&a, &["init", "--site", "Polo A"]);
+        let hubs =
+            [a.clone(), joined_hub(&a, dir.path(), "Polo B"), joined_hub(&a, dir.path(), "Sportello C")];
+        let relay_dir = certified_relay(&a, dir.path());
+        let relay = RelayProcess::start(RELAY_CHILD_TEST, &relay_dir, 0, COMMAND_TIMEOUT);
+        let (relay_port, peer) = (relay.addr.port(), relay.addr.to_string());
 
-    // The usual duration of a write and of a sync: the scale of the kill delays.
-    let (written, write_time) = timed(&hubs[0], &write_args("Calibrazione"), &logs);
-    let (_, sync_time) = timed(&hubs[0], &["sync", "--peer", &peer], &logs);
-    println!("kill test: a write takes {write_time:?}, a sync {sync_time:?} (setup {:?})", started.elapsed());
+        let (written, write_time) = timed(&a, &write_args("Calibrazione"), &logs);
+        let (_, sync_time) = timed(&a, &["sync", "--peer", &peer], &logs);
+        history.attempted.push("Calibrazione".into());
+        history.acked.push(Acked { hub: 0, id: saved_id(&written).unwrap(), given: "Calibrazione".into() });
+        Cluster { dir, logs, hubs, relay_dir, relay, relay_port, peer, seed, write_time, sync_time }
+    }
 
-    let mut attempted: Vec<String> = vec!["Calibrazione".into()];
-    let mut acked = vec![Acked { hub: 0, id: saved_id(&written).unwrap(), given: "Calibrazione".into() }];
-    let mut tally = Tally::default();
-    let cycles_started = Instant::now();
-    for cycle in 0..cycles {
+    /// Runs a command to its end (bounded); it must succeed.
+    fn ok(&self, data: &Path, args: &[&str]) -> String {
+        run_ok(data, args, &self.logs, self.seed, u64::MAX)
+    }
+
+    fn restart_relay(&mut self) {
+        self.relay.kill();
+        self.relay = RelayProcess::start(RELAY_CHILD_TEST, &self.relay_dir, self.relay_port, COMMAND_TIMEOUT);
+    }
+
+    /// One cycle: a write on one hub, a sync (or a daemon) on another, one victim.
+    fn cycle(&mut self, cycle: u64, rng: &mut Rng, history: &mut History, tally: &mut Tally) {
+        let seed = self.seed;
         let writer = rng.below(3) as usize;
         let syncer = (writer + 1 + rng.below(2) as usize) % 3;
         let victim = if rng.below(QUIET_EVERY) == 0 {
@@ -321,31 +342,31 @@ fn hubs_and_relay_killed_at_random_lose_no_acknowledged_write_and_converge() {
         // started. A daemon lives on: its kills are spread over a longer time.
         let after_connect = !daemon && victim != Victim::Writer && rng.below(2) == 0;
         let scale = match victim {
-            Victim::Writer => write_time,
-            _ if daemon => sync_time * DAEMON_SCALE,
-            _ => sync_time,
+            Victim::Writer => self.write_time,
+            _ if daemon => self.sync_time * DAEMON_SCALE,
+            _ => self.sync_time,
         };
         let delay = if after_connect {
             Duration::from_micros(rng.below(CONNECTED_DELAY_MICROS_MAX + 1))
         } else {
             scale * rng.below(DELAY_PERMILLE_MAX + 1) as u32 / 1000
         };
-        let linger = sync_time * rng.below(DELAY_PERMILLE_MAX + 1) as u32 / 1000;
+        let linger = self.sync_time * rng.below(DELAY_PERMILLE_MAX + 1) as u32 / 1000;
 
         if cycle % BULK_EVERY == 0 {
-            let bulk = bulk_write(writer, &hubs[writer], cycle, BULK_WRITES);
-            attempted.extend(bulk.iter().map(|w| w.given.clone()));
-            acked.extend(bulk);
+            let bulk = bulk_write(writer, &self.hubs[writer], cycle, BULK_WRITES);
+            history.attempted.extend(bulk.iter().map(|w| w.given.clone()));
+            history.acked.extend(bulk);
         }
         let given = format!("Prova{cycle:04}");
-        attempted.push(given.clone());
+        history.attempted.push(given.clone());
         let sync_args: &[&str] = if daemon {
-            &["serve", "--listen", "127.0.0.1:0", "--peer", &peer]
+            &["serve", "--listen", "127.0.0.1:0", "--peer", &self.peer]
         } else {
-            &["sync", "--peer", &peer]
+            &["sync", "--peer", &self.peer]
         };
-        let mut write = Running::spawn(&hubs[writer], &write_args(&given), &logs, "write");
-        let mut sync = Running::spawn(&hubs[syncer], sync_args, &logs, "sync");
+        let mut write = Running::spawn(&self.hubs[writer], &write_args(&given), &self.logs, "write");
+        let mut sync = Running::spawn(&self.hubs[syncer], sync_args, &self.logs, "sync");
         if victim != Victim::None {
             if after_connect {
                 sync.wait_for(CONNECTED_MARKER);
@@ -356,8 +377,7 @@ fn hubs_and_relay_killed_at_random_lose_no_acknowledged_write_and_converge() {
                 Victim::Syncer => tally.landed[1] += u64::from(sync.kill()),
                 Victim::Relay => {
                     tally.landed[2] += u64::from(sync.child.try_wait().unwrap().is_none());
-                    relay.kill();
-                    relay = RelayProcess::start(RELAY_CHILD_TEST, &relay_dir, relay_port, COMMAND_TIMEOUT);
+                    self.restart_relay();
                     // A one-shot session cut by the relay's death waits for its idle
                     // timeout (30 s): not what this test is about, so it is stopped.
                     if !daemon && wait_timeout(&mut sync.child, SYNC_AFTER_RELAY_DEATH_MAX).is_none() {
@@ -380,7 +400,7 @@ fn hubs_and_relay_killed_at_random_lose_no_acknowledged_write_and_converge() {
             );
             let id = saved_id(&out)
                 .unwrap_or_else(|| panic!("seed {seed} cycle {cycle}: write exited 0 without an id:\n{out}"));
-            acked.push(Acked { hub: writer, id, given });
+            history.acked.push(Acked { hub: writer, id, given });
         }
 
         // A daemon still alive has had the write's time and a bit more to push it
@@ -415,48 +435,126 @@ fn hubs_and_relay_killed_at_random_lose_no_acknowledged_write_and_converge() {
         }
         tally.daemons += u64::from(daemon);
     }
-    let cycles_time = cycles_started.elapsed();
 
-    // Heal: every hub syncs with the relay until a whole round moves nothing.
-    let mut rounds = 0;
-    loop {
-        rounds += 1;
-        assert!(rounds <= SYNC_ROUNDS_MAX, "seed {seed}: no quiescence after {SYNC_ROUNDS_MAX} sync rounds");
-        let mut moved = 0;
-        for hub in &hubs {
-            let out = run_ok(hub, &["sync", "--peer", &peer], &logs, seed, cycles);
-            let (received, sent) = sync_counts(&out).unwrap_or_else(|| panic!("sync output:\n{out}"));
-            moved += received + sent;
+    /// Every hub syncs with the relay until a whole round moves nothing; the rounds.
+    fn heal(&self) -> usize {
+        for round in 1..=SYNC_ROUNDS_MAX {
+            let mut moved = 0;
+            for hub in &self.hubs {
+                let out = self.ok(hub, &["sync", "--peer", &self.peer]);
+                let (received, sent) = sync_counts(&out).unwrap_or_else(|| panic!("sync output:\n{out}"));
+                moved += received + sent;
+            }
+            if moved == 0 {
+                return round;
+            }
         }
-        if moved == 0 {
-            break;
-        }
+        panic!("seed {}: no quiescence after {SYNC_ROUNDS_MAX} sync rounds", self.seed);
     }
-    relay.kill();
 
-    // Every acknowledged write on every hub; identical records and envelopes everywhere.
-    let mut survivors = BTreeSet::new();
-    let mut lost = Vec::new();
-    for (n, hub) in hubs.iter().enumerate() {
-        let list = run_ok(hub, &["attendee", "list"], &logs, seed, cycles);
-        let words: BTreeSet<&str> = list.split_whitespace().collect();
-        for write in &acked {
-            if !words.contains(write.id.as_str()) {
+    /// Acknowledged writes missing on some hub, and the attempts present on hub 0.
+    fn lost_and_survivors(&self, history: &History) -> (Vec<String>, usize) {
+        let mut lost = Vec::new();
+        let mut survivors = 0;
+        for (n, hub) in self.hubs.iter().enumerate() {
+            let list = self.ok(hub, &["attendee", "list"]);
+            let words: BTreeSet<&str> = list.split_whitespace().collect();
+            for write in history.acked.iter().filter(|w| !words.contains(w.id.as_str())) {
                 lost.push(format!(
                     "{} ({}, written on hub {}) missing on hub {n}",
                     write.id, write.given, write.hub
                 ));
             }
+            if n == 0 {
+                survivors = history.attempted.iter().filter(|g| words.contains(g.as_str())).count();
+            }
         }
-        if n == 0 {
-            survivors.extend(attempted.iter().filter(|g| words.contains(g.as_str())).cloned());
+        (lost, survivors)
+    }
+
+    /// Identical records and envelopes on every hub and the relay, every store
+    /// verified, and each hub's derived database equal to one rebuilt from its log.
+    fn check_identical(&self) {
+        let seed = self.seed;
+        let statuses: Vec<String> = self.hubs.iter().map(|h| self.ok(h, &["status"])).collect();
+        for (n, status) in statuses.iter().enumerate() {
+            for label in ["Records fingerprint", "Changes held", "Forks found"] {
+                assert_eq!(
+                    field(status, label),
+                    field(&statuses[0], label),
+                    "seed {seed}: hub {n} and hub 0 differ in {label}:\n{status}\n{}",
+                    statuses[0]
+                );
+            }
+        }
+        assert_eq!(field(&statuses[0], "Forks found"), "0", "seed {seed}: {}", statuses[0]);
+        let network = field(&statuses[0], "Network");
+        for store in self.hubs.iter().chain([&self.relay_dir]) {
+            self.ok(store, &["audit", "verify", store.to_str().unwrap(), "--network", &network]);
+        }
+        let (hub, relay) = (self.hubs[0].to_str().unwrap(), self.relay_dir.to_str().unwrap());
+        let compared = self.ok(&self.hubs[0], &["audit", "compare", hub, relay]);
+        assert!(
+            compared.contains("hold the same envelopes"),
+            "seed {seed}: hub 0 and the relay differ:\n{compared}"
+        );
+
+        for (n, hub) in self.hubs.iter().enumerate() {
+            let copy = self.dir.path().join(format!("rebuilt-{n}"));
+            assert!(std::process::Command::new("cp")
+                .arg("-a")
+                .arg(hub)
+                .arg(&copy)
+                .status()
+                .unwrap()
+                .success());
+            std::fs::remove_dir_all(copy.join("store/derived")).unwrap();
+            let rebuilt = self.ok(&copy, &["status"]);
+            assert_eq!(
+                field(&rebuilt, "Records fingerprint"),
+                field(&statuses[n], "Records fingerprint"),
+                "seed {seed}: hub {n}'s records differ from a rebuild from its log"
+            );
         }
     }
+}
+
+#[test]
+fn relay_child_process() {
+    relay_child_main();
+}
+
+#[test]
+fn hubs_and_relay_killed_at_random_lose_no_acknowledged_write_and_converge() {
+    let started = Instant::now();
+    let seed = env_u64(SEED_VAR)
+        .unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64);
+    let cycles = env_u64(CYCLES_VAR).unwrap_or(CYCLES_DEFAULT);
+    println!("kill test: seed {seed} ({SEED_VAR}={seed} replays the choices), {cycles} cycles");
+    let mut rng = Rng(seed);
+    let mut history = History::default();
+    let mut tally = Tally::default();
+    let mut cluster = Cluster::new(seed, &mut history);
     println!(
-        "kill test: seed {seed}: {} attempted / {} acknowledged / {} survivors / {} lost",
-        attempted.len(),
-        acked.len(),
-        survivors.len(),
+        "kill test: a write takes {:?}, a sync {:?} (setup {:?})",
+        cluster.write_time,
+        cluster.sync_time,
+        started.elapsed()
+    );
+
+    let cycles_started = Instant::now();
+    for cycle in 0..cycles {
+        cluster.cycle(cycle, &mut rng, &mut history, &mut tally);
+    }
+    let cycles_time = cycles_started.elapsed();
+    let rounds = cluster.heal();
+    cluster.relay.kill();
+
+    let (lost, survivors) = cluster.lost_and_survivors(&history);
+    println!(
+        "kill test: seed {seed}: {} attempted / {} acknowledged / {survivors} survivors / {} lost",
+        history.attempted.len(),
+        history.acked.len(),
         lost.len()
     );
     println!(
@@ -464,38 +562,5 @@ fn hubs_and_relay_killed_at_random_lose_no_acknowledged_write_and_converge() {
         started.elapsed()
     );
     assert!(lost.is_empty(), "seed {seed}: acknowledged writes lost:\n{}", lost.join("\n"));
-
-    let statuses: Vec<String> = hubs.iter().map(|h| run_ok(h, &["status"], &logs, seed, cycles)).collect();
-    for (n, status) in statuses.iter().enumerate() {
-        for label in ["Records fingerprint", "Changes held", "Forks found"] {
-            assert_eq!(
-                field(status, label),
-                field(&statuses[0], label),
-                "seed {seed}: hub {n} and hub 0 differ in {label}:\n{status}\n{}",
-                statuses[0]
-            );
-        }
-    }
-    assert_eq!(field(&statuses[0], "Forks found"), "0", "seed {seed}: {}", statuses[0]);
-    let network = field(&statuses[0], "Network");
-    for store in hubs.iter().chain([&relay_dir]) {
-        run_ok(
-            store,
-            &["audit", "verify", store.to_str().unwrap(), "--network", &network],
-            &logs,
-            seed,
-            cycles,
-        );
-    }
-    let compared = run_ok(
-        &hubs[0],
-        &["audit", "compare", hubs[0].to_str().unwrap(), relay_dir.to_str().unwrap()],
-        &logs,
-        seed,
-        cycles,
-    );
-    assert!(
-        compared.contains("hold the same envelopes"),
-        "seed {seed}: hub 0 and the relay differ:\n{compared}"
-    );
+    cluster.check_identical();
 }
