@@ -353,7 +353,7 @@ impl Cluster {
         };
         let linger = self.sync_time * rng.below(DELAY_PERMILLE_MAX + 1) as u32 / 1000;
 
-        if cycle % BULK_EVERY == 0 {
+        if cycle.is_multiple_of(BULK_EVERY) {
             let bulk = bulk_write(writer, &self.hubs[writer], cycle, BULK_WRITES);
             history.attempted.extend(bulk.iter().map(|w| w.given.clone()));
             history.acked.extend(bulk);
