@@ -7,8 +7,9 @@
 //! At the end every hub syncs with the relay until a round moves nothing, and the test
 //! checks that every acknowledged write (the command exited 0 and printed its id) is
 //! on every hub, that the hubs hold identical records and envelopes (the relay too),
-//! and that `tessera audit verify` passes on every store. It prints a Jepsen-style
-//! line: attempted / acknowledged / survivors / lost (lost must be 0).
+//! that `tessera audit verify` passes on every store and that each hub's derived
+//! database equals one rebuilt from its log. It prints a Jepsen-style line:
+//! attempted / acknowledged / survivors / lost (lost must be 0).
 //!
 //! `TESSERA_KILL_SEED` replays a run's choices (the seed is printed at the start and in
 //! every failure); `TESSERA_KILL_CYCLES` sets the number of cycles (100 by default).
