@@ -200,10 +200,12 @@ pub async fn run_session<S: SyncStore>(
         if let Some(mut rx) = live.take() {
             let mut lagged = false;
             let mut closed = false;
+            let mut appended = false;
             loop {
                 match rx.try_recv() {
                     Ok(stored) if stored.by != options.id => {
                         let _ = session.handle_local_append(&stored.entries);
+                        appended = true;
                     }
                     Ok(_) => {}
                     Err(broadcast::error::TryRecvError::Lagged(_)) => {
@@ -225,6 +227,12 @@ pub async fn run_session<S: SyncStore>(
             }
             if !closed {
                 live = Some(rx);
+            }
+            if appended {
+                // Send what was just handed over before waiting: nothing else may
+                // wake this loop until the next keep-alive (measured: a live push
+                // through a relay stalled for up to two keep-alive intervals).
+                continue;
             }
         }
         let timeout =
