@@ -5,6 +5,7 @@
 //! release `tessera` binary: `cargo build --release -p tessera-node`)
 //! `cargo run --release -p tessera-bench -- workload [--seed S] [--scale X]`
 //! `cargo run --release -p tessera-bench -- compare [--quick] [--n 1000,3000,10000] [--plots docs/img]`
+//! `cargo run --release -p tessera-bench -- resources [--quick] [--sections ...]`
 //!
 //! Every Tessera figure is printed next to the raw limit it is measured against (raw
 //! `fdatasync`, raw ed25519), as a ratio computed within the same run; the table shows
@@ -16,6 +17,7 @@ mod compare;
 mod log_bench;
 mod machine;
 mod node_bench;
+mod resources_bench;
 mod stats;
 mod sync_bench;
 mod workload;
@@ -55,6 +57,9 @@ enum Command {
     /// Tessera and automerge-repo on the same job: N attendee documents created on one
     /// node, through a relay on loopback, to a fresh node (needs Node.js and npm).
     Compare(compare::CompareArgs),
+    /// Cold start and peak RSS of `tessera` and `tessera-relay`; a relay holding 1,000
+    /// live connections: memory per connection, latency of a small sync.
+    Resources(resources_bench::ResourcesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -154,6 +159,7 @@ fn main() -> Result<()> {
         Command::Workload(args) => workload_cmd(args),
         Command::Sync(args) => sync_bench::run(&args),
         Command::Compare(args) => compare::run(&args),
+        Command::Resources(args) => resources_bench::run(&args),
     }
 }
 

@@ -781,7 +781,7 @@ fn phases(cfg: &Config, w: &Workload, m: &mut Metrics) -> Result<()> {
 // ---------------------------------------------------------------------------------
 // open: Node::open up to date, after a materializer rebuild, after a full rebuild
 
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+pub(crate) fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     fs::create_dir_all(to)?;
     for entry in fs::read_dir(from)? {
         let entry = entry?;

@@ -1,0 +1,196 @@
+//! A relay holding many live sessions at once keeps serving: 200 certified devices
+//! stay connected while hub A's new envelopes reach hub B (and every idle session)
+//! through it, and a session beyond `--sessions-max` is refused without harm to the
+//! others. Loopback only; bounded in count and time; nothing about speed is asserted
+//! (`tessera-bench resources` measures it with 1,000 sessions).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tessera_log::testkit::TestNetwork;
+use tessera_log::{
+    DeviceCertificate, DeviceKey, DeviceRole, LogEntry, PartnerKey, SecretKey, TrustStatement,
+};
+use tessera_net::driver::{run_session, RunOptions, Stored, SyncStore};
+use tessera_net::{Endpoint, Identity};
+use tessera_relay::{Cli, Command, Relay, ServeArgs};
+use tessera_store::{trust_file, Policy, Store};
+use tessera_sync::{Event, SessionConfig};
+use tokio::sync::{broadcast, watch};
+
+const IDLE: usize = 200;
+const SMALL_SYNCS: u64 = 5;
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A relay data directory made with the relay's own commands (`init`, `import`).
+fn relay_dir(net: &TestNetwork, dir: &Path) -> std::path::PathBuf {
+    let data = dir.join("relay");
+    let init = Command::Init { network: net.network.0.to_hex(), name: "relay".into() };
+    tessera_relay::run(Cli { data: data.clone(), command: init }).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("relay.json")).unwrap()).unwrap();
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(config["device"].as_str().unwrap(), &mut key).unwrap();
+    let cert = net.sign_as_partner(
+        0,
+        TrustStatement::Device(DeviceCertificate {
+            partner: PartnerKey(net.partner_keys[0].public()),
+            device: DeviceKey::from_bytes(key).unwrap(),
+            role: DeviceRole::Relay,
+            site: "Relay Prova".into(),
+        }),
+    );
+    let mut entries: Vec<_> = net.entries.iter().collect();
+    entries.push(&cert);
+    let trust_path = dir.join("relay.trust");
+    trust_file::write(&trust_path, &net.network, &entries).unwrap();
+    tessera_relay::run(Cli { data: data.clone(), command: Command::Import { file: trust_path } }).unwrap();
+    data
+}
+
+fn store(net: &TestNetwork, dir: &Path) -> Store {
+    let (mut store, _) = Store::open(dir, Some(net.network)).unwrap();
+    let certs: Vec<LogEntry> = net.entries.iter().cloned().map(LogEntry::Trust).collect();
+    store.ingest(&certs, Policy::AllOrNothing).unwrap();
+    store
+}
+
+fn endpoint(net: &TestNetwork, device: usize) -> Endpoint {
+    let chain = net.trust().chain_of(&net.devices[device].id).into_iter().cloned().collect();
+    let key = SecretKey::from_seed(net.devices[device].key.to_seed());
+    Endpoint::bind("127.0.0.1:0".parse().unwrap(), Identity { network: net.network, key, chain }).unwrap()
+}
+
+#[derive(Default)]
+struct Counts {
+    live: AtomicUsize,
+    ended: AtomicUsize,
+}
+
+/// A live session of `device` with the relay, counted in `counts`.
+fn live_session<S: SyncStore>(
+    net: &TestNetwork,
+    device: usize,
+    relay: SocketAddr,
+    store: Arc<Mutex<S>>,
+    fanout: broadcast::Sender<Stored>,
+    stop: watch::Receiver<bool>,
+    counts: Arc<Counts>,
+) -> (Endpoint, tokio::task::JoinHandle<()>) {
+    let endpoint = endpoint(net, device);
+    let config = SessionConfig::new(net.network, net.devices[device].id);
+    let ep = endpoint.clone();
+    let task = tokio::spawn(async move {
+        let trust = store.lock().unwrap().trust();
+        if let Ok(channel) = ep.connect(relay, &trust).await {
+            let live = counts.clone();
+            let options = RunOptions { stop_when_caught_up: false, id: 1 };
+            let _ = run_session(channel, store, config, fanout, stop, options, move |_, event| {
+                if matches!(event, Event::Live) {
+                    live.live.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .await;
+        }
+        counts.ended.fetch_add(1, Ordering::Relaxed);
+    });
+    (endpoint, task)
+}
+
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    tokio::time::timeout(WAIT, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what}: not within {WAIT:?}"));
+}
+
+#[test]
+fn relay_with_200_live_sessions_keeps_serving_small_syncs() {
+    let dir = tempfile::tempdir().unwrap();
+    // Devices 0 and 1 are hubs A and B, 2..202 the idle sessions, 202 the one too many.
+    let mut net = TestNetwork::new(21, 4, (IDLE + 3).div_ceil(4));
+    let data = relay_dir(&net, dir.path());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let args = ServeArgs {
+            listen: "127.0.0.1:0".into(),
+            metrics: "127.0.0.1:0".into(),
+            sessions_max: IDLE + 2,
+            device_rate_max: 500,
+            partner_quota_bytes: 1 << 30,
+        };
+        let relay = Relay::start(&data, args).await.unwrap();
+        let (stop_tx, stop) = watch::channel(false);
+        let probes = Arc::new(Counts::default());
+        let a = Arc::new(Mutex::new(store(&net, &dir.path().join("a"))));
+        let b = Arc::new(Mutex::new(store(&net, &dir.path().join("b"))));
+        let (a_fanout, _) = broadcast::channel(64);
+        let mut endpoints = Vec::new();
+        let mut tasks = Vec::new();
+        for (device, hub, fanout) in [(0, &a, a_fanout.clone()), (1, &b, broadcast::channel(64).0)] {
+            let (ep, task) =
+                live_session(&net, device, relay.addr, hub.clone(), fanout, stop.clone(), probes.clone());
+            endpoints.push(ep);
+            tasks.push(task);
+        }
+        let idle_store = Arc::new(Mutex::new(store(&net, &dir.path().join("idle"))));
+        let idle = Arc::new(Counts::default());
+        for device in 2..2 + IDLE {
+            let (ep, task) = live_session(
+                &net,
+                device,
+                relay.addr,
+                idle_store.clone(),
+                broadcast::channel(64).0,
+                stop.clone(),
+                idle.clone(),
+            );
+            endpoints.push(ep);
+            tasks.push(task);
+        }
+        until("every session live", || {
+            probes.live.load(Ordering::Relaxed) == 2 && idle.live.load(Ordering::Relaxed) == IDLE
+        })
+        .await;
+
+        // One session too many: refused, and nobody else is disturbed.
+        let extra = endpoint(&net, 2 + IDLE);
+        let trust = net.trust();
+        assert!(extra.connect(relay.addr, &trust).await.is_err(), "a session beyond the cap was accepted");
+
+        // Small syncs: each new envelope of A reaches B, one at a time.
+        let a_device = net.devices[0].id;
+        let network = net.network;
+        for n in 0..SMALL_SYNCS {
+            let env = net.devices[0].next_simple(&network, n, 200);
+            let entries = vec![LogEntry::Envelope(env)];
+            a.lock().unwrap().ingest(&entries, Policy::AllOrNothing).unwrap();
+            a_fanout.send(Stored { by: 0, entries: Arc::new(entries) }).unwrap();
+            until("the small sync reaching B", || {
+                b.lock().unwrap().heads().get(&a_device).is_some_and(|h| h.seq.0 == n + 1)
+            })
+            .await;
+        }
+        // Every idle session was pushed the envelopes too (the shared store has them).
+        until("the idle sessions catching up", || {
+            idle_store.lock().unwrap().heads().get(&a_device).is_some_and(|h| h.seq.0 == SMALL_SYNCS)
+        })
+        .await;
+        assert_eq!(probes.ended.load(Ordering::Relaxed) + idle.ended.load(Ordering::Relaxed), 0);
+
+        let _ = stop_tx.send(true);
+        for task in tasks {
+            tokio::time::timeout(WAIT, task).await.expect("a session did not stop").unwrap();
+        }
+        for ep in &endpoints {
+            ep.close();
+        }
+        relay.shutdown().await.unwrap();
+    });
+}
