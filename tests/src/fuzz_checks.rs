@@ -204,7 +204,8 @@ pub fn key_file(data: &[u8]) {
 /// A `tessera_sync::Session` that accepted a valid Hello, then gets hostile messages.
 ///
 /// Input: one flags byte (bit 0: the store refuses every batch; bit 1: time jumps
-/// past the timeouts between messages), then messages, each a `u16` length and
+/// past the timeouts between messages; bit 2: the first message replaces the valid
+/// Hello, so hostile Hellos are fuzzed too), then messages, each a `u16` length and
 /// its bytes (the last one takes whatever is left). The session must never panic;
 /// an `Err` leaves it closed; everything it sends decodes; it holds at most the batches
 /// it announced; `poll_transmit` stops.
@@ -212,12 +213,15 @@ pub fn sync_session(data: &[u8]) {
     let fx = fixture();
     let (flags, mut rest) = data.split_first().map(|(f, r)| (*f, r)).unwrap_or((0, &[]));
     let refuse = flags & 1 != 0;
+    let hostile_hello = flags & 4 != 0;
     let jump = if flags & 2 != 0 { Duration::from_secs(11) } else { Duration::from_millis(1) };
     let mut session = Session::new(SessionConfig::new(fx.net.network, fx.net.devices[0].id), Duration::ZERO);
     let mut now = Duration::ZERO;
     pump(&mut session, now, &fx.local, refuse);
-    session.handle_message(now, &fx.peer_hello).expect("a valid Hello is accepted");
-    pump(&mut session, now, &fx.local, refuse);
+    if !hostile_hello {
+        session.handle_message(now, &fx.peer_hello).expect("a valid Hello is accepted");
+        pump(&mut session, now, &fx.local, refuse);
+    }
     while !rest.is_empty() && !session.is_closed() {
         let message = match rest.split_first_chunk::<2>() {
             Some((len, after)) if usize::from(u16::from_le_bytes(*len)) <= after.len() => {

@@ -133,6 +133,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         session(1, &[&peer_batch, &caught_up]),
         session(2, &[&ping, &ping]),
         session(0, &[&Message::close(CloseCode::Done, "bye")]),
+        session(4, &[&Message::decode(&fx.peer_hello).expect("hello"), &peer_batch, &caught_up]),
     ];
 
     vec![

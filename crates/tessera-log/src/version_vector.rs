@@ -67,9 +67,10 @@ impl VersionVector {
         self.heads.is_empty()
     }
 
-    /// Total number of envelopes the vector covers.
+    /// Total number of envelopes the vector covers (saturating: a decoded vector may
+    /// claim seqs near `u64::MAX`).
     pub fn total_envelopes(&self) -> u64 {
-        self.heads.values().map(|h| h.seq.0).sum()
+        self.heads.values().fold(0u64, |n, h| n.saturating_add(h.seq.0))
     }
 
     /// The envelopes `self` holds that `other` lacks, per author in seq order.
@@ -171,6 +172,18 @@ mod tests {
 
     fn id(n: u8) -> EnvelopeId {
         EnvelopeId::from_bytes([n; 32])
+    }
+
+    /// Found by the `version_vector` fuzz target: two heads at seq near u64::MAX
+    /// (bytes from a peer or a bundle) made the sum overflow.
+    #[test]
+    fn total_envelopes_saturates_on_decoded_vectors() {
+        let net = TestNetwork::new(1, 1, 2);
+        let mut vv = VersionVector::new();
+        vv.advance(net.devices[0].id, Head { seq: Seq(u64::MAX), id: id(1) });
+        vv.advance(net.devices[1].id, Head { seq: Seq(u64::MAX - 1), id: id(2) });
+        let decoded = VersionVector::decode(&vv.encode()).unwrap();
+        assert_eq!(decoded.total_envelopes(), u64::MAX);
     }
 
     #[test]

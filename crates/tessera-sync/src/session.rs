@@ -788,7 +788,9 @@ impl Session {
             let target = self.out.targets.entry(range.author).or_insert(range.last);
             *target = (*target).max(range.last);
         }
-        let envelopes_to_receive = pending.heads.missing_from(heads).iter().map(|range| range.len()).sum();
+        // The peer's heads are untrusted: seqs near u64::MAX must not overflow the count.
+        let envelopes_to_receive =
+            pending.heads.missing_from(heads).iter().fold(0u64, |n, range| n.saturating_add(range.len()));
         self.stats.envelopes_to_send = envelopes_to_send;
         self.stats.envelopes_to_receive = envelopes_to_receive;
         self.stats.round_trips_to_difference = Some(1);
@@ -1042,4 +1044,62 @@ fn fork_in(
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod hostile_hello_tests {
+    use super::*;
+    use crate::error::LocalLogError;
+    use crate::message::Hello;
+    use tessera_log::testkit::TestNetwork;
+    use tessera_log::{Envelope, Head, TrustEntry, TrustState};
+
+    struct Empty(VersionVector, TrustState);
+    impl LocalLog for Empty {
+        fn heads(&self) -> &VersionVector {
+            &self.0
+        }
+        fn trust(&self) -> &TrustState {
+            &self.1
+        }
+        fn envelope(&self, _: &DeviceKey, _: Seq) -> Result<Option<Envelope>, LocalLogError> {
+            Ok(None)
+        }
+    }
+
+    /// Found by the `sync_session` fuzz target's Hello mode: two authors at seq
+    /// u64::MAX made the count of envelopes to receive overflow (a panic with
+    /// overflow checks, a wrong count without).
+    #[test]
+    fn heads_near_u64_max_saturate_the_count_to_receive() {
+        let net = TestNetwork::new(3, 1, 3);
+        let log = Empty(VersionVector::new(), net.trust());
+        let mut heads = VersionVector::new();
+        for device in &net.devices[1..] {
+            heads.advance(device.id, Head { seq: Seq(u64::MAX), id: EnvelopeId::from_bytes([1; 32]) });
+        }
+        let hello = Message::Hello(Hello {
+            network: net.network,
+            device: net.devices[1].id,
+            batches_in_flight_max: 4,
+            entries_per_batch_max: 16,
+            heads,
+            trust_ids: net
+                .entries
+                .iter()
+                .map(TrustEntry::id)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+        });
+        let mut session = Session::new(SessionConfig::new(net.network, net.devices[0].id), Duration::ZERO);
+        while session.poll_transmit(Duration::ZERO, &log).is_some() {}
+        session.handle_message(Duration::ZERO, &hello.encode()).unwrap();
+        while session.poll_transmit(Duration::ZERO, &log).is_some() {}
+        let known = std::iter::from_fn(|| session.poll_event()).find_map(|e| match e {
+            Event::DifferenceKnown { envelopes_to_receive, .. } => Some(envelopes_to_receive),
+            _ => None,
+        });
+        assert_eq!(known, Some(u64::MAX));
+    }
 }
