@@ -406,12 +406,16 @@ impl Cluster {
 
         // A daemon still alive has had the write's time and a bit more to push it
         // live: once it says it is listening, it must stop cleanly on SIGTERM.
-        let terminated = daemon && sync.child.try_wait().unwrap().is_none();
-        if terminated {
+        // (`try_wait` reaps: a daemon seen dead is never signalled.)
+        let mut terminated = false;
+        if daemon && sync.child.try_wait().unwrap().is_none() {
             sync.wait_for(LISTENING_MARKER);
             std::thread::sleep(linger + SIGTERM_AFTER_LISTENING);
-            let pid = sync.child.id().to_string();
-            assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+            if sync.child.try_wait().unwrap().is_none() {
+                let pid = sync.child.id().to_string();
+                assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+                terminated = true;
+            }
         }
         let (status, out, err) = sync.finish(seed, cycle);
         if status.signal() == Some(SIGKILL) {
@@ -422,6 +426,8 @@ impl Cluster {
                 "seed {seed} cycle {cycle}: the daemon on hub {syncer} did not stop cleanly ({status}):\n{out}\n{err}"
             );
             tally.daemons_stopped += 1;
+        } else if daemon && victim != Victim::Relay {
+            panic!("seed {seed} cycle {cycle}: the daemon on hub {syncer} ended by itself ({status}):\n{out}\n{err}");
         } else if status.success() {
             assert!(sync_counts(&out).is_some(), "seed {seed} cycle {cycle}: sync output:\n{out}");
             tally.syncs_ok += 1;
