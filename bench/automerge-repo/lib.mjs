@@ -29,9 +29,9 @@ export function emit(result) {
   process.stdout.write(`RESULT ${JSON.stringify(result)}\n`)
 }
 
-/** Progress for the orchestrator, on stderr: `PROGRESS <done>`. */
-export function progress(done) {
-  process.stderr.write(`PROGRESS ${done}\n`)
+/** Progress for the orchestrator, on stderr: `PROGRESS <done> [phase]`. */
+export function progress(done, phase = "") {
+  process.stderr.write(`PROGRESS ${done} ${phase}\n`)
 }
 
 /**

@@ -38,13 +38,14 @@ function runScript(script, scriptArgs, hardCapMs) {
     const child = spawn(process.execPath, [join(here, script), ...scriptArgs], { stdio: ["ignore", "pipe", "pipe"] })
     let out = ""
     let lastProgress = 0
+    let lastPhase = ""
     let errTail = ""
     let killed = false
     child.stdout.on("data", d => (out += d))
     child.stderr.on("data", d => {
       for (const line of String(d).split("\n")) {
-        const m = /^PROGRESS (\d+)/.exec(line)
-        if (m) lastProgress = Number(m[1])
+        const m = /^PROGRESS (\d+) ?(\w*)/.exec(line)
+        if (m) [lastProgress, lastPhase] = [Number(m[1]), m[2]]
         else if (line.trim()) errTail = (errTail + line + "\n").slice(-2000)
       }
     })
@@ -55,7 +56,7 @@ function runScript(script, scriptArgs, hardCapMs) {
     child.on("close", code => {
       clearTimeout(timer)
       const line = out.split("\n").find(l => l.startsWith("RESULT "))
-      resolve({ result: line ? JSON.parse(line.slice(7)) : null, lastProgress, code, killed, errTail })
+      resolve({ result: line ? JSON.parse(line.slice(7)) : null, lastProgress, lastPhase, code, killed, errTail })
     })
   })
 }
@@ -97,11 +98,18 @@ try {
   out.n = n
   out.push = { ...diff(before, after), server_documents: after.documents, server_rss: after.rss }
   if (w.result) {
+    out.create = { secs: w.result.create_secs, done: w.result.created, finished: w.result.create_finished }
     out.create_secs = w.result.create_secs
     out.push.secs = w.result.push_secs
     out.push.done = w.result.pushed
     out.push.finished = w.result.push_finished
+  } else if (w.lastPhase === "create") {
+    out.create = { secs: hardCap / 1e3, done: w.lastProgress, finished: false }
+    out.push.finished = false
+    out.push.done = 0
+    out.push.error = "not started: the writer was still creating documents"
   } else {
+    out.create = { finished: true }
     out.push.finished = false
     out.push.done = w.lastProgress
     out.push.error = w.killed ? "the writer stopped answering and was killed at the hard cap" : `writer exited ${w.code}: ${w.errTail}`

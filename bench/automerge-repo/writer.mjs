@@ -25,15 +25,20 @@ const repo = new Repo({ storage: new NodeFSStorageAdapter(args.dir), network: []
 let t = performance.now()
 const handles = []
 for (const record of records) {
+  if (handles.length % 100 === 0) {
+    progress(handles.length, "create")
+    if (performance.now() - t > capMs) break
+  }
   handles.push(repo.create(record))
-  result.created += 1
 }
 await repo.flush()
+result.created = handles.length
 result.create_secs = (performance.now() - t) / 1e3
+result.create_finished = handles.length === n
 writeFileSync(args["ids-out"], JSON.stringify(handles.map((h, i) => ({ url: h.url, given_name: records[i].given_name }))))
 
-// Phase 2: connect to the sync server and wait until it holds every document at the
-// writer's heads (asked over the server's HTTP side, in chunks, pending ones only).
+// Phase 2: connect to the sync server and wait until it holds every document created
+// (all N unless creation hit the cap) at the writer's heads (asked over the server's HTTP side, in chunks, pending ones only).
 t = performance.now()
 repo.networkSubsystem.addNetworkAdapter(new WebSocketClientAdapter(args.url))
 const have = new URL(args.url.replace(/^ws/, "http"))
@@ -50,7 +55,7 @@ const done = await waitUntil(
       for (const h of chunk) if (!held.has(h.documentId)) still.push(h)
     }
     pending = still
-    result.pushed = n - pending.length
+    result.pushed = handles.length - pending.length
     if (Date.now() - lastReport > 1000) {
       progress(result.pushed)
       lastReport = Date.now()
@@ -61,7 +66,7 @@ const done = await waitUntil(
   250,
 )
 result.push_secs = (performance.now() - t) / 1e3
-result.push_finished = done
+result.push_finished = done && handles.length === n
 progress(result.pushed)
 emit(result)
 process.exit(0)

@@ -335,15 +335,8 @@ fn automerge_repo_one(
     }
     let status = child.wait()?;
     let v = result.ok_or_else(|| anyhow!("the automerge-repo run printed no result ({status})"))?;
-    let n = recs.len() as u64;
-    let create_secs = v["create_secs"].as_f64().unwrap_or(f64::NAN);
     let run = SystemRun {
-        create: Phase {
-            secs: create_secs,
-            done: if create_secs.is_finite() { n } else { 0 },
-            finished: create_secs.is_finite(),
-            ..Phase::default()
-        },
+        create: phase_of(&v["create"], cap),
         push: phase_of(&v["push"], cap),
         pull: if v["pull"].is_object() {
             phase_of(&v["pull"], cap)
