@@ -411,6 +411,7 @@ fn spawn_live<S: SyncStore>(
         };
         let trust = lock(&store).trust();
         let channel = endpoint.connect(relay, &trust).await;
+        drop(trust);
         let result = match channel {
             Ok(channel) => {
                 let live = counts.clone();
