@@ -61,8 +61,16 @@ function runScript(script, scriptArgs, hardCapMs) {
   })
 }
 
+const zero = { bytes_in: 0, bytes_out: 0, messages_in: 0, messages_out: 0, connections: 0, documents: 0, rss: 0 }
+let lastStats = zero
+/** The server's counters; its last known ones if it died (reported as `server_exit`). */
 async function stats(base) {
-  return (await fetch(`${base}/stats`)).json()
+  try {
+    lastStats = await (await fetch(`${base}/stats`)).json()
+  } catch {
+    // the server is gone: keep the last counters
+  }
+  return lastStats
 }
 const diff = (a, b) => ({
   bytes: b.bytes_in + b.bytes_out - a.bytes_in - a.bytes_out,
@@ -73,8 +81,12 @@ const diff = (a, b) => ({
 })
 
 const server = spawn(process.execPath, [join(here, "server.mjs"), "--dir", join(work, "server")], {
-  stdio: ["ignore", "pipe", "inherit"],
+  stdio: ["ignore", "pipe", "pipe"],
 })
+let serverExit = null
+let serverErr = ""
+server.stderr.on("data", d => (serverErr = (serverErr + d).slice(-1500)))
+server.on("exit", code => (serverExit = `the sync server exited (${code}): ${serverErr.trim().split("\n").slice(0, 6).join(" | ")}`))
 const port = await new Promise((resolve, reject) => {
   let buf = ""
   server.stdout.on("data", d => {
@@ -115,11 +127,11 @@ try {
     out.push.error = w.killed ? "the writer stopped answering and was killed at the hard cap" : `writer exited ${w.code}: ${w.errTail}`
   }
   // The server writes what it holds to its storage (its saves are throttled).
-  const f = await (await fetch(`${base}/flush`, { method: "POST" })).json()
-  out.push.server_flush_secs = f.secs
+  if (serverExit) out.server_exit = serverExit
+  else out.push.server_flush_secs = (await (await fetch(`${base}/flush`, { method: "POST" })).json()).secs
   log(`push: ${out.push.finished ? "finished" : `did not finish (${out.push.done} of ${n})`} in ${out.push.secs?.toFixed(2)} s, ${out.push.bytes} B, ${out.push.connections} connection(s)`)
 
-  if (out.push.done > 0) {
+  if (out.push.done > 0 && !serverExit) {
     before = await stats(base)
     const r = await runScript("reader.mjs", ["--url", url, "--dir", join(work, "reader"), "--ids", ids, "--concurrency", String(concurrency), "--cap-secs", String(capSecs)], (capSecs + 120) * 1000)
     after = await stats(base)
@@ -138,6 +150,7 @@ try {
     }
     log(`pull: ${out.pull.finished ? "finished" : `did not finish (${out.pull.done} of ${n})`} in ${out.pull.secs?.toFixed(2)} s, ${out.pull.bytes} B, ${out.pull.connections} connection(s)`)
   }
+  if (serverExit) out.server_exit = serverExit
 } finally {
   server.kill("SIGTERM")
   if (!args.keep) {

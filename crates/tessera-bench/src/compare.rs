@@ -337,7 +337,14 @@ fn automerge_repo_one(
     let v = result.ok_or_else(|| anyhow!("the automerge-repo run printed no result ({status})"))?;
     let run = SystemRun {
         create: phase_of(&v["create"], cap),
-        push: phase_of(&v["push"], cap),
+        push: Phase {
+            note: format!(
+                "{}{}",
+                phase_of(&v["push"], cap).note,
+                v["server_exit"].as_str().map(|e| format!("; {e}")).unwrap_or_default()
+            ),
+            ..phase_of(&v["push"], cap)
+        },
         pull: if v["pull"].is_object() {
             phase_of(&v["pull"], cap)
         } else {
@@ -524,7 +531,17 @@ pub fn run(args: &CompareArgs) -> Result<()> {
                 let dir = work.join(format!("automerge-repo-{n}"));
                 let am = automerge_repo_one(scripts, &dir, &recs, cap, args.concurrency);
                 let _ = fs::remove_dir_all(&dir);
-                Some(am?)
+                Some(am.unwrap_or_else(|e| {
+                    eprintln!("  automerge-repo: no result: {e:#}");
+                    let failed =
+                        Phase { secs: cap.as_secs_f64(), note: format!("{e:#}"), ..Phase::default() };
+                    SystemRun {
+                        create: failed.clone(),
+                        push: failed.clone(),
+                        pull: failed,
+                        extra: Value::Null,
+                    }
+                }))
             }
             None => None,
         };
