@@ -33,6 +33,8 @@ def draw(rows, column, ylabel, title, out):
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for system, points in rows.items():
         label, color, marker = STYLE.get(system, (system, "gray", "^"))
+        # Nothing to draw on a log scale for a phase that moved no byte.
+        points = [p for p in points if p[column] > 0]
         xs = [p[0] for p in points]
         ys = [p[column] for p in points]
         ax.plot(xs, ys, color=color, marker=marker, label=label)
@@ -40,7 +42,7 @@ def draw(rows, column, ylabel, title, out):
             if not done:
                 ax.plot([n], [y], marker=marker, markersize=12, markerfacecolor="white", color=color)
                 ax.annotate(f"did not finish\n(pushed {pushed}, loaded {pulled} of {n})",
-                            (n, y), textcoords="offset points", xytext=(-10, 10), ha="right",
+                            (n, y), textcoords="offset points", xytext=(-14, -26), ha="right",
                             fontsize=8, color=color)
             else:
                 text = f"{y:.2f} s" if column == 1 else f"{y / 1e6:.1f} MB"
