@@ -47,10 +47,11 @@ const CATCH_UP_RECORDS_MAX: usize = 2048;
 const JOBS_MAX: usize = 4;
 /// Documents the worker keeps in memory. Past this, after a write, the least recently
 /// used are dropped (down to three quarters). An in-memory record document takes tens
-/// of KB: 8,192 cached documents doubled the peak RSS of a full sync (+520 MB).
-const CACHE_DOCS_MAX: usize = 2048;
+/// of KB: in a full sync, 8,192 cached documents added 520 MB to the peak RSS, 2,048
+/// added 230 MB.
+const CACHE_DOCS_MAX: usize = 1024;
 /// Changed documents the worker holds before writing them to sled.
-const DIRTY_DOCS_MAX: usize = 1024;
+const DIRTY_DOCS_MAX: usize = 512;
 /// The worker writes its changed documents after this long without a job.
 const IDLE_WRITE_AFTER: Duration = Duration::from_millis(200);
 
