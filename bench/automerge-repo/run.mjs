@@ -128,10 +128,17 @@ try {
   }
   // The server writes what it holds to its storage (its saves are throttled).
   if (serverExit) out.server_exit = serverExit
-  else out.push.server_flush_secs = (await (await fetch(`${base}/flush`, { method: "POST" })).json()).secs
+  else {
+    try {
+      out.push.server_flush_secs = (await (await fetch(`${base}/flush`, { method: "POST" })).json()).secs
+    } catch (e) {
+      await new Promise(r => setTimeout(r, 500)) // let the exit event and stderr arrive
+      out.server_exit = serverExit ?? `the sync server did not answer /flush: ${e.cause?.code ?? e.message}`
+    }
+  }
   log(`push: ${out.push.finished ? "finished" : `did not finish (${out.push.done} of ${n})`} in ${out.push.secs?.toFixed(2)} s, ${out.push.bytes} B, ${out.push.connections} connection(s)`)
 
-  if (out.push.done > 0 && !serverExit) {
+  if (out.push.done > 0 && !out.server_exit) {
     before = await stats(base)
     const r = await runScript("reader.mjs", ["--url", url, "--dir", join(work, "reader"), "--ids", ids, "--concurrency", String(concurrency), "--cap-secs", String(capSecs)], (capSecs + 120) * 1000)
     after = await stats(base)
