@@ -14,6 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::chain::{check_link, Head, Placement};
 use crate::entry::LogEntry;
+use crate::envelope::Envelope;
 use crate::error::VerifyError;
 use crate::ids::{DeviceKey, EnvelopeId, Seq};
 use crate::trust::{Added, TrustState};
@@ -27,6 +28,25 @@ pub struct Fork {
     pub held: EnvelopeId,
     /// The other envelope at `seq` (or the `prev` of an envelope that follows it).
     pub other: EnvelopeId,
+}
+
+/// Where two histories of `author` part, as far as one envelope of the other history
+/// (`other`, at `seq`, where this log holds `held`) tells: at `seq - 1` when its `prev`
+/// differs from the envelope held there, else at `seq`. The same pair of envelopes
+/// gives the same answer whichever of the two histories a log follows, so logs that
+/// exchanged the same evidence agree on where each fork starts.
+pub fn fork_point(
+    author: DeviceKey,
+    seq: Seq,
+    held: EnvelopeId,
+    other: &Envelope,
+    held_at: impl Fn(Seq) -> Option<EnvelopeId>,
+) -> Fork {
+    let before = seq.0.checked_sub(1).filter(|s| *s > 0).map(Seq);
+    match before.and_then(|b| held_at(b).map(|h| (b, h))) {
+        Some((b, h)) if h != other.prev() => Fork { author, seq: b, held: h, other: other.prev() },
+        _ => Fork { author, seq, held, other: other.id() },
+    }
 }
 
 /// The committed state of a log, as admission needs it.
@@ -75,6 +95,19 @@ pub enum Admission {
 /// staging is then unchanged for envelopes, and for trust entries too (a refused
 /// trust entry adds nothing).
 pub fn admit(view: &dyn LogView, staging: &mut Staging, entry: &LogEntry) -> Result<Admission, VerifyError> {
+    admit_with(view, staging, entry, &|trust, envelope| trust.verify_envelope_signature(envelope))
+}
+
+/// [`admit`] with the signature and body check supplied by the caller: the simulator
+/// remembers envelopes whose exact bytes already verified, since thousands of
+/// simulated stores verify the same envelopes. `verify` must answer exactly what
+/// [`TrustState::verify_envelope_signature`] answers.
+pub fn admit_with(
+    view: &dyn LogView,
+    staging: &mut Staging,
+    entry: &LogEntry,
+    verify: &dyn Fn(&TrustState, &Envelope) -> Result<(), VerifyError>,
+) -> Result<Admission, VerifyError> {
     match entry {
         LogEntry::Trust(trust_entry) => {
             let trust = staging.trust.get_or_insert_with(|| view.trust().clone());
@@ -90,7 +123,7 @@ pub fn admit(view: &dyn LogView, staging: &mut Staging, entry: &LogEntry) -> Res
             trust.authorize(&author, seq)?;
             // The signature is checked before the chain, so that anything kept as fork
             // evidence is known to be signed by its author.
-            trust.verify_envelope_signature(env)?;
+            verify(trust, env)?;
             let head = staging.heads.get(&author).copied().or_else(|| view.head(&author));
             let held_at = |seq: Seq| -> Option<EnvelopeId> {
                 staging.chain_ids.get(&(author, seq)).copied().or_else(|| view.chain_id(&author, seq))
@@ -103,7 +136,7 @@ pub fn admit(view: &dyn LogView, staging: &mut Staging, entry: &LogEntry) -> Res
                 }
                 Ok(Placement::AtOrBelowHead) => match held_at(seq) {
                     Some(held) if held == env.id() => return Ok(Admission::Duplicate),
-                    Some(held) => Fork { author, seq, held, other: env.id() },
+                    Some(held) => fork_point(author, seq, held, env, held_at),
                     None => return Err(VerifyError::SeqGap { device: author, expected: seq, got: seq }),
                 },
                 Err(VerifyError::WrongPrev { prev_seq, .. }) => {

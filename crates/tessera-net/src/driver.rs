@@ -51,6 +51,12 @@ impl LocalLog for StoreLog<'_> {
     fn envelope(&self, author: &DeviceKey, seq: Seq) -> Result<Option<Envelope>, LocalLogError> {
         self.0.get(author, seq).map_err(|e| LocalLogError { reason: e.to_string() })
     }
+    fn forks_known(&self) -> usize {
+        self.0.forks().len()
+    }
+    fn fork_evidence(&self) -> Result<Vec<Envelope>, LocalLogError> {
+        self.0.fork_evidence().map_err(|e| LocalLogError { reason: e.to_string() })
+    }
 }
 
 /// Stores a batch in `store` for a session: the entries written, or why not.

@@ -17,8 +17,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use tessera_log::{
-    admit, Admission, DeviceKey, DocId, Envelope, EnvelopeId, Head, LogEntry, LogView, NetworkId, NewChange,
-    SecretKey, Seq, Staging, Timestamp, TrustEntry, TrustState, VerifyError, VersionVector,
+    admit, fork_point, Admission, DeviceKey, DocId, Envelope, EnvelopeId, Head, LogEntry, LogView, NetworkId,
+    NewChange, SecretKey, Seq, Staging, Timestamp, TrustEntry, TrustState, VerifyError, VersionVector,
 };
 
 use crate::derived::{self, LAYOUT_VERSION};
@@ -308,12 +308,12 @@ impl Store {
     /// The fork an evidence envelope proves, given the chain held.
     fn fork_of(&self, env: &Envelope) -> Option<Fork> {
         let author = env.author();
-        let held_here = self.chain_id(&author, env.seq()).ok().flatten();
-        match held_here {
-            Some(held) if held != env.id() => Some(Fork { author, seq: env.seq(), held, other: env.id() }),
+        let held_at = |seq: Seq| self.chain_id(&author, seq).ok().flatten();
+        match held_at(env.seq()) {
+            Some(held) if held != env.id() => Some(fork_point(author, env.seq(), held, env, held_at)),
             _ => {
                 let prev_seq = Seq(env.seq().0.checked_sub(1)?);
-                let held = self.chain_id(&author, prev_seq).ok().flatten()?;
+                let held = held_at(prev_seq)?;
                 (held != env.prev()).then_some(Fork { author, seq: prev_seq, held, other: env.prev() })
             }
         }
@@ -599,6 +599,18 @@ impl Store {
 
     /// Whether `envelope` is the one this store follows at its (author, seq), as
     /// opposed to fork evidence.
+    /// The envelopes kept as fork evidence (see [`Fork`]), in key order.
+    pub fn fork_evidence(&self) -> Result<Vec<Envelope>, StoreError> {
+        let mut out = Vec::new();
+        for (_, value) in self.rows_with_prefix(&[derived::FORK])? {
+            let Some(at) = derived::decode_location(&value) else { continue };
+            if let LogEntry::Envelope(env) = self.read_entry(at)? {
+                out.push(env);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn is_in_chain(&self, envelope: &Envelope) -> Result<bool, StoreError> {
         Ok(self.chain_id(&envelope.author(), envelope.seq())? == Some(envelope.id()))
     }

@@ -22,6 +22,19 @@ pub trait LocalLog {
     /// evidence), or `None` when not held.
     fn envelope(&self, author: &DeviceKey, seq: Seq) -> Result<Option<Envelope>, LocalLogError>;
 
+    /// The envelopes this log keeps as fork evidence (signed by an author at a seq where
+    /// the chain followed here holds another one). Sessions pass them on, so that every
+    /// node learns of every fork. A log that keeps no evidence returns none.
+    fn fork_evidence(&self) -> Result<Vec<Envelope>, LocalLogError> {
+        Ok(Vec::new())
+    }
+
+    /// How many forks this log knows of (cheap: sessions poll it to pass on forks
+    /// learnt while they run).
+    fn forks_known(&self) -> usize {
+        0
+    }
+
     /// The id of that envelope. Override when the id is cheaper to find than the
     /// envelope (an index row instead of a log read).
     fn envelope_id(&self, author: &DeviceKey, seq: Seq) -> Result<Option<EnvelopeId>, LocalLogError> {

@@ -20,14 +20,16 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
-use tessera_log::{DeviceKey, EnvelopeId, Head, LogEntry, NetworkId, Seq, TrustEntryId, VersionVector};
+use tessera_log::{
+    DeviceKey, Envelope, EnvelopeId, Head, LogEntry, NetworkId, Seq, TrustEntryId, VersionVector,
+};
 
 use crate::error::{CloseReason, IngestFailure, LocalLogError, ProtocolViolation, SessionError};
 use crate::limits::{
     BATCHES_IN_FLIGHT_MAX, DEFAULT_BATCHES_IN_FLIGHT, DEFAULT_BATCH_BYTES_TARGET, DEFAULT_ENTRIES_PER_BATCH,
     DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEP_ALIVE_INTERVAL, ENTRIES_HEADER_BYTES, ENTRIES_PER_BATCH_MAX,
-    HELLO_TRUST_IDS_MAX, MESSAGE_BYTES_MAX, PEER_AUTHORS_MAX, PEER_TRUST_IDS_MAX, PENDING_AUTHORS_MAX,
-    PENDING_TRUST_ENTRIES_MAX,
+    FORK_GOSSIP_ENVELOPES_MAX, HELLO_TRUST_IDS_MAX, MESSAGE_BYTES_MAX, PEER_AUTHORS_MAX, PEER_TRUST_IDS_MAX,
+    PENDING_AUTHORS_MAX, PENDING_TRUST_ENTRIES_MAX,
 };
 use crate::local_log::LocalLog;
 use crate::message::{
@@ -211,8 +213,15 @@ struct Outbound {
     /// would refuse (which would end the session).
     awaiting_trust: BTreeSet<TrustEntryId>,
     evidence: VecDeque<Evidence>,
-    /// Authors for which evidence was sent (once per author per session).
-    evidence_sent: BTreeSet<DeviceKey>,
+    /// Envelopes queued as evidence (each at most once per session).
+    evidence_sent: BTreeSet<(DeviceKey, Seq)>,
+    /// Fork evidence this node holds, each with its own envelope at the same seq, for a
+    /// peer that may not know of the fork yet: read at the Hello, and again whenever
+    /// the node learns of more forks while the session runs.
+    gossip: VecDeque<Envelope>,
+    gossip_sent: BTreeSet<EnvelopeId>,
+    /// [`LocalLog::forks_known`] when the evidence was last read.
+    forks_gossiped: usize,
     /// Forked authors: nothing more of them is streamed in this session.
     blocked: BTreeSet<DeviceKey>,
     /// Per author, the last seq to send (envelopes are read from the log on demand).
@@ -477,6 +486,12 @@ impl Session {
     /// The next message to send, encoded (the transport adds its length prefix), or
     /// `None` when there is nothing to send now. Reads the local log as needed.
     pub fn poll_transmit(&mut self, now: Duration, log: &dyn LocalLog) -> Option<Vec<u8>> {
+        if matches!(self.phase, Phase::Syncing | Phase::Live) && log.forks_known() > self.out.forks_gossiped {
+            // The node learnt of a fork (from another session) while this one runs.
+            if let Err(error) = self.queue_gossip(log) {
+                self.fail(error);
+            }
+        }
         let message = if self.phase == Phase::Closed {
             self.close_message.take()
         } else {
@@ -779,6 +794,7 @@ impl Session {
             let theirs = pending.heads.get(&author).map(|head| head.id);
             self.queue_evidence(author, seq, theirs);
         }
+        self.queue_gossip(log)?;
         let mut envelopes_to_send = 0u64;
         for range in heads.missing_from(&pending.heads) {
             if self.out.blocked.contains(&range.author) {
@@ -804,21 +820,66 @@ impl Session {
     }
 
     fn queue_evidence(&mut self, author: DeviceKey, seq: Seq, theirs: Option<EnvelopeId>) {
-        if !self.out.evidence_sent.insert(author) {
+        if !self.out.evidence_sent.insert((author, seq)) {
             return;
         }
         // Streaming past a fork point would make the peer's store refuse the batch
         // (its chain has another envelope there): stop this author for the session.
-        self.out.blocked.insert(author);
+        if self.out.blocked.insert(author) {
+            self.stats.forks_detected += 1;
+            self.events.push_back(Event::ForkDetected { author, seq });
+        }
         self.out.targets.remove(&author);
         self.out.evidence.push_back(Evidence { author, seq, theirs });
-        self.stats.forks_detected += 1;
-        self.events.push_back(Event::ForkDetected { author, seq });
+    }
+
+    /// Queues the fork evidence this node holds that was not yet offered to this peer.
+    /// It is sent after the envelopes, once the peer's chain of the author reaches it.
+    fn queue_gossip(&mut self, log: &dyn LocalLog) -> Result<(), SessionError> {
+        let local = |e: LocalLogError| SessionError::LocalLog { reason: e.reason };
+        self.out.forks_gossiped = log.forks_known();
+        for evidence in log.fork_evidence().map_err(local)? {
+            if self.out.gossip.len() >= FORK_GOSSIP_ENVELOPES_MAX {
+                break;
+            }
+            if self.out.gossip_sent.insert(evidence.id()) {
+                self.out.gossip.push_back(evidence);
+            }
+        }
+        Ok(())
+    }
+
+    /// The next fork evidence to pass on, preceded by this node's own envelope at the
+    /// same seq (so that the peer learns of the fork whichever history it follows).
+    /// Evidence the peer cannot place yet (its chain of the author stops short of it)
+    /// waits for a later session.
+    fn next_gossip(&mut self, log: &dyn LocalLog) -> Result<Option<Envelope>, SessionError> {
+        let local = |e: LocalLogError| SessionError::LocalLog { reason: e.reason };
+        while let Some(evidence) = self.out.gossip.pop_front() {
+            let (author, seq) = (evidence.author(), evidence.seq());
+            let peer_has = self.out.peer_has.get(&author).map_or(0, |s| s.0);
+            if peer_has + 1 < seq.0
+                || self.out.blocked.contains(&author)
+                || log.trust().authorize(&author, seq).is_err()
+            {
+                self.out.gossip_sent.remove(&evidence.id());
+                continue;
+            }
+            if let Some(ours) = log.envelope(&author, seq).map_err(local)? {
+                if ours.id() != evidence.id() && self.out.gossip_sent.insert(ours.id()) {
+                    self.out.gossip.push_front(evidence);
+                    return Ok(Some(ours));
+                }
+            }
+            return Ok(Some(evidence));
+        }
+        Ok(None)
     }
 
     fn initial_difference_sent(&self) -> bool {
         self.out.trust_queue.is_empty()
             && self.out.evidence.is_empty()
+            && self.out.gossip.is_empty()
             && self.out.targets.is_empty()
             && self.out.carry.is_none()
     }
@@ -839,10 +900,8 @@ impl Session {
             if let Some(head) = log.heads().get(author) {
                 heads.advance(*author, head);
             }
-            if !self.out.evidence_sent.contains(author) {
-                if let Some((seq, theirs)) = fork_in(log, author, envelopes)? {
-                    self.queue_evidence(*author, seq, Some(theirs));
-                }
+            for (seq, theirs) in forks_in(log, author, envelopes)? {
+                self.queue_evidence(*author, seq, Some(theirs));
             }
         }
         Ok(Some(Message::Ack { batch: batch.id, heads }.encode()))
@@ -954,7 +1013,9 @@ impl Session {
                 }
             }
         }
-        Ok(None)
+        Ok(self
+            .next_gossip(log)?
+            .map(|envelope| Prepared { bytes: LogEntry::Envelope(envelope).encode(), is_envelope: true }))
     }
 
     // ---- progress and closing -----------------------------------------------------
@@ -1013,37 +1074,39 @@ impl Session {
 /// Whether the envelopes of `author` just stored from the peer (in seq order) reveal
 /// a fork with the local chain; if so, the seq to send evidence at and the peer's id
 /// there.
-fn fork_in(
+fn forks_in(
     log: &dyn LocalLog,
     author: &DeviceKey,
     envelopes: &[(Seq, EnvelopeId, EnvelopeId)],
-) -> Result<Option<(Seq, EnvelopeId)>, SessionError> {
+) -> Result<Vec<(Seq, EnvelopeId)>, SessionError> {
     let local = |e: LocalLogError| SessionError::LocalLog { reason: e.reason };
     // Fast path: a contiguous run ending at the local head is all in the local chain
     // (each envelope names its predecessor's id: a hash chain).
     let contiguous = envelopes.windows(2).all(|w| w[1].0 .0 == w[0].0 .0 + 1 && w[1].2 == w[0].1);
     if let Some(&(seq, id, _)) = envelopes.last() {
         if contiguous && log.heads().get(author) == Some(Head { seq, id }) {
-            return Ok(None);
+            return Ok(Vec::new());
         }
     }
+    // Each envelope that differs from ours at its seq, or follows another envelope
+    // than ours at seq - 1, is answered with ours there. Answering at seq - 1 too
+    // walks both sides back, one envelope per exchange, to where the histories part,
+    // so that every log ends up agreeing on the fork point.
+    let mut out = Vec::new();
     for &(seq, id, prev) in envelopes {
         match log.envelope_id(author, seq).map_err(local)? {
-            Some(ours) if ours == id => {}
-            // Another envelope at the same seq here.
-            Some(_) => return Ok(Some((seq, id))),
-            // Not held here: it may follow another envelope than ours at seq - 1.
-            None => {
-                let Some(prev_seq) = seq.0.checked_sub(1).filter(|s| *s > 0).map(Seq) else { continue };
-                if let Some(ours) = log.envelope_id(author, prev_seq).map_err(local)? {
-                    if ours != prev {
-                        return Ok(Some((prev_seq, prev)));
-                    }
-                }
+            Some(ours) if ours == id => continue,
+            Some(_) => out.push((seq, id)),
+            None => {}
+        }
+        let Some(prev_seq) = seq.0.checked_sub(1).filter(|s| *s > 0).map(Seq) else { continue };
+        if let Some(ours) = log.envelope_id(author, prev_seq).map_err(local)? {
+            if ours != prev {
+                out.push((prev_seq, prev));
             }
         }
     }
-    Ok(None)
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -29,6 +29,12 @@ impl LocalLog for Store {
     fn envelope(&self, author: &DeviceKey, seq: Seq) -> Result<Option<Envelope>, LocalLogError> {
         self.get(author, seq).map_err(|e| LocalLogError { reason: e.to_string() })
     }
+    fn forks_known(&self) -> usize {
+        Store::forks(self).len()
+    }
+    fn fork_evidence(&self) -> Result<Vec<Envelope>, LocalLogError> {
+        Store::fork_evidence(self).map_err(|e| LocalLogError { reason: e.to_string() })
+    }
 }
 
 /// A log that alters one envelope as it is read: the last byte of its last body
