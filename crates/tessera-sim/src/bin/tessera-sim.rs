@@ -1,0 +1,162 @@
+//! `tessera-sim`: runs seeds of the deterministic simulation and prints a summary.
+//!
+//! `cargo run --release -p tessera-sim -- --seeds 10000` runs seeds 0..10000 of the
+//! reference topology (45 nodes, 2 relays) on every core; `--seed S` replays one seed
+//! and prints its whole report. Exit status 1 when any seed failed.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use tessera_sim::{Report, SimConfig};
+
+#[derive(Debug, Parser)]
+#[command(name = "tessera-sim", about = "Deterministic simulation of Tessera nodes and relays under faults")]
+struct Cli {
+    /// Number of seeds to run.
+    #[arg(long, default_value_t = 200)]
+    seeds: u64,
+    /// First seed.
+    #[arg(long, default_value_t = 0)]
+    from: u64,
+    /// Replay one seed and print its full report.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Worker threads (default: the machine's cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Hubs and desks.
+    #[arg(long, default_value_t = 45)]
+    nodes: usize,
+    #[arg(long, default_value_t = 2)]
+    relays: usize,
+    /// Print one line per seed.
+    #[arg(long)]
+    verbose: bool,
+}
+
+fn config(cli: &Cli, seed: u64) -> SimConfig {
+    SimConfig { nodes: cli.nodes, relays: cli.relays, ..SimConfig::reference(seed) }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if cli.nodes < cli.relays.max(1) || cli.relays == 0 {
+        anyhow::bail!("--nodes must be at least 1 and --relays at least 1");
+    }
+    if let Some(seed) = cli.seed {
+        let report = tessera_sim::run(config(&cli, seed));
+        println!("{report:#?}");
+        println!("{}", report.line());
+        std::process::exit(if report.passed() { 0 } else { 1 });
+    }
+    let threads = cli.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let next = Arc::new(AtomicU64::new(cli.from));
+    let end = cli.from + cli.seeds;
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let started = Instant::now();
+    let cli = Arc::new(cli);
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let (next, reports, cli) = (next.clone(), reports.clone(), cli.clone());
+            std::thread::spawn(move || loop {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed >= end {
+                    break;
+                }
+                let report = tessera_sim::run(config(&cli, seed));
+                if cli.verbose || !report.passed() {
+                    println!("{}", report.line());
+                    for failure in &report.failures {
+                        println!("    {failure}");
+                    }
+                }
+                reports.lock().unwrap_or_else(|e| e.into_inner()).push(report);
+            })
+        })
+        .collect();
+    for worker in workers {
+        let _ = worker.join();
+    }
+    let mut reports = std::mem::take(&mut *reports.lock().unwrap_or_else(|e| e.into_inner()));
+    reports.sort_by_key(|r| r.seed);
+    summary(&reports, started.elapsed(), threads);
+    let failed = reports.iter().any(|r| !r.passed());
+    std::process::exit(if failed { 1 } else { 0 });
+}
+
+fn summary(reports: &[Report], elapsed: Duration, threads: usize) {
+    let failed: Vec<u64> = reports.iter().filter(|r| !r.passed()).map(|r| r.seed).collect();
+    let mut converge: Vec<Duration> = reports.iter().filter_map(|r| r.converged_after).collect();
+    converge.sort();
+    let pct = |q: f64| -> String {
+        if converge.is_empty() {
+            return "-".into();
+        }
+        let i = ((converge.len() as f64 - 1.0) * q).round() as usize;
+        format!("{:.1} s", converge[i].as_secs_f64())
+    };
+    let sum = |f: &dyn Fn(&Report) -> u64| reports.iter().map(f).sum::<u64>();
+    println!();
+    println!(
+        "seeds            {} ({} failed){}",
+        reports.len(),
+        failed.len(),
+        if failed.is_empty() { String::new() } else { format!(": {failed:?}") }
+    );
+    println!(
+        "writes           attempted {} / acknowledged {} / survivors {} / lost {}",
+        sum(&|r| r.writes.attempted),
+        sum(&|r| r.writes.acknowledged),
+        sum(&|r| r.writes.survivors),
+        sum(&|r| r.writes.lost)
+    );
+    println!(
+        "  not counted    destroyed with the only disk by a restore {} / revoked device {} / copied device (fork) {}",
+        sum(&|r| r.writes.destroyed_by_restore),
+        sum(&|r| r.writes.excluded_revoked),
+        sum(&|r| r.writes.excluded_forked)
+    );
+    println!(
+        "  refused        while restoring {} / revoked {}",
+        sum(&|r| r.writes.refused_restoring),
+        sum(&|r| r.writes.refused_revoked)
+    );
+    println!(
+        "faults           node crashes {} / relay crashes {} (store lost {}) / restores {} / partitions {} / \
+         one-way links {} / copied data dirs {} / stream faults {} / revocations {}",
+        sum(&|r| r.faults.node_crashes),
+        sum(&|r| r.faults.relay_crashes),
+        sum(&|r| r.faults.relay_store_losses),
+        sum(&|r| r.faults.restores),
+        sum(&|r| r.faults.partitions),
+        sum(&|r| r.faults.one_way_links),
+        sum(&|r| r.faults.clones),
+        sum(&|r| r.stream_faults),
+        sum(&|r| r.revocations),
+    );
+    println!(
+        "sessions         {} ({} after the heal)",
+        sum(&|r| r.sessions),
+        sum(&|r| r.sessions_after_heal)
+    );
+    println!("forks reported   {} seeds with a fork", reports.iter().filter(|r| r.forks_seen > 0).count());
+    println!(
+        "converged        p50 {} / p99 {} / max {} after the heal (virtual time)",
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
+    );
+    println!(
+        "max relay backlog {} messages+disk ops; max disk queue {}",
+        reports.iter().map(|r| r.max_relay_backlog).max().unwrap_or(0),
+        reports.iter().map(|r| r.max_disk_queue).max().unwrap_or(0)
+    );
+    println!(
+        "events           {} ({:.0}/s)",
+        sum(&|r| r.events),
+        sum(&|r| r.events) as f64 / elapsed.as_secs_f64()
+    );
+    println!("wall time        {:.1} s on {threads} threads", elapsed.as_secs_f64());
+}

@@ -1,0 +1,204 @@
+//! The invariants checked at the end of every run, after the network healed:
+//!
+//! - every store (nodes and relays) converged to the same entries within the deadline,
+//!   and nothing more was streamed once they had (quiescence);
+//! - every acknowledged write is on every store, unless the run explains why not
+//!   (destroyed with the only disk holding it, revoked, or forked by a copied data
+//!   directory), Jepsen-style: total / acknowledged / survivors / lost;
+//! - every log replays, in its own order, through admission into an empty store: no
+//!   entry that fails verification was ever stored;
+//! - forks exist only for devices whose data directory was copied, and each such
+//!   double history is reported on every node;
+//! - every node materializes the same documents (hash of every record's value and
+//!   automerge heads), although each applied the changes in its own arrival order.
+
+use std::collections::{BTreeMap, HashMap};
+
+use tessera_log::{DeviceKey, DocId, EnvelopeId, LogEntry, Seq};
+
+use crate::store::SimStore;
+use crate::world::{build_doc, World};
+
+/// After convergence, batches already in flight may still arrive; then silence.
+const QUIESCENCE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+pub(crate) fn check(world: &mut World) {
+    let mut failures = Vec::new();
+    let peers: Vec<usize> = world.real_peers().collect();
+    let nodes: Vec<usize> = peers.iter().copied().filter(|&p| world.is_node(p)).collect();
+    if world.converged_at.is_none() {
+        failures.push(format!(
+            "the stores did not converge within {:?} after the network healed",
+            world.config.heal_deadline
+        ));
+    }
+    if let Some(late) = world.report.quiescent_after.filter(|t| *t > QUIESCENCE_GRACE) {
+        failures.push(format!(
+            "entries were still streamed {:.1} s after every store had converged (no quiescence)",
+            late.as_secs_f64()
+        ));
+    }
+    let reference = world.store(nodes[0]);
+    if world.converged_at.is_none() && std::env::var_os("TESSERA_SIM_DEBUG").is_some() {
+        let mut groups: BTreeMap<[u8; 32], Vec<usize>> = BTreeMap::new();
+        for &p in &peers {
+            groups.entry(world.store(p).digest()).or_default().push(p);
+        }
+        for (digest, members) in &groups {
+            let s = world.store(members[0]);
+            eprintln!(
+                "digest {}: peers {members:?} forks {:?} heads {}",
+                &blake3::Hash::from(*digest).to_hex()[..8],
+                s.forks().iter().map(|f| (f.author.short(), f.seq)).collect::<Vec<_>>(),
+                s.heads()
+                    .iter()
+                    .map(|(a, h)| format!("{}:{}", &a.short()[..4], h.seq))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
+    }
+
+    // Acknowledged writes.
+    let mut counts = world.report.writes.clone();
+    let mut described = 0;
+    for a in &world.acked {
+        let forked = reference.forks().iter().any(|f| f.author == a.author && a.seq >= f.seq);
+        let revoked = reference.trust().authorize(&a.author, a.seq).is_err();
+        let everywhere =
+            peers.iter().all(|&p| world.store(p).envelope_at(&a.author, a.seq).map(|e| e.id()) == Some(a.id));
+        if forked {
+            counts.excluded_forked += 1;
+        } else if revoked {
+            counts.excluded_revoked += 1;
+        } else if everywhere {
+            counts.survivors += 1;
+        } else if world.destroyed.contains(&(a.author, a.seq, a.id)) {
+            counts.destroyed_by_restore += 1;
+        } else {
+            counts.lost += 1;
+            if described < 5 {
+                described += 1;
+                let holding: Vec<usize> = peers
+                    .iter()
+                    .copied()
+                    .filter(|&p| world.store(p).envelope_at(&a.author, a.seq).map(|e| e.id()) == Some(a.id))
+                    .collect();
+                let holders = holding.len();
+                if std::env::var_os("TESSERA_SIM_DEBUG").is_some() && holders < 5 {
+                    for &p in &peers {
+                        let s = world.store(p);
+                        eprintln!(
+                            "peer {p} holds {:?}: head {:?} forks {:?}",
+                            holding.contains(&p),
+                            s.heads().get(&a.author).map(|h| h.seq),
+                            s.forks()
+                                .iter()
+                                .filter(|f| f.author == a.author)
+                                .map(|f| f.seq)
+                                .collect::<Vec<_>>()
+                        );
+                    }
+                }
+                failures.push(format!(
+                    "acknowledged write lost: device {} seq {} is on {holders} of {} stores",
+                    a.author.short(),
+                    a.seq,
+                    peers.len()
+                ));
+            }
+        }
+    }
+
+    // Forks: only copied devices may fork, and a double history must be reported.
+    for fork in reference.forks() {
+        if !world.cloned_devices.contains(&fork.author) {
+            failures.push(format!(
+                "device {} forked at seq {} although its data directory was never copied \
+                 (a node restored from a backup wrote before it had its own history back?)",
+                fork.author.short(),
+                fork.seq
+            ));
+        }
+    }
+    let mut by_seq: BTreeMap<(tessera_log::DeviceKey, Seq), Vec<EnvelopeId>> = BTreeMap::new();
+    for a in world.acked.iter().filter(|a| !world.destroyed.contains(&(a.author, a.seq, a.id))) {
+        by_seq.entry((a.author, a.seq)).or_default().push(a.id);
+    }
+    for ((author, seq), ids) in by_seq {
+        let distinct = ids.iter().collect::<std::collections::BTreeSet<_>>().len();
+        if distinct > 1 && !reference.forks().iter().any(|f| f.author == author && f.seq <= seq) {
+            failures.push(format!(
+                "device {} signed two envelopes at seq {seq} and no fork is reported",
+                author.short()
+            ));
+        }
+    }
+
+    // No stored entry fails verification: every log replays through admission.
+    for &p in &peers {
+        let mut fresh = world.genesis.clone();
+        for (i, entry) in world.store(p).log().iter().enumerate() {
+            if let Err(refused) = fresh.ingest(std::slice::from_ref(entry)) {
+                let what = match entry {
+                    LogEntry::Envelope(_) => "envelope",
+                    LogEntry::Trust(_) => "trust entry",
+                };
+                failures.push(format!(
+                    "store {p} holds a {what} (log index {i}) that fails verification: {}",
+                    refused.error
+                ));
+                break;
+            }
+        }
+    }
+
+    // Identical documents on every node. Each node builds each document from its own
+    // log order; nodes that applied the same changes in the same order share the work.
+    let mut memo = DocMemo::default();
+    let mut digests: BTreeMap<[u8; 32], Vec<usize>> = BTreeMap::new();
+    for &p in &nodes {
+        digests.entry(documents_digest(world.store(p), &world.device_of(p), &mut memo)).or_default().push(p);
+    }
+    if digests.len() > 1 {
+        failures.push(format!("nodes hold different documents: {} distinct states", digests.len()));
+    }
+    world.report.writes = counts;
+    world.report.documents = digests.keys().next().copied();
+    world.report.failures.extend(failures);
+}
+
+/// Digests of documents already built, by document and the exact sequence of changes
+/// applied to it.
+type DocMemo = HashMap<(DocId, Vec<(DeviceKey, Seq)>), [u8; 32]>;
+
+/// A hash of every document a node materializes: its record value (or that it cannot be
+/// read as a record) and its automerge heads.
+fn documents_digest(store: &SimStore, device: &DeviceKey, memo: &mut DocMemo) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    for doc in store.docs() {
+        let order: Vec<(DeviceKey, Seq)> =
+            store.doc_changes(doc).iter().copied().filter(|(a, s)| store.counts(a, *s)).collect();
+        if order.is_empty() {
+            continue;
+        }
+        let digest = memo.entry((*doc, order)).or_insert_with(|| {
+            let mut d = blake3::Hasher::new();
+            if let Some(mut document) = build_doc(store, device, doc) {
+                match document.hydrate() {
+                    Ok(record) => d.update(&serde_json::to_vec(&record).unwrap_or_default()),
+                    Err(_) => d.update(b"unreadable"),
+                };
+                let mut heads = document.heads();
+                heads.sort();
+                for head in heads {
+                    d.update(&head.0);
+                }
+            }
+            *d.finalize().as_bytes()
+        });
+        h.update(&doc.0);
+        h.update(digest);
+    }
+    *h.finalize().as_bytes()
+}

@@ -1,0 +1,102 @@
+//! What one run reports: Jepsen-style write counts, convergence, faults injected, and
+//! every invariant that failed (empty when the run passed).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Writes, from the operator's point of view.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteCounts {
+    /// Actions an operator started.
+    pub attempted: u64,
+    /// Saved: the envelope was durable on the operator's node when it answered.
+    pub acknowledged: u64,
+    /// Acknowledged and present on every node at the end.
+    pub survivors: u64,
+    /// Acknowledged and missing somewhere at the end (must be 0).
+    pub lost: u64,
+    /// Acknowledged, then destroyed with the only disk that held it when the node was
+    /// restored from an older backup (a disaster, not a sync fault).
+    pub destroyed_by_restore: u64,
+    /// Acknowledged by a device later revoked at an earlier envelope: excluded by design.
+    pub excluded_revoked: u64,
+    /// Acknowledged by a device whose data directory was copied and which signed two
+    /// histories: excluded from the fork on, and the fork reported.
+    pub excluded_forked: u64,
+    /// Refused: the node was restored from a backup and had not caught up yet.
+    pub refused_restoring: u64,
+    /// Refused: the node's device was revoked.
+    pub refused_revoked: u64,
+    /// The action found nothing to do (e.g. a loan with no device known yet).
+    pub nothing_to_do: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FaultCounts {
+    pub node_crashes: u64,
+    pub relay_crashes: u64,
+    pub relay_store_losses: u64,
+    pub restores: u64,
+    pub partitions: u64,
+    pub one_way_links: u64,
+    pub clones: u64,
+}
+
+/// The result of one seed.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub seed: u64,
+    /// Hash of every event processed, in order: equal for two runs of one seed.
+    pub trace: [u8; 32],
+    pub events: u64,
+    pub writes: WriteCounts,
+    pub faults: FaultCounts,
+    pub stream_faults: u64,
+    pub revocations: u64,
+    pub resolutions: u64,
+    /// Virtual time from the heal until every store held the same entries.
+    pub converged_after: Option<Duration>,
+    pub sessions: u64,
+    pub sessions_after_heal: u64,
+    pub session_ends: BTreeMap<String, u64>,
+    pub refusals: BTreeMap<String, u64>,
+    pub fork_events: u64,
+    /// Restored nodes that caught up with a relay and could write again.
+    pub unfenced: u64,
+    pub forks_seen: u64,
+    pub max_relay_backlog: usize,
+    pub max_disk_queue: usize,
+    pub disk_ops_lost_in_crashes: u64,
+    /// Virtual time from convergence to the last Entries message (duplicates in flight).
+    pub quiescent_after: Option<Duration>,
+    /// Documents digest shared by every node at the end.
+    pub documents: Option<[u8; 32]>,
+    pub failures: Vec<String>,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+
+    /// One line for a summary table.
+    pub fn line(&self) -> String {
+        let w = &self.writes;
+        format!(
+            "seed {:>6}: {} | writes attempted {} acked {} survivors {} lost {} (destroyed by restore {}, \
+             revoked {}, forked {}) | converged {} | sessions {} | faults {:?}",
+            self.seed,
+            if self.passed() { "ok  " } else { "FAIL" },
+            w.attempted,
+            w.acknowledged,
+            w.survivors,
+            w.lost,
+            w.destroyed_by_restore,
+            w.excluded_revoked,
+            w.excluded_forked,
+            self.converged_after.map_or("never".to_string(), |d| format!("{:.1}s", d.as_secs_f64())),
+            self.sessions,
+            self.faults,
+        )
+    }
+}

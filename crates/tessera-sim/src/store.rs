@@ -1,0 +1,302 @@
+//! An in-memory store with the durable store's rules: what one simulated node or relay
+//! holds on disk.
+//!
+//! Every entry goes through [`tessera_log::admit`], the admission function the real
+//! store runs (authority, strict signature, bodies, chain, duplicates, fork evidence),
+//! all or nothing per batch as a sync session asks. A [`SimStore`] holds only what is
+//! durable: the simulator queues writes in front of it (see `world`), and a crash drops
+//! that queue, never what is here. It implements [`LocalLog`] so the real sync session
+//! reads it the way it reads `tessera_store::Store`.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::rc::Rc;
+
+use tessera_log::{
+    admit_with, Admission, DeviceKey, DocId, Envelope, EnvelopeId, Fork, Head, LogEntry, LogView, Seq,
+    Staging, TrustEntry, TrustState, VerifyError, VersionVector,
+};
+use tessera_sync::{LocalLog, LocalLogError};
+
+/// A refused batch: the index of the entry that was refused, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub index: usize,
+    pub error: VerifyError,
+}
+
+/// Envelopes whose exact encoded bytes passed the real signature and body check, shared
+/// by every store of one world: 47 stores verify each envelope, and a memo keyed by the
+/// bytes' hash answers exactly what verifying again would. Bytes that differ in any
+/// bit (a stream fault, a tampered copy) miss it and are verified for real.
+#[derive(Clone, Default)]
+pub struct VerifiedMemo(Rc<RefCell<HashSet<[u8; 32]>>>);
+
+impl std::fmt::Debug for VerifiedMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VerifiedMemo({} envelopes)", self.0.borrow().len())
+    }
+}
+
+impl VerifiedMemo {
+    fn verify(&self, trust: &TrustState, envelope: &Envelope) -> Result<(), VerifyError> {
+        let key = *blake3::hash(&envelope.encode()).as_bytes();
+        if self.0.borrow().contains(&key) {
+            return Ok(());
+        }
+        trust.verify_envelope_signature(envelope)?;
+        self.0.borrow_mut().insert(key);
+        Ok(())
+    }
+}
+
+/// The durable content of one simulated store.
+#[derive(Debug, Clone)]
+pub struct SimStore {
+    trust: TrustState,
+    heads: VersionVector,
+    /// Every stored entry, in arrival order (the log).
+    log: Vec<LogEntry>,
+    /// (author, seq) → index in `log` of the envelope in the followed chain.
+    chain: BTreeMap<(DeviceKey, Seq), usize>,
+    /// Fork evidence → index in `log`.
+    evidence: BTreeMap<(DeviceKey, Seq, EnvelopeId), usize>,
+    forks: BTreeSet<Fork>,
+    /// Documents → the chain envelopes that change them, in log order.
+    docs: BTreeMap<DocId, Vec<(DeviceKey, Seq)>>,
+    memo: VerifiedMemo,
+}
+
+impl SimStore {
+    /// An empty store that trusts the network's initial certificates (what `tessera init`
+    /// or a relay's trust file installs).
+    pub fn new(
+        trust_entries: &[TrustEntry],
+        network: tessera_log::NetworkId,
+        memo: VerifiedMemo,
+    ) -> SimStore {
+        let mut store = SimStore {
+            trust: TrustState::new(network),
+            heads: VersionVector::new(),
+            log: Vec::new(),
+            chain: BTreeMap::new(),
+            evidence: BTreeMap::new(),
+            forks: BTreeSet::new(),
+            docs: BTreeMap::new(),
+            memo,
+        };
+        let entries: Vec<LogEntry> = trust_entries.iter().cloned().map(LogEntry::Trust).collect();
+        if let Err(refused) = store.ingest(&entries) {
+            // A simulator set-up error, not a finding.
+            panic!("initial trust refused: {refused:?}");
+        }
+        store
+    }
+
+    /// Admits `entries` all or nothing; returns the entries new to this store (what a
+    /// node fans out to its other sessions) and the forks they revealed.
+    pub fn ingest(&mut self, entries: &[LogEntry]) -> Result<(Vec<LogEntry>, Vec<Fork>), Refused> {
+        let mut staging = Staging::default();
+        let mut admitted = Vec::new();
+        for (index, entry) in entries.iter().enumerate() {
+            let memo = self.memo.clone();
+            let verify = move |trust: &TrustState, env: &Envelope| memo.verify(trust, env);
+            match admit_with(self, &mut staging, entry, &verify) {
+                Ok(Admission::Duplicate) => {}
+                Ok(admission) => admitted.push((admission, entry)),
+                Err(error) => return Err(Refused { index, error }),
+            }
+        }
+        if let Some(trust) = staging.into_trust() {
+            self.trust = trust;
+        }
+        let mut new = Vec::new();
+        let mut forks = Vec::new();
+        for (admission, entry) in admitted {
+            let at = self.log.len();
+            self.log.push(entry.clone());
+            match (admission, entry) {
+                (Admission::Chain { author, seq, id }, LogEntry::Envelope(env)) => {
+                    assert!(
+                        self.heads.get(&author).is_none_or(|h| h.seq.0 + 1 == seq.0),
+                        "chain gap admitted"
+                    );
+                    self.heads.advance(author, Head { seq, id });
+                    self.chain.insert((author, seq), at);
+                    for change in env.changes() {
+                        let list = self.docs.entry(change.doc).or_default();
+                        if list.last() != Some(&(author, seq)) {
+                            list.push((author, seq));
+                        }
+                    }
+                    new.push(entry.clone());
+                }
+                (Admission::ForkEvidence { fork, seq, id }, _) => {
+                    self.evidence.insert((fork.author, seq, id), at);
+                    if self.forks.insert(fork) {
+                        forks.push(fork);
+                    }
+                }
+                (Admission::Trust, _) => new.push(entry.clone()),
+                (Admission::Duplicate, _) | (Admission::Chain { .. }, LogEntry::Trust(_)) => {}
+            }
+        }
+        Ok((new, forks))
+    }
+
+    pub fn trust(&self) -> &TrustState {
+        &self.trust
+    }
+    pub fn heads(&self) -> &VersionVector {
+        &self.heads
+    }
+    pub fn forks(&self) -> &BTreeSet<Fork> {
+        &self.forks
+    }
+    pub fn log(&self) -> &[LogEntry] {
+        &self.log
+    }
+    pub fn envelope_at(&self, author: &DeviceKey, seq: Seq) -> Option<&Envelope> {
+        match self.log.get(*self.chain.get(&(*author, seq))?)? {
+            LogEntry::Envelope(env) => Some(env),
+            LogEntry::Trust(_) => None,
+        }
+    }
+    /// The chain envelopes that change `doc`, in log order.
+    pub fn doc_changes(&self, doc: &DocId) -> &[(DeviceKey, Seq)] {
+        self.docs.get(doc).map_or(&[], Vec::as_slice)
+    }
+    pub fn docs(&self) -> impl Iterator<Item = &DocId> {
+        self.docs.keys()
+    }
+
+    /// Whether `author`'s envelope at `seq` counts towards the documents: the rule of
+    /// the node's materializer (certified for that seq under the current trust, and not
+    /// at or after a fork of its author), which depends only on the set of entries held.
+    pub fn counts(&self, author: &DeviceKey, seq: Seq) -> bool {
+        self.trust.authorize(author, seq).is_ok()
+            && !self.forks.iter().any(|f| f.author == *author && seq >= f.seq)
+    }
+
+    /// A digest of what the store holds as a set: trust entries, forks, and each
+    /// author's chain up to its last envelope that still counts. Equal on two stores
+    /// that converged, whatever the order things arrived in. (A store that accepted a
+    /// device's envelopes before learning of its revocation keeps them, invalid from
+    /// then on; a store that learnt of it first never takes them. Likewise past the
+    /// point where a forked author's histories part. Stores agree on every envelope
+    /// that counts, which is what convergence means.)
+    pub fn digest(&self) -> [u8; 32] {
+        let mut parts: BTreeMap<DeviceKey, Seq> = BTreeMap::new();
+        for fork in &self.forks {
+            let at = parts.entry(fork.author).or_insert(fork.seq);
+            *at = (*at).min(fork.seq);
+        }
+        let mut h = blake3::Hasher::new();
+        for (author, head) in self.heads.iter() {
+            let mut valid = match self.trust.device_revoked_after(author) {
+                Some(last_valid) if last_valid < head.seq => last_valid,
+                _ => head.seq,
+            };
+            // Past a fork nothing of the author counts, and sessions stop streaming it.
+            if let Some(part) = parts.get(author) {
+                valid = valid.min(Seq(part.0.saturating_sub(1)));
+            }
+            let Some(id) = self.chain_id(author, valid) else { continue };
+            h.update(author.as_bytes());
+            h.update(&valid.0.to_le_bytes());
+            h.update(id.as_bytes());
+        }
+        h.update(b"trust");
+        let mut ids: Vec<_> = self.trust.ids().copied().collect();
+        ids.sort();
+        for id in ids {
+            h.update(id.as_bytes());
+        }
+        // Where each forked author's history parts (what the documents depend on).
+        h.update(b"forks");
+        for (author, seq) in parts {
+            h.update(author.as_bytes());
+            h.update(&seq.0.to_le_bytes());
+        }
+        *h.finalize().as_bytes()
+    }
+}
+
+impl LogView for SimStore {
+    fn trust(&self) -> &TrustState {
+        &self.trust
+    }
+    fn head(&self, author: &DeviceKey) -> Option<Head> {
+        self.heads.get(author)
+    }
+    fn chain_id(&self, author: &DeviceKey, seq: Seq) -> Option<EnvelopeId> {
+        self.envelope_at(author, seq).map(Envelope::id)
+    }
+    fn has_evidence(&self, author: &DeviceKey, seq: Seq, id: &EnvelopeId) -> bool {
+        self.evidence.contains_key(&(*author, seq, *id))
+    }
+}
+
+impl LocalLog for SimStore {
+    fn heads(&self) -> &VersionVector {
+        &self.heads
+    }
+    fn trust(&self) -> &TrustState {
+        &self.trust
+    }
+    fn envelope(&self, author: &DeviceKey, seq: Seq) -> Result<Option<Envelope>, LocalLogError> {
+        Ok(self.envelope_at(author, seq).cloned())
+    }
+    fn forks_known(&self) -> usize {
+        self.forks.len()
+    }
+    fn fork_evidence(&self) -> Result<Vec<Envelope>, LocalLogError> {
+        Ok(self
+            .evidence
+            .values()
+            .filter_map(|&at| match &self.log[at] {
+                LogEntry::Envelope(env) => Some(env.clone()),
+                LogEntry::Trust(_) => None,
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_log::testkit::TestNetwork;
+
+    #[test]
+    fn admits_like_the_store_duplicates_forks_and_bad_signatures() {
+        let mut net = TestNetwork::new(3, 1, 2);
+        let network = net.network;
+        let mut store = SimStore::new(&net.entries, network, VerifiedMemo::default());
+        let a1 = net.devices[0].next_simple(&network, 1, 20);
+        let a2 = net.devices[0].next_simple(&network, 2, 20);
+        let (new, _) =
+            store.ingest(&[LogEntry::Envelope(a1.clone()), LogEntry::Envelope(a2.clone())]).unwrap();
+        assert_eq!(new.len(), 2);
+        // Duplicates are not new.
+        let (new, _) = store.ingest(&[LogEntry::Envelope(a2.clone())]).unwrap();
+        assert!(new.is_empty());
+        // A second history at seq 2 is kept as evidence and reported once.
+        net.devices[0].head = Some((a1.seq(), a1.id()));
+        let other = net.devices[0].next_simple(&network, 99, 20);
+        let (new, forks) = store.ingest(&[LogEntry::Envelope(other.clone())]).unwrap();
+        assert!(new.is_empty());
+        assert_eq!(forks.len(), 1);
+        assert!(!store.counts(&a2.author(), a2.seq()));
+        assert!(store.counts(&a1.author(), a1.seq()));
+        // A tampered envelope is refused and nothing of its batch is stored.
+        let b1 = net.devices[1].next_simple(&network, 3, 20);
+        let mut bytes = b1.encode();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        let bad = Envelope::decode(&bytes).unwrap();
+        let before = store.log().len();
+        let refused = store.ingest(&[LogEntry::Envelope(b1), LogEntry::Envelope(bad)]).unwrap_err();
+        assert_eq!(refused.index, 1);
+        assert_eq!(store.log().len(), before);
+    }
+}
