@@ -88,6 +88,14 @@ hash_newtype!(
     TrustEntryId
 );
 
+/// Public keys remembered as valid, per thread (see [`PublicKey::from_bytes`]).
+const VALID_KEYS_MAX: usize = 4096;
+
+thread_local! {
+    static VALID_KEYS: std::cell::RefCell<std::collections::HashSet<[u8; 32]>> =
+        std::cell::RefCell::new(std::collections::HashSet::new());
+}
+
 /// An ed25519 public key, checked to be a valid, non-weak curve point.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PublicKey([u8; 32]);
@@ -95,9 +103,25 @@ pub struct PublicKey([u8; 32]);
 impl PublicKey {
     /// Checks that the bytes are a canonical point that is not of small order: weak
     /// keys would let anyone produce signatures that verify for many messages.
+    ///
+    /// The check decompresses the point (≈20 µs); every sync message names the same few
+    /// hundred device keys again, so keys that passed are remembered per thread (a
+    /// bounded set, cleared when full): the answer is the same, the work is not.
     pub fn from_bytes(bytes: [u8; 32]) -> Result<Self, DecodeError> {
+        if VALID_KEYS.with(|known| known.borrow().contains(&bytes)) {
+            return Ok(PublicKey(bytes));
+        }
         match VerifyingKey::from_bytes(&bytes) {
-            Ok(key) if !key.is_weak() => Ok(PublicKey(bytes)),
+            Ok(key) if !key.is_weak() => {
+                VALID_KEYS.with(|known| {
+                    let mut known = known.borrow_mut();
+                    if known.len() >= VALID_KEYS_MAX {
+                        known.clear();
+                    }
+                    known.insert(bytes);
+                });
+                Ok(PublicKey(bytes))
+            }
             _ => Err(DecodeError::Invalid {
                 what: "public key",
                 offset: 0,
@@ -305,5 +329,37 @@ impl Salt {
 impl fmt::Debug for Salt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Salt(..)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembered_keys_do_not_change_what_is_valid() {
+        let valid = SecretKey::from_seed([7; 32]).public();
+        // A small-order point and bytes that are no curve point stay refused
+        // however many valid keys were seen before and after.
+        let mut weak = [0u8; 32];
+        weak[0] = 1;
+        let not_a_point = (2u8..=255)
+            .map(|b| [b; 32])
+            .find(|bytes| VerifyingKey::from_bytes(bytes).is_err())
+            .expect("some 32 equal bytes are not a curve point");
+        for _ in 0..3 {
+            assert_eq!(PublicKey::from_bytes(*valid.as_bytes()), Ok(valid));
+            assert!(PublicKey::from_bytes(weak).is_err());
+            assert!(PublicKey::from_bytes(not_a_point).is_err());
+        }
+        // The set is bounded: filling it past its limit keeps answers right.
+        for i in 0..(VALID_KEYS_MAX as u64 + 10) {
+            let mut seed = [0u8; 32];
+            seed[..8].copy_from_slice(&i.to_le_bytes());
+            let key = SecretKey::from_seed(seed).public();
+            assert_eq!(PublicKey::from_bytes(*key.as_bytes()), Ok(key));
+        }
+        VALID_KEYS.with(|known| assert!(known.borrow().len() <= VALID_KEYS_MAX));
+        assert!(PublicKey::from_bytes(weak).is_err());
     }
 }
