@@ -19,8 +19,11 @@ use tessera_log::{DeviceKey, DocId, EnvelopeId, LogEntry, Seq};
 use crate::store::SimStore;
 use crate::world::{build_doc, World};
 
-/// After convergence, batches already in flight may still arrive; then silence.
-const QUIESCENCE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+/// After convergence, batches already in flight may still arrive, and envelopes of a
+/// forked author past its fork (which count for nothing) may still be passed on; then
+/// silence. The run goes on for `QUIET_WINDOW` more to see that it lasts.
+pub(crate) const QUIESCENCE_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+pub(crate) const QUIET_WINDOW: std::time::Duration = std::time::Duration::from_secs(120);
 
 pub(crate) fn check(world: &mut World) {
     let mut failures = Vec::new();

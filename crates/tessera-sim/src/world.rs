@@ -344,8 +344,8 @@ impl World {
             self.trace_event(&ev);
             self.handle(ev);
             if let Some(t) = self.converged_at {
-                // Keep running a little past convergence: nothing more may be sent.
-                if self.now > t + Duration::from_secs(120) {
+                // Keep running past convergence: nothing more may be streamed.
+                if self.now > t + crate::check::QUIESCENCE_GRACE + crate::check::QUIET_WINDOW {
                     break;
                 }
             }

@@ -148,6 +148,13 @@ fn summary(reports: &[Report], elapsed: Duration, threads: usize) {
         pct(0.99),
         pct(1.0)
     );
+    let mut quiet: Vec<Duration> = reports.iter().filter_map(|r| r.quiescent_after).collect();
+    quiet.sort();
+    println!(
+        "quiescent        last entries streamed p50 {:.1} s / max {:.1} s after convergence",
+        quiet.get(quiet.len() / 2).map_or(0.0, |d| d.as_secs_f64()),
+        quiet.last().map_or(0.0, |d| d.as_secs_f64())
+    );
     println!(
         "max relay backlog {} messages+disk ops; max disk queue {}",
         reports.iter().map(|r| r.max_relay_backlog).max().unwrap_or(0),
