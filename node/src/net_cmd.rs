@@ -254,6 +254,8 @@ pub fn serve(dir: &Path, listen: &str, peers: &[String], ui: &Ui) -> Result<()> 
     let device = node.device();
     let node = Arc::new(Mutex::new(node));
     runtime()?.block_on(async move {
+        // Before "Listening on": a stop right after it must be clean.
+        let stop_signal = tessera_net::shutdown_signal();
         let endpoint = Endpoint::bind(listen, identity)?;
         println!(
             "{} {} ({})",
@@ -354,7 +356,7 @@ pub fn serve(dir: &Path, listen: &str, peers: &[String], ui: &Ui) -> Result<()> 
             });
         }
 
-        tessera_net::shutdown_signal().await;
+        stop_signal.await;
         eprintln!("{}", ui.t("Stopping: finishing open sessions...", "Arresto: chiudo le sessioni aperte..."));
         let _ = stop_tx.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(10), async { while tasks.join_next().await.is_some() {} })

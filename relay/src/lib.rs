@@ -450,9 +450,10 @@ async fn serve_loop(
 fn serve(dir: &Path, args: ServeArgs) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
+        let stop = tessera_net::shutdown_signal();
         let relay = Relay::start(dir, args).await?;
         println!("Relay listening on {} (metrics on http://{}/metrics)", relay.addr, relay.metrics_addr);
-        tessera_net::shutdown_signal().await;
+        stop.await;
         let _ = writeln!(std::io::stderr(), "Stopping: closing sessions...");
         relay.shutdown().await?;
         let _ = writeln!(std::io::stdout(), "Stopped.");

@@ -87,12 +87,9 @@ fn append(net: &mut TestNetwork, hub: &Hub, device: usize, count: u64, from: u64
     }
 }
 
-#[test]
-fn relay_killed_mid_sync_loses_nothing_and_hubs_catch_up_in_one_session() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut net = TestNetwork::new(11, 1, 2);
-    // The relay, certified as a relay by the test network's partner.
-    let relay_dir = dir.path().join("relay");
+/// A relay data directory, initialised and certified as a relay by `net`'s partner.
+fn certified_relay(dir: &Path, net: &TestNetwork) -> std::path::PathBuf {
+    let relay_dir = dir.join("relay");
     let out = relay_cmd(&relay_dir).args(["init", "--network", &net.network.0.to_hex()]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let config: serde_json::Value =
@@ -109,9 +106,33 @@ fn relay_killed_mid_sync_loses_nothing_and_hubs_catch_up_in_one_session() {
             site: "Relay Prova".into(),
         }),
     );
-    let trust_path = dir.path().join("relay.trust");
+    let trust_path = dir.join("relay.trust");
     trust_file::write(&trust_path, &net.network, &[&net.entries[0], &cert]).unwrap();
     assert!(relay_cmd(&relay_dir).arg("import").arg(&trust_path).status().unwrap().success());
+    relay_dir
+}
+
+/// SIGTERM sent the moment the relay says it listens stops it cleanly (the handler is
+/// installed before the announcement), instead of killing it by the default action.
+#[test]
+fn sigterm_right_after_listening_stops_the_relay_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = TestNetwork::new(12, 1, 1);
+    let relay_dir = certified_relay(dir.path(), &net);
+    for _ in 0..5 {
+        let (mut child, _) = start_relay(&relay_dir, 0);
+        let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert!(term.success());
+        let status = child.wait().unwrap();
+        assert!(status.success(), "the relay did not stop cleanly on SIGTERM: {status}");
+    }
+}
+
+#[test]
+fn relay_killed_mid_sync_loses_nothing_and_hubs_catch_up_in_one_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = TestNetwork::new(11, 1, 2);
+    let relay_dir = certified_relay(dir.path(), &net);
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let _guard = runtime.enter();

@@ -466,19 +466,26 @@ async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Option<Vec<u8>>, Net
     Ok(Some(frame))
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM (systemd's stop): the signal daemons
-/// shut down cleanly on.
-pub async fn shutdown_signal() {
+/// Registers for SIGINT (Ctrl-C) and SIGTERM (systemd's stop) at once and returns a
+/// future that completes on either. Call it before announcing that a daemon is up, so
+/// that a signal sent right after the announcement still stops it cleanly rather than
+/// killing it. Must be called inside a tokio runtime.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
     use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+    let term = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    async move {
+        match (term, interrupt) {
+            (Ok(mut term), Ok(mut interrupt)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
             }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+            (Ok(mut one), Err(_)) | (Err(_), Ok(mut one)) => {
+                one.recv().await;
+            }
+            (Err(_), Err(_)) => std::future::pending().await,
         }
     }
 }
