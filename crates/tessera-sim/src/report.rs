@@ -67,7 +67,8 @@ pub struct Report {
     pub max_relay_backlog: usize,
     pub max_disk_queue: usize,
     pub disk_ops_lost_in_crashes: u64,
-    /// Virtual time from convergence to the last Entries message (duplicates in flight).
+    /// Virtual time from convergence to the last Entries message (batches in flight, a
+    /// forked author's envelopes past its fork).
     pub quiescent_after: Option<Duration>,
     /// Documents digest shared by every node at the end.
     pub documents: Option<[u8; 32]>,

@@ -184,6 +184,8 @@ pub struct World {
     pub(crate) cloned_devices: BTreeSet<DeviceKey>,
     pub(crate) report: Report,
     last_entries_at: Duration,
+    /// A quiet window followed convergence.
+    pub(crate) quiet: bool,
     /// An empty store holding the network's initial trust: what a new or wiped store
     /// starts from.
     pub(crate) genesis: SimStore,
@@ -285,6 +287,7 @@ impl World {
             cloned_devices: BTreeSet::new(),
             report: Report::default(),
             last_entries_at: Duration::ZERO,
+            quiet: false,
             genesis,
         };
         world.report.seed = world.config.seed;
@@ -334,7 +337,10 @@ impl World {
 
     /// Runs to the end: faults, heal, convergence (or the deadline), then the checks.
     pub fn run(mut self) -> Report {
-        let deadline = self.config.fault_phase + self.config.heal_deadline;
+        let deadline = self.config.fault_phase
+            + self.config.heal_deadline
+            + crate::check::QUIESCENCE_MAX
+            + crate::check::QUIET_WINDOW;
         while let Some(((time, _), ev)) = self.queue.pop_first() {
             if time > deadline {
                 break;
@@ -344,8 +350,12 @@ impl World {
             self.trace_event(&ev);
             self.handle(ev);
             if let Some(t) = self.converged_at {
-                // Keep running past convergence: nothing more may be streamed.
-                if self.now > t + crate::check::QUIESCENCE_GRACE + crate::check::QUIET_WINDOW {
+                // Keep running past convergence until nothing was streamed for a while.
+                if self.now > self.last_entries_at.max(t) + crate::check::QUIET_WINDOW {
+                    self.quiet = true;
+                    break;
+                }
+                if self.now > t + crate::check::QUIESCENCE_MAX {
                     break;
                 }
             }
@@ -1196,7 +1206,7 @@ impl World {
     }
 
     fn check_convergence(&mut self) {
-        if self.converged_at.is_none() {
+        if self.converged_at.is_none() && self.now <= self.config.fault_phase + self.config.heal_deadline {
             let peers: Vec<usize> = self.real_peers().collect();
             let first = self.peers[peers[0]].store.digest();
             let same = peers.iter().all(|&p| {
