@@ -22,10 +22,10 @@ use tessera_log::{commit, verify_envelope, Body, Envelope, Head, LogEntry, NewCh
 use tessera_store::segments::{LogId, SegmentLimits};
 use tessera_store::{Policy, SegmentLog, Store};
 
-use crate::stats::{median, Latency};
+use crate::stats::{get, median, put, Latency};
 
 /// Metric name → value, for one run (or the medians over runs).
-pub type Metrics = BTreeMap<String, f64>;
+pub use crate::stats::Metrics;
 
 /// Size of a segment-log frame header (length + CRC) in front of each record.
 const FRAME_HEADER_BYTES: usize = 8;
@@ -92,19 +92,11 @@ pub fn body_len(changes: usize, record_bytes: usize) -> usize {
     record_bytes.saturating_sub(ENVELOPE_FIXED_BYTES + changes * PER_CHANGE_BYTES) / changes.max(1)
 }
 
-fn put(m: &mut Metrics, key: impl Into<String>, value: f64) {
-    m.insert(key.into(), value);
-}
-
 fn put_latency(m: &mut Metrics, name: &str, l: &Latency) {
     put(m, format!("{name}.p50_us"), l.p50_us);
     put(m, format!("{name}.p99_us"), l.p99_us);
     put(m, format!("{name}.max_us"), l.max_us);
     put(m, format!("{name}.per_s"), l.per_sec);
-}
-
-fn get(m: &Metrics, key: &str) -> f64 {
-    m.get(key).copied().unwrap_or(f64::NAN)
 }
 
 fn trust_entries(net: &TestNetwork) -> Vec<LogEntry> {

@@ -45,10 +45,10 @@ use tessera_records::{actor_for, RecordDoc};
 use tessera_store::segments::{LogId, SegmentLimits};
 use tessera_store::{Policy, SegmentLog, Store, INGEST_ENTRIES_MAX};
 
-use crate::stats::{median, Latency};
+use crate::stats::{median, put, Latency};
 use crate::workload::{self, Rng, Workload, SEARCH_NAME, SESSION_MONTH};
 
-pub type Metrics = BTreeMap<String, f64>;
+pub use crate::stats::Metrics;
 
 /// The target for one command on the reference workload.
 pub const COMMAND_TARGET_MS: f64 = 300.0;
@@ -122,10 +122,6 @@ pub fn run(cfg: &Config, base: &Path, m: &mut Metrics) -> Result<Option<Workload
         }
     }
     Ok(workload)
-}
-
-fn put(m: &mut Metrics, key: impl Into<String>, value: f64) {
-    m.insert(key.into(), value);
 }
 
 fn ms(d: Duration) -> f64 {

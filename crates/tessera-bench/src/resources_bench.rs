@@ -42,7 +42,7 @@ use tessera_sync::{Event, IngestFailure, LocalLog, SessionConfig};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::node_bench::{copy_dir, evict};
-use crate::stats::{median, percentile};
+use crate::stats::{get, median, percentile, put, Metrics};
 use crate::sync_bench::{
     fmt_int, lock, loopback_endpoint, make_relay_dir, spare_device, DEVICES_PER_PARTNER,
 };
@@ -104,16 +104,6 @@ pub struct ResourcesArgs {
     /// Run even when the directory is on a memory filesystem.
     #[arg(long)]
     pub allow_tmpfs: bool,
-}
-
-type Metrics = BTreeMap<String, f64>;
-
-fn put(m: &mut Metrics, key: impl Into<String>, value: f64) {
-    m.insert(key.into(), value);
-}
-
-fn get(m: &Metrics, key: &str) -> f64 {
-    m.get(key).copied().unwrap_or(f64::NAN)
 }
 
 fn wants(args: &ResourcesArgs, section: &str) -> bool {

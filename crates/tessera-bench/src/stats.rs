@@ -3,6 +3,18 @@
 
 use std::time::Duration;
 
+/// One run's named figures, as they go into the JSON line of results.
+pub type Metrics = std::collections::BTreeMap<String, f64>;
+
+pub fn put(m: &mut Metrics, key: impl Into<String>, value: f64) {
+    m.insert(key.into(), value);
+}
+
+/// The figure, or NaN when the run did not record it.
+pub fn get(m: &Metrics, key: &str) -> f64 {
+    m.get(key).copied().unwrap_or(f64::NAN)
+}
+
 /// The `p`-th percentile (0 < p <= 100) of `sorted` by the nearest-rank method: the
 /// smallest sample such that at least `p` percent of the samples are at or below it.
 /// `None` for no samples or a `p` outside (0, 100].

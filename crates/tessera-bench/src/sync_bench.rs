@@ -47,7 +47,7 @@ use tessera_sync::{CloseReason, Event, SessionConfig, SessionStats};
 use tokio::sync::{broadcast, watch};
 
 use crate::machine::Machine;
-use crate::stats::median;
+use crate::stats::{get, median, put, Metrics};
 use crate::workload::{self, Spec};
 
 /// Devices per partner in the workload's `TestNetwork` (as `workload.rs` makes it).
@@ -98,16 +98,6 @@ pub struct SyncBenchArgs {
     /// Run even when the directory is on a memory filesystem.
     #[arg(long)]
     pub allow_tmpfs: bool,
-}
-
-type Metrics = BTreeMap<String, f64>;
-
-fn put(m: &mut Metrics, key: impl Into<String>, value: f64) {
-    m.insert(key.into(), value);
-}
-
-fn get(m: &Metrics, key: &str) -> f64 {
-    m.get(key).copied().unwrap_or(f64::NAN)
 }
 
 pub(crate) fn lock<S>(m: &Mutex<S>) -> std::sync::MutexGuard<'_, S> {
