@@ -380,6 +380,10 @@ impl World {
                     c.sessions.iter().map(Session::is_closed).collect::<Vec<_>>(),
                     c.one_shot
                 );
+                if std::env::var_os("TESSERA_SIM_DUMP").is_some() && !c.sessions.iter().all(Session::is_live)
+                {
+                    eprintln!("{:#?}", c.sessions);
+                }
             }
         }
         self.report.trace = *self.trace.finalize().as_bytes();

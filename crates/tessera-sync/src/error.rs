@@ -66,6 +66,8 @@ pub enum SessionError {
     LocalBacklog { what: &'static str, max: usize },
     #[error("no message from the peer for {} s: the link is down or the peer is stuck", .idle.as_secs())]
     IdleTimeout { idle: Duration },
+    #[error("the peer acknowledged nothing for {} s while batches waited: it is stuck or messages were lost", .waited.as_secs())]
+    AckTimeout { waited: Duration },
     #[error("the peer closed the session ({code}): {text}")]
     PeerClosed { code: CloseCode, text: String },
     #[error("this node refused the peer: {reason}")]
@@ -92,7 +94,7 @@ impl SessionError {
             | SessionError::LocalLog { .. }
             | SessionError::LocalBacklog { .. }
             | SessionError::UnknownBatch { .. } => CloseCode::InternalError,
-            SessionError::IdleTimeout { .. } => CloseCode::IdleTimeout,
+            SessionError::IdleTimeout { .. } | SessionError::AckTimeout { .. } => CloseCode::IdleTimeout,
             SessionError::PeerClosed { .. } => return None,
         })
     }
@@ -127,6 +129,9 @@ impl SessionError {
             }
             SessionError::IdleTimeout { idle } => {
                 format!("nothing received for {} s", idle.as_secs())
+            }
+            SessionError::AckTimeout { waited } => {
+                format!("no acknowledgement for {} s", waited.as_secs())
             }
             SessionError::Refused { reason } => reason.clone(),
             SessionError::PeerClosed { text, .. } => text.clone(),

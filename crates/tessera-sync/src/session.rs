@@ -254,6 +254,10 @@ pub struct Session {
     started: Duration,
     last_received: Duration,
     last_sent: Duration,
+    /// When the oldest batch in flight was sent or the last Ack arrived: a peer that
+    /// keeps answering pings but acknowledges nothing (stuck, or a lost message) must
+    /// not hold the session open forever.
+    ack_clock: Duration,
     ping_due: bool,
     next_ping: u64,
     pong_due: Option<u64>,
@@ -278,6 +282,7 @@ impl Session {
             phase: Phase::Handshake,
             started: now,
             last_received: now,
+            ack_clock: now,
             last_sent: now,
             ping_due: false,
             next_ping: 1,
@@ -459,6 +464,11 @@ impl Session {
             self.fail(SessionError::IdleTimeout { idle });
             return;
         }
+        let waited = now.saturating_sub(self.ack_clock);
+        if !self.out.in_flight.is_empty() && waited >= self.config.limits.idle_timeout {
+            self.fail(SessionError::AckTimeout { waited });
+            return;
+        }
         if !self.ping_due && now.saturating_sub(self.last_sent) >= self.config.limits.keep_alive_interval {
             self.ping_due = true;
         }
@@ -492,6 +502,7 @@ impl Session {
                 self.fail(error);
             }
         }
+        let nothing_in_flight = self.out.in_flight.is_empty();
         let message = if self.phase == Phase::Closed {
             self.close_message.take()
         } else {
@@ -503,6 +514,9 @@ impl Session {
                 }
             }
         }?;
+        if nothing_in_flight && !self.out.in_flight.is_empty() {
+            self.ack_clock = now;
+        }
         self.last_sent = self.last_sent.max(now);
         self.stats.messages_sent += 1;
         self.stats.bytes_sent += message.len() as u64;
@@ -519,7 +533,10 @@ impl Session {
         if self.phase == Phase::Closed {
             return None;
         }
-        let idle = self.last_received + self.config.limits.idle_timeout;
+        let mut idle = self.last_received + self.config.limits.idle_timeout;
+        if !self.out.in_flight.is_empty() {
+            idle = idle.min(self.ack_clock + self.config.limits.idle_timeout);
+        }
         if self.ping_due {
             return Some(idle);
         }
@@ -633,6 +650,7 @@ impl Session {
         match self.out.in_flight.front() {
             Some(front) if *front == batch => {
                 self.out.in_flight.pop_front();
+                self.ack_clock = self.last_received;
             }
             front => {
                 let expected = front.copied();

@@ -698,3 +698,54 @@ fn the_protocol_document_matches_the_code() {
     assert_eq!(hello_max, 8_248_659);
     assert!(hello_max <= MESSAGE_BYTES_MAX && doc.contains("8 248 659 bytes"));
 }
+
+/// Found by the simulator (seed 517): a batch lost under the session (a buggy or
+/// hostile transport) left both sides waiting forever, kept open by pings. A peer that
+/// answers pings but acknowledges nothing is now dropped after the idle timeout.
+#[test]
+fn a_peer_that_answers_pings_but_never_acknowledges_is_dropped() {
+    let mut net = TestNetwork::new(31, 1, 2);
+    let limits = SessionLimits {
+        idle_timeout: Duration::from_secs(30),
+        keep_alive_interval: Duration::from_secs(5),
+        ..SessionLimits::default()
+    };
+    let mut a = Node::new(&net, 0, limits);
+    let mut b = Node::new(&net, 1, limits);
+    a.hold(&trust_entries(&net));
+    b.hold(&trust_entries(&net));
+    a.hold(&chain(&mut net, 0, 5, 40));
+    let mut now = Duration::ZERO;
+    let mut ingests_ignored = 0;
+    for _ in 0..120 {
+        while let Some(m) = a.session.poll_transmit(now, &a.store) {
+            let _ = b.session.handle_message(now, &m);
+        }
+        // `b` never stores what it is given, and so never acknowledges it.
+        while let Some(event) = b.session.poll_event() {
+            if matches!(event, Event::Ingest { .. }) {
+                ingests_ignored += 1;
+            }
+        }
+        while let Some(m) = b.session.poll_transmit(now, &b.store) {
+            let _ = a.session.handle_message(now, &m);
+        }
+        if a.session.is_closed() {
+            break;
+        }
+        now += Duration::from_secs(1);
+        a.session.handle_timeout(now);
+        b.session.handle_timeout(now);
+    }
+    assert!(ingests_ignored > 0, "the batch never reached the peer");
+    let closed = std::iter::from_fn(|| a.session.poll_event()).find_map(|e| match e {
+        Event::Closed { reason } => Some(reason),
+        _ => None,
+    });
+    match closed {
+        Some(CloseReason::Error(SessionError::AckTimeout { waited })) => {
+            assert!(waited >= Duration::from_secs(30) && now <= Duration::from_secs(40))
+        }
+        other => panic!("expected an acknowledgement timeout, got {other:?}"),
+    }
+}
