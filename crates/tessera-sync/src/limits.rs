@@ -80,6 +80,7 @@ const _: () = assert!(ENTRIES_HEADER_BYTES + 4 + LOG_ENTRY_BYTES_MAX <= MESSAGE_
 const _: () = assert!(ENTRIES_PER_BATCH_MAX <= u16::MAX as usize);
 const _: () = assert!(BATCHES_IN_FLIGHT_MAX <= u16::MAX as usize);
 
-/// Fork evidence envelopes (with this node's own envelope at each) sent to a peer at
-/// the start of a session. Forks are exceptional; the rest waits for a later session.
+/// Fork evidence envelopes (with this node's own envelope at each) queued for a peer,
+/// and answers to evidence queued in one session. Forks are exceptional; the rest
+/// waits for a later session.
 pub const FORK_GOSSIP_ENVELOPES_MAX: usize = 1024;

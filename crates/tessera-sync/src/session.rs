@@ -838,7 +838,10 @@ impl Session {
     }
 
     fn queue_evidence(&mut self, author: DeviceKey, seq: Seq, theirs: Option<EnvelopeId>) {
-        if !self.out.evidence_sent.insert((author, seq)) {
+        // Bounded: past the limit the rest of a walk-back waits for a later session.
+        if self.out.evidence.len() >= FORK_GOSSIP_ENVELOPES_MAX
+            || !self.out.evidence_sent.insert((author, seq))
+        {
             return;
         }
         // Streaming past a fork point would make the peer's store refuse the batch
