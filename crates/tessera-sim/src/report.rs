@@ -15,8 +15,9 @@ pub struct WriteCounts {
     pub survivors: u64,
     /// Acknowledged and missing somewhere at the end (must be 0).
     pub lost: u64,
-    /// Acknowledged, then destroyed with the only disk that held it when the node was
-    /// restored from an older backup (a disaster, not a sync fault).
+    /// Acknowledged, then destroyed with the last disk that held it: a node restored
+    /// from an older backup, a relay's disk replaced, a copied machine switched off
+    /// (disasters, not sync faults).
     pub destroyed_by_restore: u64,
     /// Acknowledged by a device later revoked at an earlier envelope: excluded by design.
     pub excluded_revoked: u64,
@@ -84,7 +85,7 @@ impl Report {
     pub fn line(&self) -> String {
         let w = &self.writes;
         format!(
-            "seed {:>6}: {} | writes attempted {} acked {} survivors {} lost {} (destroyed by restore {}, \
+            "seed {:>6}: {} | writes attempted {} acked {} survivors {} lost {} (destroyed with their last disk {}, \
              revoked {}, forked {}) | converged {} | sessions {} | faults {:?}",
             self.seed,
             if self.passed() { "ok  " } else { "FAIL" },

@@ -1012,7 +1012,9 @@ impl World {
                     self.report.faults.relay_crashes += 1;
                     if self.rng.chance(0.3) {
                         // The relay's disk is replaced: it starts again from its trust file.
-                        self.peers[r].store = self.genesis.clone();
+                        let genesis = self.genesis.clone();
+                        self.note_destroyed(r, &genesis);
+                        self.peers[r].store = genesis;
                         self.report.faults.relay_store_losses += 1;
                     }
                     let back = self.rng.exp_ms(30_000);
@@ -1102,19 +1104,7 @@ impl World {
         self.crash(p);
         let Some(backup) = self.peers[p].backup.clone() else { return };
         let Role::Node { partner, .. } = self.peers[p].role else { return };
-        let device = self.peers[p].device;
-        let from = backup.heads().get(&device).map_or(0, |h| h.seq.0);
-        let to = self.peers[p].store.heads().get(&device).map_or(0, |h| h.seq.0);
-        for seq in from + 1..=to {
-            let seq = Seq(seq);
-            let id = self.peers[p].store.envelope_at(&device, seq).map(Envelope::id);
-            let elsewhere = self.peers.iter().enumerate().any(|(q, peer)| {
-                q != p && id.is_some() && peer.store.envelope_at(&device, seq).map(Envelope::id) == id
-            });
-            if let (false, Some(id)) = (elsewhere, id) {
-                self.destroyed.insert((device, seq, id));
-            }
-        }
+        self.note_destroyed(p, &backup);
         let seed = seed_bytes(self.config.seed, "restored device", self.report.faults.restores);
         let key = SecretKey::from_seed(seed);
         let certificate = DeviceCertificate {
@@ -1136,6 +1126,28 @@ impl World {
         peer.key = Some(seed);
         peer.fenced = true;
         self.report.faults.restores += 1;
+    }
+
+    /// `p`'s disk is about to be replaced by `replacement` (a restore, a new relay disk,
+    /// a copied machine switched off): envelopes it alone held are destroyed with it.
+    /// They are reported apart from "lost", which only a sync fault can cause.
+    fn note_destroyed(&mut self, p: usize, replacement: &SimStore) {
+        let store = &self.peers[p].store;
+        for (author, head) in store.heads().iter() {
+            for seq in 1..=head.seq.0 {
+                let seq = Seq(seq);
+                let Some(id) = store.envelope_at(author, seq).map(Envelope::id) else { continue };
+                if replacement.envelope_at(author, seq).map(Envelope::id) == Some(id) {
+                    continue;
+                }
+                let elsewhere = self.peers.iter().enumerate().any(|(q, peer)| {
+                    q != p && peer.store.envelope_at(author, seq).map(Envelope::id) == Some(id)
+                });
+                if !elsewhere {
+                    self.destroyed.insert((*author, seq, id));
+                }
+            }
+        }
     }
 
     /// A copy of one node's data directory starts on a second machine and writes too:
@@ -1185,8 +1197,11 @@ impl World {
         for p in 0..self.peers.len() {
             let clone = matches!(self.peers[p].role, Role::Node { clone_of: Some(_), .. });
             if clone {
-                // Found and switched off; what it sent stays in the network as evidence.
+                // Found and switched off; what it sent stays in the network as evidence,
+                // what it alone held goes with it.
                 self.crash(p);
+                let genesis = self.genesis.clone();
+                self.note_destroyed(p, &genesis);
                 continue;
             }
             let peer = &mut self.peers[p];

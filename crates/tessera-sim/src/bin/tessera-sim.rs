@@ -113,7 +113,7 @@ fn summary(reports: &[Report], elapsed: Duration, threads: usize) {
         sum(&|r| r.writes.lost)
     );
     println!(
-        "  not counted    destroyed with the only disk by a restore {} / revoked device {} / copied device (fork) {}",
+        "  not counted    destroyed with their last disk {} / revoked device {} / copied device (fork) {}",
         sum(&|r| r.writes.destroyed_by_restore),
         sum(&|r| r.writes.excluded_revoked),
         sum(&|r| r.writes.excluded_forked)
