@@ -85,10 +85,12 @@ fn many_seeds_of_45_nodes_and_2_relays_keep_every_invariant() {
 /// 51 and 241: a forked author's envelopes kept moving for 30-70 s after convergence,
 /// longer than the fixed grace the quiescence check first assumed;
 /// 517, 523, 536: a batch lost under the session (a stream fault) left both ends
-/// waiting forever, kept open by pings, and the hub never synced again.
+/// waiting forever, kept open by pings, and the hub never synced again;
+/// 1223, 2013: a session that had found a fork held the rest of that author's
+/// evidence back, so a node never learnt where a copied device's histories part.
 #[test]
 fn seeds_that_found_bugs_pass() {
-    assert_all_pass(&run_seeds(vec![0, 3, 6, 17, 51, 241, 517, 523, 536]));
+    assert_all_pass(&run_seeds(vec![0, 3, 6, 17, 51, 241, 517, 523, 536, 1223, 2013]));
 }
 
 #[test]

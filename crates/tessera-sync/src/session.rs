@@ -879,10 +879,10 @@ impl Session {
         while let Some(evidence) = self.out.gossip.pop_front() {
             let (author, seq) = (evidence.author(), evidence.seq());
             let peer_has = self.out.peer_has.get(&author).map_or(0, |s| s.0);
-            if peer_has + 1 < seq.0
-                || self.out.blocked.contains(&author)
-                || log.trust().authorize(&author, seq).is_err()
-            {
+            // A forked (blocked) author is no reason to hold evidence back: admission
+            // keeps an envelope that contradicts the peer's chain as evidence, and
+            // only one the peer's chain stops short of would be refused.
+            if peer_has + 1 < seq.0 || log.trust().authorize(&author, seq).is_err() {
                 self.out.gossip_sent.remove(&evidence.id());
                 continue;
             }
