@@ -16,8 +16,8 @@
 //! computed within the run. The table, a CSV and a JSON line are written; PNG plots are
 //! drawn from the CSV by `bench/plot/plot.sh` (matplotlib in a venv it makes).
 
-use std::fs::{self, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::fs;
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -578,12 +578,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
             "n": n, "tessera": t.to_json(), "automerge_repo": am.as_ref().map(SystemRun::to_json),
         })).collect::<Vec<_>>(),
     });
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&json_path)
-        .with_context(|| format!("open {}", json_path.display()))?;
-    writeln!(file, "{line}")?;
+    crate::append_json_line(&json_path, &line)?;
     println!("results appended to {}", json_path.display());
     Ok(())
 }

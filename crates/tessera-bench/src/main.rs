@@ -177,31 +177,8 @@ fn log(args: LogArgs) -> Result<()> {
         cfg.appends = appends.max(cfg.rounds);
     }
     let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
-    let base = args.dir.clone().unwrap_or_else(|| target_dir().join("tessera-bench"));
-    fs::create_dir_all(&base).with_context(|| format!("create {}", base.display()))?;
-    let machine = Machine::probe(&base);
     println!("tessera-bench log{}: {runs} run(s)", if args.quick { " --quick" } else { "" });
-    println!(
-        "machine: {} cores, {}, Linux {}; bench dir {} on {} ({}, mounted at {})",
-        machine.nproc,
-        machine.cpu_model,
-        machine.kernel,
-        base.display(),
-        machine.fs_type,
-        machine.device,
-        machine.mount_point
-    );
-    if machine.fsync_is_meaningless() {
-        let msg = format!(
-            "{} is on {}: fsync does not reach a disk there; set TESSERA_BENCH_DIR to a disk",
-            base.display(),
-            machine.fs_type
-        );
-        if !args.allow_tmpfs {
-            bail!("{msg} (or pass --allow-tmpfs)");
-        }
-        eprintln!("WARNING: {msg}");
-    }
+    let (base, machine) = bench_dir(&args.dir, args.allow_tmpfs)?;
     if args.quick {
         println!("(--quick: small sizes, for a smoke run only)");
     }
@@ -235,13 +212,19 @@ fn log(args: LogArgs) -> Result<()> {
         "median": medians,
         "per_run": per_run,
     });
+    crate::append_json_line(&json_path, &line)?;
+    println!("\nJSON line appended to {}", json_path.display());
+    Ok(())
+}
+
+/// Appends one JSON line of results to `path` (the log every subcommand keeps).
+pub(crate) fn append_json_line(path: &Path, line: &serde_json::Value) -> Result<()> {
     let mut file = OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&json_path)
-        .with_context(|| format!("open {}", json_path.display()))?;
-    writeln!(file, "{line}")?;
-    println!("\nJSON line appended to {}", json_path.display());
+        .open(path)
+        .with_context(|| format!("open {}", path.display()))?;
+    writeln!(file, "{line}").with_context(|| format!("write {}", path.display()))?;
     Ok(())
 }
 
@@ -324,12 +307,7 @@ fn node(args: NodeArgs) -> Result<()> {
         "device": machine.device,
         "mount_point": machine.mount_point,
     });
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&json_path)
-        .with_context(|| format!("open {}", json_path.display()))?;
-    writeln!(file, "{line}")?;
+    crate::append_json_line(&json_path, &line)?;
     println!("JSON line appended to {}", json_path.display());
     Ok(())
 }

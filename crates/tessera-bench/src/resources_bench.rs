@@ -20,7 +20,7 @@
 //! grow). Nothing is asserted about timings; numbers are medians over runs.
 
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -734,12 +734,7 @@ pub fn run(args: &ResourcesArgs) -> Result<()> {
         "medians": m,
         "per_run": per_run,
     });
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&json_path)
-        .with_context(|| format!("open {}", json_path.display()))?;
-    writeln!(file, "{line}")?;
+    crate::append_json_line(&json_path, &line)?;
     println!("\nresults appended to {}", json_path.display());
     Ok(())
 }

@@ -25,8 +25,7 @@
 //! `tessera-net`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -705,12 +704,7 @@ pub fn run(args: &SyncBenchArgs) -> Result<()> {
         "runs": per_run,
         "medians": medians,
     });
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&json_path)
-        .with_context(|| format!("open {}", json_path.display()))?;
-    writeln!(file, "{line}")?;
+    crate::append_json_line(&json_path, &line)?;
     println!("results appended to {}", json_path.display());
     Ok(())
 }
