@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -182,11 +183,12 @@ pub fn trust_file(data: &[u8]) {
 /// reading it again gives the same key.
 pub fn key_file(data: &[u8]) {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    // Tests run on several threads in one process: each call gets its own names.
+    static CALLS: AtomicU64 = AtomicU64::new(0);
     let dir = DIR.get_or_init(|| tempfile::tempdir().expect("a temporary directory"));
-    let input = dir.path().join("input.key");
-    let output = dir.path().join("output.key");
-    let _ = std::fs::remove_file(&input);
-    let _ = std::fs::remove_file(&output);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let input = dir.path().join(format!("input-{call}.key"));
+    let output = dir.path().join(format!("output-{call}.key"));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -195,9 +197,12 @@ pub fn key_file(data: &[u8]) {
         .expect("create the key file");
     file.write_all(data).expect("write the key file");
     drop(file);
-    let Ok(key) = tessera_store::read_secret_key(&input, "device") else { return };
+    let read = tessera_store::read_secret_key(&input, "device");
+    let _ = std::fs::remove_file(&input);
+    let Ok(key) = read else { return };
     tessera_store::write_secret_key(&output, "device", &key).expect("write the key read");
     let again = tessera_store::read_secret_key(&output, "device").expect("key file: re-written key refused");
+    let _ = std::fs::remove_file(&output);
     assert_eq!(again.to_seed(), key.to_seed(), "key file: decode(encode(decode(x))) != decode(x)");
 }
 
