@@ -51,8 +51,12 @@ pub(crate) fn check(world: &mut World) {
         for (digest, members) in &groups {
             let s = world.store(members[0]);
             eprintln!(
-                "digest {}: peers {members:?} forks {:?} heads {}",
+                "digest {}: peers {members:?} revoked {:?} forks {:?} heads {}",
                 &blake3::Hash::from(*digest).to_hex()[..8],
+                s.heads()
+                    .iter()
+                    .filter_map(|(a, _)| s.trust().device_revoked_after(a).map(|last| (a.short(), last)))
+                    .collect::<Vec<_>>(),
                 s.forks().iter().map(|f| (f.author.short(), f.seq)).collect::<Vec<_>>(),
                 s.heads()
                     .iter()
@@ -131,7 +135,9 @@ pub(crate) fn check(world: &mut World) {
     }
     for ((author, seq), ids) in by_seq {
         let distinct = ids.iter().collect::<std::collections::BTreeSet<_>>().len();
-        if distinct > 1 && !reference.forks().iter().any(|f| f.author == author && f.seq <= seq) {
+        // Past a revocation the envelopes count for nothing, and neither does a fork there.
+        let revoked = reference.trust().authorize(&author, seq).is_err();
+        if distinct > 1 && !revoked && !reference.forks().iter().any(|f| f.author == author && f.seq <= seq) {
             failures.push(format!(
                 "device {} signed two envelopes at seq {seq} and no fork is reported",
                 author.short()

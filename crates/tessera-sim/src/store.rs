@@ -187,7 +187,10 @@ impl SimStore {
     /// that counts, which is what convergence means.)
     pub fn digest(&self) -> [u8; 32] {
         let mut parts: BTreeMap<DeviceKey, Seq> = BTreeMap::new();
-        for fork in &self.forks {
+        // A fork past a device's revocation point parts nothing: no envelope there
+        // counts anyway, and stores that learned of the revocation first refuse the
+        // evidence (seeds 476 and 1996).
+        for fork in self.forks.iter().filter(|f| self.trust.authorize(&f.author, f.seq).is_ok()) {
             let at = parts.entry(fork.author).or_insert(fork.seq);
             *at = (*at).min(fork.seq);
         }
