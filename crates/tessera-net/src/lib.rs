@@ -168,6 +168,23 @@ fn server_config() -> Result<quinn::ServerConfig, NetError> {
     Ok(config)
 }
 
+/// The endpoint's stateless-reset key and connection-id key, derived from the device
+/// key. A process that restarts (same device, same port) then recognizes the
+/// connection ids it handed out before, and answers their packets with resets its peers
+/// can check, so they fail at once instead of waiting out the idle timeout. quinn's
+/// defaults are random keys per start: the restarted process drops those packets.
+fn endpoint_config(key: &SecretKey) -> quinn::EndpointConfig {
+    let reset_key = blake3::derive_key("tessera 2026-11 QUIC stateless reset key", &key.to_seed());
+    let cid_key = blake3::derive_key("tessera 2026-11 QUIC connection id key", &key.to_seed());
+    let cid_key = u64::from_le_bytes([
+        cid_key[0], cid_key[1], cid_key[2], cid_key[3], cid_key[4], cid_key[5], cid_key[6], cid_key[7],
+    ]);
+    let mut config =
+        quinn::EndpointConfig::new(Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &reset_key)));
+    config.cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key)));
+    config
+}
+
 fn client_config() -> Result<quinn::ClientConfig, NetError> {
     let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
@@ -187,8 +204,13 @@ impl Endpoint {
     /// Binds a UDP socket at `addr` (port 0: any) for both directions. Must be called
     /// inside a tokio runtime.
     pub fn bind(addr: SocketAddr, identity: Identity) -> Result<Endpoint, NetError> {
+        let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
+        let socket = std::net::UdpSocket::bind(addr).map_err(|e| setup(&e))?;
+        let runtime =
+            quinn::default_runtime().ok_or_else(|| setup(&"no tokio runtime to run the endpoint on"))?;
         let mut inner =
-            quinn::Endpoint::server(server_config()?, addr).map_err(|e| NetError::Setup(e.to_string()))?;
+            quinn::Endpoint::new(endpoint_config(&identity.key), Some(server_config()?), socket, runtime)
+                .map_err(|e| setup(&e))?;
         inner.set_default_client_config(client_config()?);
         Ok(Endpoint { inner, identity: Arc::new(identity) })
     }
@@ -452,17 +474,27 @@ async fn write_frame(send: &mut quinn::SendStream, kind: FrameKind, body: &[u8])
     Ok(())
 }
 
+/// A lost connection keeps its reason (timed out, reset by the peer, closed by it...).
+fn read_error(e: quinn::ReadExactError) -> NetError {
+    match e {
+        quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(lost)) => {
+            NetError::Connection(lost)
+        }
+        other => NetError::Read(other.to_string()),
+    }
+}
+
 /// Reads one frame; `None` at a clean end of stream before a frame starts.
 async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Option<Vec<u8>>, NetError> {
     let mut len_bytes = [0u8; 4];
     match recv.read_exact(&mut len_bytes).await {
         Ok(()) => {}
         Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
-        Err(e) => return Err(NetError::Read(e.to_string())),
+        Err(e) => return Err(read_error(e)),
     }
     let len = frame_payload_len(len_bytes)?;
     let mut frame = vec![0u8; len];
-    recv.read_exact(&mut frame).await.map_err(|e| NetError::Read(e.to_string()))?;
+    recv.read_exact(&mut frame).await.map_err(read_error)?;
     Ok(Some(frame))
 }
 

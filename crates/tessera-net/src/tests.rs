@@ -161,6 +161,46 @@ async fn an_oversized_frame_ends_the_session_without_allocating_it() {
     .await;
 }
 
+/// A relay that restarts on its port answers the packets of a connection it lost with
+/// a stateless reset its clients recognize (the reset key comes from the device key),
+/// so they fail at once instead of waiting out the idle timeout (60 s, past `within`).
+#[tokio::test]
+async fn a_client_learns_at_once_that_its_server_restarted() {
+    within(async {
+        let net = TestNetwork::new(1, 2, 1);
+        // The first server process: its own runtime on its own thread, so that it can
+        // die without a word (a dropped runtime polls nothing again, so no close).
+        let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+        let (server_identity, trust) = (identity(&net, 0), net.trust());
+        let first = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let state = runtime.block_on(async {
+                let server = Endpoint::bind(loopback(), server_identity).unwrap();
+                addr_tx.send(server.local_addr().unwrap()).unwrap();
+                let channel = server.accept().await.unwrap().handshake(&trust).await.unwrap();
+                let (tx, mut rx) = channel.split();
+                assert_eq!(rx.recv().await.unwrap().unwrap(), b"ready");
+                (server, tx, rx)
+            });
+            drop(runtime);
+            drop(state);
+        });
+        let addr = addr_rx.await.unwrap();
+        let channel = client_connect(&net, addr, &net.trust()).await;
+        let (mut tx, mut rx) = channel.split();
+        tx.send(b"ready").await.unwrap();
+        tokio::task::spawn_blocking(move || first.join().unwrap()).await.unwrap();
+        // The same device starts again on the port.
+        let _restarted = Endpoint::bind(addr, identity(&net, 0)).unwrap();
+        let _ = tx.send(b"still there?").await;
+        match rx.recv().await {
+            Err(NetError::Connection(quinn::ConnectionError::Reset)) => {}
+            other => panic!("expected a stateless reset, got {other:?}"),
+        }
+    })
+    .await;
+}
+
 async fn client_connect(net: &TestNetwork, addr: SocketAddr, trust: &TrustState) -> Channel {
     let client = Endpoint::bind(loopback(), identity(net, 1)).unwrap();
     client.connect(addr, trust).await.unwrap()
