@@ -296,8 +296,13 @@ pub fn serve(dir: &Path, listen: &str, peers: &[String], ui: &Ui) -> Result<()> 
                     let id = ids.fetch_add(1, Ordering::Relaxed);
                     sessions.spawn(async move {
                         let _permit = permit;
-                        let trust = lock(&node).store().trust().clone();
-                        match incoming.handshake(&trust).await {
+                        // The trust state is a copy: kept for the handshake only, not for
+                        // the whole session (as in the relay).
+                        let handshake = async {
+                            let trust = lock(&node).store().trust().clone();
+                            incoming.handshake(&trust).await
+                        };
+                        match handshake.await {
                             Ok(channel) => {
                                 let config = SessionConfig::new(network, device);
                                 let options = RunOptions { stop_when_caught_up: false, id };
@@ -324,9 +329,12 @@ pub fn serve(dir: &Path, listen: &str, peers: &[String], ui: &Ui) -> Result<()> 
             tasks.spawn(async move {
                 let mut backoff = BACKOFF_MIN;
                 loop {
-                    let trust = lock(&node).store().trust().clone();
+                    let connect = async {
+                        let trust = lock(&node).store().trust().clone();
+                        endpoint.connect(addr, &trust).await
+                    };
                     let attempt = tokio::select! {
-                        attempt = endpoint.connect(addr, &trust) => attempt,
+                        attempt = connect => attempt,
                         _ = stop.changed() => break,
                     };
                     match attempt {
