@@ -93,9 +93,9 @@ fn describe(summary: &Summary, ui: &Ui) -> String {
         ui.t("changes received", "modifiche ricevute"),
         s.envelopes_sent,
         ui.t("sent", "inviate"),
-        s.bytes_received,
+        summary.wire_bytes_received,
         ui.t("received", "ricevuti"),
-        s.bytes_sent,
+        summary.wire_bytes_sent,
         ui.t("sent", "inviati"),
         summary.elapsed.as_secs_f64()
     )

@@ -19,7 +19,10 @@ use tessera_log::bundle::{BUNDLE_MAGIC, BUNDLE_VERSION, FRAME_END, FRAME_ENTRY};
 use tessera_log::channel::ChannelAuth;
 use tessera_log::testkit::TestNetwork;
 use tessera_log::{BundleReader, DeviceKey, Envelope, LogEntry, Seq, TrustEntry, TrustState, VersionVector};
-use tessera_net::{encode_frame, frame_payload_len, split_frame, FrameKind};
+use tessera_net::{
+    encode_data_frame, encode_frame, frame_payload_len, inflate_message, split_frame, FrameKind,
+    FRAME_BYTES_MAX,
+};
 use tessera_sync::limits::{BATCHES_IN_FLIGHT_MAX, MESSAGE_BYTES_MAX};
 use tessera_sync::{Event, IngestFailure, LocalLog, LocalLogError, Message, Session, SessionConfig};
 
@@ -156,10 +159,34 @@ pub fn net_frames(data: &[u8]) {
         assert_eq!(frame[4..], payload[..], "net frame: encode(split(x)) != x");
         match kind {
             FrameKind::Auth => channel_auth(body),
-            FrameKind::Data => sync_message(body),
+            FrameKind::Data => {
+                data_frame_round_trip(body);
+                sync_message(body);
+            }
+            FrameKind::DataDeflate => {
+                // Inflating is bounded whatever the frame claims; what inflates is a
+                // sync message like any other.
+                let Ok(message) = inflate_message(body) else { continue };
+                assert!(message.len() < FRAME_BYTES_MAX, "net frame: inflated past the message limit");
+                data_frame_round_trip(&message);
+                sync_message(&message);
+            }
             FrameKind::Refused => {}
         }
     }
+}
+
+/// The frame a sender makes of a sync message (compressed or not) gives the message back.
+fn data_frame_round_trip(message: &[u8]) {
+    let frame = encode_data_frame(message).expect("a message under the limit fits a frame");
+    let len = frame_payload_len(frame[..4].try_into().expect("a length prefix")).expect("a valid length");
+    assert_eq!(len, frame.len() - 4, "net frame: length prefix of a data frame");
+    let again = match split_frame(&frame[4..]).expect("a data frame splits") {
+        (FrameKind::Data, body) => body.to_vec(),
+        (FrameKind::DataDeflate, body) => inflate_message(body).expect("a compressed frame inflates"),
+        (kind, _) => panic!("net frame: a sync message framed as {kind:?}"),
+    };
+    assert_eq!(again, message, "net frame: inflate(deflate(x)) != x");
 }
 
 /// `tessera_store::trust_file::parse`: a text format (blank lines and surrounding

@@ -101,6 +101,8 @@ pub fn seeds() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         frames(&[(FrameKind::Auth, &auth), (FrameKind::Data, &messages[0]), (FrameKind::Data, &messages[2])]),
         frames(&[(FrameKind::Refused, b"device is revoked"), (FrameKind::Data, &messages[6])]),
         frames(&[(FrameKind::Auth, &auth_short)]),
+        // Entries messages as a sender frames them: compressed once they are long enough.
+        messages[1..3].iter().flat_map(|m| tessera_net::encode_data_frame(m).expect("frame")).collect(),
     ];
 
     let trust_file = |entries: &[TrustEntry]| {

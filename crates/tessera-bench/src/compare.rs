@@ -10,8 +10,9 @@
 //! nodefs storage, a sync server built like the official one, websockets), each peer
 //! phase capped in time; a phase that hits the cap is reported as not finished.
 //!
-//! Wire bytes are application payloads on both sides: Tessera's session messages plus
-//! their 5-byte frame headers (no QUIC/TLS packet overhead), automerge-repo's websocket
+//! Wire bytes are application payloads on both sides: Tessera's frames on the session
+//! stream, as sent (sync messages of 512 bytes or more DEFLATE-compressed by
+//! `tessera-net`; no QUIC/TLS packet overhead), automerge-repo's websocket
 //! message payloads (no websocket/TCP framing). Ratios are automerge-repo / Tessera,
 //! computed within the run. The table, a CSV and a JSON line are written; PNG plots are
 //! drawn from the CSV by `bench/plot/plot.sh` (matplotlib in a venv it makes).

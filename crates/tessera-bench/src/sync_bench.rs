@@ -51,8 +51,6 @@ use crate::workload::{self, Spec};
 
 /// Devices per partner in the workload's `TestNetwork` (as `workload.rs` makes it).
 pub(crate) const DEVICES_PER_PARTNER: usize = 5;
-/// Bytes the transport adds to each message: a 4-byte length and a kind byte.
-const FRAME_HEADER_BYTES: u64 = 5;
 /// A session that takes longer than this is reported as a failure.
 const SESSION_TIMEOUT: Duration = Duration::from_secs(900);
 /// Rounds of the day scenario before it is declared not converged.
@@ -269,12 +267,13 @@ pub(crate) struct Leg {
     /// Until `run_session` returned (teardown included).
     pub(crate) total_secs: f64,
     pub(crate) stats: SessionStats,
+    /// Frames on the stream, both ways, after compression (as counted by `tessera-net`).
+    pub(crate) wire_bytes: u64,
 }
 
 impl Leg {
     pub(crate) fn wire_bytes(&self) -> u64 {
-        let s = &self.stats;
-        s.bytes_sent + s.bytes_received + FRAME_HEADER_BYTES * (s.messages_sent + s.messages_received)
+        self.wire_bytes
     }
     fn entry_bytes(&self) -> u64 {
         self.stats.entry_bytes_sent + self.stats.entry_bytes_received
@@ -349,7 +348,8 @@ pub(crate) async fn connect_and_sync<S: SyncStore>(
     let total_secs = start.elapsed().as_secs_f64();
     finished(&summary.outcome)?;
     let live_secs = lock(&live_at).map_or(total_secs, |t| t.duration_since(start).as_secs_f64());
-    Ok(Leg { live_secs, total_secs, stats: summary.stats })
+    let wire_bytes = summary.wire_bytes_sent + summary.wire_bytes_received;
+    Ok(Leg { live_secs, total_secs, stats: summary.stats, wire_bytes })
 }
 
 /// Direct sync: `server` accepts one session, `client` connects to it.

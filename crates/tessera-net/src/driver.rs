@@ -105,6 +105,10 @@ pub struct Stored {
 pub struct Summary {
     pub peer: Peer,
     pub stats: SessionStats,
+    /// Bytes on the stream, frames included, after compression (`stats` counts the
+    /// sync messages themselves).
+    pub wire_bytes_sent: u64,
+    pub wire_bytes_received: u64,
     pub elapsed: Duration,
     pub outcome: CloseReason,
 }
@@ -137,6 +141,7 @@ pub async fn run_session<S: SyncStore>(
 ) -> Result<Summary, NetError> {
     let peer = channel.peer().cloned().ok_or(NetError::BadFrame("session without an authenticated peer"))?;
     let (mut tx, mut rx) = channel.split();
+    let wire = tx.wire();
     let (inbound_tx, mut inbound) = mpsc::channel::<Result<Option<Vec<u8>>, NetError>>(INBOUND_FRAMES_MAX);
     let reader = tokio::spawn(async move {
         loop {
@@ -298,5 +303,12 @@ pub async fn run_session<S: SyncStore>(
     reader.abort();
     result?;
     let outcome = outcome.unwrap_or(CloseReason::Finished { by_peer: true });
-    Ok(Summary { peer, stats: session.stats().clone(), elapsed: start.elapsed(), outcome })
+    Ok(Summary {
+        peer,
+        stats: session.stats().clone(),
+        wire_bytes_sent: wire.sent(),
+        wire_bytes_received: wire.received(),
+        elapsed: start.elapsed(),
+        outcome,
+    })
 }

@@ -10,10 +10,15 @@
 //!
 //! One session = one QUIC connection with one bidirectional stream of frames:
 //! `u32` little-endian length, then a payload of at most [`FRAME_BYTES_MAX`] bytes whose
-//! first byte says what it is ([`FrameKind`]).
+//! first byte says what it is ([`FrameKind`]). Sync messages of
+//! [`COMPRESS_MIN_BYTES`] or more travel DEFLATE-compressed when that is smaller: a batch
+//! of records repeats field names, actor ids and hashes, and hubs sit on slow links.
+//! Inflating is bounded by the sync message limit, whatever the frame claims.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+use std::io::{Read, Write};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +36,9 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// Concurrent incoming connections a server keeps in the handshake at once.
 pub const PENDING_HANDSHAKES_MAX: usize = 64;
-const ALPN: &[u8] = b"tessera/1";
+/// The protocol version: peers that frame differently fail the TLS handshake
+/// ("no application protocol") rather than mid-session. 2: compressed sync messages.
+const ALPN: &[u8] = b"tessera/2";
 
 pub mod driver;
 
@@ -45,7 +52,13 @@ pub enum FrameKind {
     Refused = 2,
     /// A sync message.
     Data = 3,
+    /// A sync message compressed with raw DEFLATE: its length (`u32` little-endian),
+    /// then the compressed stream.
+    DataDeflate = 4,
 }
+
+/// Sync messages at least this long are compressed (when that saves bytes).
+pub const COMPRESS_MIN_BYTES: usize = 512;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
@@ -366,7 +379,28 @@ impl Channel {
 
     /// Splits into a sending and a receiving half, usable from two tasks.
     pub fn split(self) -> (Sender, Receiver) {
-        (Sender { send: self.send, conn: self.conn.clone() }, Receiver { recv: self.recv, conn: self.conn })
+        let wire = Arc::new(WireBytes::default());
+        (
+            Sender { send: self.send, conn: self.conn.clone(), wire: wire.clone() },
+            Receiver { recv: self.recv, conn: self.conn, wire },
+        )
+    }
+}
+
+/// Bytes a session moved on its stream (frames with their length prefixes, after
+/// compression): what the link carried, short of QUIC and UDP headers.
+#[derive(Debug, Default)]
+pub struct WireBytes {
+    sent: AtomicU64,
+    received: AtomicU64,
+}
+
+impl WireBytes {
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
     }
 }
 
@@ -375,12 +409,21 @@ impl Channel {
 pub struct Sender {
     send: quinn::SendStream,
     conn: quinn::Connection,
+    wire: Arc<WireBytes>,
 }
 
 impl Sender {
-    /// Sends one sync message.
+    /// Sends one sync message (compressed when that is smaller).
     pub async fn send(&mut self, message: &[u8]) -> Result<(), NetError> {
-        write_frame(&mut self.send, FrameKind::Data, message).await
+        let frame = encode_data_frame(message)?;
+        self.send.write_all(&frame).await?;
+        self.wire.sent.fetch_add(frame.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// What this session sent and received so far.
+    pub fn wire(&self) -> Arc<WireBytes> {
+        self.wire.clone()
     }
 
     /// Tells the peer why the session ends, then closes it.
@@ -408,6 +451,7 @@ impl Sender {
 pub struct Receiver {
     recv: quinn::RecvStream,
     conn: quinn::Connection,
+    wire: Arc<WireBytes>,
 }
 
 impl Receiver {
@@ -416,13 +460,17 @@ impl Receiver {
     pub async fn recv(&mut self) -> Result<Option<Vec<u8>>, NetError> {
         match read_frame(&mut self.recv).await? {
             None => Ok(None),
-            Some(frame) => match split_frame(&frame)? {
-                (FrameKind::Data, body) => Ok(Some(body.to_vec())),
-                (FrameKind::Refused, body) => {
-                    Err(NetError::RefusedByPeer(String::from_utf8_lossy(body).chars().take(500).collect()))
+            Some(frame) => {
+                self.wire.received.fetch_add(4 + frame.len() as u64, Ordering::Relaxed);
+                match split_frame(&frame)? {
+                    (FrameKind::Data, body) => Ok(Some(body.to_vec())),
+                    (FrameKind::DataDeflate, body) => inflate_message(body).map(Some),
+                    (FrameKind::Refused, body) => Err(NetError::RefusedByPeer(
+                        String::from_utf8_lossy(body).chars().take(500).collect(),
+                    )),
+                    (FrameKind::Auth, _) => Err(NetError::BadFrame("unexpected frame kind")),
                 }
-                (FrameKind::Auth, _) => Err(NetError::BadFrame("unexpected frame kind")),
-            },
+            }
         }
     }
 
@@ -463,9 +511,57 @@ pub fn split_frame(payload: &[u8]) -> Result<(FrameKind, &[u8]), NetError> {
         Some((&k, body)) if k == FrameKind::Auth as u8 => Ok((FrameKind::Auth, body)),
         Some((&k, body)) if k == FrameKind::Refused as u8 => Ok((FrameKind::Refused, body)),
         Some((&k, body)) if k == FrameKind::Data as u8 => Ok((FrameKind::Data, body)),
+        Some((&k, body)) if k == FrameKind::DataDeflate as u8 => Ok((FrameKind::DataDeflate, body)),
         Some(_) => Err(NetError::BadFrame("unknown frame kind")),
         None => Err(NetError::BadFrame("empty frame")),
     }
+}
+
+/// The frame of one sync message: [`FrameKind::DataDeflate`] when the message is at
+/// least [`COMPRESS_MIN_BYTES`] and compresses, [`FrameKind::Data`] otherwise. Pure.
+pub fn encode_data_frame(message: &[u8]) -> Result<Vec<u8>, NetError> {
+    if message.len() >= COMPRESS_MIN_BYTES && message.len() <= MESSAGE_BYTES_MAX {
+        let mut body = Vec::with_capacity(message.len() / 2);
+        body.extend_from_slice(&(message.len() as u32).to_le_bytes());
+        let mut encoder =
+            flate2::write::DeflateEncoder::new(body, flate2::Compression::new(COMPRESSION_LEVEL));
+        // Writing into a Vec cannot fail; fall back to the plain frame if it ever did.
+        if let Ok(body) = encoder.write_all(message).and_then(|()| encoder.finish()) {
+            if body.len() < message.len() {
+                return encode_frame(FrameKind::DataDeflate, &body);
+            }
+        }
+    }
+    encode_frame(FrameKind::Data, message)
+}
+
+/// DEFLATE level 6 (zlib's default). Measured on `tessera-bench compare` at N = 3,000:
+/// 9 % fewer bytes than level 1, level 9 only 0.6 % fewer than 6, and the push and pull
+/// times (0.2-0.3 s) did not move.
+const COMPRESSION_LEVEL: u32 = 6;
+/// The largest sync message a compressed frame may inflate to.
+const MESSAGE_BYTES_MAX: usize = FRAME_BYTES_MAX - 1;
+
+/// The sync message in a [`FrameKind::DataDeflate`] body. Whatever the body claims,
+/// nothing past [`MESSAGE_BYTES_MAX`] is inflated (a "zip bomb" costs the limit, no more),
+/// and the message must have exactly the length announced. Pure.
+pub fn inflate_message(body: &[u8]) -> Result<Vec<u8>, NetError> {
+    let (len, stream) =
+        body.split_first_chunk::<4>().ok_or(NetError::BadFrame("compressed frame too short"))?;
+    let len = u32::from_le_bytes(*len) as usize;
+    if len > MESSAGE_BYTES_MAX {
+        return Err(NetError::FrameTooLarge { len, max: MESSAGE_BYTES_MAX });
+    }
+    // Grow as the data comes: a short frame announcing 8 MiB does not get 8 MiB up front.
+    let mut message = Vec::with_capacity(len.min(64 * 1024));
+    flate2::read::DeflateDecoder::new(stream)
+        .take(len as u64 + 1)
+        .read_to_end(&mut message)
+        .map_err(|_| NetError::BadFrame("corrupt compressed sync message"))?;
+    if message.len() != len {
+        return Err(NetError::BadFrame("compressed sync message of another length than announced"));
+    }
+    Ok(message)
 }
 
 async fn write_frame(send: &mut quinn::SendStream, kind: FrameKind, body: &[u8]) -> Result<(), NetError> {

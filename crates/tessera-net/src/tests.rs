@@ -369,3 +369,78 @@ mod fanout {
         .await;
     }
 }
+
+mod compression {
+    use std::io::Write;
+
+    use super::*;
+
+    fn deflate(data: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    fn body(len: u32, stream: &[u8]) -> Vec<u8> {
+        [&len.to_le_bytes()[..], stream].concat()
+    }
+
+    fn message_of(frame: &[u8]) -> (FrameKind, Vec<u8>) {
+        assert_eq!(frame_payload_len(frame[..4].try_into().unwrap()).unwrap(), frame.len() - 4);
+        match split_frame(&frame[4..]).unwrap() {
+            (FrameKind::DataDeflate, body) => (FrameKind::DataDeflate, inflate_message(body).unwrap()),
+            (kind, body) => (kind, body.to_vec()),
+        }
+    }
+
+    #[test]
+    fn a_repetitive_message_travels_compressed_and_comes_back_whole() {
+        let message: Vec<u8> = (0..200u32)
+            .flat_map(|i| format!("given_name family_name birth_year {i};").into_bytes())
+            .collect();
+        let frame = encode_data_frame(&message).unwrap();
+        assert!(frame.len() * 4 < message.len(), "{} bytes framed as {}", message.len(), frame.len());
+        let (kind, back) = message_of(&frame);
+        assert_eq!(kind, FrameKind::DataDeflate);
+        assert!(back == message, "inflate(deflate(x)) != x");
+    }
+
+    #[test]
+    fn short_or_incompressible_messages_travel_as_they_are() {
+        let short = vec![7u8; COMPRESS_MIN_BYTES - 1];
+        assert_eq!(message_of(&encode_data_frame(&short).unwrap()), (FrameKind::Data, short));
+        // Hash output does not compress: the plain frame is smaller.
+        let mut noise = vec![0u8; 4096];
+        blake3::Hasher::new().update(b"noise").finalize_xof().fill(&mut noise);
+        let (kind, back) = message_of(&encode_data_frame(&noise).unwrap());
+        assert_eq!(kind, FrameKind::Data);
+        assert!(back == noise);
+    }
+
+    #[test]
+    fn inflating_is_bounded_whatever_the_frame_claims() {
+        // 64 MiB of zeros deflate to about 64 KiB: a "zip bomb" the limit must stop.
+        let bomb = deflate(&vec![0u8; 64 * 1024 * 1024]);
+        assert!(bomb.len() < FRAME_BYTES_MAX);
+        // Announced as what it is: refused before inflating anything.
+        assert!(matches!(
+            inflate_message(&body(64 * 1024 * 1024, &bomb)),
+            Err(NetError::FrameTooLarge { .. })
+        ));
+        // Announced as small: inflating stops one byte past the announced length.
+        assert!(matches!(inflate_message(&body(1000, &bomb)), Err(NetError::BadFrame(_))));
+        // Announced longer than it is.
+        assert!(matches!(inflate_message(&body(5000, &deflate(&[1u8; 4000]))), Err(NetError::BadFrame(_))));
+    }
+
+    #[test]
+    fn a_corrupt_compressed_message_is_an_error() {
+        let mut stream = deflate(&vec![3u8; 10_000]);
+        assert_eq!(inflate_message(&body(10_000, &stream)).unwrap(), vec![3u8; 10_000]);
+        stream.truncate(stream.len() / 2);
+        assert!(inflate_message(&body(10_000, &stream)).is_err());
+        assert!(inflate_message(&body(10, &[0xff; 40])).is_err());
+        assert!(inflate_message(&[1, 2]).is_err());
+        assert!(inflate_message(&[]).is_err());
+    }
+}
