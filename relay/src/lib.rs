@@ -271,6 +271,29 @@ impl SyncStore for RelayStore {
     }
 }
 
+/// Adds what one session moved on the wire to the relay's counters, as it goes.
+#[derive(Clone)]
+struct WireMeter {
+    wire: Arc<tessera_net::WireBytes>,
+    metrics: Arc<Metrics>,
+    /// Sent and received, as already added to the counters.
+    reported: Arc<Mutex<(u64, u64)>>,
+}
+
+impl WireMeter {
+    fn new(wire: Arc<tessera_net::WireBytes>, metrics: Arc<Metrics>) -> WireMeter {
+        WireMeter { wire, metrics, reported: Arc::default() }
+    }
+
+    fn report(&self) {
+        let mut reported = lock(&self.reported);
+        let (sent, received) = (self.wire.sent(), self.wire.received());
+        self.metrics.wire_out.fetch_add(sent.saturating_sub(reported.0), Ordering::Relaxed);
+        self.metrics.wire_in.fetch_add(received.saturating_sub(reported.1), Ordering::Relaxed);
+        *reported = (sent.max(reported.0), received.max(reported.1));
+    }
+}
+
 fn lock<S>(m: &Mutex<S>) -> std::sync::MutexGuard<'_, S> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -406,6 +429,8 @@ async fn serve_loop(
             let options = RunOptions { stop_when_caught_up: false, id };
             let mut sent_before = 0u64;
             let mut bytes_before = 0u64;
+            let wire = WireMeter::new(channel.wire(), metrics.clone());
+            let progress_wire = wire.clone();
             let progress_metrics = metrics.clone();
             let result = run_session(channel, store, config, fanout, stop, options, move |stats, event| {
                 if matches!(
@@ -418,9 +443,11 @@ async fn serve_loop(
                     progress_metrics.bytes_out.fetch_add(stats.bytes_sent - bytes_before, Ordering::Relaxed);
                     sent_before = stats.envelopes_sent;
                     bytes_before = stats.bytes_sent;
+                    progress_wire.report();
                 }
             })
             .await;
+            wire.report();
             metrics.connected.fetch_sub(1, Ordering::Relaxed);
             match result {
                 Ok(summary) => tracing::info!(

@@ -24,6 +24,9 @@ pub struct Metrics {
     pub envelopes_out: AtomicU64,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
+    /// Bytes on the session streams (frames, after compression), both ways.
+    pub wire_in: AtomicU64,
+    pub wire_out: AtomicU64,
     pub store_bytes: AtomicU64,
     rejects: Mutex<BTreeMap<&'static str, u64>>,
     last_seen: Mutex<BTreeMap<DeviceKey, u64>>,
@@ -83,6 +86,18 @@ impl Metrics {
             "counter",
             "Bytes of sync messages sent.",
             self.bytes_out.load(Ordering::Relaxed),
+        );
+        metric(
+            "tessera_relay_wire_bytes_received_total",
+            "counter",
+            "Bytes received on session streams (compressed frames as they came).",
+            self.wire_in.load(Ordering::Relaxed),
+        );
+        metric(
+            "tessera_relay_wire_bytes_sent_total",
+            "counter",
+            "Bytes sent on session streams (compressed frames as they went).",
+            self.wire_out.load(Ordering::Relaxed),
         );
         metric(
             "tessera_relay_store_bytes",

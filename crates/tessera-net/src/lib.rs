@@ -199,6 +199,10 @@ fn endpoint_config(key: &SecretKey) -> quinn::EndpointConfig {
 }
 
 fn client_config() -> Result<quinn::ClientConfig, NetError> {
+    client_config_with_alpn(ALPN)
+}
+
+fn client_config_with_alpn(alpn: &[u8]) -> Result<quinn::ClientConfig, NetError> {
     let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -206,7 +210,7 @@ fn client_config() -> Result<quinn::ClientConfig, NetError> {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyServerCert(provider())))
         .with_no_client_auth();
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.alpn_protocols = vec![alpn.to_vec()];
     let crypto = QuicClientConfig::try_from(tls).map_err(|e| setup(&e))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     config.transport_config(Arc::new(transport_config()));
@@ -239,7 +243,8 @@ impl Endpoint {
                 .inner
                 .connect(addr, "tessera")
                 .map_err(|e| NetError::Connect { addr, reason: e.to_string() })?;
-            let conn = connecting.await.map_err(|e| NetError::Connect { addr, reason: e.to_string() })?;
+            let conn =
+                connecting.await.map_err(|e| NetError::Connect { addr, reason: handshake_failure(&e) })?;
             let (send, recv) = conn.open_bi().await?;
             let mut channel = Channel::new(conn, send, recv);
             // The opener speaks first: the stream exists for the peer only once written.
@@ -297,7 +302,8 @@ impl Incoming {
     pub async fn handshake(self, trust: &TrustState) -> Result<Channel, NetError> {
         let addr = self.incoming.remote_address();
         let work = async {
-            let conn = self.incoming.await.map_err(|e| NetError::Connect { addr, reason: e.to_string() })?;
+            let conn =
+                self.incoming.await.map_err(|e| NetError::Connect { addr, reason: handshake_failure(&e) })?;
             let (send, recv) = conn.accept_bi().await?;
             let mut channel = Channel::new(conn, send, recv);
             let peer = channel.read_peer_auth(trust).await?;
@@ -330,11 +336,18 @@ pub struct Channel {
     send: quinn::SendStream,
     recv: quinn::RecvStream,
     peer: Option<Peer>,
+    wire: Arc<WireBytes>,
 }
 
 impl Channel {
     fn new(conn: quinn::Connection, send: quinn::SendStream, recv: quinn::RecvStream) -> Channel {
-        Channel { conn, send, recv, peer: None }
+        Channel { conn, send, recv, peer: None, wire: Arc::default() }
+    }
+
+    /// The bytes this session's sync messages take on the stream, as they go (the
+    /// handshake's auth frames are not counted).
+    pub fn wire(&self) -> Arc<WireBytes> {
+        self.wire.clone()
     }
 
     async fn read_peer_auth(&mut self, trust: &TrustState) -> Result<Peer, NetError> {
@@ -379,10 +392,9 @@ impl Channel {
 
     /// Splits into a sending and a receiving half, usable from two tasks.
     pub fn split(self) -> (Sender, Receiver) {
-        let wire = Arc::new(WireBytes::default());
         (
-            Sender { send: self.send, conn: self.conn.clone(), wire: wire.clone() },
-            Receiver { recv: self.recv, conn: self.conn, wire },
+            Sender { send: self.send, conn: self.conn.clone(), wire: self.wire.clone() },
+            Receiver { recv: self.recv, conn: self.conn, wire: self.wire },
         )
     }
 }
@@ -568,6 +580,26 @@ async fn write_frame(send: &mut quinn::SendStream, kind: FrameKind, body: &[u8])
     let frame = encode_frame(kind, body)?;
     send.write_all(&frame).await?;
     Ok(())
+}
+
+/// Why a QUIC handshake failed, in words an operator can act on when the two ends
+/// speak different protocol versions (TLS alert 120, no application protocol).
+fn handshake_failure(e: &quinn::ConnectionError) -> String {
+    let no_common_version = quinn::TransportErrorCode::crypto(120);
+    let code = match e {
+        quinn::ConnectionError::ConnectionClosed(close) => Some(close.error_code),
+        quinn::ConnectionError::TransportError(error) => Some(error.code),
+        _ => None,
+    };
+    if code == Some(no_common_version) {
+        format!(
+            "the peer speaks another version of the Tessera protocol (this node speaks {}): \
+             run the same Tessera release on both",
+            String::from_utf8_lossy(ALPN)
+        )
+    } else {
+        e.to_string()
+    }
 }
 
 /// A lost connection keeps its reason (timed out, reset by the peer, closed by it...).

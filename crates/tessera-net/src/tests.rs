@@ -201,6 +201,31 @@ async fn a_client_learns_at_once_that_its_server_restarted() {
     .await;
 }
 
+/// A peer of another protocol version (ALPN) is refused at the TLS handshake with a
+/// reason an operator can act on.
+#[tokio::test]
+async fn a_peer_of_another_protocol_version_is_told_so() {
+    within(async {
+        let net = TestNetwork::new(1, 2, 1);
+        let server = Endpoint::bind(loopback(), identity(&net, 0)).unwrap();
+        let addr = server.local_addr().unwrap();
+        let accept = tokio::spawn({
+            let server = server.clone();
+            let trust = net.trust();
+            async move { server.accept().await.unwrap().handshake(&trust).await.map(|_| ()) }
+        });
+        let mut old = Endpoint::bind(loopback(), identity(&net, 1)).unwrap();
+        let mut config = client_config_with_alpn(b"tessera/1").unwrap();
+        config.transport_config(Arc::new(transport_config()));
+        old.inner.set_default_client_config(config);
+        let error = old.connect(addr, &net.trust()).await.unwrap_err().to_string();
+        assert!(error.contains("another version of the Tessera protocol"), "{error}");
+        let error = accept.await.unwrap().unwrap_err().to_string();
+        assert!(error.contains("another version of the Tessera protocol"), "{error}");
+    })
+    .await;
+}
+
 async fn client_connect(net: &TestNetwork, addr: SocketAddr, trust: &TrustState) -> Channel {
     let client = Endpoint::bind(loopback(), identity(net, 1)).unwrap();
     client.connect(addr, trust).await.unwrap()
