@@ -149,7 +149,7 @@ async fn run_one(
         config,
         fanout,
         stop,
-        RunOptions { stop_when_caught_up: one_shot, id },
+        RunOptions { stop_when_caught_up: one_shot, id, meter: None },
         Some(*ui),
     )
     .await
@@ -305,7 +305,7 @@ pub fn serve(dir: &Path, listen: &str, peers: &[String], ui: &Ui) -> Result<()> 
                         match handshake.await {
                             Ok(channel) => {
                                 let config = SessionConfig::new(network, device);
-                                let options = RunOptions { stop_when_caught_up: false, id };
+                                let options = RunOptions { stop_when_caught_up: false, id, meter: None };
                                 match run_recorded(channel, node, config, fanout, stop, options, None).await {
                                     Ok(s) => tracing::info!(peer = %s.peer.certificate.device.short(), received = s.stats.envelopes_received, sent = s.stats.envelopes_sent, "session ended"),
                                     Err(e) => tracing::warn!(error = %e, "session failed"),
@@ -341,7 +341,7 @@ pub fn serve(dir: &Path, listen: &str, peers: &[String], ui: &Ui) -> Result<()> 
                         Ok(channel) => {
                             let id = ids.fetch_add(1, Ordering::Relaxed);
                             let config = SessionConfig::new(network, device);
-                            let options = RunOptions { stop_when_caught_up: false, id };
+                            let options = RunOptions { stop_when_caught_up: false, id, meter: None };
                             let result =
                                 run_recorded(channel, node.clone(), config, fanout.clone(), stop.clone(), options, None)
                                     .await;

@@ -26,12 +26,12 @@ use tessera_net::driver::{
 };
 use tessera_net::{Endpoint, Identity};
 use tessera_store::{read_secret_key, trust_file, write_secret_key, Policy, Store};
-use tessera_sync::{Event, IngestFailure, LocalLog, SessionConfig};
+use tessera_sync::{IngestFailure, LocalLog, SessionConfig};
 use tokio::sync::{broadcast, watch};
 
 pub mod metrics;
 
-use metrics::Metrics;
+use metrics::{Metrics, SessionCounters};
 
 const CONFIG_FILE: &str = "relay.json";
 const KEY_FILE: &str = "keys/device.key";
@@ -271,29 +271,6 @@ impl SyncStore for RelayStore {
     }
 }
 
-/// Adds what one session moved on the wire to the relay's counters, as it goes.
-#[derive(Clone)]
-struct WireMeter {
-    wire: Arc<tessera_net::WireBytes>,
-    metrics: Arc<Metrics>,
-    /// Sent and received, as already added to the counters.
-    reported: Arc<Mutex<(u64, u64)>>,
-}
-
-impl WireMeter {
-    fn new(wire: Arc<tessera_net::WireBytes>, metrics: Arc<Metrics>) -> WireMeter {
-        WireMeter { wire, metrics, reported: Arc::default() }
-    }
-
-    fn report(&self) {
-        let mut reported = lock(&self.reported);
-        let (sent, received) = (self.wire.sent(), self.wire.received());
-        self.metrics.wire_out.fetch_add(sent.saturating_sub(reported.0), Ordering::Relaxed);
-        self.metrics.wire_in.fetch_add(received.saturating_sub(reported.1), Ordering::Relaxed);
-        *reported = (sent.max(reported.0), received.max(reported.1));
-    }
-}
-
 fn lock<S>(m: &Mutex<S>) -> std::sync::MutexGuard<'_, S> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -426,28 +403,11 @@ async fn serve_loop(
             }
             metrics.connected.fetch_add(1, Ordering::Relaxed);
             let config = SessionConfig::new(network, device);
-            let options = RunOptions { stop_when_caught_up: false, id };
-            let mut sent_before = 0u64;
-            let mut bytes_before = 0u64;
-            let wire = WireMeter::new(channel.wire(), metrics.clone());
-            let progress_wire = wire.clone();
-            let progress_metrics = metrics.clone();
-            let result = run_session(channel, store, config, fanout, stop, options, move |stats, event| {
-                if matches!(
-                    event,
-                    Event::Ingest { .. } | Event::CaughtUp | Event::Live | Event::Closed { .. }
-                ) {
-                    progress_metrics
-                        .envelopes_out
-                        .fetch_add(stats.envelopes_sent - sent_before, Ordering::Relaxed);
-                    progress_metrics.bytes_out.fetch_add(stats.bytes_sent - bytes_before, Ordering::Relaxed);
-                    sent_before = stats.envelopes_sent;
-                    bytes_before = stats.bytes_sent;
-                    progress_wire.report();
-                }
-            })
-            .await;
-            wire.report();
+            let counters = SessionCounters { meter: Arc::default(), wire: channel.wire() };
+            metrics.session_started(counters.clone());
+            let options = RunOptions { stop_when_caught_up: false, id, meter: Some(counters.meter.clone()) };
+            let result = run_session(channel, store, config, fanout, stop, options, |_, _| {}).await;
+            metrics.session_ended(&counters);
             metrics.connected.fetch_sub(1, Ordering::Relaxed);
             match result {
                 Ok(summary) => tracing::info!(

@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tessera_log::DeviceKey;
+use tessera_net::driver::SessionMeter;
+use tessera_net::WireBytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
@@ -21,15 +23,42 @@ const DEVICES_LISTED_MAX: usize = 10_000;
 pub struct Metrics {
     pub connected: AtomicU64,
     pub envelopes_in: AtomicU64,
-    pub envelopes_out: AtomicU64,
     pub bytes_in: AtomicU64,
-    pub bytes_out: AtomicU64,
-    /// Bytes on the session streams (frames, after compression), both ways.
-    pub wire_in: AtomicU64,
-    pub wire_out: AtomicU64,
     pub store_bytes: AtomicU64,
+    /// What sessions sent: the ended ones' totals plus, at each scrape, the live ones'.
+    sessions: Mutex<Sessions>,
     rejects: Mutex<BTreeMap<&'static str, u64>>,
     last_seen: Mutex<BTreeMap<DeviceKey, u64>>,
+}
+
+/// One session's live counters.
+#[derive(Clone, Debug)]
+pub struct SessionCounters {
+    pub meter: Arc<SessionMeter>,
+    pub wire: Arc<WireBytes>,
+}
+
+#[derive(Debug, Default)]
+struct Sessions {
+    live: Vec<SessionCounters>,
+    ended: Totals,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Totals {
+    envelopes_out: u64,
+    bytes_out: u64,
+    wire_in: u64,
+    wire_out: u64,
+}
+
+impl Totals {
+    fn add(&mut self, session: &SessionCounters) {
+        self.envelopes_out += session.meter.envelopes_sent();
+        self.bytes_out += session.meter.message_bytes_sent();
+        self.wire_in += session.wire.received();
+        self.wire_out += session.wire.sent();
+    }
 }
 
 fn unix_now() -> u64 {
@@ -37,6 +66,29 @@ fn unix_now() -> u64 {
 }
 
 impl Metrics {
+    /// Counts a session's traffic from now on (at most `--sessions-max` at once).
+    pub fn session_started(&self, session: SessionCounters) {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner).live.push(session);
+    }
+
+    /// Moves an ended session's final counts to the totals, in one step for scrapes.
+    pub fn session_ended(&self, session: &SessionCounters) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(i) = sessions.live.iter().position(|s| Arc::ptr_eq(&s.meter, &session.meter)) {
+            let ended = sessions.live.swap_remove(i);
+            sessions.ended.add(&ended);
+        }
+    }
+
+    fn sent_totals(&self) -> Totals {
+        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut totals = sessions.ended;
+        for session in &sessions.live {
+            totals.add(session);
+        }
+        totals
+    }
+
     pub fn reject(&self, reason: &'static str) {
         *self.rejects.lock().unwrap_or_else(PoisonError::into_inner).entry(reason).or_default() += 1;
     }
@@ -53,6 +105,7 @@ impl Metrics {
 
     /// The metrics in Prometheus text exposition format.
     pub fn render(&self) -> String {
+        let sent = self.sent_totals();
         let mut out = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
@@ -73,7 +126,7 @@ impl Metrics {
             "tessera_relay_envelopes_sent_total",
             "counter",
             "Envelopes sent to peers.",
-            self.envelopes_out.load(Ordering::Relaxed),
+            sent.envelopes_out,
         );
         metric(
             "tessera_relay_bytes_received_total",
@@ -81,23 +134,18 @@ impl Metrics {
             "Bytes of envelopes received and stored.",
             self.bytes_in.load(Ordering::Relaxed),
         );
-        metric(
-            "tessera_relay_bytes_sent_total",
-            "counter",
-            "Bytes of sync messages sent.",
-            self.bytes_out.load(Ordering::Relaxed),
-        );
+        metric("tessera_relay_bytes_sent_total", "counter", "Bytes of sync messages sent.", sent.bytes_out);
         metric(
             "tessera_relay_wire_bytes_received_total",
             "counter",
             "Bytes received on session streams (compressed frames as they came).",
-            self.wire_in.load(Ordering::Relaxed),
+            sent.wire_in,
         );
         metric(
             "tessera_relay_wire_bytes_sent_total",
             "counter",
             "Bytes sent on session streams (compressed frames as they went).",
-            self.wire_out.load(Ordering::Relaxed),
+            sent.wire_out,
         );
         metric(
             "tessera_relay_store_bytes",

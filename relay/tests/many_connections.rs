@@ -87,7 +87,7 @@ fn live_session<S: SyncStore>(
         let trust = store.lock().unwrap().trust();
         if let Ok(channel) = ep.connect(relay, &trust).await {
             let live = counts.clone();
-            let options = RunOptions { stop_when_caught_up: false, id: 1 };
+            let options = RunOptions { stop_when_caught_up: false, id: 1, meter: None };
             let _ = run_session(channel, store, config, fanout, stop, options, move |_, event| {
                 if matches!(event, Event::Live) {
                     live.live.fetch_add(1, Ordering::Relaxed);
@@ -184,6 +184,18 @@ fn relay_with_200_live_sessions_keeps_serving_small_syncs() {
         .await;
         assert_eq!(probes.ended.load(Ordering::Relaxed) + idle.ended.load(Ordering::Relaxed), 0);
 
+        // What an operator scrapes: the envelopes passed on, and the traffic.
+        let text = scrape(relay.metrics_addr).await;
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("{name} missing from the metrics:\n{text}"))
+        };
+        assert!(value("tessera_relay_envelopes_received_total") >= SMALL_SYNCS);
+        assert!(value("tessera_relay_envelopes_sent_total") >= SMALL_SYNCS);
+        assert!(value("tessera_relay_wire_bytes_received_total") > 0);
+        assert!(value("tessera_relay_wire_bytes_sent_total") > 0);
+
         let _ = stop_tx.send(true);
         for task in tasks {
             tokio::time::timeout(WAIT, task).await.expect("a session did not stop").unwrap();
@@ -193,4 +205,14 @@ fn relay_with_200_live_sessions_keeps_serving_small_syncs() {
         }
         relay.shutdown().await.unwrap();
     });
+}
+
+/// The relay's metrics page, as Prometheus would fetch it.
+async fn scrape(addr: SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: relay\r\n\r\n").await.unwrap();
+    let mut text = String::new();
+    tokio::time::timeout(WAIT, stream.read_to_string(&mut text)).await.expect("metrics answered").unwrap();
+    text
 }

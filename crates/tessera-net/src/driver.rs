@@ -7,6 +7,7 @@
 //! Store calls (fsync'd ingest) run on the async task itself: they take milliseconds,
 //! and keeping them in line keeps the order "store, then Ack" obvious.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -114,13 +115,38 @@ pub struct Summary {
 }
 
 /// Options of one session.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// End the session once both sides hold everything (one-shot `tessera sync`);
     /// otherwise stay live until the peer leaves or `shutdown` fires.
     pub stop_when_caught_up: bool,
     /// This session's id among the node's sessions (for fan-out).
     pub id: u64,
+    /// Counters kept up to date while the session runs (a relay's metrics); the
+    /// [`Summary`] has them all at the end.
+    pub meter: Option<Arc<SessionMeter>>,
+}
+
+/// What a session sent so far, readable from another task while it runs: a live
+/// session can last for days, and its progress events stop once it is live.
+#[derive(Debug, Default)]
+pub struct SessionMeter {
+    envelopes_sent: AtomicU64,
+    message_bytes_sent: AtomicU64,
+}
+
+impl SessionMeter {
+    pub fn envelopes_sent(&self) -> u64 {
+        self.envelopes_sent.load(Ordering::Relaxed)
+    }
+    /// Bytes of sync messages, before framing and compression.
+    pub fn message_bytes_sent(&self) -> u64 {
+        self.message_bytes_sent.load(Ordering::Relaxed)
+    }
+    fn update(&self, stats: &SessionStats) {
+        self.envelopes_sent.store(stats.envelopes_sent, Ordering::Relaxed);
+        self.message_bytes_sent.store(stats.bytes_sent, Ordering::Relaxed);
+    }
 }
 
 fn lock<S>(store: &Mutex<S>) -> std::sync::MutexGuard<'_, S> {
@@ -189,6 +215,9 @@ pub async fn run_session<S: SyncStore>(
             lock(&store).with_log(&mut |log| message = session.poll_transmit(now(), log));
             if let Some(message) = message {
                 did_something = true;
+                if let Some(meter) = &options.meter {
+                    meter.update(session.stats());
+                }
                 if let Err(e) = tx.send(&message).await {
                     if session.is_closed() {
                         // Our last words could not be delivered because the peer
@@ -303,6 +332,9 @@ pub async fn run_session<S: SyncStore>(
     reader.abort();
     result?;
     let outcome = outcome.unwrap_or(CloseReason::Finished { by_peer: true });
+    if let Some(meter) = &options.meter {
+        meter.update(session.stats());
+    }
     Ok(Summary {
         peer,
         stats: session.stats().clone(),

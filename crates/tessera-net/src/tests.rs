@@ -290,7 +290,7 @@ mod sessions {
                         config,
                         fan_a,
                         stop,
-                        RunOptions { stop_when_caught_up: true, id: 1 },
+                        RunOptions { stop_when_caught_up: true, id: 1, meter: None },
                         |_, _| {},
                     )
                     .await
@@ -305,7 +305,7 @@ mod sessions {
                 config,
                 fan_b,
                 stop,
-                RunOptions { stop_when_caught_up: true, id: 2 },
+                RunOptions { stop_when_caught_up: true, id: 2, meter: None },
                 |_, _| {},
             )
             .await
@@ -358,7 +358,7 @@ mod fanout {
                         config,
                         fan_a,
                         stop,
-                        RunOptions { stop_when_caught_up: false, id: 1 },
+                        RunOptions { stop_when_caught_up: false, id: 1, meter: None },
                         |_, _| {},
                     )
                     .await
@@ -375,7 +375,7 @@ mod fanout {
                 config,
                 fan_b,
                 stop,
-                RunOptions { stop_when_caught_up: true, id: 2 },
+                RunOptions { stop_when_caught_up: true, id: 2, meter: None },
                 |_, _| {},
             )
             .await
