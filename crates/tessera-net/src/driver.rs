@@ -166,8 +166,8 @@ pub async fn run_session<S: SyncStore>(
     mut progress: impl FnMut(&SessionStats, &Event) + Send,
 ) -> Result<Summary, NetError> {
     let peer = channel.peer().cloned().ok_or(NetError::BadFrame("session without an authenticated peer"))?;
+    let wire = channel.wire();
     let (mut tx, mut rx) = channel.split();
-    let wire = tx.wire();
     let (inbound_tx, mut inbound) = mpsc::channel::<Result<Option<Vec<u8>>, NetError>>(INBOUND_FRAMES_MAX);
     let reader = tokio::spawn(async move {
         loop {

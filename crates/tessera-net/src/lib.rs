@@ -25,9 +25,11 @@ use std::time::Duration;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use tessera_log::channel::{ChannelAuth, ChannelError, EXPORTER_BYTES, EXPORTER_LABEL};
 use tessera_log::{DeviceCertificate, NetworkId, SecretKey, TrustEntry, TrustState};
+// The largest sync message; a compressed frame inflates to at most this.
+use tessera_sync::limits::MESSAGE_BYTES_MAX;
 
 /// Largest frame payload (a sync message plus its kind byte).
-pub const FRAME_BYTES_MAX: usize = 8 * 1024 * 1024 + 1;
+pub const FRAME_BYTES_MAX: usize = MESSAGE_BYTES_MAX + 1;
 /// Time allowed for the QUIC and device handshakes together.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// A connection with no traffic for this long is closed (keep-alives prevent it
@@ -433,11 +435,6 @@ impl Sender {
         Ok(())
     }
 
-    /// What this session sent and received so far.
-    pub fn wire(&self) -> Arc<WireBytes> {
-        self.wire.clone()
-    }
-
     /// Tells the peer why the session ends, then closes it.
     pub async fn close(mut self, reason: &str) {
         let _ = write_frame(&mut self.send, FrameKind::Refused, reason.as_bytes()).await;
@@ -551,8 +548,6 @@ pub fn encode_data_frame(message: &[u8]) -> Result<Vec<u8>, NetError> {
 /// 9 % fewer bytes than level 1, level 9 only 0.6 % fewer than 6, and the push and pull
 /// times (0.2-0.3 s) did not move.
 const COMPRESSION_LEVEL: u32 = 6;
-/// The largest sync message a compressed frame may inflate to.
-const MESSAGE_BYTES_MAX: usize = FRAME_BYTES_MAX - 1;
 
 /// The sync message in a [`FrameKind::DataDeflate`] body. Whatever the body claims,
 /// nothing past [`MESSAGE_BYTES_MAX`] is inflated (a "zip bomb" costs the limit, no more),
