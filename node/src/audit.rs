@@ -25,21 +25,36 @@ pub struct Source {
     pub description: String,
     /// The bundle's exporter, if a bundle.
     pub exporter: Option<DeviceKey>,
+    /// What the reader saw but is not a verification problem (shown with the result).
+    pub notes: Vec<String>,
 }
 
 /// Reads a bundle (checking its framing, hash and signature) or a store directory.
 pub fn read_source(path: &Path) -> Result<Source> {
     if path.is_dir() {
         let store_dir = if path.join("store").is_dir() { path.join("store") } else { path.to_path_buf() };
-        let (store, _) = tessera_store::Store::open(&store_dir, None)
-            .with_context(|| format!("cannot open the store in {}", store_dir.display()))?;
-        let entries =
-            store.entries_from(store.log_start()).map(|e| e.map(|(_, e)| e)).collect::<Result<_, _>>()?;
+        // Read only: the auditor's copy stays exactly as it was (no lock, no repair, no
+        // derived state), and a store a node is running can be read too.
+        let contents = tessera_store::read_store(&store_dir)
+            .with_context(|| format!("cannot read the store in {}", store_dir.display()))?;
+        let notes = contents
+            .unread_tail
+            .map(|tail| {
+                format!(
+                    "the last {} bytes of log segment {} were not read ({}): a write cut short by a \
+                     crash, or one in progress. Nothing there was ever acknowledged; the files were \
+                     left as they are.",
+                    tail.bytes, tail.segment, tail.reason
+                )
+            })
+            .into_iter()
+            .collect();
         return Ok(Source {
-            network: store.network(),
-            entries,
+            network: contents.network,
+            entries: contents.entries,
             description: format!("store {}", store_dir.display()),
             exporter: None,
+            notes,
         });
     }
     let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -59,7 +74,13 @@ pub fn read_bundle(input: impl Read, description: String) -> Result<Source> {
         bail!("{description} ended before its signature: it is incomplete");
     }
     let header = reader.header().clone();
-    Ok(Source { network: header.network, entries, description, exporter: Some(header.exporter) })
+    Ok(Source {
+        network: header.network,
+        entries,
+        description,
+        exporter: Some(header.exporter),
+        notes: Vec::new(),
+    })
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -102,6 +123,8 @@ pub struct Verification {
     pub devices: Vec<DeviceSummary>,
     pub problems: Vec<Problem>,
     pub gaps: u64,
+    /// Said about the source, not verification problems (e.g. an unread torn tail).
+    pub notes: Vec<String>,
 }
 
 impl Verification {
@@ -280,6 +303,7 @@ pub fn verify(source: &Source, pinned: Option<NetworkId>) -> Verification {
         devices,
         problems,
         gaps,
+        notes: source.notes.clone(),
     }
 }
 
@@ -298,6 +322,9 @@ pub fn print(v: &Verification) {
         if v.network_pinned { " (pinned)" } else { " (as the source says: pin it with --network)" }
     );
     println!("Checked:  {} envelopes, {} certificates and revocations", v.envelopes, v.trust_entries);
+    for note in &v.notes {
+        println!("Note:     {note}");
+    }
     println!();
     let rows: Vec<Vec<String>> = v
         .partners

@@ -154,6 +154,61 @@ fn the_cli_exit_codes_follow_the_findings() {
     );
 }
 
+/// Every file under `dir` with its bytes (and every directory), to see that nothing changed.
+fn snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Option<Vec<u8>>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files.insert(path.clone(), None);
+                pending.push(path);
+            } else {
+                files.insert(path.clone(), Some(std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    files
+}
+
+/// An auditor verifies a hub's data directory as it is: nothing in it changes (no
+/// lock, no repair, no rebuilt cache), and a torn tail is noted, not cut.
+#[test]
+fn an_audited_store_stays_exactly_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, _) = exported(dir.path());
+    let verify = || {
+        let out = common::tessera(&a).args(["audit", "verify", a.to_str().unwrap()]).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("7 envelopes"), "{stdout}");
+        stdout
+    };
+    let before = snapshot(&a);
+    assert!(!verify().contains("Note:"));
+    assert_eq!(snapshot(&a), before, "audit verify changed the data directory");
+
+    // A write cut short by a crash at the end of the log.
+    let log = a.join("store/log");
+    let last = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tlog"))
+        .max()
+        .unwrap();
+    let mut bytes = std::fs::read(&last).unwrap();
+    bytes.extend_from_slice(b"\x40\x00\x00\x00cut short");
+    std::fs::write(&last, bytes).unwrap();
+    let before = snapshot(&a);
+    let stdout = verify();
+    assert!(
+        stdout.contains("Note:") && stdout.contains("13 bytes") && stdout.contains("not read"),
+        "{stdout}"
+    );
+    assert_eq!(snapshot(&a), before, "the torn tail must be left for the node to repair");
+}
+
 #[test]
 fn audit_log_shows_field_changes_and_hides_personal_data_unless_asked() {
     let dir = tempfile::tempdir().unwrap();

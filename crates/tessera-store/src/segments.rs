@@ -187,6 +187,81 @@ impl RecordLocation {
     }
 }
 
+/// The end of the last segment that [`read_records`] could not read as records: a torn
+/// write (a crash), or a record being appended by a node running right now. Left as is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnreadTail {
+    pub segment: u64,
+    pub offset: u64,
+    pub bytes: u64,
+    pub reason: CorruptReason,
+}
+
+/// A record read by [`read_records`], with where its frame starts.
+pub type PositionedRecord = (LogPosition, Vec<u8>);
+
+/// Every record of the log in `dir`, in order, read without changing anything: no lock,
+/// no repair, no file created. For auditors (a copy that must stay as it was, perhaps on
+/// read-only media) and for reading a store a running node holds. Damage at the end of
+/// the last segment stops the read and is reported; damage anywhere else is an error,
+/// as in [`SegmentLog::open`]. Memory grows with the log: the caller asked for all of it.
+pub fn read_records(
+    dir: &Path,
+    limits: SegmentLimits,
+) -> Result<(Vec<PositionedRecord>, Option<UnreadTail>), SegmentError> {
+    limits.validate()?;
+    let numbers = list_segments(dir)?;
+    let mut records = Vec::new();
+    let mut log_id = None;
+    for &segment in &numbers {
+        let is_last = Some(&segment) == numbers.last();
+        let path = segment_path(dir, segment);
+        let file = File::open(&path).map_err(io_error("open", &path, None))?;
+        let file_bytes = file.metadata().map_err(io_error("read metadata of", &path, None))?.len();
+        let header = match read_segment_header(&file, &path, file_bytes)? {
+            SegmentHeaderRead::Present(header) => header,
+            SegmentHeaderRead::Torn if is_last => {
+                let reason = CorruptReason::TornSegmentHeader { file_bytes };
+                return Ok((records, Some(UnreadTail { segment, offset: 0, bytes: file_bytes, reason })));
+            }
+            SegmentHeaderRead::Torn | SegmentHeaderRead::ZeroedWithData => {
+                return Err(SegmentError::Corrupt {
+                    path,
+                    segment,
+                    offset: 0,
+                    reason: CorruptReason::TornSegmentHeader { file_bytes },
+                })
+            }
+        };
+        check_segment_header(&header, &path, segment, log_id)?;
+        log_id = Some(header.log_id);
+        let mut reader = BufReader::with_capacity(SCAN_BUFFER_BYTES, &file);
+        reader.seek(SeekFrom::Start(SEGMENT_HEADER_BYTES)).map_err(io_error(
+            "seek in",
+            &path,
+            Some(SEGMENT_HEADER_BYTES),
+        ))?;
+        let mut offset = SEGMENT_HEADER_BYTES;
+        while offset < file_bytes {
+            let mut payload = Vec::new();
+            match read_frame(&mut reader, file_bytes - offset, limits.record_bytes_max, Some(&mut payload)) {
+                Ok(len) => {
+                    records.push((LogPosition { segment, offset }, payload));
+                    offset += frame_bytes(u64::from(len));
+                }
+                Err(FrameError::Bad(reason))
+                    if is_last && !matches!(reason, CorruptReason::ValidRecordOverLimit { .. }) =>
+                {
+                    let tail = UnreadTail { segment, offset, bytes: file_bytes - offset, reason };
+                    return Ok((records, Some(tail)));
+                }
+                Err(error) => return Err(error.into_segment_error(&path, segment, offset)),
+            }
+        }
+    }
+    Ok((records, None))
+}
+
 /// What [`SegmentLog::open`] found and repaired.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OpenReport {
@@ -1673,6 +1748,59 @@ mod tests {
         assert_eq!(fs::read(&torn.quarantined_to).unwrap(), garbage);
         assert_eq!(fs::metadata(&path).unwrap().len(), last.end().offset);
         assert_eq!(read_all(&log).len(), 10);
+    }
+
+    #[test]
+    fn read_records_gives_what_the_log_holds_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = open(dir.path()).unwrap();
+        let locations = append_records(&mut log, 30);
+        assert!(locations.last().unwrap().segment > 2, "the records span several segments");
+        let expected: Vec<(LogPosition, Vec<u8>)> =
+            read_all(&log).into_iter().map(|(at, bytes)| (at.start(), bytes)).collect();
+        let before = snapshot(dir.path());
+        // While the writer holds the lock, and after it is gone.
+        let (records, tail) = read_records(dir.path(), small_limits()).unwrap();
+        assert_eq!((records, tail), (expected.clone(), None));
+        drop(log);
+        assert_eq!(read_records(dir.path(), small_limits()).unwrap(), (expected, None));
+        assert_eq!(snapshot(dir.path()), before, "a read-only read changed the directory");
+    }
+
+    #[test]
+    fn read_records_reports_a_torn_tail_and_leaves_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let locations = closed_log(dir.path(), 10);
+        let last = *locations.last().unwrap();
+        let garbage = b"\x05\x00\x00\x00half a record";
+        append_to_file(&segment_path(dir.path(), last.segment), garbage);
+        let before = snapshot(dir.path());
+        let (records, tail) = read_records(dir.path(), small_limits()).unwrap();
+        assert_eq!(records.len(), 10);
+        let tail = tail.expect("the torn tail is reported");
+        assert_eq!(
+            (tail.segment, tail.offset, tail.bytes),
+            (last.segment, last.end().offset, garbage.len() as u64)
+        );
+        assert_eq!(snapshot(dir.path()), before, "the torn tail must stay where it is");
+        assert!(!dir.path().join("quarantine").exists());
+    }
+
+    #[test]
+    fn read_records_refuses_damage_before_the_last_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let locations = closed_log(dir.path(), 30);
+        let victim = locations[1];
+        flip_byte(&segment_path(dir.path(), victim.segment), victim.offset + FRAME_HEADER_BYTES);
+        match read_records(dir.path(), small_limits()).unwrap_err() {
+            SegmentError::Corrupt { segment, offset, .. } => {
+                assert_eq!((segment, offset), (victim.segment, victim.offset))
+            }
+            other => panic!("{other:?}"),
+        }
+        // A missing segment is named, too.
+        fs::remove_file(segment_path(dir.path(), 2)).unwrap();
+        assert!(matches!(read_records(dir.path(), small_limits()), Err(SegmentError::MissingSegment { .. })));
     }
 
     #[test]

@@ -23,7 +23,9 @@ use tessera_log::{
 
 use crate::derived::{self, LAYOUT_VERSION};
 use crate::error::StoreError;
-use crate::segments::{LogId, LogPosition, OpenReport, RecordLocation, SegmentLimits, SegmentLog};
+use crate::segments::{
+    LogId, LogPosition, OpenReport, RecordLocation, SegmentLimits, SegmentLog, UnreadTail,
+};
 
 /// Most entries one [`Store::ingest`] call takes (bounds the memory of one batch).
 pub const INGEST_ENTRIES_MAX: usize = 10_000;
@@ -756,6 +758,31 @@ fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
     // sled is not the durability boundary (the log is): a long flush interval keeps
     // its background fsyncs off the write path.
     Ok(sled::Config::new().path(path).flush_every_ms(Some(2_000)).open()?)
+}
+
+/// What [`read_store`] found.
+#[derive(Debug)]
+pub struct StoreContents {
+    pub network: NetworkId,
+    pub entries: Vec<LogEntry>,
+    /// The end of the log that could not be read (torn, or being written right now).
+    pub unread_tail: Option<UnreadTail>,
+}
+
+/// The network and every log entry of the store in `dir`, read without changing
+/// anything: no lock, no repair, no derived state (see [`crate::segments::read_records`]).
+/// What an auditor runs on a copy, or on the store of a node that is running.
+pub fn read_store(dir: &Path) -> Result<StoreContents, StoreError> {
+    let network = read_network_file(&dir.join(NETWORK_FILE))?
+        .ok_or_else(|| StoreError::NotInitialized { dir: dir.to_path_buf() })?;
+    let (records, unread_tail) = crate::segments::read_records(&dir.join(LOG_DIR), SegmentLimits::default())?;
+    let entries = records
+        .into_iter()
+        .map(|(at, bytes)| {
+            LogEntry::decode(&bytes).map_err(|e| StoreError::CorruptRecord { at, reason: e.to_string() })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(StoreContents { network, entries, unread_tail })
 }
 
 fn read_network_file(path: &Path) -> Result<Option<NetworkId>, StoreError> {
