@@ -392,7 +392,11 @@ async fn serve_loop(
             let channel = match handshake.await {
                 Ok(channel) => channel,
                 Err(e) => {
-                    metrics.reject("handshake");
+                    let reason = match e {
+                        tessera_net::NetError::ProtocolVersion { .. } => "protocol_version",
+                        _ => "handshake",
+                    };
+                    metrics.reject(reason);
                     tracing::info!(error = %e, "peer refused at the handshake");
                     return;
                 }
@@ -403,11 +407,12 @@ async fn serve_loop(
             }
             metrics.connected.fetch_add(1, Ordering::Relaxed);
             let config = SessionConfig::new(network, device);
-            let counters = SessionCounters { meter: Arc::default(), wire: channel.wire() };
-            metrics.session_started(counters.clone());
-            let options = RunOptions { stop_when_caught_up: false, id, meter: Some(counters.meter.clone()) };
+            let counted =
+                metrics.session_started(SessionCounters { meter: Arc::default(), wire: channel.wire() });
+            let meter = Some(counted.counters().meter.clone());
+            let options = RunOptions { stop_when_caught_up: false, id, meter };
             let result = run_session(channel, store, config, fanout, stop, options, |_, _| {}).await;
-            metrics.session_ended(&counters);
+            drop(counted);
             metrics.connected.fetch_sub(1, Ordering::Relaxed);
             match result {
                 Ok(summary) => tracing::info!(

@@ -38,6 +38,25 @@ pub struct SessionCounters {
     pub wire: Arc<WireBytes>,
 }
 
+/// A session being counted; its counts move to the totals when this is dropped.
+#[derive(Debug)]
+pub struct CountedSession {
+    metrics: Arc<Metrics>,
+    session: SessionCounters,
+}
+
+impl CountedSession {
+    pub fn counters(&self) -> &SessionCounters {
+        &self.session
+    }
+}
+
+impl Drop for CountedSession {
+    fn drop(&mut self) {
+        self.metrics.session_ended(&self.session);
+    }
+}
+
 #[derive(Debug, Default)]
 struct Sessions {
     live: Vec<SessionCounters>,
@@ -66,13 +85,15 @@ fn unix_now() -> u64 {
 }
 
 impl Metrics {
-    /// Counts a session's traffic from now on (at most `--sessions-max` at once).
-    pub fn session_started(&self, session: SessionCounters) {
-        self.sessions.lock().unwrap_or_else(PoisonError::into_inner).live.push(session);
+    /// Counts a session's traffic from now on (at most `--sessions-max` at once), until
+    /// the returned guard is dropped (also if the session task panics).
+    pub fn session_started(self: &Arc<Self>, session: SessionCounters) -> CountedSession {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner).live.push(session.clone());
+        CountedSession { metrics: self.clone(), session }
     }
 
     /// Moves an ended session's final counts to the totals, in one step for scrapes.
-    pub fn session_ended(&self, session: &SessionCounters) {
+    fn session_ended(&self, session: &SessionCounters) {
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(i) = sessions.live.iter().position(|s| Arc::ptr_eq(&s.meter, &session.meter)) {
             let ended = sessions.live.swap_remove(i);

@@ -38,9 +38,13 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// Concurrent incoming connections a server keeps in the handshake at once.
 pub const PENDING_HANDSHAKES_MAX: usize = 64;
-/// The protocol version: peers that frame differently fail the TLS handshake
-/// ("no application protocol") rather than mid-session. 2: compressed sync messages.
-const ALPN: &[u8] = b"tessera/2";
+/// The protocol versions this node speaks (TLS ALPN), preferred first. `tessera/2`
+/// adds compressed sync messages; a `tessera/1` peer (an older release) still syncs,
+/// uncompressed, so hubs can be upgraded one by one. A peer that speaks neither fails
+/// the TLS handshake with [`NetError::ProtocolVersion`].
+const ALPN_V2: &[u8] = b"tessera/2";
+const ALPN_V1: &[u8] = b"tessera/1";
+const ALPNS: [&[u8]; 2] = [ALPN_V2, ALPN_V1];
 
 pub mod driver;
 
@@ -84,6 +88,13 @@ pub enum NetError {
     RefusedByPeer(String),
     #[error("the handshake took longer than {0:?}")]
     HandshakeTimeout(Duration),
+    #[error(
+        "{addr} speaks another version of the Tessera protocol (this node speaks tessera/2 and \
+         tessera/1): run the same Tessera release on both"
+    )]
+    ProtocolVersion { addr: SocketAddr },
+    #[error("the peer announced a compressed sync message of {len} bytes, the limit is {max}")]
+    MessageTooLarge { len: usize, max: usize },
 }
 
 /// How this node presents itself.
@@ -176,7 +187,7 @@ fn server_config() -> Result<quinn::ServerConfig, NetError> {
         .with_no_client_auth()
         .with_single_cert(vec![cert], key.into())
         .map_err(|e| setup(&e))?;
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.alpn_protocols = ALPNS.iter().map(|p| p.to_vec()).collect();
     let crypto = QuicServerConfig::try_from(tls).map_err(|e| setup(&e))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(Arc::new(transport_config()));
@@ -201,10 +212,10 @@ fn endpoint_config(key: &SecretKey) -> quinn::EndpointConfig {
 }
 
 fn client_config() -> Result<quinn::ClientConfig, NetError> {
-    client_config_with_alpn(ALPN)
+    client_config_with_alpn(&ALPNS)
 }
 
-fn client_config_with_alpn(alpn: &[u8]) -> Result<quinn::ClientConfig, NetError> {
+fn client_config_with_alpn(alpns: &[&[u8]]) -> Result<quinn::ClientConfig, NetError> {
     let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -212,7 +223,7 @@ fn client_config_with_alpn(alpn: &[u8]) -> Result<quinn::ClientConfig, NetError>
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyServerCert(provider())))
         .with_no_client_auth();
-    tls.alpn_protocols = vec![alpn.to_vec()];
+    tls.alpn_protocols = alpns.iter().map(|p| p.to_vec()).collect();
     let crypto = QuicClientConfig::try_from(tls).map_err(|e| setup(&e))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     config.transport_config(Arc::new(transport_config()));
@@ -245,8 +256,7 @@ impl Endpoint {
                 .inner
                 .connect(addr, "tessera")
                 .map_err(|e| NetError::Connect { addr, reason: e.to_string() })?;
-            let conn =
-                connecting.await.map_err(|e| NetError::Connect { addr, reason: handshake_failure(&e) })?;
+            let conn = connecting.await.map_err(|e| handshake_failure(addr, &e))?;
             let (send, recv) = conn.open_bi().await?;
             let mut channel = Channel::new(conn, send, recv);
             // The opener speaks first: the stream exists for the peer only once written.
@@ -304,8 +314,7 @@ impl Incoming {
     pub async fn handshake(self, trust: &TrustState) -> Result<Channel, NetError> {
         let addr = self.incoming.remote_address();
         let work = async {
-            let conn =
-                self.incoming.await.map_err(|e| NetError::Connect { addr, reason: handshake_failure(&e) })?;
+            let conn = self.incoming.await.map_err(|e| handshake_failure(addr, &e))?;
             let (send, recv) = conn.accept_bi().await?;
             let mut channel = Channel::new(conn, send, recv);
             let peer = channel.read_peer_auth(trust).await?;
@@ -339,15 +348,31 @@ pub struct Channel {
     recv: quinn::RecvStream,
     peer: Option<Peer>,
     wire: Arc<WireBytes>,
+    /// Whether the peer speaks `tessera/2` (compressed sync messages).
+    compress: bool,
 }
 
 impl Channel {
     fn new(conn: quinn::Connection, send: quinn::SendStream, recv: quinn::RecvStream) -> Channel {
-        Channel { conn, send, recv, peer: None, wire: Arc::default() }
+        let protocol = conn
+            .handshake_data()
+            .and_then(|data| data.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+            .and_then(|data| data.protocol);
+        let compress = protocol.as_deref() == Some(ALPN_V2);
+        Channel { conn, send, recv, peer: None, wire: Arc::default(), compress }
     }
 
-    /// The bytes this session's sync messages take on the stream, as they go (the
-    /// handshake's auth frames are not counted).
+    /// The protocol version agreed with the peer (`tessera/2` or `tessera/1`).
+    pub fn protocol(&self) -> &'static str {
+        if self.compress {
+            "tessera/2"
+        } else {
+            "tessera/1"
+        }
+    }
+
+    /// The bytes this session's frames take on the stream after the handshake, as they
+    /// go (the handshake's auth frames are not counted).
     pub fn wire(&self) -> Arc<WireBytes> {
         self.wire.clone()
     }
@@ -395,8 +420,13 @@ impl Channel {
     /// Splits into a sending and a receiving half, usable from two tasks.
     pub fn split(self) -> (Sender, Receiver) {
         (
-            Sender { send: self.send, conn: self.conn.clone(), wire: self.wire.clone() },
-            Receiver { recv: self.recv, conn: self.conn, wire: self.wire },
+            Sender {
+                send: self.send,
+                conn: self.conn.clone(),
+                wire: self.wire.clone(),
+                compress: self.compress,
+            },
+            Receiver { recv: self.recv, conn: self.conn, wire: self.wire, compress: self.compress },
         )
     }
 }
@@ -424,20 +454,37 @@ pub struct Sender {
     send: quinn::SendStream,
     conn: quinn::Connection,
     wire: Arc<WireBytes>,
+    compress: bool,
 }
 
 impl Sender {
-    /// Sends one sync message (compressed when that is smaller).
+    /// Sends one sync message (compressed when the peer speaks `tessera/2` and that is
+    /// smaller). A large message is compressed off the async threads.
     pub async fn send(&mut self, message: &[u8]) -> Result<(), NetError> {
-        let frame = encode_data_frame(message)?;
-        self.send.write_all(&frame).await?;
+        let frame = if !self.compress {
+            encode_frame(FrameKind::Data, message)?
+        } else if message.len() < COMPRESS_INLINE_MAX {
+            encode_data_frame(message)?
+        } else {
+            let message = message.to_vec();
+            tokio::task::spawn_blocking(move || encode_data_frame(&message))
+                .await
+                .map_err(|e| NetError::Setup(format!("the compression task failed: {e}")))??
+        };
+        self.write(&frame).await
+    }
+
+    async fn write(&mut self, frame: &[u8]) -> Result<(), NetError> {
+        self.send.write_all(frame).await?;
         self.wire.sent.fetch_add(frame.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
     /// Tells the peer why the session ends, then closes it.
     pub async fn close(mut self, reason: &str) {
-        let _ = write_frame(&mut self.send, FrameKind::Refused, reason.as_bytes()).await;
+        if let Ok(frame) = encode_frame(FrameKind::Refused, reason.as_bytes()) {
+            let _ = self.write(&frame).await;
+        }
         let _ = self.send.finish();
         let _ = tokio::time::timeout(Duration::from_secs(2), self.send.stopped()).await;
         self.conn.close(0u8.into(), b"done");
@@ -461,6 +508,7 @@ pub struct Receiver {
     recv: quinn::RecvStream,
     conn: quinn::Connection,
     wire: Arc<WireBytes>,
+    compress: bool,
 }
 
 impl Receiver {
@@ -473,7 +521,10 @@ impl Receiver {
                 self.wire.received.fetch_add(4 + frame.len() as u64, Ordering::Relaxed);
                 match split_frame(&frame)? {
                     (FrameKind::Data, body) => Ok(Some(body.to_vec())),
-                    (FrameKind::DataDeflate, body) => inflate_message(body).map(Some),
+                    (FrameKind::DataDeflate, body) if self.compress => inflate_message(body).map(Some),
+                    (FrameKind::DataDeflate, _) => {
+                        Err(NetError::BadFrame("a compressed frame on a tessera/1 session"))
+                    }
                     (FrameKind::Refused, body) => Err(NetError::RefusedByPeer(
                         String::from_utf8_lossy(body).chars().take(500).collect(),
                     )),
@@ -536,7 +587,9 @@ pub fn encode_data_frame(message: &[u8]) -> Result<Vec<u8>, NetError> {
             flate2::write::DeflateEncoder::new(body, flate2::Compression::new(COMPRESSION_LEVEL));
         // Writing into a Vec cannot fail; fall back to the plain frame if it ever did.
         if let Ok(body) = encoder.write_all(message).and_then(|()| encoder.finish()) {
-            if body.len() < message.len() {
+            // Smaller, and within what a receiver accepts (see `inflate_message`).
+            let stream = body.len() - 4;
+            if body.len() < message.len() && message.len() <= stream * INFLATE_RATIO_MAX {
                 return encode_frame(FrameKind::DataDeflate, &body);
             }
         }
@@ -549,24 +602,41 @@ pub fn encode_data_frame(message: &[u8]) -> Result<Vec<u8>, NetError> {
 /// times (0.2-0.3 s) did not move.
 const COMPRESSION_LEVEL: u32 = 6;
 
-/// The sync message in a [`FrameKind::DataDeflate`] body. Whatever the body claims,
-/// nothing past [`MESSAGE_BYTES_MAX`] is inflated (a "zip bomb" costs the limit, no more),
-/// and the message must have exactly the length announced. Pure.
+/// Messages shorter than this are compressed on the calling task; longer ones on a
+/// blocking thread (level 6 takes a few ms per 100 KiB: a relay's async threads serve
+/// every other session meanwhile).
+const COMPRESS_INLINE_MAX: usize = 64 * 1024;
+/// A compressed sync message may claim at most this many bytes per compressed byte.
+/// Every sync message is mostly signatures, hashes and keys, which do not compress:
+/// real batches come to 3-5x. DEFLATE itself reaches about 1,000x, which would let a
+/// peer make this node inflate 8 MiB for every 8 KiB it sends.
+pub const INFLATE_RATIO_MAX: usize = 32;
+
+/// The sync message in a [`FrameKind::DataDeflate`] body. The announced length must
+/// be within [`MESSAGE_BYTES_MAX`] and [`INFLATE_RATIO_MAX`] times the compressed bytes;
+/// nothing past it is inflated; the message must have exactly that length and the
+/// compressed stream must end where the frame does. Pure.
 pub fn inflate_message(body: &[u8]) -> Result<Vec<u8>, NetError> {
     let (len, stream) =
         body.split_first_chunk::<4>().ok_or(NetError::BadFrame("compressed frame too short"))?;
     let len = u32::from_le_bytes(*len) as usize;
     if len > MESSAGE_BYTES_MAX {
-        return Err(NetError::FrameTooLarge { len, max: MESSAGE_BYTES_MAX });
+        return Err(NetError::MessageTooLarge { len, max: MESSAGE_BYTES_MAX });
     }
-    // Grow as the data comes: a short frame announcing 8 MiB does not get 8 MiB up front.
-    let mut message = Vec::with_capacity(len.min(64 * 1024));
-    flate2::read::DeflateDecoder::new(stream)
+    if len > stream.len().saturating_mul(INFLATE_RATIO_MAX) {
+        return Err(NetError::BadFrame("a compressed sync message claims an implausible size"));
+    }
+    let mut message = Vec::with_capacity(len);
+    let mut decoder = flate2::read::DeflateDecoder::new(stream);
+    (&mut decoder)
         .take(len as u64 + 1)
         .read_to_end(&mut message)
         .map_err(|_| NetError::BadFrame("corrupt compressed sync message"))?;
     if message.len() != len {
         return Err(NetError::BadFrame("compressed sync message of another length than announced"));
+    }
+    if decoder.total_in() != stream.len() as u64 {
+        return Err(NetError::BadFrame("bytes after the end of a compressed sync message"));
     }
     Ok(message)
 }
@@ -577,9 +647,9 @@ async fn write_frame(send: &mut quinn::SendStream, kind: FrameKind, body: &[u8])
     Ok(())
 }
 
-/// Why a QUIC handshake failed, in words an operator can act on when the two ends
-/// speak different protocol versions (TLS alert 120, no application protocol).
-fn handshake_failure(e: &quinn::ConnectionError) -> String {
+/// Why a QUIC handshake failed; [`NetError::ProtocolVersion`] when the two ends share
+/// no protocol version (TLS alert 120, no application protocol).
+fn handshake_failure(addr: SocketAddr, e: &quinn::ConnectionError) -> NetError {
     let no_common_version = quinn::TransportErrorCode::crypto(120);
     let code = match e {
         quinn::ConnectionError::ConnectionClosed(close) => Some(close.error_code),
@@ -587,13 +657,9 @@ fn handshake_failure(e: &quinn::ConnectionError) -> String {
         _ => None,
     };
     if code == Some(no_common_version) {
-        format!(
-            "the peer speaks another version of the Tessera protocol (this node speaks {}): \
-             run the same Tessera release on both",
-            String::from_utf8_lossy(ALPN)
-        )
+        NetError::ProtocolVersion { addr }
     } else {
-        e.to_string()
+        NetError::Connect { addr, reason: e.to_string() }
     }
 }
 

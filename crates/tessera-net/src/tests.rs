@@ -201,27 +201,70 @@ async fn a_client_learns_at_once_that_its_server_restarted() {
     .await;
 }
 
-/// A peer of another protocol version (ALPN) is refused at the TLS handshake with a
-/// reason an operator can act on.
+/// Connects a client that offers `alpns` to `server` and sends `message` both ways;
+/// returns the protocol each side agreed on and the bytes the client sent.
+async fn exchange_with_alpns(
+    net: &TestNetwork,
+    server: &Endpoint,
+    alpns: &[&[u8]],
+    message: &[u8],
+) -> Result<(&'static str, &'static str, u64), (NetError, NetError)> {
+    let addr = server.local_addr().unwrap();
+    let accept = tokio::spawn({
+        let server = server.clone();
+        let trust = net.trust();
+        async move {
+            let channel = server.accept().await.unwrap().handshake(&trust).await?;
+            let protocol = channel.protocol();
+            let (mut tx, mut rx) = channel.split();
+            let got = rx.recv().await?.expect("a message");
+            tx.send(&got).await?;
+            let _ = rx.recv().await;
+            Ok::<_, NetError>(protocol)
+        }
+    });
+    let mut client = Endpoint::bind(loopback(), identity(net, 1)).unwrap();
+    client.inner.set_default_client_config(client_config_with_alpn(alpns).unwrap());
+    let channel = match client.connect(addr, &net.trust()).await {
+        Ok(channel) => channel,
+        Err(client_error) => return Err((client_error, accept.await.unwrap().unwrap_err())),
+    };
+    let protocol = channel.protocol();
+    let wire = channel.wire();
+    let (mut tx, mut rx) = channel.split();
+    tx.send(message).await.unwrap();
+    assert!(rx.recv().await.unwrap().unwrap() == message, "the message came back changed");
+    tx.finish();
+    let server_protocol = accept.await.unwrap().unwrap();
+    Ok((protocol, server_protocol, wire.sent()))
+}
+
+/// Peers agree on the newest protocol both speak: `tessera/2` compresses, a
+/// `tessera/1` peer (an older release) still syncs, uncompressed, and a peer that
+/// speaks neither is refused at the TLS handshake with a reason an operator can act on.
 #[tokio::test]
-async fn a_peer_of_another_protocol_version_is_told_so() {
+async fn peers_agree_on_a_protocol_version_or_are_told_why_not() {
     within(async {
         let net = TestNetwork::new(1, 2, 1);
         let server = Endpoint::bind(loopback(), identity(&net, 0)).unwrap();
-        let addr = server.local_addr().unwrap();
-        let accept = tokio::spawn({
-            let server = server.clone();
-            let trust = net.trust();
-            async move { server.accept().await.unwrap().handshake(&trust).await.map(|_| ()) }
-        });
-        let mut old = Endpoint::bind(loopback(), identity(&net, 1)).unwrap();
-        let mut config = client_config_with_alpn(b"tessera/1").unwrap();
-        config.transport_config(Arc::new(transport_config()));
-        old.inner.set_default_client_config(config);
-        let error = old.connect(addr, &net.trust()).await.unwrap_err().to_string();
-        assert!(error.contains("another version of the Tessera protocol"), "{error}");
-        let error = accept.await.unwrap().unwrap_err().to_string();
-        assert!(error.contains("another version of the Tessera protocol"), "{error}");
+        let message: Vec<u8> =
+            (0..400u32).flat_map(|i| format!("given_name family_name school {i};").into_bytes()).collect();
+
+        let (client, server_side, sent) = exchange_with_alpns(&net, &server, &ALPNS, &message).await.unwrap();
+        assert_eq!((client, server_side), ("tessera/2", "tessera/2"));
+        assert!(sent * 2 < message.len() as u64, "tessera/2 compresses: {sent} bytes sent");
+
+        let (client, server_side, sent) =
+            exchange_with_alpns(&net, &server, &[b"tessera/1"], &message).await.unwrap();
+        assert_eq!((client, server_side), ("tessera/1", "tessera/1"));
+        assert_eq!(sent, 5 + message.len() as u64, "tessera/1 sends the message as it is");
+
+        let (client, server_side) =
+            exchange_with_alpns(&net, &server, &[b"tessera/9"], &message).await.unwrap_err();
+        for error in [client, server_side] {
+            assert!(matches!(error, NetError::ProtocolVersion { .. }), "{error:?}");
+            assert!(error.to_string().contains("another version of the Tessera protocol"), "{error}");
+        }
     })
     .await;
 }
@@ -406,6 +449,13 @@ mod compression {
         encoder.finish().unwrap()
     }
 
+    /// Text shaped like a batch of records: compresses about 5-10x, as real ones do.
+    fn records_text() -> Vec<u8> {
+        (0..300u32)
+            .flat_map(|i| format!("given_name {i} family_name {} school;", i * 7919 % 1000).into_bytes())
+            .collect()
+    }
+
     fn body(len: u32, stream: &[u8]) -> Vec<u8> {
         [&len.to_le_bytes()[..], stream].concat()
     }
@@ -443,6 +493,15 @@ mod compression {
     }
 
     #[test]
+    fn a_sender_never_claims_more_than_a_receiver_accepts() {
+        // Zeros compress about 1,000x: past INFLATE_RATIO_MAX, so they go plain.
+        let zeros = vec![0u8; 100_000];
+        let (kind, back) = message_of(&encode_data_frame(&zeros).unwrap());
+        assert_eq!(kind, FrameKind::Data);
+        assert!(back == zeros);
+    }
+
+    #[test]
     fn inflating_is_bounded_whatever_the_frame_claims() {
         // 64 MiB of zeros deflate to about 64 KiB: a "zip bomb" the limit must stop.
         let bomb = deflate(&vec![0u8; 64 * 1024 * 1024]);
@@ -450,8 +509,12 @@ mod compression {
         // Announced as what it is: refused before inflating anything.
         assert!(matches!(
             inflate_message(&body(64 * 1024 * 1024, &bomb)),
-            Err(NetError::FrameTooLarge { .. })
+            Err(NetError::MessageTooLarge { .. })
         ));
+        // Within the message limit but far past any real compression ratio: refused too.
+        let small_bomb = deflate(&vec![0u8; 4 * 1024 * 1024]);
+        assert!(small_bomb.len() * INFLATE_RATIO_MAX < 4 * 1024 * 1024);
+        assert!(matches!(inflate_message(&body(4 * 1024 * 1024, &small_bomb)), Err(NetError::BadFrame(_))));
         // Announced as small: inflating stops one byte past the announced length.
         assert!(matches!(inflate_message(&body(1000, &bomb)), Err(NetError::BadFrame(_))));
         // Announced longer than it is.
@@ -460,11 +523,17 @@ mod compression {
 
     #[test]
     fn a_corrupt_compressed_message_is_an_error() {
-        let mut stream = deflate(&vec![3u8; 10_000]);
-        assert_eq!(inflate_message(&body(10_000, &stream)).unwrap(), vec![3u8; 10_000]);
+        let text = records_text();
+        let len = text.len() as u32;
+        let mut stream = deflate(&text);
+        assert!(inflate_message(&body(len, &stream)).unwrap() == text);
         stream.truncate(stream.len() / 2);
-        assert!(inflate_message(&body(10_000, &stream)).is_err());
+        assert!(inflate_message(&body(len, &stream)).is_err());
         assert!(inflate_message(&body(10, &[0xff; 40])).is_err());
+        // Bytes after the end of the stream.
+        let mut trailing = deflate(&text);
+        trailing.extend_from_slice(b"extra");
+        assert!(matches!(inflate_message(&body(len, &trailing)), Err(NetError::BadFrame(_))));
         assert!(inflate_message(&[1, 2]).is_err());
         assert!(inflate_message(&[]).is_err());
     }
