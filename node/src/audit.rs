@@ -27,6 +27,9 @@ pub struct Source {
     pub exporter: Option<DeviceKey>,
     /// What the reader saw but is not a verification problem (shown with the result).
     pub notes: Vec<String>,
+    /// Bytes at the end of a store's log that could not be read as records (so were
+    /// not verified): the source is incomplete.
+    pub unread_bytes: u64,
 }
 
 /// Reads a bundle (checking its framing, hash and signature) or a store directory.
@@ -37,13 +40,14 @@ pub fn read_source(path: &Path) -> Result<Source> {
         // derived state), and a store a node is running can be read too.
         let contents = tessera_store::read_store(&store_dir)
             .with_context(|| format!("cannot read the store in {}", store_dir.display()))?;
+        let unread_bytes = contents.unread_tail.as_ref().map_or(0, |tail| tail.bytes);
         let notes = contents
             .unread_tail
             .map(|tail| {
                 format!(
-                    "the last {} bytes of log segment {} were not read ({}): a write cut short by a \
-                     crash, or one in progress. Nothing there was ever acknowledged; the files were \
-                     left as they are.",
+                    "the last {} bytes of log segment {} could not be read ({}): a write cut short \
+                     by a crash, one in progress, or damage. They were not verified; the files \
+                     were left as they are.",
                     tail.bytes, tail.segment, tail.reason
                 )
             })
@@ -55,6 +59,7 @@ pub fn read_source(path: &Path) -> Result<Source> {
             description: format!("store {}", store_dir.display()),
             exporter: None,
             notes,
+            unread_bytes,
         });
     }
     let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -80,6 +85,7 @@ pub fn read_bundle(input: impl Read, description: String) -> Result<Source> {
         description,
         exporter: Some(header.exporter),
         notes: Vec::new(),
+        unread_bytes: 0,
     })
 }
 
@@ -125,6 +131,8 @@ pub struct Verification {
     pub gaps: u64,
     /// Said about the source, not verification problems (e.g. an unread torn tail).
     pub notes: Vec<String>,
+    /// Bytes at the end of the source that could not be read: it is incomplete.
+    pub unread_bytes: u64,
 }
 
 impl Verification {
@@ -132,7 +140,7 @@ impl Verification {
     pub fn exit_code(&self) -> u8 {
         if !self.problems.is_empty() {
             1
-        } else if self.gaps > 0 {
+        } else if self.gaps > 0 || self.unread_bytes > 0 {
             2
         } else {
             0
@@ -304,6 +312,7 @@ pub fn verify(source: &Source, pinned: Option<NetworkId>) -> Verification {
         problems,
         gaps,
         notes: source.notes.clone(),
+        unread_bytes: source.unread_bytes,
     }
 }
 

@@ -1397,7 +1397,9 @@ fn audit(cmd: AuditCommand) -> Result<()> {
                 0 => Ok(()),
                 code => Err(AuditFailed {
                     code,
-                    message: if code == 2 {
+                    message: if code == 2 && result.gaps == 0 {
+                        format!("the end of {} could not be read: it is incomplete", result.source)
+                    } else if code == 2 {
                         format!("{} envelopes are missing from {}", result.gaps, result.source)
                     } else {
                         format!("{} problems found in {}", result.problems.len(), result.source)

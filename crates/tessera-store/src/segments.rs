@@ -212,8 +212,44 @@ pub fn read_records(
     limits.validate()?;
     let numbers = list_segments(dir)?;
     let mut records = Vec::new();
-    let mut log_id = None;
-    for &segment in &numbers {
+    let verified = verify_segments(dir, &numbers, limits, Some(&mut records))?;
+    let tail = verified.repair.map(|repair| match repair {
+        Repair::CutTail { segment, offset, file_bytes, reason } => {
+            UnreadTail { segment, offset, bytes: file_bytes - offset, reason }
+        }
+        Repair::RemoveSegment { segment, file_bytes } => UnreadTail {
+            segment,
+            offset: 0,
+            bytes: file_bytes,
+            reason: CorruptReason::TornSegmentHeader { file_bytes },
+        },
+    });
+    Ok((records, tail))
+}
+
+/// What [`verify_segments`] found.
+struct Verified {
+    log_id: Option<LogId>,
+    /// End of the last good record of each segment kept.
+    segment_lens: Vec<u64>,
+    records: u64,
+    /// Damage at the end of the last segment (repairable), if any.
+    repair: Option<Repair>,
+}
+
+/// Reads and verifies every segment of `numbers` (headers and every record's CRC),
+/// changing nothing; each good record is also pushed into `sink` if given. A bad
+/// record or header in the last segment is reported as the repair it calls for; any
+/// other damage is an error.
+fn verify_segments(
+    dir: &Path,
+    numbers: &[u64],
+    limits: SegmentLimits,
+    mut sink: Option<&mut Vec<PositionedRecord>>,
+) -> Result<Verified, SegmentError> {
+    let mut verified =
+        Verified { log_id: None, segment_lens: Vec::with_capacity(numbers.len()), records: 0, repair: None };
+    for &segment in numbers {
         let is_last = Some(&segment) == numbers.last();
         let path = segment_path(dir, segment);
         let file = File::open(&path).map_err(io_error("open", &path, None))?;
@@ -221,8 +257,8 @@ pub fn read_records(
         let header = match read_segment_header(&file, &path, file_bytes)? {
             SegmentHeaderRead::Present(header) => header,
             SegmentHeaderRead::Torn if is_last => {
-                let reason = CorruptReason::TornSegmentHeader { file_bytes };
-                return Ok((records, Some(UnreadTail { segment, offset: 0, bytes: file_bytes, reason })));
+                verified.repair = Some(Repair::RemoveSegment { segment, file_bytes });
+                break;
             }
             SegmentHeaderRead::Torn | SegmentHeaderRead::ZeroedWithData => {
                 return Err(SegmentError::Corrupt {
@@ -233,33 +269,22 @@ pub fn read_records(
                 })
             }
         };
-        check_segment_header(&header, &path, segment, log_id)?;
-        log_id = Some(header.log_id);
-        let mut reader = BufReader::with_capacity(SCAN_BUFFER_BYTES, &file);
-        reader.seek(SeekFrom::Start(SEGMENT_HEADER_BYTES)).map_err(io_error(
-            "seek in",
-            &path,
-            Some(SEGMENT_HEADER_BYTES),
-        ))?;
-        let mut offset = SEGMENT_HEADER_BYTES;
-        while offset < file_bytes {
-            let mut payload = Vec::new();
-            match read_frame(&mut reader, file_bytes - offset, limits.record_bytes_max, Some(&mut payload)) {
-                Ok(len) => {
-                    records.push((LogPosition { segment, offset }, payload));
-                    offset += frame_bytes(u64::from(len));
-                }
-                Err(FrameError::Bad(reason))
-                    if is_last && !matches!(reason, CorruptReason::ValidRecordOverLimit { .. }) =>
-                {
-                    let tail = UnreadTail { segment, offset, bytes: file_bytes - offset, reason };
-                    return Ok((records, Some(tail)));
-                }
-                Err(error) => return Err(error.into_segment_error(&path, segment, offset)),
+        check_segment_header(&header, &path, segment, verified.log_id)?;
+        verified.log_id = Some(header.log_id);
+
+        let scan =
+            scan_records(&file, &path, segment, file_bytes, limits.record_bytes_max, sink.as_deref_mut())?;
+        verified.records += scan.records;
+        if let Some((offset, reason)) = scan.damage {
+            let repairable = is_last && !matches!(reason, CorruptReason::ValidRecordOverLimit { .. });
+            if !repairable {
+                return Err(SegmentError::Corrupt { path, segment, offset, reason });
             }
+            verified.repair = Some(Repair::CutTail { segment, offset, file_bytes, reason });
         }
+        verified.segment_lens.push(scan.valid_end);
     }
-    Ok((records, None))
+    Ok(verified)
 }
 
 /// What [`SegmentLog::open`] found and repaired.
@@ -460,44 +485,8 @@ impl SegmentLog {
         let numbers = list_segments(dir)?;
 
         // Phase 1: read and verify everything, change nothing.
-        let mut log_id = None;
-        let mut segment_lens = Vec::with_capacity(numbers.len());
-        let mut records = 0u64;
-        let mut repair = None;
-        for &segment in &numbers {
-            let is_last = Some(&segment) == numbers.last();
-            let path = segment_path(dir, segment);
-            let file = File::open(&path).map_err(io_error("open", &path, None))?;
-            let file_bytes = file.metadata().map_err(io_error("read metadata of", &path, None))?.len();
-            let header = match read_segment_header(&file, &path, file_bytes)? {
-                SegmentHeaderRead::Present(header) => header,
-                SegmentHeaderRead::Torn if is_last => {
-                    repair = Some(Repair::RemoveSegment { segment, file_bytes });
-                    break;
-                }
-                SegmentHeaderRead::Torn | SegmentHeaderRead::ZeroedWithData => {
-                    return Err(SegmentError::Corrupt {
-                        path,
-                        segment,
-                        offset: 0,
-                        reason: CorruptReason::TornSegmentHeader { file_bytes },
-                    })
-                }
-            };
-            check_segment_header(&header, &path, segment, log_id)?;
-            log_id = Some(header.log_id);
-
-            let scan = scan_records(&file, &path, file_bytes, limits.record_bytes_max)?;
-            records += scan.records;
-            if let Some((offset, reason)) = scan.damage {
-                let repairable = is_last && !matches!(reason, CorruptReason::ValidRecordOverLimit { .. });
-                if !repairable {
-                    return Err(SegmentError::Corrupt { path, segment, offset, reason });
-                }
-                repair = Some(Repair::CutTail { segment, offset, file_bytes, reason });
-            }
-            segment_lens.push(scan.valid_end);
-        }
+        let Verified { log_id, mut segment_lens, records, repair } =
+            verify_segments(dir, &numbers, limits, None)?;
 
         // Phase 2: repair the tail, if needed.
         let torn_tail = match repair {
@@ -1219,19 +1208,16 @@ fn read_frame<R: BufRead>(
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&frame_header[..4]);
     match payload {
-        Some(_) if over_limit => {
-            return Err(FrameError::Bad(CorruptReason::LengthOverLimit { len, record_bytes_max }))
-        }
-        Some(payload) => {
+        Some(payload) if !over_limit => {
             payload.clear();
             payload.resize(len as usize, 0);
             reader.read_exact(payload).map_err(FrameError::Io)?;
             hasher.update(payload);
         }
-        None => {
+        _ => {
             // Stream the payload through the hasher: an over-limit length is bounded by
             // the file size here, and reading it tells a torn length from a real record
-            // written with a larger limit.
+            // written with a larger limit (never allocated, even if a payload was asked).
             let mut remaining = u64::from(len);
             while remaining > 0 {
                 let available = reader.fill_buf().map_err(FrameError::Io)?;
@@ -1263,12 +1249,15 @@ struct SegmentScan {
     damage: Option<(u64, CorruptReason)>,
 }
 
-/// Verifies every record of a segment whose header is valid.
+/// Verifies every record of a segment whose header is valid; pushes each good record
+/// into `sink` if given (otherwise payloads are only checksummed, never allocated).
 fn scan_records(
     file: &File,
     path: &Path,
+    segment: u64,
     file_bytes: u64,
     record_bytes_max: u32,
+    mut sink: Option<&mut Vec<PositionedRecord>>,
 ) -> Result<SegmentScan, SegmentError> {
     debug_assert!(file_bytes >= SEGMENT_HEADER_BYTES);
     let mut reader = BufReader::with_capacity(SCAN_BUFFER_BYTES, file);
@@ -1279,8 +1268,13 @@ fn scan_records(
     ))?;
     let mut scan = SegmentScan { valid_end: SEGMENT_HEADER_BYTES, records: 0, damage: None };
     while scan.valid_end < file_bytes {
-        match read_frame(&mut reader, file_bytes - scan.valid_end, record_bytes_max, None) {
+        let mut payload = Vec::new();
+        let want_payload = sink.is_some().then_some(&mut payload);
+        match read_frame(&mut reader, file_bytes - scan.valid_end, record_bytes_max, want_payload) {
             Ok(len) => {
+                if let Some(sink) = sink.as_deref_mut() {
+                    sink.push((LogPosition { segment, offset: scan.valid_end }, payload));
+                }
                 scan.valid_end += frame_bytes(u64::from(len));
                 scan.records += 1;
             }
