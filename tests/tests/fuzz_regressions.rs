@@ -43,6 +43,28 @@ fn seeds_pass_every_check_and_name_a_target() {
     }
 }
 
+/// The frame seeds include a compressed (`tessera/2`) frame, so the fuzzer starts
+/// from real DEFLATE streams and not only from the plain kinds.
+#[test]
+fn the_frame_seeds_hold_a_compressed_frame() {
+    let (_, inputs) = seeds().into_iter().find(|(name, _)| *name == "net_frames").expect("net_frames seeds");
+    let compressed = inputs.iter().any(|input| {
+        let mut rest = input.as_slice();
+        while let Some((prefix, after)) = rest.split_first_chunk::<4>() {
+            let Ok(len) = tessera_net::frame_payload_len(*prefix) else { return false };
+            let Some(payload) = after.get(..len) else { return false };
+            if let Ok((tessera_net::FrameKind::DataDeflate, body)) = tessera_net::split_frame(payload) {
+                if tessera_net::inflate_message(body).is_ok() {
+                    return true;
+                }
+            }
+            rest = &after[len..];
+        }
+        false
+    });
+    assert!(compressed, "no seed holds a compressed frame that inflates");
+}
+
 /// Writes the seed corpus to `fuzz/corpus/<target>/` (the working corpus, not
 /// committed): `cargo test -p tessera-tests --test fuzz_regressions -- --ignored`.
 #[test]

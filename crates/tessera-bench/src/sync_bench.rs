@@ -19,10 +19,9 @@
 //! Times are wall clock on loopback. "Sync time" is from the start of the QUIC connect
 //! until the client's session went live (both sides caught up, every batch durable and
 //! acknowledged); the teardown after that is reported separately. Wire bytes are the
-//! session's messages plus the transport's 5-byte frame header (4-byte length and a
-//! kind byte) per message; the QUIC handshake, the channel Auth frames and QUIC/UDP
-//! packet overhead are not included (quinn's counters are not exposed by
-//! `tessera-net`).
+//! frames on the session's stream as `tessera-net` counts them (after compression,
+//! with their 4-byte lengths); the QUIC handshake, the channel Auth frames and QUIC/UDP
+//! packet overhead are not included.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
