@@ -43,6 +43,32 @@ pub(crate) fn check(world: &mut World) {
         ));
     }
     let reference = world.store(nodes[0]);
+    if let Some(prefix) = std::env::var_os("TESSERA_SIM_AUTHOR") {
+        let prefix = prefix.to_string_lossy().to_string();
+        for &p in &peers {
+            let s = world.store(p);
+            for (a, h) in s.heads().iter().filter(|(a, _)| a.short().starts_with(&prefix)) {
+                let chain: Vec<String> = (1..=h.seq.0)
+                    .map(|q| {
+                        s.envelope_at(a, Seq(q))
+                            .map_or("-".to_string(), |e| e.id().0.to_hex()[..4].to_string())
+                    })
+                    .collect();
+                let ev: Vec<String> = tessera_sync::LocalLog::fork_evidence(s)
+                    .unwrap()
+                    .iter()
+                    .filter(|e| e.author() == *a)
+                    .map(|e| format!("{}@{}<{}", &e.id().0.to_hex()[..4], e.seq(), &e.prev().0.to_hex()[..4]))
+                    .collect();
+                eprintln!(
+                    "AUTHOR peer {p}: chain {:?} forks {:?} evidence {:?}",
+                    chain,
+                    s.forks().iter().filter(|f| f.author == *a).map(|f| f.seq).collect::<Vec<_>>(),
+                    ev
+                );
+            }
+        }
+    }
     if world.converged_at.is_none() && std::env::var_os("TESSERA_SIM_DEBUG").is_some() {
         let mut groups: BTreeMap<[u8; 32], Vec<usize>> = BTreeMap::new();
         for &p in &peers {

@@ -203,8 +203,11 @@ struct Prepared {
 /// The sending direction.
 #[derive(Debug, Default)]
 struct Outbound {
-    /// Per author, the highest seq the peer holds or that was sent to it.
-    peer_has: BTreeMap<DeviceKey, Seq>,
+    /// Per author, the head of the peer's chain as far as this node knows: from its
+    /// Hello and Acks, what was sent to it, and what it sent that links onto that head.
+    /// Never what it passed on as fork evidence: that is not in its chain, and an
+    /// envelope sent on the strength of it would reach the peer as a gap.
+    peer_has: BTreeMap<DeviceKey, Head>,
     /// Trust entries the peer holds, or that were sent or queued for it.
     peer_trust: BTreeSet<TrustEntryId>,
     trust_queue: VecDeque<TrustEntryId>,
@@ -431,7 +434,7 @@ impl Session {
                 LogEntry::Envelope(envelope) => {
                     let (author, seq) = (envelope.author(), envelope.seq());
                     if self.out.blocked.contains(&author)
-                        || self.out.peer_has.get(&author).is_some_and(|has| *has >= seq)
+                        || self.out.peer_has.get(&author).is_some_and(|has| has.seq >= seq)
                     {
                         continue;
                     }
@@ -590,7 +593,7 @@ impl Session {
         });
         self.peer_device = Some(hello.device);
         // Bounded by the decoder's limits (100 000 authors and ids), below the caps.
-        self.out.peer_has = hello.heads.iter().map(|(author, head)| (*author, head.seq)).collect();
+        self.out.peer_has = hello.heads.iter().map(|(author, head)| (*author, *head)).collect();
         self.out.peer_trust = hello.trust_ids.iter().copied().collect();
         self.events.push_back(Event::PeerHello { device: hello.device, heads: hello.heads.clone() });
         self.pending_plan = Some(PendingPlan { heads: hello.heads, trust_ids: hello.trust_ids });
@@ -620,8 +623,16 @@ impl Session {
             match entry {
                 LogEntry::Envelope(envelope) => {
                     let (author, seq) = (envelope.author(), envelope.seq());
-                    metas.push(EntryMeta::Envelope { author, seq, id: envelope.id(), prev: envelope.prev() });
-                    self.peer_holds(author, seq)?;
+                    let (id, prev) = (envelope.id(), envelope.prev());
+                    metas.push(EntryMeta::Envelope { author, seq, id, prev });
+                    // Only what links onto the peer's chain extends it (see `peer_has`).
+                    let extends = match self.out.peer_has.get(&author) {
+                        Some(head) => head.seq.next() == Some(seq) && head.id == prev,
+                        None => seq == Seq(1),
+                    };
+                    if extends {
+                        self.peer_holds(author, Head { seq, id })?;
+                    }
                     self.stats.envelopes_received += 1;
                 }
                 LogEntry::Trust(trust) => {
@@ -658,7 +669,7 @@ impl Session {
             }
         }
         for (author, head) in heads.iter() {
-            self.peer_holds(*author, head.seq)?;
+            self.peer_holds(*author, *head)?;
         }
         self.update_progress();
         Ok(())
@@ -689,11 +700,15 @@ impl Session {
         Err(error)
     }
 
-    /// Records that the peer holds `author` up to at least `seq`.
-    fn peer_holds(&mut self, author: DeviceKey, seq: Seq) -> Result<(), SessionError> {
+    /// Records that the peer's chain of `author` reaches at least `head`.
+    fn peer_holds(&mut self, author: DeviceKey, head: Head) -> Result<(), SessionError> {
         let full = self.out.peer_has.len() >= PEER_AUTHORS_MAX;
         match self.out.peer_has.get_mut(&author) {
-            Some(has) => *has = (*has).max(seq),
+            Some(has) => {
+                if head.seq > has.seq {
+                    *has = head;
+                }
+            }
             None if full => {
                 return Err(self.violation(ProtocolViolation::TooMany {
                     what: "authors known to the peer",
@@ -701,7 +716,7 @@ impl Session {
                 }))
             }
             None => {
-                self.out.peer_has.insert(author, seq);
+                self.out.peer_has.insert(author, head);
             }
         }
         Ok(())
@@ -878,7 +893,7 @@ impl Session {
         let local = |e: LocalLogError| SessionError::LocalLog { reason: e.reason };
         while let Some(evidence) = self.out.gossip.pop_front() {
             let (author, seq) = (evidence.author(), evidence.seq());
-            let peer_has = self.out.peer_has.get(&author).map_or(0, |s| s.0);
+            let peer_has = self.out.peer_has.get(&author).map_or(0, |head| head.seq.0);
             // A forked (blocked) author is no reason to hold evidence back: admission
             // keeps an envelope that contradicts the peer's chain as evidence, and
             // only one the peer's chain stops short of would be refused.
@@ -1005,7 +1020,7 @@ impl Session {
             }
         }
         while let Some((&author, &last)) = self.out.targets.first_key_value() {
-            let has = self.out.peer_has.get(&author).copied().unwrap_or(Seq(0));
+            let has = self.out.peer_has.get(&author).map_or(Seq(0), |head| head.seq);
             let next = has.next();
             let sendable = match next {
                 Some(next) => {
@@ -1022,7 +1037,7 @@ impl Session {
             match envelope {
                 Some(envelope) => {
                     debug_assert_eq!(Some(envelope.seq()), next);
-                    self.peer_holds(author, envelope.seq())?;
+                    self.peer_holds(author, Head { seq: envelope.seq(), id: envelope.id() })?;
                     return Ok(Some(Prepared {
                         bytes: LogEntry::Envelope(envelope).encode(),
                         is_envelope: true,

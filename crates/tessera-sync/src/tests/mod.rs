@@ -497,6 +497,49 @@ fn a_fork_behind_the_peers_head_is_answered_with_evidence() {
     assert_eq!(pair.b.store.head(&author).map(|h| h.seq), Some(Seq(2)), "nothing streamed past the fork");
 }
 
+/// Three histories of one copied device: 1 then a2 | b2 b3 b4, and c4 after b3. A
+/// hub on branch a holds b2 and b3 only as fork evidence; a relay on branch b also
+/// knows the second fork, at 4. The evidence the hub passes on must not make the relay
+/// believe the hub's chain reaches 3: the relay would send its envelope 4 (before the
+/// evidence at 4), which the hub can only refuse as a gap, ending the session the same
+/// way at every reconnection (simulator seed 2037).
+#[test]
+fn evidence_the_peer_passes_on_does_not_count_as_its_chain() {
+    let mut net = TestNetwork::new(19, 1, 3);
+    let network = net.network;
+    let first = net.devices[0].next_simple(&network, 1, 16);
+    let a2 = net.devices[0].next_simple(&network, 2, 16);
+    net.devices[0].head = Some((first.seq(), first.id()));
+    let b2 = net.devices[0].next_simple(&network, 20, 16);
+    let b3 = net.devices[0].next_simple(&network, 30, 16);
+    let b4 = net.devices[0].next_simple(&network, 40, 16);
+    net.devices[0].head = Some((b3.seq(), b3.id()));
+    let c4 = net.devices[0].next_simple(&network, 41, 16);
+    let envelopes = |list: &[&tessera_log::Envelope]| -> Vec<LogEntry> {
+        list.iter().map(|e| LogEntry::Envelope((*e).clone())).collect()
+    };
+    // The relay streams another device's history first, in small batches, so the
+    // hub's evidence reaches it before it passes on its own.
+    let others = chain(&mut net, 1, 30, 16);
+    let mut hub = Node::new(&net, 1, limits());
+    let mut relay = Node::new(&net, 2, small_batches(3, 1));
+    hub.hold(&trust_entries(&net));
+    relay.hold(&trust_entries(&net));
+    hub.hold(&envelopes(&[&first, &a2, &b2, &b3]));
+    relay.hold(&envelopes(&[&first, &b2, &b3, &b4, &a2, &c4]));
+    relay.hold(&others);
+    let author = net.devices[0].id;
+    assert_eq!(hub.store.head(&author).map(|h| h.seq), Some(Seq(2)));
+    let mut pair = Pair::new(hub, relay);
+    pair.drive();
+    both_live(&pair);
+    assert_eq!(
+        pair.a.store.head(&author).map(|h| h.seq),
+        Some(Seq(2)),
+        "nothing past the fork joins the hub's chain"
+    );
+}
+
 #[test]
 fn envelopes_the_peers_revocation_refuses_are_not_sent() {
     let mut net = TestNetwork::new(16, 1, 3);
