@@ -136,7 +136,7 @@ try {
       out.server_exit = serverExit ?? `the sync server did not answer /flush: ${e.cause?.code ?? e.message}`
     }
   }
-  log(`push: ${out.push.finished ? "finished" : `did not finish (${out.push.done} of ${n})`} in ${out.push.secs?.toFixed(2)} s, ${out.push.bytes} B, ${out.push.connections} connection(s)`)
+  log(`push: ${out.push.finished ? "finished" : `did not finish (${out.push.done} of ${n})`} ${out.push.secs === undefined ? "(never started: the writer was still creating documents)" : `in ${out.push.secs.toFixed(2)} s`}, ${out.push.bytes} B, ${out.push.connections} connection(s)`)
 
   if (out.push.done > 0 && !out.server_exit) {
     before = await stats(base)

@@ -426,7 +426,12 @@ fn print_table(rows: &[(usize, SystemRun, Option<SystemRun>)]) {
             "| {} | {} | {} | {verdict} |",
             fmt_int(*n as f64),
             ratio(am.sync_secs(), t.sync_secs(), sync_done),
-            ratio(am.sync_bytes() as f64, t.sync_bytes() as f64, sync_done)
+            // Bytes of a sync that did not finish say nothing (0 when nothing moved).
+            if sync_done {
+                ratio(am.sync_bytes() as f64, t.sync_bytes() as f64, true)
+            } else {
+                "–".into()
+            }
         );
     }
 }
