@@ -427,11 +427,7 @@ fn print_table(rows: &[(usize, SystemRun, Option<SystemRun>)]) {
             fmt_int(*n as f64),
             ratio(am.sync_secs(), t.sync_secs(), sync_done),
             // Bytes of a sync that did not finish say nothing (0 when nothing moved).
-            if sync_done {
-                ratio(am.sync_bytes() as f64, t.sync_bytes() as f64, true)
-            } else {
-                "–".into()
-            }
+            if sync_done { ratio(am.sync_bytes() as f64, t.sync_bytes() as f64, true) } else { "–".into() }
         );
     }
 }
