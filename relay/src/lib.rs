@@ -405,7 +405,6 @@ async fn serve_loop(
             if let Some(peer) = &peer {
                 metrics.seen(peer);
             }
-            metrics.connected.fetch_add(1, Ordering::Relaxed);
             let config = SessionConfig::new(network, device);
             let counted =
                 metrics.session_started(SessionCounters { meter: Arc::default(), wire: channel.wire() });
@@ -413,7 +412,6 @@ async fn serve_loop(
             let options = RunOptions { stop_when_caught_up: false, id, meter };
             let result = run_session(channel, store, config, fanout, stop, options, |_, _| {}).await;
             drop(counted);
-            metrics.connected.fetch_sub(1, Ordering::Relaxed);
             match result {
                 Ok(summary) => tracing::info!(
                     peer = %summary.peer.certificate.device.short(),

@@ -21,7 +21,6 @@ const DEVICES_LISTED_MAX: usize = 10_000;
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    pub connected: AtomicU64,
     pub envelopes_in: AtomicU64,
     pub bytes_in: AtomicU64,
     pub store_bytes: AtomicU64,
@@ -101,13 +100,14 @@ impl Metrics {
         }
     }
 
-    fn sent_totals(&self) -> Totals {
+    /// What sessions sent so far, and how many are open now.
+    fn sent_totals(&self) -> (Totals, usize) {
         let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
         let mut totals = sessions.ended;
         for session in &sessions.live {
             totals.add(session);
         }
-        totals
+        (totals, sessions.live.len())
     }
 
     pub fn reject(&self, reason: &'static str) {
@@ -126,17 +126,12 @@ impl Metrics {
 
     /// The metrics in Prometheus text exposition format.
     pub fn render(&self) -> String {
-        let sent = self.sent_totals();
+        let (sent, connected) = self.sent_totals();
         let mut out = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
         };
-        metric(
-            "tessera_relay_connected_peers",
-            "gauge",
-            "Sessions open now.",
-            self.connected.load(Ordering::Relaxed),
-        );
+        metric("tessera_relay_connected_peers", "gauge", "Sessions open now.", connected as u64);
         metric(
             "tessera_relay_envelopes_received_total",
             "counter",

@@ -191,6 +191,7 @@ fn relay_with_200_live_sessions_keeps_serving_small_syncs() {
                 .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<u64>().ok())
                 .unwrap_or_else(|| panic!("{name} missing from the metrics:\n{text}"))
         };
+        assert_eq!(value("tessera_relay_connected_peers"), (IDLE + 2) as u64);
         assert!(value("tessera_relay_envelopes_received_total") >= SMALL_SYNCS);
         assert!(value("tessera_relay_envelopes_sent_total") >= SMALL_SYNCS);
         assert!(value("tessera_relay_wire_bytes_received_total") > 0);
