@@ -43,55 +43,7 @@ pub(crate) fn check(world: &mut World) {
         ));
     }
     let reference = world.store(nodes[0]);
-    if let Some(prefix) = std::env::var_os("TESSERA_SIM_AUTHOR") {
-        let prefix = prefix.to_string_lossy().to_string();
-        for &p in &peers {
-            let s = world.store(p);
-            for (a, h) in s.heads().iter().filter(|(a, _)| a.short().starts_with(&prefix)) {
-                let chain: Vec<String> = (1..=h.seq.0)
-                    .map(|q| {
-                        s.envelope_at(a, Seq(q))
-                            .map_or("-".to_string(), |e| e.id().0.to_hex()[..4].to_string())
-                    })
-                    .collect();
-                let ev: Vec<String> = tessera_sync::LocalLog::fork_evidence(s)
-                    .unwrap()
-                    .iter()
-                    .filter(|e| e.author() == *a)
-                    .map(|e| format!("{}@{}<{}", &e.id().0.to_hex()[..4], e.seq(), &e.prev().0.to_hex()[..4]))
-                    .collect();
-                eprintln!(
-                    "AUTHOR peer {p}: chain {:?} forks {:?} evidence {:?}",
-                    chain,
-                    s.forks().iter().filter(|f| f.author == *a).map(|f| f.seq).collect::<Vec<_>>(),
-                    ev
-                );
-            }
-        }
-    }
-    if world.converged_at.is_none() && std::env::var_os("TESSERA_SIM_DEBUG").is_some() {
-        let mut groups: BTreeMap<[u8; 32], Vec<usize>> = BTreeMap::new();
-        for &p in &peers {
-            groups.entry(world.store(p).digest()).or_default().push(p);
-        }
-        for (digest, members) in &groups {
-            let s = world.store(members[0]);
-            eprintln!(
-                "digest {}: peers {members:?} revoked {:?} forks {:?} heads {}",
-                &blake3::Hash::from(*digest).to_hex()[..8],
-                s.heads()
-                    .iter()
-                    .filter_map(|(a, _)| s.trust().device_revoked_after(a).map(|last| (a.short(), last)))
-                    .collect::<Vec<_>>(),
-                s.forks().iter().map(|f| (f.author.short(), f.seq)).collect::<Vec<_>>(),
-                s.heads()
-                    .iter()
-                    .map(|(a, h)| format!("{}:{}", &a.short()[..4], h.seq))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            );
-        }
-    }
+    crate::debug::after_run(world, &peers);
 
     // Acknowledged writes.
     let mut counts = world.report.writes.clone();

@@ -20,6 +20,7 @@
 //! store keeps the durable store's admission rules, not its file format.
 
 mod check;
+mod debug;
 pub mod report;
 pub mod rng;
 pub mod store;
