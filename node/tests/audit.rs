@@ -263,7 +263,7 @@ fn audit_log_shows_field_changes_and_hides_personal_data_unless_asked() {
 mod crafted {
     use tessera_log::bundle::BundleWriter;
     use tessera_log::testkit::TestNetwork;
-    use tessera_log::{DeviceRevocation, LogEntry, SecretKey, Seq, TrustStatement, VersionVector};
+    use tessera_log::{LogEntry, SecretKey, Seq, TrustStatement, VersionVector};
     use tessera_node::audit::{read_bundle, verify, Verification};
 
     fn bundle(net: &TestNetwork, entries: &[LogEntry]) -> Verification {
@@ -309,15 +309,7 @@ mod crafted {
 
         // Changes after a revocation at seq 2.
         let mut revoked = entries.clone();
-        revoked.push(LogEntry::Trust(net.sign_as_partner(
-            0,
-            TrustStatement::RevokeDevice(DeviceRevocation {
-                issuer: net.partner_keys[0].public(),
-                device: net.devices[0].id,
-                last_valid: Seq(2),
-                reason: "rubato".into(),
-            }),
-        )));
+        revoked.push(LogEntry::Trust(net.revoke_device(0, net.devices[0].id, Seq(2), "rubato")));
         let v = bundle(&net, &revoked);
         assert_eq!(v.problems.iter().filter(|p| p.kind == "after-revocation").count(), 2, "{:?}", v.problems);
 

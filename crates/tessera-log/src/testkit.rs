@@ -9,7 +9,8 @@
 use crate::envelope::{Envelope, NewChange};
 use crate::ids::{DeviceKey, DocId, EnvelopeId, NetworkId, PartnerKey, Salt, SecretKey, Seq, Timestamp};
 use crate::trust::{
-    DeviceCertificate, DeviceRole, PartnerCertificate, TrustEntry, TrustState, TrustStatement,
+    DeviceCertificate, DeviceRevocation, DeviceRole, PartnerCertificate, TrustEntry, TrustState,
+    TrustStatement,
 };
 
 /// 32 deterministic bytes for (`seed`, `label`, `index`).
@@ -131,6 +132,13 @@ impl TestNetwork {
     /// Signs a statement with partner `p`'s key.
     pub fn sign_as_partner(&self, p: usize, statement: TrustStatement) -> TrustEntry {
         sign(self.network, &self.partner_keys[p], statement)
+    }
+
+    /// Partner `p` revokes `device` after its envelope `last_valid`.
+    pub fn revoke_device(&self, p: usize, device: DeviceKey, last_valid: Seq, reason: &str) -> TrustEntry {
+        let issuer = self.partner_keys[p].public();
+        let revocation = DeviceRevocation { issuer, device, last_valid, reason: reason.into() };
+        self.sign_as_partner(p, TrustStatement::RevokeDevice(revocation))
     }
 }
 

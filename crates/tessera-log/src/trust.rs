@@ -548,15 +548,7 @@ mod tests {
     fn every_kind_round_trips() {
         let net = TestNetwork::new(4, 2, 2);
         let mut entries = net.entries.clone();
-        entries.push(net.sign_as_partner(
-            0,
-            TrustStatement::RevokeDevice(DeviceRevocation {
-                issuer: net.partner_keys[0].public(),
-                device: net.devices[0].id,
-                last_valid: Seq(3),
-                reason: "rubato".into(),
-            }),
-        ));
+        entries.push(net.revoke_device(0, net.devices[0].id, Seq(3), "rubato"));
         entries.push(net.sign_as_network(TrustStatement::RevokePartner(PartnerRevocation {
             partner: net.devices[2].partner,
             last_valid: vec![(net.devices[3].id, Seq(9)), (net.devices[2].id, Seq(4))],
@@ -651,15 +643,7 @@ mod tests {
                 last_valid: vec![(d(0), Seq(7)), (d(2), Seq(8))],
                 reason: "b".into(),
             })),
-            net.sign_as_partner(
-                0,
-                TrustStatement::RevokeDevice(DeviceRevocation {
-                    issuer: net.partner_keys[0].public(),
-                    device: d(0),
-                    last_valid: Seq(5),
-                    reason: "c".into(),
-                }),
-            ),
+            net.revoke_device(0, d(0), Seq(5), "c"),
         ];
         let answers = |order: &[usize]| {
             let mut trust = net.trust();

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tessera_log::testkit::TestNetwork;
-use tessera_log::{DeviceRevocation, Seq, TrustStatement};
+use tessera_log::Seq;
 
 use super::*;
 
@@ -64,17 +64,7 @@ async fn an_uncertified_or_revoked_device_is_refused_with_a_reason_on_both_sides
         let server = Endpoint::bind(loopback(), identity(&net, 0)).unwrap();
         let addr = server.local_addr().unwrap();
         let mut trust = net.trust();
-        trust
-            .add(net.sign_as_partner(
-                0,
-                TrustStatement::RevokeDevice(DeviceRevocation {
-                    issuer: net.partner_keys[0].public(),
-                    device: net.devices[1].id,
-                    last_valid: Seq(3),
-                    reason: "stolen".into(),
-                }),
-            ))
-            .unwrap();
+        trust.add(net.revoke_device(0, net.devices[1].id, Seq(3), "stolen")).unwrap();
         let server_task = tokio::spawn({
             let server = server.clone();
             async move {

@@ -201,7 +201,6 @@ mod tests {
 
     use proptest::prelude::*;
     use tessera_log::testkit::TestNetwork;
-    use tessera_log::trust::{DeviceRevocation, TrustStatement};
     use tessera_records::kind::{new_doc_id, RecordKind};
     use tessera_records::model::{Record, RecordRef};
     use tessera_records::{actor_for, RecordDoc};
@@ -261,15 +260,7 @@ mod tests {
             entries.push(LogEntry::Envelope(env));
         }
         // Partner 0 revokes device 1 after its first envelope.
-        let revocation = net.sign_as_partner(
-            0,
-            TrustStatement::RevokeDevice(DeviceRevocation {
-                issuer: net.partner_keys[0].public(),
-                device: net.devices[1].id,
-                last_valid: Seq(1),
-                reason: "tablet smarrito".into(),
-            }),
-        );
+        let revocation = net.revoke_device(0, net.devices[1].id, Seq(1), "tablet smarrito");
         entries.push(LogEntry::Trust(revocation));
         Scenario { genesis, entries, device: net.devices[0].id }
     }

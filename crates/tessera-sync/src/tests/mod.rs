@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use tessera_log::testkit::TestNetwork;
-use tessera_log::{DeviceRevocation, LogEntry, Seq, TrustStatement};
+use tessera_log::{LogEntry, Seq};
 
 use crate::limits::MESSAGE_BYTES_MAX;
 use crate::{
@@ -544,15 +544,7 @@ fn evidence_the_peer_passes_on_does_not_count_as_its_chain() {
 fn envelopes_the_peers_revocation_refuses_are_not_sent() {
     let mut net = TestNetwork::new(16, 1, 3);
     let history = chain(&mut net, 2, 10, 16);
-    let revocation = net.sign_as_partner(
-        0,
-        TrustStatement::RevokeDevice(DeviceRevocation {
-            issuer: net.partner_keys[0].public(),
-            device: net.devices[2].id,
-            last_valid: Seq(5),
-            reason: "stolen".into(),
-        }),
-    );
+    let revocation = net.revoke_device(0, net.devices[2].id, Seq(5), "stolen");
     // `a` stored all ten before hearing of the revocation; `b` holds the revocation.
     let mut a = Node::new(&net, 0, small_batches(3, 2));
     let mut b = Node::new(&net, 1, small_batches(3, 2));
