@@ -57,8 +57,39 @@ pub trait LogView {
     fn head(&self, author: &DeviceKey) -> Option<Head>;
     /// The id of `author`'s envelope at `seq` in that chain.
     fn chain_id(&self, author: &DeviceKey, seq: Seq) -> Option<EnvelopeId>;
+    /// The `prev` of `author`'s envelope at `seq` in that chain (to check an envelope
+    /// that fills a hole below it).
+    fn chain_prev(&self, author: &DeviceKey, seq: Seq) -> Option<EnvelopeId>;
     /// Whether this exact envelope is already kept as fork evidence.
     fn has_evidence(&self, author: &DeviceKey, seq: Seq, id: &EnvelopeId) -> bool;
+}
+
+/// Whether `env`, at a seq below its author's head where nothing is held, fits the
+/// chain around it: its `prev` is the envelope held just before it (when held) and the
+/// envelope held just after it names it as `prev` (when held). Seqs that are missing
+/// on both sides are checked when their neighbours arrive, so holes fill in any order.
+fn fits_hole(
+    view: &dyn LogView,
+    staging: &Staging,
+    env: &Envelope,
+    held_at: &dyn Fn(Seq) -> Option<EnvelopeId>,
+) -> Result<(), VerifyError> {
+    let (author, seq) = (env.author(), env.seq());
+    let refused = || VerifyError::HoleMismatch { device: author, seq };
+    let before = match seq.0.checked_sub(1) {
+        Some(0) | None => Some(EnvelopeId::default()),
+        Some(b) => held_at(Seq(b)),
+    };
+    if before.is_some_and(|id| id != env.prev()) {
+        return Err(refused());
+    }
+    let after = seq.next().and_then(|next| {
+        staging.chain_prevs.get(&(author, next)).copied().or_else(|| view.chain_prev(&author, next))
+    });
+    if after.is_some_and(|prev| prev != env.id()) {
+        return Err(refused());
+    }
+    Ok(())
 }
 
 /// What earlier entries of the batch being admitted changed, over the committed state.
@@ -67,6 +98,7 @@ pub struct Staging {
     trust: Option<TrustState>,
     heads: HashMap<DeviceKey, Head>,
     chain_ids: HashMap<(DeviceKey, Seq), EnvelopeId>,
+    chain_prevs: HashMap<(DeviceKey, Seq), EnvelopeId>,
     fork_ids: BTreeSet<(DeviceKey, Seq, EnvelopeId)>,
 }
 
@@ -132,12 +164,20 @@ pub fn admit_with(
                 Ok(Placement::Next) => {
                     staging.heads.insert(author, Head { seq, id: env.id() });
                     staging.chain_ids.insert((author, seq), env.id());
+                    staging.chain_prevs.insert((author, seq), env.prev());
                     return Ok(Admission::Chain { author, seq, id: env.id() });
                 }
                 Ok(Placement::AtOrBelowHead) => match held_at(seq) {
                     Some(held) if held == env.id() => return Ok(Admission::Duplicate),
                     Some(held) => fork_point(author, seq, held, env, held_at),
-                    None => return Err(VerifyError::SeqGap { device: author, expected: seq, got: seq }),
+                    // Below the head with nothing held there: a hole left by a damaged
+                    // log, filled back if the envelope links to what is held around it.
+                    None => {
+                        fits_hole(view, staging, env, &held_at)?;
+                        staging.chain_ids.insert((author, seq), env.id());
+                        staging.chain_prevs.insert((author, seq), env.prev());
+                        return Ok(Admission::Chain { author, seq, id: env.id() });
+                    }
                 },
                 Err(VerifyError::WrongPrev { prev_seq, .. }) => {
                     let held = held_at(prev_seq).unwrap_or_default();
@@ -152,5 +192,74 @@ pub fn admit_with(
             staging.fork_ids.insert(key);
             Ok(Admission::ForkEvidence { fork, seq, id: env.id() })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::TestNetwork;
+    use std::collections::BTreeMap;
+
+    /// A log that holds a chain with holes (what a damaged segment leaves).
+    struct Holed {
+        trust: TrustState,
+        chain: BTreeMap<Seq, Envelope>,
+    }
+
+    impl LogView for Holed {
+        fn trust(&self) -> &TrustState {
+            &self.trust
+        }
+        fn head(&self, _: &DeviceKey) -> Option<Head> {
+            self.chain.last_key_value().map(|(seq, env)| Head { seq: *seq, id: env.id() })
+        }
+        fn chain_id(&self, _: &DeviceKey, seq: Seq) -> Option<EnvelopeId> {
+            self.chain.get(&seq).map(Envelope::id)
+        }
+        fn chain_prev(&self, _: &DeviceKey, seq: Seq) -> Option<EnvelopeId> {
+            self.chain.get(&seq).map(Envelope::prev)
+        }
+        fn has_evidence(&self, _: &DeviceKey, _: Seq, _: &EnvelopeId) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn a_hole_is_filled_only_by_the_envelope_that_fits_it_in_any_order() {
+        let mut net = TestNetwork::new(5, 1, 1);
+        let network = net.network;
+        let envs: Vec<Envelope> = (0..6).map(|n| net.devices[0].next_simple(&network, n, 16)).collect();
+        let mut trust = TrustState::new(network);
+        for entry in &net.entries {
+            trust.add(entry.clone()).unwrap();
+        }
+        // Seqs 2, 3 and 4 were lost; 1, 5 and 6 are held.
+        let chain = [0, 4, 5].iter().map(|&i| (envs[i].seq(), envs[i].clone())).collect();
+        let view = Holed { trust, chain };
+        for order in [[1usize, 2, 3], [3, 2, 1], [2, 3, 1]] {
+            let mut staging = Staging::default();
+            for i in order {
+                let admitted = admit(&view, &mut staging, &LogEntry::Envelope(envs[i].clone())).unwrap();
+                assert_eq!(
+                    admitted,
+                    Admission::Chain { author: envs[i].author(), seq: envs[i].seq(), id: envs[i].id() }
+                );
+            }
+        }
+        // Another envelope signed at seq 3 does not fit once seqs 2 and 4 are back...
+        net.devices[0].head = Some((envs[1].seq(), envs[1].id()));
+        let other = net.devices[0].next_simple(&network, 99, 16);
+        let mut staging = Staging::default();
+        admit(&view, &mut staging, &LogEntry::Envelope(envs[1].clone())).unwrap();
+        admit(&view, &mut staging, &LogEntry::Envelope(envs[3].clone())).unwrap();
+        let err = admit(&view, &mut staging, &LogEntry::Envelope(other)).unwrap_err();
+        assert!(matches!(err, VerifyError::HoleMismatch { seq: Seq(3), .. }), "{err}");
+        // ...nor does seq 4 with the wrong successor: seq 5 names the genuine seq 4.
+        net.devices[0].head = Some((envs[2].seq(), envs[2].id()));
+        let wrong_four = net.devices[0].next_simple(&network, 98, 16);
+        let mut staging = Staging::default();
+        let err = admit(&view, &mut staging, &LogEntry::Envelope(wrong_four)).unwrap_err();
+        assert!(matches!(err, VerifyError::HoleMismatch { seq: Seq(4), .. }), "{err}");
     }
 }

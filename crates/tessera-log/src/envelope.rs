@@ -199,6 +199,29 @@ impl Envelope {
         }
     }
 
+    /// Whether every change's body is carried (none stripped or erased).
+    pub fn has_all_bodies(&self) -> bool {
+        self.bodies.iter().all(|b| matches!(b, Body::Present { .. }))
+    }
+
+    /// Takes from `other` (the same envelope: same id) the bodies this copy lacks.
+    /// Returns how many were filled in; 0 when `other` is another envelope. The
+    /// caller has checked `other`'s bodies against their commitments
+    /// ([`Envelope::verify_bodies`]); since the ids are equal, so are the commitments.
+    pub fn fill_bodies_from(&mut self, other: &Envelope) -> usize {
+        if other.id != self.id {
+            return 0;
+        }
+        let mut filled = 0;
+        for (mine, theirs) in self.bodies.iter_mut().zip(&other.bodies) {
+            if matches!(mine, Body::Absent) && matches!(theirs, Body::Present { .. }) {
+                *mine = theirs.clone();
+                filled += 1;
+            }
+        }
+        filled
+    }
+
     /// Checks the signature against `network` and every present body against its
     /// commitment. The caller checks that the author may sign this seq
     /// ([`crate::TrustState::authorize`]) and where it sits in the chain.
@@ -409,6 +432,24 @@ mod tests {
         assert_eq!(back.id(), env.id());
         assert_eq!(back.encode(), bytes);
         back.verify_signature_and_bodies(&net.network).unwrap();
+    }
+
+    #[test]
+    fn a_stripped_copy_is_filled_from_the_full_one_and_never_from_another() {
+        let (net, env) = sample();
+        let mut stripped = env.clone();
+        stripped.strip_body(1);
+        assert!(!stripped.has_all_bodies());
+        // Another envelope (another seq of the same author) fills nothing.
+        let mut other_net = net;
+        let network = other_net.network;
+        let other = other_net.devices[0].next(&network, &[(test_doc(7, 2), b"device lent".as_slice())]);
+        assert_eq!(stripped.fill_bodies_from(&other), 0);
+        // A copy stripped the same way fills nothing either.
+        assert_eq!(stripped.fill_bodies_from(&stripped.clone()), 0);
+        assert_eq!(stripped.fill_bodies_from(&env), 1);
+        assert_eq!(stripped, env);
+        assert!(stripped.has_all_bodies());
     }
 
     #[test]

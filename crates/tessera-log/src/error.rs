@@ -20,6 +20,8 @@ pub enum VerifyError {
     SeqGap { device: DeviceKey, expected: Seq, got: Seq },
     #[error("envelope {seq} of device {device} does not follow the envelope {prev_seq} we hold (its previous-hash differs): the device signed two different histories")]
     WrongPrev { device: DeviceKey, seq: Seq, prev_seq: Seq },
+    #[error("envelope {seq} of device {device} does not fit between the envelopes held before and after it: it is not the one this history is missing")]
+    HoleMismatch { device: DeviceKey, seq: Seq },
     #[error("device {device} is not certified in this network (unknown author of envelope {seq})")]
     UnknownAuthor { device: DeviceKey, seq: Seq },
     #[error("partner {partner} is not certified by this network's coordinator")]

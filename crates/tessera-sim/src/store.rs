@@ -235,6 +235,9 @@ impl LogView for SimStore {
     fn chain_id(&self, author: &DeviceKey, seq: Seq) -> Option<EnvelopeId> {
         self.envelope_at(author, seq).map(Envelope::id)
     }
+    fn chain_prev(&self, author: &DeviceKey, seq: Seq) -> Option<EnvelopeId> {
+        self.envelope_at(author, seq).map(Envelope::prev)
+    }
     fn has_evidence(&self, author: &DeviceKey, seq: Seq, id: &EnvelopeId) -> bool {
         self.evidence.contains_key(&(*author, seq, *id))
     }

@@ -20,7 +20,8 @@ use tessera_log::{DeviceKey, DocId, EnvelopeId, Head, Seq, TrustEntryId};
 
 use crate::segments::{LogPosition, RecordLocation};
 
-pub(crate) const LAYOUT_VERSION: u32 = 1;
+/// 2: rows `b` (envelopes held without some of their bodies).
+pub(crate) const LAYOUT_VERSION: u32 = 2;
 
 pub(crate) const META_LOG_ID: &[u8] = b"mlog_id";
 pub(crate) const META_APPLIED: &[u8] = b"mapplied";
@@ -30,6 +31,9 @@ pub(crate) const CHAIN: u8 = b'e';
 pub(crate) const FORK: u8 = b'f';
 pub(crate) const TRUST: u8 = b't';
 pub(crate) const DOC: u8 = b'd';
+/// An envelope of the followed chain held without some of its bodies (stripped by a
+/// carrier): kept until a copy with the bodies arrives, so sessions can ask for it.
+pub(crate) const BODIES_MISSING: u8 = b'b';
 
 pub(crate) fn head_key(author: &DeviceKey) -> Vec<u8> {
     let mut k = Vec::with_capacity(33);
@@ -44,6 +48,18 @@ pub(crate) fn chain_key(author: &DeviceKey, seq: Seq) -> Vec<u8> {
     k.extend_from_slice(author.as_bytes());
     k.extend_from_slice(&seq.0.to_be_bytes());
     k
+}
+
+pub(crate) fn bodies_missing_key(author: &DeviceKey, seq: Seq) -> Vec<u8> {
+    let mut k = chain_key(author, seq);
+    k[0] = BODIES_MISSING;
+    k
+}
+
+/// The (author, seq) of a [`chain_key`] or [`bodies_missing_key`].
+pub(crate) fn decode_author_seq(key: &[u8]) -> Option<(DeviceKey, Seq)> {
+    let author = DeviceKey::from_bytes(array_at::<32>(key, 1)?).ok()?;
+    Some((author, Seq(u64_at(key, 33)?)))
 }
 
 pub(crate) fn fork_key(author: &DeviceKey, seq: Seq, id: &EnvelopeId) -> Vec<u8> {

@@ -11,7 +11,7 @@
 //! Directory layout: `network` (the network id in hex), `log/` (segment files),
 //! `derived/` (sled).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -68,6 +68,9 @@ pub struct IngestReport {
     pub duplicates: usize,
     /// Envelopes kept as fork evidence.
     pub evidence_added: usize,
+    /// Envelopes held without some of their bodies (stripped by a carrier) whose
+    /// bodies this batch brought back, each written again whole.
+    pub bodies_filled: Vec<(DeviceKey, Seq)>,
     /// Forks this batch revealed, each once; the conflicting envelopes are kept as
     /// evidence.
     pub forks: Vec<Fork>,
@@ -78,7 +81,7 @@ pub struct IngestReport {
 impl IngestReport {
     /// Number of entries written to the log.
     pub fn written(&self) -> usize {
-        self.appended.len() + self.trust_added + self.evidence_added
+        self.appended.len() + self.trust_added + self.evidence_added + self.bodies_filled.len()
     }
 }
 
@@ -111,9 +114,25 @@ pub struct StoreOpenReport {
 /// One accepted entry, ready to be applied.
 #[derive(Debug)]
 enum Effect {
-    Chain { author: DeviceKey, seq: Seq, id: EnvelopeId, docs: Vec<DocId> },
-    ForkEvidence { fork: Fork, seq: Seq, id: EnvelopeId },
-    Trust { entry: Box<TrustEntry> },
+    Chain {
+        author: DeviceKey,
+        seq: Seq,
+        id: EnvelopeId,
+        docs: Vec<DocId>,
+        complete: bool,
+    },
+    /// A held envelope whose missing bodies arrived: the merged copy is written again.
+    Fill {
+        envelope: Box<Envelope>,
+    },
+    ForkEvidence {
+        fork: Fork,
+        seq: Seq,
+        id: EnvelopeId,
+    },
+    Trust {
+        entry: Box<TrustEntry>,
+    },
 }
 
 /// An open store. Holds the store's lock until dropped.
@@ -135,9 +154,14 @@ pub struct Store {
     /// batch stable on disk before returning, which would double the cost of each
     /// durable append; buffering keeps it off the write path. Losing this buffer in a
     /// crash only means replaying a few records from the log at the next open.
-    pending_rows: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// `None` removes the row.
+    pending_rows: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     pending_applied: Option<LogPosition>,
 }
+
+/// Envelopes of the batch being classified that lack bodies, as admitted or filled so
+/// far, so that a later copy in the same batch fills the newest state.
+type BatchBodies = HashMap<(DeviceKey, Seq), Envelope>;
 
 impl Store {
     /// Opens the store in `dir`. With `network`, creates the store if needed and
@@ -374,9 +398,10 @@ impl Store {
         skipped: &mut Vec<SkippedRecord>,
     ) -> Result<u64, StoreError> {
         let mut staging = Staging::default();
+        let mut bodies = BatchBodies::new();
         let mut effects = Vec::with_capacity(records.len());
         for (at, entry) in records {
-            match self.classify(&mut staging, &entry) {
+            match self.classify(&mut staging, &mut bodies, &entry) {
                 Ok(Some(effect)) => effects.push((at, effect)),
                 Ok(None) => {}
                 Err(e) => skipped.push(SkippedRecord { at: at.start(), reason: e.to_string() }),
@@ -402,15 +427,19 @@ impl Store {
             self.catch_up()?;
         }
         let mut staging = Staging::default();
+        let mut bodies = BatchBodies::new();
         let mut report = IngestReport::default();
         let mut effects = Vec::new();
         let mut records = Vec::new();
         for (index, entry) in entries.iter().enumerate() {
-            match self.classify(&mut staging, entry) {
+            match self.classify(&mut staging, &mut bodies, entry) {
                 Ok(None) => report.duplicates += 1,
                 Ok(Some(effect)) => {
                     match &effect {
                         Effect::Chain { author, seq, .. } => report.appended.push((*author, *seq)),
+                        Effect::Fill { envelope } => {
+                            report.bodies_filled.push((envelope.author(), envelope.seq()));
+                        }
                         Effect::ForkEvidence { fork, .. } => {
                             report.evidence_added += 1;
                             if !self.forks.contains(fork) && !report.forks.contains(fork) {
@@ -419,7 +448,10 @@ impl Store {
                         }
                         Effect::Trust { .. } => report.trust_added += 1,
                     }
-                    records.push(entry.encode());
+                    records.push(match &effect {
+                        Effect::Fill { envelope } => LogEntry::Envelope((**envelope).clone()).encode(),
+                        _ => entry.encode(),
+                    });
                     effects.push(effect);
                 }
                 Err(error) => match policy {
@@ -449,20 +481,61 @@ impl Store {
 
     /// Decides what to do with one entry, given the committed state and the batch so
     /// far (the shared rules of [`tessera_log::admit`]). `Ok(None)`: already held.
-    fn classify(&self, staging: &mut Staging, entry: &LogEntry) -> Result<Option<Effect>, VerifyError> {
+    fn classify(
+        &self,
+        staging: &mut Staging,
+        bodies: &mut BatchBodies,
+        entry: &LogEntry,
+    ) -> Result<Option<Effect>, VerifyError> {
         Ok(match (admit(self, staging, entry)?, entry) {
+            (Admission::Duplicate, LogEntry::Envelope(env)) => self.fill_bodies(bodies, env),
             (Admission::Duplicate, _) => None,
             (Admission::Trust, LogEntry::Trust(trust_entry)) => {
                 Some(Effect::Trust { entry: Box::new(trust_entry.clone()) })
             }
             (Admission::Chain { author, seq, id }, LogEntry::Envelope(env)) => {
                 let docs = env.changes().iter().map(|c| c.doc).collect();
-                Some(Effect::Chain { author, seq, id, docs })
+                let complete = env.has_all_bodies();
+                if !complete {
+                    bodies.insert((author, seq), env.clone());
+                }
+                Some(Effect::Chain { author, seq, id, docs, complete })
             }
             (Admission::ForkEvidence { fork, seq, id }, _) => Some(Effect::ForkEvidence { fork, seq, id }),
             // `admit` names a trust entry Trust and an envelope Chain, never the reverse.
             (Admission::Trust | Admission::Chain { .. }, _) => None,
         })
+    }
+
+    /// A copy of an envelope already held in the chain: when the held one lacks bodies
+    /// this copy carries (admission checked them against the signed commitments), the
+    /// merged envelope, to be written again. A carrier can strip bodies, never keep
+    /// them stripped: any copy that has them brings them back.
+    fn fill_bodies(&self, bodies: &mut BatchBodies, env: &Envelope) -> Option<Effect> {
+        let key = (env.author(), env.seq());
+        if env.bodies().iter().all(|b| matches!(b, tessera_log::Body::Absent)) {
+            return None;
+        }
+        let mut held = match bodies.get(&key) {
+            Some(held) => held.clone(),
+            None => {
+                self.row(&derived::bodies_missing_key(&key.0, key.1)).ok().flatten()?;
+                match self.get(&key.0, key.1) {
+                    Ok(Some(held)) => held,
+                    Ok(None) => return None,
+                    Err(e) => {
+                        // Left as it is: a later copy fills it once the log reads again.
+                        tracing::warn!(error = %e, "could not read an envelope held without its bodies");
+                        return None;
+                    }
+                }
+            }
+        };
+        if held.fill_bodies_from(env) == 0 {
+            return None;
+        }
+        bodies.insert(key, held.clone());
+        Some(Effect::Fill { envelope: Box::new(held) })
     }
 
     /// Writes the effects of durable records to sled in one atomic batch with the
@@ -478,30 +551,46 @@ impl Store {
         let rows = &mut self.pending_rows;
         for (at, effect) in &effects {
             match effect {
-                Effect::Chain { author, seq, id, docs } => {
-                    rows.insert(derived::chain_key(author, *seq), derived::encode_chain(at, id));
+                Effect::Chain { author, seq, id, docs, complete } => {
+                    rows.insert(derived::chain_key(author, *seq), Some(derived::encode_chain(at, id)));
                     for (index, doc) in docs.iter().enumerate() {
                         rows.insert(
                             derived::doc_key(doc, author, *seq),
-                            (index as u16).to_be_bytes().to_vec(),
+                            Some((index as u16).to_be_bytes().to_vec()),
                         );
                     }
-                    new_heads.insert(*author, Head { seq: *seq, id: *id });
+                    if !complete {
+                        rows.insert(derived::bodies_missing_key(author, *seq), Some(Vec::new()));
+                    }
+                    // A hole filled below the head leaves the head where it is.
+                    let head = new_heads.get(author).copied().or_else(|| self.heads.get(author));
+                    if head.is_none_or(|h| h.seq < *seq) {
+                        new_heads.insert(*author, Head { seq: *seq, id: *id });
+                    }
+                }
+                Effect::Fill { envelope } => {
+                    let (author, seq) = (envelope.author(), envelope.seq());
+                    rows.insert(
+                        derived::chain_key(&author, seq),
+                        Some(derived::encode_chain(at, &envelope.id())),
+                    );
+                    let missing = (!envelope.has_all_bodies()).then(Vec::new);
+                    rows.insert(derived::bodies_missing_key(&author, seq), missing);
                 }
                 Effect::ForkEvidence { fork, seq, id } => {
                     rows.insert(
                         derived::fork_key(&fork.author, *seq, id),
-                        derived::encode_location(at).to_vec(),
+                        Some(derived::encode_location(at).to_vec()),
                     );
                     new_forks.push(*fork);
                 }
                 Effect::Trust { entry } => {
-                    rows.insert(derived::trust_key(&entry.id()), derived::encode_location(at).to_vec());
+                    rows.insert(derived::trust_key(&entry.id()), Some(derived::encode_location(at).to_vec()));
                 }
             }
         }
         for (author, head) in &new_heads {
-            rows.insert(derived::head_key(author), derived::encode_head(head));
+            rows.insert(derived::head_key(author), Some(derived::encode_head(head)));
         }
         self.pending_applied = Some(applied_to);
         if let Some(trust) = staging.into_trust() {
@@ -525,7 +614,10 @@ impl Store {
         let Some(applied_to) = self.pending_applied else { return Ok(()) };
         let mut batch = sled::Batch::default();
         for (key, value) in &self.pending_rows {
-            batch.insert(key.as_slice(), value.as_slice());
+            match value {
+                Some(value) => batch.insert(key.as_slice(), value.as_slice()),
+                None => batch.remove(key.as_slice()),
+            }
         }
         batch.insert(derived::META_APPLIED, &derived::encode_position(&applied_to));
         match self.tree.apply_batch(batch) {
@@ -549,7 +641,7 @@ impl Store {
     /// A derived row: the buffered value, else sled's.
     fn row(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         match self.pending_rows.get(key) {
-            Some(v) => Ok(Some(v.clone())),
+            Some(v) => Ok(v.clone()),
             None => Ok(self.tree.get(key)?.map(|v| v.to_vec())),
         }
     }
@@ -565,7 +657,10 @@ impl Store {
             if !k.starts_with(prefix) {
                 break;
             }
-            out.insert(k.clone(), v.clone());
+            match v {
+                Some(v) => out.insert(k.clone(), v.clone()),
+                None => out.remove(k),
+            };
         }
         Ok(out)
     }
@@ -667,6 +762,18 @@ impl Store {
         }
     }
 
+    /// Envelopes of the followed chain held without some of their bodies (a carrier
+    /// stripped them), at most `limit`, in key order: what sessions ask peers for.
+    pub fn bodies_missing(&self, limit: usize) -> Result<Vec<(DeviceKey, Seq)>, StoreError> {
+        let mut out = Vec::new();
+        for key in self.rows_with_prefix(&[derived::BODIES_MISSING])?.into_keys().take(limit) {
+            let id = derived::decode_author_seq(&key)
+                .ok_or_else(|| StoreError::CorruptDerived("bad bodies-missing row".into()))?;
+            out.push(id);
+        }
+        Ok(out)
+    }
+
     /// Envelopes that touch `doc`, as (author, seq, index of the change), in key order.
     pub fn doc_changes(&self, doc: &DocId) -> Result<Vec<(DeviceKey, Seq, u16)>, StoreError> {
         let mut out = Vec::new();
@@ -748,6 +855,9 @@ impl LogView for Store {
     }
     fn chain_id(&self, author: &DeviceKey, seq: Seq) -> Option<EnvelopeId> {
         Store::chain_id(self, author, seq).ok().flatten()
+    }
+    fn chain_prev(&self, author: &DeviceKey, seq: Seq) -> Option<EnvelopeId> {
+        self.get(author, seq).ok().flatten().map(|env| env.prev())
     }
     fn has_evidence(&self, author: &DeviceKey, seq: Seq, id: &EnvelopeId) -> bool {
         self.row(&derived::fork_key(author, seq, id)).ok().flatten().is_some()
@@ -850,6 +960,68 @@ mod tests {
         let LogEntry::Envelope(fifth) = &batch[4] else { unreachable!() };
         assert_eq!(store.get(&device, Seq(5)).unwrap().as_ref(), Some(fifth));
         assert_eq!(store.doc_changes(&fifth.changes()[0].doc).unwrap(), vec![(device, Seq(5), 0)]);
+    }
+
+    fn stripped(entry: &LogEntry) -> LogEntry {
+        let LogEntry::Envelope(env) = entry else { panic!("not an envelope") };
+        let mut env = env.clone();
+        for index in 0..env.bodies().len() {
+            env.strip_body(index);
+        }
+        LogEntry::Envelope(env)
+    }
+
+    #[test]
+    fn a_stripped_envelope_gets_its_body_back_from_any_later_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut net = TestNetwork::new(1, 1, 1);
+        let mut store = open_new(dir.path(), &net);
+        let batch = envs(&mut net, 0, 3);
+        let device = net.devices[0].id;
+        // A carrier strips envelope 2: it is valid, and held without its body.
+        let carried = vec![batch[0].clone(), stripped(&batch[1]), batch[2].clone()];
+        store.ingest(&carried, Policy::AllOrNothing).unwrap();
+        assert_eq!(store.bodies_missing(10).unwrap(), vec![(device, Seq(2))]);
+        // Another stripped copy changes nothing.
+        let report = store.ingest(&[stripped(&batch[1])], Policy::AllOrNothing).unwrap();
+        assert_eq!((report.duplicates, report.written()), (1, 0));
+        // The genuine copy, though "already held", brings the body back.
+        let report = store.ingest(&batch, Policy::AllOrNothing).unwrap();
+        assert_eq!(report.bodies_filled, vec![(device, Seq(2))]);
+        assert_eq!(report.duplicates, 2);
+        let LogEntry::Envelope(second) = &batch[1] else { unreachable!() };
+        assert_eq!(store.get(&device, Seq(2)).unwrap().as_ref(), Some(second));
+        assert!(store.bodies_missing(10).unwrap().is_empty());
+        // A third copy is a plain duplicate again.
+        let report = store.ingest(&batch[1..2], Policy::AllOrNothing).unwrap();
+        assert_eq!((report.duplicates, report.written()), (1, 0));
+        let digest = store.derived_digest().unwrap();
+        drop(store);
+        // Reopened, and rebuilt from the log: the same state, the body still there.
+        let (store, _) = Store::open(dir.path(), None).unwrap();
+        assert_eq!(store.get(&device, Seq(2)).unwrap().as_ref(), Some(second));
+        assert!(store.bodies_missing(10).unwrap().is_empty());
+        assert_eq!(store.derived_digest().unwrap(), digest);
+        drop(store);
+        fs::remove_dir_all(dir.path().join(DERIVED_DIR)).unwrap();
+        let (store, report) = Store::open(dir.path(), None).unwrap();
+        assert!(matches!(report.derived, DerivedStatus::Rebuilt { .. }));
+        assert_eq!(store.get(&device, Seq(2)).unwrap().as_ref(), Some(second));
+        assert_eq!(store.derived_digest().unwrap(), digest);
+    }
+
+    #[test]
+    fn a_stripped_and_a_whole_copy_in_one_batch_keep_the_body() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut net = TestNetwork::new(1, 1, 1);
+        let mut store = open_new(dir.path(), &net);
+        let batch = envs(&mut net, 0, 1);
+        let report = store.ingest(&[stripped(&batch[0]), batch[0].clone()], Policy::AllOrNothing).unwrap();
+        assert_eq!(report.appended.len(), 1);
+        assert_eq!(report.bodies_filled.len(), 1);
+        assert!(store.bodies_missing(10).unwrap().is_empty());
+        let LogEntry::Envelope(env) = &batch[0] else { unreachable!() };
+        assert_eq!(store.get(&env.author(), Seq(1)).unwrap().as_ref(), Some(env));
     }
 
     #[test]
