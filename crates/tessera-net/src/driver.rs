@@ -15,7 +15,7 @@ use tessera_log::{DeviceKey, Envelope, LogEntry, Seq, TrustState, VersionVector}
 use tessera_store::{Policy, Store, StoreError};
 use tessera_sync::{
     CloseReason, Event, IngestFailure, LocalLog, LocalLogError, Session, SessionConfig, SessionError,
-    SessionStats,
+    SessionStats, WantKind, Wanted,
 };
 use tokio::sync::{broadcast, mpsc};
 
@@ -57,6 +57,10 @@ impl LocalLog for StoreLog<'_> {
     }
     fn fork_evidence(&self) -> Result<Vec<Envelope>, LocalLogError> {
         self.0.fork_evidence().map_err(|e| LocalLogError { reason: e.to_string() })
+    }
+    fn wanted(&self, limit: usize) -> Result<Vec<Wanted>, LocalLogError> {
+        let missing = self.0.bodies_missing(limit).map_err(|e| LocalLogError { reason: e.to_string() })?;
+        Ok(missing.into_iter().map(|(author, seq)| Wanted { author, seq, kind: WantKind::Bodies }).collect())
     }
 }
 
@@ -166,6 +170,7 @@ pub async fn run_session<S: SyncStore>(
     mut progress: impl FnMut(&SessionStats, &Event) + Send,
 ) -> Result<Summary, NetError> {
     let peer = channel.peer().cloned().ok_or(NetError::BadFrame("session without an authenticated peer"))?;
+    let config = SessionConfig { peer_takes_wants: channel.takes_wants(), ..config };
     let wire = channel.wire();
     let (mut tx, mut rx) = channel.split();
     let (inbound_tx, mut inbound) = mpsc::channel::<Result<Option<Vec<u8>>, NetError>>(INBOUND_FRAMES_MAX);

@@ -39,12 +39,14 @@ pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// Concurrent incoming connections a server keeps in the handshake at once.
 pub const PENDING_HANDSHAKES_MAX: usize = 64;
 /// The protocol versions this node speaks (TLS ALPN), preferred first. `tessera/2`
-/// adds compressed sync messages; a `tessera/1` peer (an older release) still syncs,
-/// uncompressed, so hubs can be upgraded one by one. A peer that speaks neither fails
-/// the TLS handshake with [`NetError::ProtocolVersion`].
+/// adds compressed sync messages, `tessera/3` the Want message (asking for holes and
+/// stripped bodies); a `tessera/2` or `tessera/1` peer (an older release) still syncs,
+/// without what it lacks, so hubs can be upgraded one by one. A peer that speaks none
+/// fails the TLS handshake with [`NetError::ProtocolVersion`].
+const ALPN_V3: &[u8] = b"tessera/3";
 const ALPN_V2: &[u8] = b"tessera/2";
 const ALPN_V1: &[u8] = b"tessera/1";
-const ALPNS: [&[u8]; 2] = [ALPN_V2, ALPN_V1];
+const ALPNS: [&[u8]; 3] = [ALPN_V3, ALPN_V2, ALPN_V1];
 
 pub mod driver;
 
@@ -89,8 +91,8 @@ pub enum NetError {
     #[error("the handshake took longer than {0:?}")]
     HandshakeTimeout(Duration),
     #[error(
-        "{addr} speaks another version of the Tessera protocol (this node speaks tessera/2 and \
-         tessera/1): run the same Tessera release on both"
+        "{addr} speaks another version of the Tessera protocol (this node speaks tessera/3, \
+         tessera/2 and tessera/1): run the same Tessera release on both"
     )]
     ProtocolVersion { addr: SocketAddr },
     #[error("the peer announced a compressed sync message of {len} bytes, the limit is {max}")]
@@ -348,7 +350,9 @@ pub struct Channel {
     recv: quinn::RecvStream,
     peer: Option<Peer>,
     wire: Arc<WireBytes>,
-    /// Whether the peer speaks `tessera/2` (compressed sync messages).
+    /// The protocol version agreed (1, 2 or 3).
+    version: u8,
+    /// Whether the peer speaks `tessera/2` or later (compressed sync messages).
     compress: bool,
 }
 
@@ -358,16 +362,25 @@ impl Channel {
             .handshake_data()
             .and_then(|data| data.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
             .and_then(|data| data.protocol);
-        let compress = protocol.as_deref() == Some(ALPN_V2);
-        Channel { conn, send, recv, peer: None, wire: Arc::default(), compress }
+        let version = match protocol.as_deref() {
+            Some(ALPN_V3) => 3,
+            Some(ALPN_V2) => 2,
+            _ => 1,
+        };
+        Channel { conn, send, recv, peer: None, wire: Arc::default(), version, compress: version >= 2 }
     }
 
-    /// The protocol version agreed with the peer (`tessera/2` or `tessera/1`).
+    /// Whether the peer speaks the Want message (`tessera/3`).
+    pub fn takes_wants(&self) -> bool {
+        self.version >= 3
+    }
+
+    /// The protocol version agreed with the peer (`tessera/3`, `tessera/2` or `tessera/1`).
     pub fn protocol(&self) -> &'static str {
-        if self.compress {
-            "tessera/2"
-        } else {
-            "tessera/1"
+        match self.version {
+            3 => "tessera/3",
+            2 => "tessera/2",
+            _ => "tessera/1",
         }
     }
 

@@ -229,7 +229,8 @@ async fn exchange_with_alpns(
     Ok((protocol, server_protocol, wire.sent()))
 }
 
-/// Peers agree on the newest protocol both speak: `tessera/2` compresses, a
+/// Peers agree on the newest protocol both speak: `tessera/3` asks for what it lacks,
+/// `tessera/2` compresses, a
 /// `tessera/1` peer (an older release) still syncs, uncompressed, and a peer that
 /// speaks neither is refused at the TLS handshake with a reason an operator can act on.
 #[tokio::test]
@@ -241,6 +242,11 @@ async fn peers_agree_on_a_protocol_version_or_are_told_why_not() {
             (0..400u32).flat_map(|i| format!("given_name family_name school {i};").into_bytes()).collect();
 
         let (client, server_side, sent) = exchange_with_alpns(&net, &server, &ALPNS, &message).await.unwrap();
+        assert_eq!((client, server_side), ("tessera/3", "tessera/3"));
+        assert!(sent * 2 < message.len() as u64, "tessera/3 compresses: {sent} bytes sent");
+
+        let (client, server_side, sent) =
+            exchange_with_alpns(&net, &server, &[b"tessera/2"], &message).await.unwrap();
         assert_eq!((client, server_side), ("tessera/2", "tessera/2"));
         assert!(sent * 2 < message.len() as u64, "tessera/2 compresses: {sent} bytes sent");
 

@@ -544,7 +544,8 @@ impl World {
         }
         let id = self.next_conn;
         self.next_conn += 1;
-        let config = |p: &Peer, network| SessionConfig { network, local_device: p.device, limits: p.limits };
+        let config =
+            |p: &Peer, network| SessionConfig { limits: p.limits, ..SessionConfig::new(network, p.device) };
         let sessions = [
             Session::new(config(&self.peers[a], self.network), self.now),
             Session::new(config(&self.peers[b], self.network), self.now),

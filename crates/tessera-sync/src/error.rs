@@ -19,6 +19,8 @@ pub enum ProtocolViolation {
     HelloFirst { got: &'static str },
     #[error("a second Hello")]
     SecondHello,
+    #[error("a second Want")]
+    SecondWant,
     #[error("batch {got} arrived where batch {expected} was due (batches are numbered 1, 2, 3… in order)")]
     BatchOutOfOrder { expected: BatchId, got: BatchId },
     #[error("more than {limit} batches in flight: the peer ignored flow control")]

@@ -84,3 +84,7 @@ const _: () = assert!(BATCHES_IN_FLIGHT_MAX <= u16::MAX as usize);
 /// and answers to evidence queued in one session. Forks are exceptional; the rest
 /// waits for a later session.
 pub const FORK_GOSSIP_ENVELOPES_MAX: usize = 1024;
+
+/// Items in one Want message (41 bytes each): past this many holes or stripped bodies,
+/// the rest are asked for in the next session.
+pub const WANT_ITEMS_MAX: usize = 1024;

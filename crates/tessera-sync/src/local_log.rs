@@ -9,6 +9,7 @@
 use tessera_log::{DeviceKey, Envelope, EnvelopeId, Seq, TrustState, VersionVector};
 
 use crate::error::LocalLogError;
+use crate::message::Wanted;
 
 /// Read access to the node's verified, durable log.
 pub trait LocalLog {
@@ -26,6 +27,14 @@ pub trait LocalLog {
     /// the chain followed here holds another one). Sessions pass them on, so that every
     /// node learns of every fork. A log that keeps no evidence returns none.
     fn fork_evidence(&self) -> Result<Vec<Envelope>, LocalLogError> {
+        Ok(Vec::new())
+    }
+
+    /// Envelopes below this log's heads that it lacks (holes a damaged log left) or
+    /// holds without some of their bodies (stripped by a carrier), at most `limit`:
+    /// a session asks its peer for them. A log that has none returns none.
+    fn wanted(&self, limit: usize) -> Result<Vec<Wanted>, LocalLogError> {
+        let _ = limit;
         Ok(Vec::new())
     }
 

@@ -11,11 +11,11 @@
 use std::fmt;
 
 use tessera_log::limits::{LOG_ENTRY_BYTES_MAX, VERSION_VECTOR_BYTES_MAX};
-use tessera_log::{DecodeError, DeviceKey, LogEntry, NetworkId, TrustEntryId, VersionVector};
+use tessera_log::{DecodeError, DeviceKey, LogEntry, NetworkId, Seq, TrustEntryId, VersionVector};
 
 use crate::limits::{
     ACK_VECTOR_BYTES_MAX, BATCHES_IN_FLIGHT_MAX, CLOSE_TEXT_BYTES_MAX, ENTRIES_HEADER_BYTES,
-    ENTRIES_PER_BATCH_MAX, HELLO_FIXED_BYTES, HELLO_TRUST_IDS_MAX, MESSAGE_BYTES_MAX,
+    ENTRIES_PER_BATCH_MAX, HELLO_FIXED_BYTES, HELLO_TRUST_IDS_MAX, MESSAGE_BYTES_MAX, WANT_ITEMS_MAX,
 };
 use tessera_log::codec::{Reader, Writer};
 
@@ -34,6 +34,30 @@ const TAG_CAUGHT_UP: u8 = 0x04;
 const TAG_PING: u8 = 0x05;
 const TAG_PONG: u8 = 0x06;
 const TAG_CLOSE: u8 = 0x07;
+const TAG_WANT: u8 = 0x08;
+
+const WANT_ENVELOPE: u8 = 0;
+const WANT_BODIES: u8 = 1;
+
+/// What a node asks its peer for beyond the difference of version vectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum WantKind {
+    /// The envelope itself: a hole below the author's head (a damaged log).
+    Envelope,
+    /// The bodies of an envelope held without them (a carrier stripped them).
+    Bodies,
+}
+
+/// One item of a Want message: `author`'s envelope at `seq`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Wanted {
+    pub author: DeviceKey,
+    pub seq: Seq,
+    pub kind: WantKind,
+}
+
+/// Bytes of one [`Wanted`] item: author, seq, kind.
+pub const WANTED_ITEM_BYTES: usize = 32 + 8 + 1;
 
 /// The number of an Entries message within one direction of one session: 1, 2, 3…
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
@@ -155,6 +179,11 @@ pub enum Message {
     Pong {
         nonce: u64,
     },
+    /// Envelopes below its heads the sender lacks, or holds without their bodies
+    /// (`tessera/3`): sent once, right after the Hello, possibly empty.
+    Want {
+        items: Vec<Wanted>,
+    },
     /// The sender ends the session; nothing follows.
     Close {
         code: CloseCode,
@@ -173,6 +202,7 @@ impl Message {
             Message::Ping { .. } => "Ping",
             Message::Pong { .. } => "Pong",
             Message::Close { .. } => "Close",
+            Message::Want { .. } => "Want",
         }
     }
 
@@ -186,6 +216,7 @@ impl Message {
             Some(&TAG_PING) => "Ping",
             Some(&TAG_PONG) => "Pong",
             Some(&TAG_CLOSE) => "Close",
+            Some(&TAG_WANT) => "Want",
             _ => "unknown",
         }
     }
@@ -235,6 +266,21 @@ impl Message {
                 w.bytes(text.as_bytes());
                 w.into_vec()
             }
+            Message::Want { items } => {
+                debug_assert!(items.len() <= WANT_ITEMS_MAX);
+                let mut w = Writer::with_capacity(1 + 2 + WANTED_ITEM_BYTES * items.len());
+                w.u8(TAG_WANT);
+                w.u16(items.len() as u16);
+                for item in items {
+                    w.bytes(item.author.as_bytes());
+                    w.u64(item.seq.0);
+                    w.u8(match item.kind {
+                        WantKind::Envelope => WANT_ENVELOPE,
+                        WantKind::Bodies => WANT_BODIES,
+                    });
+                }
+                w.into_vec()
+            }
         }
     }
 
@@ -264,6 +310,31 @@ impl Message {
                 let code = CloseCode::from_byte(r.u8("close code")?);
                 let text = r.text("close reason", CLOSE_TEXT_BYTES_MAX)?;
                 Message::Close { code, text }
+            }
+            TAG_WANT => {
+                let count = usize::from(r.u16("wanted count")?);
+                if count > WANT_ITEMS_MAX {
+                    return Err(DecodeError::Oversized {
+                        what: "wanted items",
+                        len: count,
+                        max: WANT_ITEMS_MAX,
+                    });
+                }
+                let mut items = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let author = DeviceKey::from_bytes(r.array("wanted author")?)?;
+                    let seq = Seq(r.u64("wanted seq")?);
+                    if seq.0 == 0 {
+                        return Err(r.invalid("wanted seq", "seqs start at 1"));
+                    }
+                    let kind = match r.u8("wanted kind")? {
+                        WANT_ENVELOPE => WantKind::Envelope,
+                        WANT_BODIES => WantKind::Bodies,
+                        _ => return Err(r.invalid("wanted kind", "unknown kind")),
+                    };
+                    items.push(Wanted { author, seq, kind });
+                }
+                Message::Want { items }
             }
             _ => {
                 return Err(DecodeError::Invalid {

@@ -29,11 +29,12 @@ use crate::limits::{
     BATCHES_IN_FLIGHT_MAX, DEFAULT_BATCHES_IN_FLIGHT, DEFAULT_BATCH_BYTES_TARGET, DEFAULT_ENTRIES_PER_BATCH,
     DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEP_ALIVE_INTERVAL, ENTRIES_HEADER_BYTES, ENTRIES_PER_BATCH_MAX,
     FORK_GOSSIP_ENVELOPES_MAX, HELLO_TRUST_IDS_MAX, MESSAGE_BYTES_MAX, PEER_AUTHORS_MAX, PEER_TRUST_IDS_MAX,
-    PENDING_AUTHORS_MAX, PENDING_TRUST_ENTRIES_MAX,
+    PENDING_AUTHORS_MAX, PENDING_TRUST_ENTRIES_MAX, WANT_ITEMS_MAX,
 };
 use crate::local_log::LocalLog;
 use crate::message::{
-    encode_hello, BatchId, CloseCode, EntriesWriter, Hello, Message, PROTOCOL_VERSION, PROTOCOL_VERSION_WHAT,
+    encode_hello, BatchId, CloseCode, EntriesWriter, Hello, Message, WantKind, Wanted, PROTOCOL_VERSION,
+    PROTOCOL_VERSION_WHAT,
 };
 
 /// Tunable limits of one session; each is clamped to the protocol caps of
@@ -88,12 +89,15 @@ pub struct SessionConfig {
     /// This node's device key (sent in the Hello; the transport proves it).
     pub local_device: DeviceKey,
     pub limits: SessionLimits,
+    /// Whether the peer speaks Want (`tessera/3`): then each side sends one right after
+    /// its Hello, and plans only once the peer's has arrived.
+    pub peer_takes_wants: bool,
 }
 
 impl SessionConfig {
     /// A configuration with the default limits.
     pub fn new(network: NetworkId, local_device: DeviceKey) -> SessionConfig {
-        SessionConfig { network, local_device, limits: SessionLimits::default() }
+        SessionConfig { network, local_device, limits: SessionLimits::default(), peer_takes_wants: true }
     }
 }
 
@@ -148,6 +152,10 @@ pub struct SessionStats {
     /// Time from the session's start until the difference was known.
     pub difference_known_after: Option<Duration>,
     pub forks_detected: u64,
+    /// Envelopes this node asked the peer for in its Want (holes, missing bodies), and
+    /// envelopes sent in answer to the peer's Want.
+    pub wanted_asked: u64,
+    pub wanted_sent: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -216,6 +224,8 @@ struct Outbound {
     /// would refuse (which would end the session).
     awaiting_trust: BTreeSet<TrustEntryId>,
     evidence: VecDeque<Evidence>,
+    /// What the peer's Want asked for (sent after the evidence, before the difference).
+    wanted: VecDeque<Wanted>,
     /// Envelopes queued as evidence (each at most once per session).
     evidence_sent: BTreeSet<(DeviceKey, Seq)>,
     /// Fork evidence this node holds, each with its own envelope at the same seq, for a
@@ -265,6 +275,10 @@ pub struct Session {
     next_ping: u64,
     pong_due: Option<u64>,
     hello_sent: bool,
+    want_sent: bool,
+    /// The peer's Want arrived (or the peer does not speak Want).
+    peer_want_received: bool,
+    peer_want_seen: bool,
     peer_device: Option<DeviceKey>,
     peer: Option<Peer>,
     pending_plan: Option<PendingPlan>,
@@ -280,6 +294,7 @@ impl Session {
     /// time since the process started, or the simulator's virtual clock).
     pub fn new(mut config: SessionConfig, now: Duration) -> Session {
         config.limits = config.limits.clamped();
+        let peer_want_received = !config.peer_takes_wants;
         Session {
             config,
             phase: Phase::Handshake,
@@ -291,6 +306,9 @@ impl Session {
             next_ping: 1,
             pong_due: None,
             hello_sent: false,
+            want_sent: false,
+            peer_want_received,
+            peer_want_seen: false,
             peer_device: None,
             peer: None,
             pending_plan: None,
@@ -351,6 +369,7 @@ impl Session {
                 Ok(())
             }
             Message::Pong { .. } => Ok(()), // liveness is any message; nothing more to do
+            Message::Want { items } => self.on_want(items),
             Message::Close { .. } => Ok(()), // handled above
         }
     }
@@ -688,6 +707,18 @@ impl Session {
         Ok(())
     }
 
+    /// The peer's Want: queued, each item answered if this log holds the envelope
+    /// (with bodies, for a Bodies item) and the peer may receive it. One per session.
+    fn on_want(&mut self, items: Vec<Wanted>) -> Result<(), SessionError> {
+        if self.peer_want_seen {
+            return Err(self.violation(ProtocolViolation::SecondWant));
+        }
+        self.peer_want_seen = true;
+        self.peer_want_received = true;
+        self.out.wanted = items.into();
+        Ok(())
+    }
+
     fn on_close(&mut self, code: CloseCode, text: String) -> Result<(), SessionError> {
         self.phase = Phase::Closed;
         self.close_message = None;
@@ -729,6 +760,13 @@ impl Session {
             self.hello_sent = true;
             return self.hello(log).map(Some);
         }
+        if self.config.peer_takes_wants && !self.want_sent {
+            self.want_sent = true;
+            let items =
+                log.wanted(WANT_ITEMS_MAX).map_err(|e| SessionError::LocalLog { reason: e.reason })?;
+            self.stats.wanted_asked = items.len() as u64;
+            return Ok(Some(Message::Want { items }.encode()));
+        }
         if let Some(nonce) = self.pong_due.take() {
             return Ok(Some(Message::Pong { nonce }.encode()));
         }
@@ -746,6 +784,9 @@ impl Session {
             return Ok(None);
         }
         if self.phase == Phase::Handshake {
+            if !self.peer_want_received {
+                return Ok(None);
+            }
             self.plan(now, log)?;
         }
         if let Some(batch) = self.next_batch(log)? {
@@ -915,6 +956,7 @@ impl Session {
     fn initial_difference_sent(&self) -> bool {
         self.out.trust_queue.is_empty()
             && self.out.evidence.is_empty()
+            && self.out.wanted.is_empty()
             && self.out.gossip.is_empty()
             && self.out.targets.is_empty()
             && self.out.carry.is_none()
@@ -1017,6 +1059,25 @@ impl Session {
                         is_envelope: true,
                     }));
                 }
+            }
+        }
+        while let Some(item) = self.out.wanted.pop_front() {
+            if log.trust().authorize(&item.author, item.seq).is_err() {
+                continue;
+            }
+            let Some(envelope) = log.envelope(&item.author, item.seq).map_err(local)? else { continue };
+            let useful = match item.kind {
+                WantKind::Envelope => true,
+                WantKind::Bodies => {
+                    envelope.bodies().iter().any(|b| matches!(b, tessera_log::Body::Present { .. }))
+                }
+            };
+            if useful {
+                self.stats.wanted_sent += 1;
+                return Ok(Some(Prepared {
+                    bytes: LogEntry::Envelope(envelope).encode(),
+                    is_envelope: true,
+                }));
             }
         }
         while let Some((&author, &last)) = self.out.targets.first_key_value() {
@@ -1194,6 +1255,7 @@ mod hostile_hello_tests {
         let mut session = Session::new(SessionConfig::new(net.network, net.devices[0].id), Duration::ZERO);
         while session.poll_transmit(Duration::ZERO, &log).is_some() {}
         session.handle_message(Duration::ZERO, &hello.encode()).unwrap();
+        session.handle_message(Duration::ZERO, &Message::Want { items: Vec::new() }.encode()).unwrap();
         while session.poll_transmit(Duration::ZERO, &log).is_some() {}
         let known = std::iter::from_fn(|| session.poll_event()).find_map(|e| match e {
             Event::DifferenceKnown { envelopes_to_receive, .. } => Some(envelopes_to_receive),

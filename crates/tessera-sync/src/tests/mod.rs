@@ -12,7 +12,7 @@ use tessera_log::{LogEntry, Seq};
 use crate::limits::MESSAGE_BYTES_MAX;
 use crate::{
     BatchId, CloseCode, CloseReason, Event, Message, ProtocolViolation, Session, SessionConfig, SessionError,
-    SessionLimits,
+    SessionLimits, WantKind, Wanted,
 };
 use util::{chain, envelope_count, trust_entries, Node, Pair};
 
@@ -121,9 +121,74 @@ fn peers_in_sync_exchange_only_hellos_and_caught_up() {
     pair.drive();
     both_live(&pair);
     for node in [&pair.a, &pair.b] {
-        assert_eq!(node.sent, vec!["Hello", "CaughtUp"]);
+        assert_eq!(node.sent, vec!["Hello", "Want", "CaughtUp"]);
         let stats = node.session.stats();
         assert_eq!(stats.envelopes_sent + stats.trust_entries_sent + stats.batches_sent, 0);
+    }
+}
+
+fn stripped(entry: &LogEntry) -> LogEntry {
+    let LogEntry::Envelope(env) = entry else { panic!("not an envelope") };
+    let mut env = env.clone();
+    for index in 0..env.bodies().len() {
+        env.strip_body(index);
+    }
+    LogEntry::Envelope(env)
+}
+
+#[test]
+fn bodies_a_carrier_stripped_are_asked_for_and_come_back_though_heads_match() {
+    let mut net = TestNetwork::new(3, 1, 3);
+    let history = chain(&mut net, 0, 20, 32);
+    let mut a = Node::new(&net, 1, limits());
+    let mut b = Node::new(&net, 2, limits());
+    a.hold(&trust_entries(&net));
+    a.hold(&history);
+    // b got envelopes 5 and 12 from a carrier that emptied their bodies.
+    let carried: Vec<LogEntry> = history
+        .iter()
+        .enumerate()
+        .map(|(i, e)| if i == 4 || i == 11 { stripped(e) } else { e.clone() })
+        .collect();
+    b.hold(&trust_entries(&net));
+    b.hold(&carried);
+    let device = net.devices[0].id;
+    assert_eq!(b.store.bodies_missing(10).unwrap(), vec![(device, Seq(5)), (device, Seq(12))]);
+    assert_eq!(a.store.heads(), b.store.heads());
+    let mut pair = Pair::new(a, b);
+    pair.drive();
+    both_live(&pair);
+    assert!(pair.b.store.bodies_missing(10).unwrap().is_empty());
+    for (i, entry) in history.iter().enumerate() {
+        let LogEntry::Envelope(env) = entry else { unreachable!() };
+        assert_eq!(pair.b.store.get(&device, env.seq()).unwrap().as_ref(), Some(env), "envelope {i}");
+    }
+    // Only the two asked for travelled.
+    assert_eq!(pair.b.session.stats().wanted_asked, 2);
+    assert_eq!(pair.a.session.stats().wanted_sent, 2);
+    assert_eq!(pair.a.session.stats().envelopes_sent, 2);
+}
+
+#[test]
+fn a_body_no_peer_has_stays_asked_for_and_the_session_still_ends_well() {
+    let mut net = TestNetwork::new(3, 1, 3);
+    let history = chain(&mut net, 0, 6, 32);
+    let carried: Vec<LogEntry> =
+        history.iter().enumerate().map(|(i, e)| if i == 2 { stripped(e) } else { e.clone() }).collect();
+    let mut a = Node::new(&net, 1, limits());
+    let mut b = Node::new(&net, 2, limits());
+    for node in [&mut a, &mut b] {
+        node.hold(&trust_entries(&net));
+        node.hold(&carried);
+    }
+    let mut pair = Pair::new(a, b);
+    pair.drive();
+    both_live(&pair);
+    for node in [&pair.a, &pair.b] {
+        assert_eq!(node.store.bodies_missing(10).unwrap().len(), 1);
+        assert_eq!(node.session.stats().wanted_asked, 1);
+        // Neither sends its own stripped copy: it would bring nothing.
+        assert_eq!(node.session.stats().envelopes_sent, 0);
     }
 }
 
@@ -194,8 +259,8 @@ fn a_peer_of_another_network_is_refused_on_both_sides() {
         assert_eq!(node.error(), Some(&SessionError::WrongNetwork { ours, peer }));
         let text = node.error().unwrap().to_string();
         assert!(text.contains("not to this node's network"), "{text}");
-        // Each sent its Hello and its refusal; nothing else.
-        assert_eq!(node.sent, vec!["Hello", "Close"]);
+        // Each sent its Hello, its (empty) Want and its refusal; nothing else.
+        assert_eq!(node.sent, vec!["Hello", "Want", "Close"]);
     }
 }
 
@@ -712,6 +777,54 @@ proptest! {
 }
 
 #[test]
+fn a_want_round_trips_and_its_limits_hold() {
+    let net = TestNetwork::new(1, 1, 2);
+    let items: Vec<Wanted> = (1..=3)
+        .map(|n| Wanted {
+            author: net.devices[n as usize % 2].id,
+            seq: Seq(n),
+            kind: if n == 2 { WantKind::Envelope } else { WantKind::Bodies },
+        })
+        .collect();
+    let bytes = Message::Want { items: items.clone() }.encode();
+    assert_eq!(bytes.len(), 3 + crate::message::WANTED_ITEM_BYTES * 3);
+    assert_eq!(Message::decode(&bytes).unwrap(), Message::Want { items });
+    // Seq 0 and an unknown kind are refused; so is a count past the limit.
+    let mut zero = bytes.clone();
+    zero[3 + 32..3 + 40].copy_from_slice(&0u64.to_le_bytes());
+    assert!(Message::decode(&zero).is_err());
+    let mut kind = bytes.clone();
+    kind[3 + 40] = 7;
+    assert!(Message::decode(&kind).is_err());
+    let mut many = bytes;
+    many[1..3].copy_from_slice(&(crate::limits::WANT_ITEMS_MAX as u16 + 1).to_le_bytes());
+    assert!(Message::decode(&many).is_err());
+}
+
+#[test]
+fn peers_of_an_older_release_sync_without_wants() {
+    let mut net = TestNetwork::new(3, 1, 2);
+    let history = chain(&mut net, 0, 5, 32);
+    let mut a = Node::new(&net, 0, limits());
+    a.hold(&trust_entries(&net));
+    a.hold(&history);
+    let mut b = Node::new(&net, 1, limits());
+    b.hold(&trust_entries(&net));
+    for (node, device) in [(&mut a, 0), (&mut b, 1)] {
+        let device = net.devices[device].id;
+        node.session = Session::new(
+            SessionConfig { peer_takes_wants: false, ..SessionConfig::new(net.network, device) },
+            Duration::ZERO,
+        );
+    }
+    let mut pair = Pair::new(a, b);
+    pair.drive();
+    both_live(&pair);
+    assert!(!pair.a.sent.contains(&"Want") && !pair.b.sent.contains(&"Want"));
+    assert_eq!(pair.b.store.heads(), pair.a.store.heads());
+}
+
+#[test]
 fn the_protocol_document_matches_the_code() {
     let doc =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/protocol.md")).unwrap();
@@ -722,6 +835,7 @@ fn the_protocol_document_matches_the_code() {
         hex(Message::Ping { nonce: 1 }.encode()),
         hex(Message::CaughtUp { last_batch: BatchId(3) }.encode()),
         hex(Message::close(CloseCode::Done, "sync finished").encode()),
+        hex(Message::Want { items: Vec::new() }.encode()),
     ] {
         assert!(doc.contains(&format!("`{example}`")), "docs/protocol.md lacks the example {example}");
     }

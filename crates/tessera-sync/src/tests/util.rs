@@ -13,7 +13,7 @@ use tessera_store::{Policy, Store, StoreError};
 
 use crate::{
     CloseReason, Event, IngestFailure, LocalLog, LocalLogError, Message, Session, SessionConfig,
-    SessionLimits,
+    SessionLimits, WantKind, Wanted,
 };
 
 /// Steps after which `drive` declares a livelock.
@@ -34,6 +34,11 @@ impl LocalLog for Store {
     }
     fn fork_evidence(&self) -> Result<Vec<Envelope>, LocalLogError> {
         Store::fork_evidence(self).map_err(|e| LocalLogError { reason: e.to_string() })
+    }
+    fn wanted(&self, limit: usize) -> Result<Vec<Wanted>, LocalLogError> {
+        let missing =
+            Store::bodies_missing(self, limit).map_err(|e| LocalLogError { reason: e.to_string() })?;
+        Ok(missing.into_iter().map(|(author, seq)| Wanted { author, seq, kind: WantKind::Bodies }).collect())
     }
 }
 
@@ -86,7 +91,7 @@ impl Node {
     pub fn new(net: &TestNetwork, device: usize, limits: SessionLimits) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = Store::open(dir.path(), Some(net.network)).unwrap();
-        let config = SessionConfig { network: net.network, local_device: net.devices[device].id, limits };
+        let config = SessionConfig { limits, ..SessionConfig::new(net.network, net.devices[device].id) };
         Node {
             session: Session::new(config, Duration::ZERO),
             store,
