@@ -303,6 +303,13 @@ fn status(node: &Node, ui: &Ui) -> Result<()> {
         (ui.t("Devices known", "Dispositivi noti"), store.heads().len().to_string()),
         (ui.t("Changes held", "Modifiche presenti"), store.heads().total_envelopes().to_string()),
         (ui.t("Forks found", "Biforcazioni trovate"), store.forks().len().to_string()),
+        (
+            ui.t("Changes without their content (asked of peers)", "Modifiche senza contenuto (chiesto ai nodi)"),
+            match store.bodies_missing(tessera_sync::WANT_ITEMS_MAX + 1)?.len() {
+                n if n > tessera_sync::WANT_ITEMS_MAX => format!("{}+", tessera_sync::WANT_ITEMS_MAX),
+                n => n.to_string(),
+            },
+        ),
     ];
     let counts: Vec<String> =
         [RecordKind::Site, RecordKind::Attendee, RecordKind::Device, RecordKind::Loan, RecordKind::Session]
@@ -1337,6 +1344,17 @@ fn import(node: &mut Node, args: ImportArgs, ui: &Ui) -> Result<()> {
         r.duplicates,
         ui.t("already here", "già presenti"),
     );
+    if !r.bodies_filled.is_empty() {
+        println!(
+            "{} {} {}",
+            ui.t("Content restored for", "Contenuto recuperato per"),
+            r.bodies_filled.len(),
+            ui.t(
+                "changes held without it (a copy had been emptied on the way)",
+                "modifiche che ne erano prive (una copia era stata svuotata lungo la strada)"
+            ),
+        );
+    }
     for fork in &r.forks {
         println!(
             "{} {} {} {}",

@@ -118,14 +118,19 @@ impl Node {
     /// the materialized records.
     pub fn ingest(&mut self, entries: &[LogEntry], policy: Policy) -> Result<(IngestReport, CatchUp)> {
         let mut total = IngestReport::default();
-        for chunk in entries.chunks(tessera_store::INGEST_ENTRIES_MAX) {
+        for (n, chunk) in entries.chunks(tessera_store::INGEST_ENTRIES_MAX).enumerate() {
             let report = self.store.ingest(chunk, policy)?;
             total.appended.extend(report.appended);
             total.trust_added += report.trust_added;
             total.duplicates += report.duplicates;
             total.evidence_added += report.evidence_added;
+            total.bodies_filled.extend(report.bodies_filled);
             total.forks.extend(report.forks);
-            total.rejected.extend(report.rejected);
+            // Indexes into `entries`, not into the chunk.
+            let offset = n * tessera_store::INGEST_ENTRIES_MAX;
+            total.rejected.extend(
+                report.rejected.into_iter().map(|r| tessera_store::Rejected { index: r.index + offset, ..r }),
+            );
         }
         let catch_up = self.docs.catch_up(&self.store)?;
         Ok((total, catch_up))

@@ -48,5 +48,6 @@ mod tests;
 
 pub use error::{CloseReason, IngestFailure, LocalLogError, ProtocolViolation, SessionError};
 pub use local_log::LocalLog;
+pub use limits::WANT_ITEMS_MAX;
 pub use message::{BatchId, CloseCode, Hello, Message, WantKind, Wanted, PROTOCOL_VERSION};
 pub use session::{Event, Session, SessionConfig, SessionLimits, SessionStats};
