@@ -200,7 +200,18 @@ impl Materializer {
             self.next = None;
         }
         let epoch_now = epoch(store);
-        let valid = self.tree.get(LOG_ID)?.as_deref() == Some(&store.log_id()[..])
+        // A cursor past the end of the log (a torn tail cut, a data directory copied
+        // while it was written, a backup whose log is older than its derived files)
+        // means the documents hold changes the log no longer has: rebuild them.
+        let stored_cursor = self.tree.get(CURSOR)?.map(|v| decode_position(&v));
+        let cursor_fits = match (self.next, &stored_cursor) {
+            (Some(at), _) => at <= store.log_end(),
+            (None, None) => true,
+            (None, Some(None)) => false,
+            (None, Some(Some(at))) => *at <= store.log_end(),
+        };
+        let valid = cursor_fits
+            && self.tree.get(LOG_ID)?.as_deref() == Some(&store.log_id()[..])
             && self.tree.get(EPOCH)?.as_deref() == Some(&epoch_now[..]);
         if !valid {
             let (reply, answer) = mpsc::sync_channel(1);
@@ -214,9 +225,7 @@ impl Materializer {
         }
         let mut cursor = match self.next {
             Some(at) => at,
-            None => {
-                self.tree.get(CURSOR)?.and_then(|v| decode_position(&v)).unwrap_or_else(|| store.log_start())
-            }
+            None => stored_cursor.flatten().unwrap_or_else(|| store.log_start()),
         };
         loop {
             let mut changes: BTreeMap<DocId, Vec<Vec<u8>>> = BTreeMap::new();

@@ -224,9 +224,7 @@ impl Store {
             rebuild_reason = store.check_derived();
         }
         if let Some(reason) = &rebuild_reason {
-            store.tree.clear()?;
-            store.tree.insert(derived::META_LOG_ID, &store.log.log_id().0)?;
-            store.tree.insert(derived::META_LAYOUT, &LAYOUT_VERSION.to_be_bytes())?;
+            store.reset_derived()?;
             tracing::info!(%reason, "derived state will be rebuilt from the log");
         }
         if let Some(reason) = store.load_derived()? {
@@ -262,6 +260,23 @@ impl Store {
         }
     }
 
+    /// Empties every derived tree, the store's own and those of higher layers
+    /// ([`Store::derived_tree`]), so that each is rebuilt from the log: a layer must
+    /// never keep state derived from records this log no longer holds.
+    fn reset_derived(&mut self) -> Result<(), StoreError> {
+        for name in self.db.tree_names() {
+            if name.starts_with(DERIVED_TREE_PREFIX.as_bytes()) {
+                self.db.open_tree(&name)?.clear()?;
+            }
+        }
+        self.tree.clear()?;
+        self.tree.insert(derived::META_LOG_ID, &self.log.log_id().0)?;
+        self.tree.insert(derived::META_LAYOUT, &LAYOUT_VERSION.to_be_bytes())?;
+        self.pending_rows.clear();
+        self.pending_applied = None;
+        Ok(())
+    }
+
     /// Loads heads, trust entries and forks from sled, checking each head against the
     /// log. Any inconsistency wipes sled so that the caller replays from the start.
     /// Returns why sled had to be wiped, if it had to.
@@ -270,9 +285,7 @@ impl Store {
             Ok(()) => Ok(None),
             Err(reason) => {
                 tracing::warn!(%reason, "derived state is inconsistent; rebuilding from the log");
-                self.tree.clear()?;
-                self.tree.insert(derived::META_LOG_ID, &self.log.log_id().0)?;
-                self.tree.insert(derived::META_LAYOUT, &LAYOUT_VERSION.to_be_bytes())?;
+                self.reset_derived()?;
                 self.trust = TrustState::new(self.network);
                 self.heads = VersionVector::new();
                 self.forks.clear();
@@ -740,10 +753,13 @@ impl Store {
     }
 
     /// A named sled tree beside the store's own, for state derived from this log by
-    /// higher layers (materialized documents). It is lost whenever sled is rebuilt,
-    /// so its owner must be able to rebuild it from the log too.
+    /// higher layers (materialized documents). It is emptied whenever the store
+    /// rebuilds its own derived state, so its owner must be able to rebuild it from
+    /// the log too, and must check any log position it keeps against
+    /// [`Store::log_end`] (a copied or repaired data directory can hold a tree that is
+    /// ahead of its log).
     pub fn derived_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
-        Ok(self.db.open_tree(format!("x-{name}"))?)
+        Ok(self.db.open_tree(format!("{DERIVED_TREE_PREFIX}{name}"))?)
     }
 
     /// The envelope of `author` at `seq` in the chain this store follows.
@@ -863,6 +879,9 @@ impl LogView for Store {
         self.row(&derived::fork_key(author, seq, id)).ok().flatten().is_some()
     }
 }
+
+/// Names of the trees handed out by [`Store::derived_tree`] start with this.
+const DERIVED_TREE_PREFIX: &str = "x-";
 
 fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
     // sled is not the durability boundary (the log is): a long flush interval keeps
