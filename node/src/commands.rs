@@ -304,7 +304,10 @@ fn status(node: &Node, ui: &Ui) -> Result<()> {
         (ui.t("Changes held", "Modifiche presenti"), store.heads().total_envelopes().to_string()),
         (ui.t("Forks found", "Biforcazioni trovate"), store.forks().len().to_string()),
         (
-            ui.t("Changes without their content (asked of peers)", "Modifiche senza contenuto (chiesto ai nodi)"),
+            ui.t(
+                "Changes without their content (asked of peers)",
+                "Modifiche senza contenuto (chiesto ai nodi)",
+            ),
             match store.bodies_missing(tessera_sync::WANT_ITEMS_MAX + 1)?.len() {
                 n if n > tessera_sync::WANT_ITEMS_MAX => format!("{}+", tessera_sync::WANT_ITEMS_MAX),
                 n => n.to_string(),

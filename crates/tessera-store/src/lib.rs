@@ -19,7 +19,9 @@ pub mod trust_file;
 
 pub use error::StoreError;
 pub use keyfile::{read_secret_key, write_secret_key, KeyFileError};
-pub use segments::{LogPosition, OpenReport, RecordLocation, SegmentError, SegmentLog, UnreadTail};
+pub use segments::{
+    DamagedRange, LogPosition, OpenReport, RecordLocation, SegmentError, SegmentLog, UnreadTail,
+};
 pub use store::{
     read_store, DerivedStatus, Fork, IngestReport, Policy, Rejected, SkippedRecord, Store, StoreContents,
     StoreOpenReport, INGEST_ENTRIES_MAX,

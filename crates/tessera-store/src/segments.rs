@@ -50,11 +50,23 @@
 //! from the bad record to the end of the file are copied to
 //! `quarantine/<segment file stem>-<decimal offset>.torn` and the segment is cut back to
 //! its last good record. A last segment shorter than its header, or holding nothing but
-//! zeros, is a crash right after its creation: it is quarantined whole and removed. A bad
-//! record anywhere else, a valid record above `record_bytes_max` (a lowered limit) or a
-//! zero-filled header in front of data is corruption: opening fails without touching
-//! anything. Records are atomic; batches are not: after a crash the log may hold a prefix
-//! of a batch whose `append_batch` never returned.
+//! zeros, is a crash right after its creation: it is quarantined whole and removed.
+//! Records are atomic; batches are not: after a crash the log may hold a prefix of a
+//! batch whose `append_batch` never returned.
+//!
+//! # Damage is not a crash
+//!
+//! A bad record followed by valid ones (a flipped bit on the disk, a bad sector) is not
+//! a torn write: the records after it were acknowledged and must not be cut. `open` looks
+//! for the next valid frame after the bad one (first where the bad frame's own length
+//! says it ends, then at every later offset, confirmed by a chain of valid frames), keeps
+//! the bytes in place, copies them to `quarantine/<segment file stem>-<offset>.damaged`
+//! and reports the [`DamagedRange`]; reads and iteration skip it. Only in the last
+//! segment, a zero-filled frame header (space allocated but never written) is still a
+//! crash even with valid-looking frames after it: they belong to the same unfinished
+//! batch, which was never acknowledged. A valid record above `record_bytes_max` (a
+//! lowered limit), a zero-filled segment header in front of data, or more than
+//! [`DAMAGED_RANGES_MAX`] damaged ranges make opening fail without touching anything.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -90,6 +102,13 @@ const QUARANTINE_DIR_NAME: &str = "quarantine";
 const SCAN_BUFFER_BYTES: usize = 256 << 10;
 /// Read-only handles kept open for sealed segments (the tail uses the writer handle).
 const READ_HANDLES_MAX: usize = 16;
+/// Damaged ranges a log may hold and still open: past this it is not a few bad sectors.
+pub const DAMAGED_RANGES_MAX: usize = 1024;
+/// Bytes read into memory to look for valid records after a bad one; a segment with
+/// more left after the damage is only searched where the bad frame's length points.
+const RESYNC_READ_BYTES_MAX: u64 = 256 << 20;
+/// Valid frames in a row that confirm a resync point (fewer if the segment ends first).
+const RESYNC_CONFIRM_FRAMES: usize = 4;
 
 /// Identifies one log; written in every segment header so that derived state can tell
 /// which log it belongs to.
@@ -197,22 +216,52 @@ pub struct UnreadTail {
     pub reason: CorruptReason,
 }
 
+/// Bytes in a segment that do not read as records, followed by records that do: the
+/// damage of a disk, not of a crash. Kept in place, skipped by reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DamagedRange {
+    pub segment: u64,
+    /// Where the first bad frame starts.
+    pub start: u64,
+    /// Where the next valid frame starts (or the end of a sealed segment).
+    pub end: u64,
+    pub reason: CorruptReason,
+}
+
+impl DamagedRange {
+    pub fn start_position(&self) -> LogPosition {
+        LogPosition { segment: self.segment, offset: self.start }
+    }
+    pub fn bytes(&self) -> u64 {
+        self.end - self.start
+    }
+}
+
+/// What [`read_records`] read.
+#[derive(Debug, Default)]
+pub struct RecordsRead {
+    pub records: Vec<PositionedRecord>,
+    /// The end of the last segment that could not be read, if any.
+    pub tail: Option<UnreadTail>,
+    /// Damaged ranges skipped, with the records after each kept.
+    pub damaged: Vec<DamagedRange>,
+}
+
 /// A record read by [`read_records`], with where its frame starts.
 pub type PositionedRecord = (LogPosition, Vec<u8>);
 
 /// Every record of the log in `dir`, in order, read without changing anything: no lock,
 /// no repair, no file created. For auditors (a copy that must stay as it was, perhaps on
 /// read-only media) and for reading a store a running node holds. Damage at the end of
-/// the last segment stops the read and is reported; damage anywhere else is an error,
-/// as in [`SegmentLog::open`]. Memory grows with the log: the caller asked for all of it.
-pub fn read_records(
-    dir: &Path,
-    limits: SegmentLimits,
-) -> Result<(Vec<PositionedRecord>, Option<UnreadTail>), SegmentError> {
+/// the last segment stops the read and is reported; damaged ranges followed by valid
+/// records are reported and skipped, as in [`SegmentLog::open`]. Memory grows with the
+/// log: the caller asked for all of it.
+pub fn read_records(dir: &Path, limits: SegmentLimits) -> Result<RecordsRead, SegmentError> {
     limits.validate()?;
     let numbers = list_segments(dir)?;
     let mut records = Vec::new();
     let verified = verify_segments(dir, &numbers, limits, Some(&mut records))?;
+    let damaged = verified.damaged;
     let tail = verified.repair.map(|repair| match repair {
         Repair::CutTail { segment, offset, file_bytes, reason } => {
             UnreadTail { segment, offset, bytes: file_bytes - offset, reason }
@@ -224,7 +273,7 @@ pub fn read_records(
             reason: CorruptReason::TornSegmentHeader { file_bytes },
         },
     });
-    Ok((records, tail))
+    Ok(RecordsRead { records, tail, damaged })
 }
 
 /// What [`verify_segments`] found.
@@ -235,6 +284,8 @@ struct Verified {
     records: u64,
     /// Damage at the end of the last segment (repairable), if any.
     repair: Option<Repair>,
+    /// Damage followed by valid records, in log order.
+    damaged: Vec<DamagedRange>,
 }
 
 /// Reads and verifies every segment of `numbers` (headers and every record's CRC),
@@ -247,8 +298,13 @@ fn verify_segments(
     limits: SegmentLimits,
     mut sink: Option<&mut Vec<PositionedRecord>>,
 ) -> Result<Verified, SegmentError> {
-    let mut verified =
-        Verified { log_id: None, segment_lens: Vec::with_capacity(numbers.len()), records: 0, repair: None };
+    let mut verified = Verified {
+        log_id: None,
+        segment_lens: Vec::with_capacity(numbers.len()),
+        records: 0,
+        repair: None,
+        damaged: Vec::new(),
+    };
     for &segment in numbers {
         let is_last = Some(&segment) == numbers.last();
         let path = segment_path(dir, segment);
@@ -272,9 +328,23 @@ fn verify_segments(
         check_segment_header(&header, &path, segment, verified.log_id)?;
         verified.log_id = Some(header.log_id);
 
-        let scan =
-            scan_records(&file, &path, segment, file_bytes, limits.record_bytes_max, sink.as_deref_mut())?;
+        let scan = scan_records(
+            &file,
+            &path,
+            SegmentPlace { segment, file_bytes, is_last },
+            limits.record_bytes_max,
+            sink.as_deref_mut(),
+        )?;
         verified.records += scan.records;
+        verified.damaged.extend(scan.damaged);
+        if verified.damaged.len() > DAMAGED_RANGES_MAX {
+            let first = &verified.damaged[0];
+            return Err(SegmentError::TooDamaged {
+                dir: dir.to_path_buf(),
+                ranges: verified.damaged.len(),
+                first: first.start_position(),
+            });
+        }
         if let Some((offset, reason)) = scan.damage {
             let repairable = is_last && !matches!(reason, CorruptReason::ValidRecordOverLimit { .. });
             if !repairable {
@@ -296,6 +366,8 @@ pub struct OpenReport {
     pub records: u64,
     /// The torn tail cut from the last segment, if there was one.
     pub torn_tail: Option<TornTail>,
+    /// Damaged ranges kept in place and skipped (see the module documentation).
+    pub damaged: Vec<DamagedRange>,
 }
 
 /// A torn tail cut from the last segment by [`SegmentLog::open`]. The bytes are kept
@@ -406,6 +478,12 @@ pub enum SegmentError {
     RecordTooLarge { index: usize, len: usize, record_bytes_max: u32 },
     #[error("no record at segment {segment} offset {offset}: {reason} (log end is {end})")]
     InvalidPosition { segment: u64, offset: u64, reason: &'static str, end: LogPosition },
+    #[error(
+        "the log in {} has {ranges} damaged areas (the first at {first}): more than a few bad \
+         sectors, the disk is failing",
+        .dir.display()
+    )]
+    TooDamaged { dir: PathBuf, ranges: usize, first: LogPosition },
     #[error("segment numbers exhausted")]
     SegmentNumbersExhausted,
     #[error("{write}; rolling the log back also failed, so it is poisoned: {rollback}")]
@@ -446,6 +524,8 @@ pub struct SegmentLog {
     tail: File,
     /// Read-only handles on sealed segments, for `&self` reads.
     read_handles: Mutex<ReadHandles>,
+    /// Damaged ranges found at open, skipped by iteration, in log order.
+    damaged: Vec<DamagedRange>,
     /// Set when an fsync failed: the page cache may no longer match the disk.
     poisoned: bool,
     faults: FaultInjector,
@@ -485,8 +565,19 @@ impl SegmentLog {
         let numbers = list_segments(dir)?;
 
         // Phase 1: read and verify everything, change nothing.
-        let Verified { log_id, mut segment_lens, records, repair } =
+        let Verified { log_id, mut segment_lens, records, repair, damaged } =
             verify_segments(dir, &numbers, limits, None)?;
+        for range in &damaged {
+            let path = segment_path(dir, range.segment);
+            quarantine_copy(dir, &path, range, "damaged")?;
+            tracing::error!(
+                segment = range.segment,
+                offset = range.start,
+                bytes = range.bytes(),
+                reason = %range.reason,
+                "damaged bytes in the middle of the log: kept the records after them"
+            );
+        }
 
         // Phase 2: repair the tail, if needed.
         let torn_tail = match repair {
@@ -558,12 +649,14 @@ impl SegmentLog {
             total_bytes,
             tail,
             read_handles: Mutex::new(ReadHandles::default()),
+            damaged,
             poisoned: false,
             faults: FaultInjector::default(),
             _lock: lock,
         };
         log.check_invariants();
-        let report = OpenReport { segments: log.segment_lens.len(), records, torn_tail };
+        let report =
+            OpenReport { segments: log.segment_lens.len(), records, torn_tail, damaged: log.damaged.clone() };
         tracing::debug!(
             segments = report.segments,
             records = report.records,
@@ -751,6 +844,11 @@ impl SegmentLog {
     /// Number of segment files.
     pub fn segment_count(&self) -> usize {
         self.segment_lens.len()
+    }
+
+    /// The damaged ranges found at open (kept in place, skipped by iteration).
+    pub fn damaged(&self) -> &[DamagedRange] {
+        &self.damaged
     }
 
     fn ensure_usable(&self) -> Result<(), SegmentError> {
@@ -975,6 +1073,16 @@ impl RecordIter<'_> {
         loop {
             if self.position >= end {
                 return Ok(None);
+            }
+            if let Some(range) = log
+                .damaged
+                .iter()
+                .find(|r| r.segment == self.position.segment && r.start == self.position.offset)
+            {
+                // Skip the damaged bytes: the records after them are valid.
+                self.position.offset = range.end;
+                self.reader = None;
+                continue;
             }
             let segment_len = log.segment_len(self.position.segment).unwrap_or(0);
             if self.position.offset < segment_len {
@@ -1245,8 +1353,18 @@ struct SegmentScan {
     /// End of the last good record.
     valid_end: u64,
     records: u64,
-    /// Offset and reason of the first bad record, if any.
+    /// Offset and reason of a bad record no valid record follows, if any.
     damage: Option<(u64, CorruptReason)>,
+    /// Bad records followed by valid ones.
+    damaged: Vec<DamagedRange>,
+}
+
+/// Which segment a scan reads and what it knows of it.
+#[derive(Clone, Copy)]
+struct SegmentPlace {
+    segment: u64,
+    file_bytes: u64,
+    is_last: bool,
 }
 
 /// Verifies every record of a segment whose header is valid; pushes each good record
@@ -1254,11 +1372,11 @@ struct SegmentScan {
 fn scan_records(
     file: &File,
     path: &Path,
-    segment: u64,
-    file_bytes: u64,
+    place: SegmentPlace,
     record_bytes_max: u32,
     mut sink: Option<&mut Vec<PositionedRecord>>,
 ) -> Result<SegmentScan, SegmentError> {
+    let SegmentPlace { segment, file_bytes, is_last } = place;
     debug_assert!(file_bytes >= SEGMENT_HEADER_BYTES);
     let mut reader = BufReader::with_capacity(SCAN_BUFFER_BYTES, file);
     reader.seek(SeekFrom::Start(SEGMENT_HEADER_BYTES)).map_err(io_error(
@@ -1266,7 +1384,8 @@ fn scan_records(
         path,
         Some(SEGMENT_HEADER_BYTES),
     ))?;
-    let mut scan = SegmentScan { valid_end: SEGMENT_HEADER_BYTES, records: 0, damage: None };
+    let mut scan =
+        SegmentScan { valid_end: SEGMENT_HEADER_BYTES, records: 0, damage: None, damaged: Vec::new() };
     while scan.valid_end < file_bytes {
         let mut payload = Vec::new();
         let want_payload = sink.is_some().then_some(&mut payload);
@@ -1279,14 +1398,98 @@ fn scan_records(
                 scan.records += 1;
             }
             Err(FrameError::Bad(reason)) => {
-                scan.damage = Some((scan.valid_end, reason));
-                break;
+                let at = scan.valid_end;
+                // A zero-filled frame in the last segment is space a crash left
+                // unwritten: whatever follows it was never acknowledged.
+                let crash_shaped = is_last && reason == CorruptReason::ZeroFilled;
+                let over_limit = matches!(reason, CorruptReason::ValidRecordOverLimit { .. });
+                let resync = if crash_shaped || over_limit {
+                    None
+                } else {
+                    find_resync(file, path, at, file_bytes, record_bytes_max)?
+                };
+                match resync {
+                    Some(next) => {
+                        scan.damaged.push(DamagedRange { segment, start: at, end: next, reason });
+                        scan.valid_end = next;
+                        reader.seek(SeekFrom::Start(next)).map_err(io_error("seek in", path, Some(next)))?;
+                    }
+                    // Damage at the end of a sealed segment: no torn write can be there
+                    // (it was durable before the next segment was made).
+                    None if !is_last && !over_limit => {
+                        scan.damaged.push(DamagedRange { segment, start: at, end: file_bytes, reason });
+                        scan.valid_end = file_bytes;
+                    }
+                    None => {
+                        scan.damage = Some((at, reason));
+                        break;
+                    }
+                }
             }
             Err(FrameError::Io(source)) => return Err(io_error("read", path, Some(scan.valid_end))(source)),
         }
     }
     debug_assert!(scan.valid_end <= file_bytes);
     Ok(scan)
+}
+
+/// The offset of the next valid frame after a bad one at `from`, if valid frames follow:
+/// first where the bad frame's own length says it ends (a flipped bit in a payload or a
+/// checksum), then at every later offset (a flipped length). A candidate counts when
+/// [`RESYNC_CONFIRM_FRAMES`] valid frames follow in a row, or fewer ending exactly at
+/// the end of the segment; a frame that ends exactly at the end of the segment alone
+/// does not (a torn last record looks the same). Lengths are walked before any checksum
+/// is computed, so false candidates cost a few header reads each.
+fn find_resync(
+    file: &File,
+    path: &Path,
+    from: u64,
+    file_bytes: u64,
+    record_bytes_max: u32,
+) -> Result<Option<u64>, SegmentError> {
+    let left = file_bytes - from;
+    if left > RESYNC_READ_BYTES_MAX {
+        return Ok(None);
+    }
+    let mut bytes = vec![0u8; left as usize];
+    file.read_exact_at(&mut bytes, from).map_err(io_error("read", path, Some(from)))?;
+    let header_at = |at: usize| -> Option<(u32, [u8; FRAME_HEADER_BYTES as usize])> {
+        let header: [u8; FRAME_HEADER_BYTES as usize] =
+            bytes.get(at..at + FRAME_HEADER_BYTES as usize)?.try_into().ok()?;
+        let (len, _) = parse_frame_header(&header);
+        (header.iter().any(|&b| b != 0) && len <= record_bytes_max).then_some((len, header))
+    };
+    // The frames from `at`, by their lengths only: Some(ends) when they confirm.
+    let walk = |at: usize| -> Option<Vec<usize>> {
+        let mut starts = Vec::with_capacity(RESYNC_CONFIRM_FRAMES);
+        let mut position = at;
+        while starts.len() < RESYNC_CONFIRM_FRAMES && position < bytes.len() {
+            let (len, _) = header_at(position)?;
+            let end = position.checked_add(FRAME_HEADER_BYTES as usize + len as usize)?;
+            if end > bytes.len() {
+                return None;
+            }
+            starts.push(position);
+            position = end;
+        }
+        (starts.len() == RESYNC_CONFIRM_FRAMES || position == bytes.len()).then_some(starts)
+    };
+    let checks = |starts: &[usize]| {
+        starts.iter().all(|&at| {
+            let Some((len, header)) = header_at(at) else { return false };
+            let payload =
+                &bytes[at + FRAME_HEADER_BYTES as usize..at + FRAME_HEADER_BYTES as usize + len as usize];
+            frame_checksum(&header, payload) == parse_frame_header(&header).1
+        })
+    };
+    let confirmed = |at: usize| walk(at).filter(|starts| !starts.is_empty() && checks(starts)).is_some();
+    if let Some((len, _)) = header_at(0) {
+        let next = FRAME_HEADER_BYTES as usize + len as usize;
+        if next < bytes.len() && confirmed(next) {
+            return Ok(Some(from + next as u64));
+        }
+    }
+    Ok((1..bytes.len()).find(|&at| confirmed(at)).map(|at| from + at as u64))
 }
 
 fn segment_path(dir: &Path, segment: u64) -> PathBuf {
@@ -1395,12 +1598,39 @@ fn quarantine(
     offset: u64,
     file_bytes: u64,
 ) -> Result<PathBuf, SegmentError> {
+    quarantine_bytes(dir, segment_path, segment, offset, file_bytes, "torn")
+}
+
+/// Copies a damaged range into the quarantine directory (once: a later open finds the
+/// copy there), leaving the segment as it is.
+fn quarantine_copy(
+    dir: &Path,
+    segment_path: &Path,
+    range: &DamagedRange,
+    kind: &str,
+) -> Result<PathBuf, SegmentError> {
+    let target = dir.join(QUARANTINE_DIR_NAME).join(format!("{:016x}-{}.{kind}", range.segment, range.start));
+    if fs::metadata(&target).is_ok_and(|m| m.len() == range.bytes()) {
+        return Ok(target);
+    }
+    quarantine_bytes(dir, segment_path, range.segment, range.start, range.end, kind)
+}
+
+/// Copies bytes `offset..file_bytes` of a segment to `quarantine/<segment>-<offset>.<kind>`.
+fn quarantine_bytes(
+    dir: &Path,
+    segment_path: &Path,
+    segment: u64,
+    offset: u64,
+    file_bytes: u64,
+    kind: &str,
+) -> Result<PathBuf, SegmentError> {
     let quarantine_dir = dir.join(QUARANTINE_DIR_NAME);
     if !quarantine_dir.is_dir() {
         fs::create_dir(&quarantine_dir).map_err(io_error("create directory", &quarantine_dir, None))?;
         sync_dir(dir)?;
     }
-    let target = quarantine_dir.join(format!("{segment:016x}-{offset}.torn"));
+    let target = quarantine_dir.join(format!("{segment:016x}-{offset}.{kind}"));
     let mut source = File::open(segment_path).map_err(io_error("open", segment_path, None))?;
     source.seek(SeekFrom::Start(offset)).map_err(io_error("seek in", segment_path, Some(offset)))?;
     let mut copy = File::create(&target).map_err(io_error("create", &target, None))?;
@@ -1576,7 +1806,7 @@ mod tests {
     fn format_test_vector() {
         let dir = tempfile::tempdir().unwrap();
         let (mut log, report) = open(dir.path()).unwrap();
-        assert_eq!(report, OpenReport { segments: 1, records: 0, torn_tail: None });
+        assert_eq!(report, OpenReport { segments: 1, records: 0, torn_tail: None, damaged: Vec::new() });
         let location = log.append(b"abc").unwrap();
         assert_eq!(location, RecordLocation { segment: 1, offset: 32, len: 3 });
         let mut expected = Vec::new();
@@ -1754,10 +1984,10 @@ mod tests {
             read_all(&log).into_iter().map(|(at, bytes)| (at.start(), bytes)).collect();
         let before = snapshot(dir.path());
         // While the writer holds the lock, and after it is gone.
-        let (records, tail) = read_records(dir.path(), small_limits()).unwrap();
-        assert_eq!((records, tail), (expected.clone(), None));
+        let read = read_records(dir.path(), small_limits()).unwrap();
+        assert_eq!((read.records, read.tail, read.damaged), (expected.clone(), None, Vec::new()));
         drop(log);
-        assert_eq!(read_records(dir.path(), small_limits()).unwrap(), (expected, None));
+        assert_eq!(read_records(dir.path(), small_limits()).unwrap().records, expected);
         assert_eq!(snapshot(dir.path()), before, "a read-only read changed the directory");
     }
 
@@ -1769,9 +1999,9 @@ mod tests {
         let garbage = b"\x05\x00\x00\x00half a record";
         append_to_file(&segment_path(dir.path(), last.segment), garbage);
         let before = snapshot(dir.path());
-        let (records, tail) = read_records(dir.path(), small_limits()).unwrap();
-        assert_eq!(records.len(), 10);
-        let tail = tail.expect("the torn tail is reported");
+        let read = read_records(dir.path(), small_limits()).unwrap();
+        assert_eq!(read.records.len(), 10);
+        let tail = read.tail.expect("the torn tail is reported");
         assert_eq!(
             (tail.segment, tail.offset, tail.bytes),
             (last.segment, last.end().offset, garbage.len() as u64)
@@ -1781,17 +2011,19 @@ mod tests {
     }
 
     #[test]
-    fn read_records_refuses_damage_before_the_last_segment() {
+    fn read_records_reports_damage_before_the_last_segment_and_reads_on() {
         let dir = tempfile::tempdir().unwrap();
         let locations = closed_log(dir.path(), 30);
         let victim = locations[1];
         flip_byte(&segment_path(dir.path(), victim.segment), victim.offset + FRAME_HEADER_BYTES);
-        match read_records(dir.path(), small_limits()).unwrap_err() {
-            SegmentError::Corrupt { segment, offset, .. } => {
-                assert_eq!((segment, offset), (victim.segment, victim.offset))
-            }
-            other => panic!("{other:?}"),
-        }
+        let before = snapshot(dir.path());
+        let read = read_records(dir.path(), small_limits()).unwrap();
+        assert_eq!(read.records.len(), 29);
+        assert_eq!(
+            read.damaged.iter().map(|d| (d.segment, d.start, d.end)).collect::<Vec<_>>(),
+            vec![(victim.segment, victim.offset, victim.end().offset)]
+        );
+        assert_eq!(snapshot(dir.path()), before, "a read-only read changed the directory");
         // A missing segment is named, too.
         fs::remove_file(segment_path(dir.path(), 2)).unwrap();
         assert!(matches!(read_records(dir.path(), small_limits()), Err(SegmentError::MissingSegment { .. })));
@@ -1832,37 +2064,103 @@ mod tests {
         assert_eq!(torn.quarantined_to, dir.path().join("quarantine").join(quarantine_name));
     }
 
+    /// Every record of the log but those at `skipped` (indexes into `locations`).
+    fn all_but(locations: &[RecordLocation], skipped: &[usize]) -> Vec<(RecordLocation, Vec<u8>)> {
+        locations
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| !skipped.contains(index))
+            .map(|(index, at)| (*at, record(index)))
+            .collect()
+    }
+
     #[test]
-    fn checksum_flip_in_a_sealed_segment_is_corruption() {
+    fn checksum_flip_in_a_sealed_segment_keeps_every_other_record() {
         let dir = tempfile::tempdir().unwrap();
         let locations = closed_log(dir.path(), 30);
         let victim = locations[1];
         assert!(victim.segment < locations.last().unwrap().segment);
-        flip_byte(&segment_path(dir.path(), victim.segment), victim.offset + FRAME_HEADER_BYTES);
-        let before = snapshot(dir.path());
-        let error = open(dir.path()).unwrap_err();
-        match &error {
-            SegmentError::Corrupt { segment, offset, reason, .. } => {
-                assert_eq!((*segment, *offset), (victim.segment, victim.offset));
-                assert!(matches!(reason, CorruptReason::ChecksumMismatch { .. }));
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(error.to_string().contains("0000000000000001.tlog"), "{error}");
-        assert_eq!(snapshot(dir.path()), before, "nothing may change");
-        assert!(!dir.path().join("quarantine").exists());
+        let path = segment_path(dir.path(), victim.segment);
+        flip_byte(&path, victim.offset + FRAME_HEADER_BYTES);
+        let damaged_bytes = fs::read(&path).unwrap();
+        let (log, report) = open(dir.path()).unwrap();
+        assert_eq!(report.torn_tail, None);
+        assert_eq!(report.records, 29);
+        let range = &report.damaged[..];
+        assert_eq!(range.len(), 1);
+        assert_eq!((range[0].segment, range[0].start, range[0].end), (1, victim.offset, victim.end().offset));
+        assert!(matches!(range[0].reason, CorruptReason::ChecksumMismatch { .. }));
+        assert_eq!(read_all(&log), all_but(&locations, &[1]));
+        assert_eq!(fs::read(&path).unwrap(), damaged_bytes, "the damaged segment is left as it was");
+        let copy = dir.path().join("quarantine").join(format!("{:016x}-{}.damaged", 1, victim.offset));
+        assert_eq!(
+            fs::read(copy).unwrap(),
+            damaged_bytes[victim.offset as usize..victim.end().offset as usize]
+        );
     }
 
     #[test]
-    fn truncated_sealed_segment_is_corruption() {
+    fn truncated_sealed_segment_is_damage_and_later_segments_stay() {
         let dir = tempfile::tempdir().unwrap();
-        closed_log(dir.path(), 30);
+        let locations = closed_log(dir.path(), 30);
         let path = segment_path(dir.path(), 1);
         let bytes = fs::read(&path).unwrap();
         fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
-        let before = snapshot(dir.path());
-        assert!(matches!(open(dir.path()), Err(SegmentError::Corrupt { segment: 1, .. })));
-        assert_eq!(snapshot(dir.path()), before);
+        let (log, report) = open(dir.path()).unwrap();
+        let last_of_first = locations.iter().rposition(|l| l.segment == 1).unwrap();
+        assert_eq!(report.damaged.len(), 1);
+        assert_eq!(read_all(&log), all_but(&locations, &[last_of_first]));
+    }
+
+    #[test]
+    fn a_flipped_bit_in_the_middle_of_the_last_segment_is_damage_not_a_torn_tail() {
+        // In the payload, in the checksum and in the length of a record followed by
+        // valid ones: each is skipped alone, the records after it are kept.
+        for (name, offset_in_frame) in [("payload", FRAME_HEADER_BYTES + 2), ("checksum", 5), ("length", 1)] {
+            let dir = tempfile::tempdir().unwrap();
+            let open = |dir: &Path| SegmentLog::open(dir, SegmentLimits::default(), LOG_ID);
+            let (mut log, _) = open(dir.path()).unwrap();
+            let locations = append_records(&mut log, 40);
+            drop(log);
+            assert_eq!(locations.last().unwrap().segment, 1, "one segment, the last");
+            let victim_index = 20;
+            let victim = locations[victim_index];
+            assert!(victim.len > 3);
+            flip_byte(&segment_path(dir.path(), victim.segment), victim.offset + offset_in_frame);
+            let (mut log, report) = open(dir.path()).unwrap();
+            assert_eq!(report.torn_tail, None, "{name}");
+            assert_eq!(report.damaged.len(), 1, "{name}");
+            assert_eq!(report.damaged[0].start, victim.offset, "{name}");
+            assert_eq!(read_all(&log), all_but(&locations, &[victim_index]), "{name}");
+            // The log goes on: appends land after the end, and a reopen finds the same.
+            let more = log.append(b"after the damage").unwrap();
+            drop(log);
+            let (log, again) = open(dir.path()).unwrap();
+            let span = |d: &DamagedRange| (d.segment, d.start, d.end);
+            assert_eq!(
+                again.damaged.iter().map(span).collect::<Vec<_>>(),
+                vec![span(&report.damaged[0])],
+                "{name}"
+            );
+            assert_eq!(read_all(&log).last().unwrap(), &(more, b"after the damage".to_vec()), "{name}");
+        }
+    }
+
+    #[test]
+    fn zero_filled_frames_before_valid_ones_in_the_last_segment_are_a_crash() {
+        // An unfinished batch whose first page never reached the disk: the valid-looking
+        // frames after it were never acknowledged, the tail is cut as before.
+        let dir = tempfile::tempdir().unwrap();
+        let locations = closed_log(dir.path(), 10);
+        let last = *locations.last().unwrap();
+        let path = segment_path(dir.path(), last.segment);
+        let mut tail = vec![0u8; 64];
+        encode_frame(&mut tail, b"never acknowledged");
+        append_to_file(&path, &tail);
+        let (log, report) = open(dir.path()).unwrap();
+        assert!(report.damaged.is_empty());
+        assert_eq!(report.torn_tail.unwrap().reason, CorruptReason::ZeroFilled);
+        assert_eq!(log.end(), last.end());
     }
 
     #[test]
@@ -2230,8 +2528,16 @@ mod tests {
                     .map(|item| item.map(|(_, payload)| payload))
                     .collect::<Result<_, _>>()
                     .unwrap();
+                // What opens is the records in order, less damaged ones (a truncation
+                // loses a suffix); never a record that was not written.
                 prop_assert!(all.len() <= count);
-                prop_assert_eq!(&all[..], &records[..all.len()]);
+                let mut written = records.iter();
+                for payload in &all {
+                    prop_assert!(written.any(|r| r == payload), "{:?} was not written here", payload);
+                }
+                if truncate {
+                    prop_assert_eq!(&all[..], &records[..all.len()]);
+                }
             }
         }
     }

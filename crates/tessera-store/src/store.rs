@@ -24,7 +24,7 @@ use tessera_log::{
 use crate::derived::{self, LAYOUT_VERSION};
 use crate::error::StoreError;
 use crate::segments::{
-    LogId, LogPosition, OpenReport, RecordLocation, SegmentLimits, SegmentLog, UnreadTail,
+    DamagedRange, LogId, LogPosition, OpenReport, RecordLocation, SegmentLimits, SegmentLog, UnreadTail,
 };
 
 /// Most entries one [`Store::ingest`] call takes (bounds the memory of one batch).
@@ -896,6 +896,8 @@ pub struct StoreContents {
     pub entries: Vec<LogEntry>,
     /// The end of the log that could not be read (torn, or being written right now).
     pub unread_tail: Option<UnreadTail>,
+    /// Damaged bytes in the middle of the log, skipped (the records after them are read).
+    pub damaged: Vec<DamagedRange>,
 }
 
 /// The network and every log entry of the store in `dir`, read without changing
@@ -904,14 +906,15 @@ pub struct StoreContents {
 pub fn read_store(dir: &Path) -> Result<StoreContents, StoreError> {
     let network = read_network_file(&dir.join(NETWORK_FILE))?
         .ok_or_else(|| StoreError::NotInitialized { dir: dir.to_path_buf() })?;
-    let (records, unread_tail) = crate::segments::read_records(&dir.join(LOG_DIR), SegmentLimits::default())?;
+    let read = crate::segments::read_records(&dir.join(LOG_DIR), SegmentLimits::default())?;
+    let (records, unread_tail, damaged) = (read.records, read.tail, read.damaged);
     let entries = records
         .into_iter()
         .map(|(at, bytes)| {
             LogEntry::decode(&bytes).map_err(|e| StoreError::CorruptRecord { at, reason: e.to_string() })
         })
         .collect::<Result<_, _>>()?;
-    Ok(StoreContents { network, entries, unread_tail })
+    Ok(StoreContents { network, entries, unread_tail, damaged })
 }
 
 fn read_network_file(path: &Path) -> Result<Option<NetworkId>, StoreError> {

@@ -47,7 +47,7 @@ pub mod session;
 mod tests;
 
 pub use error::{CloseReason, IngestFailure, LocalLogError, ProtocolViolation, SessionError};
-pub use local_log::LocalLog;
 pub use limits::WANT_ITEMS_MAX;
+pub use local_log::LocalLog;
 pub use message::{BatchId, CloseCode, Hello, Message, WantKind, Wanted, PROTOCOL_VERSION};
 pub use session::{Event, Session, SessionConfig, SessionLimits, SessionStats};
