@@ -40,18 +40,32 @@ pub fn read_source(path: &Path) -> Result<Source> {
         // derived state), and a store a node is running can be read too.
         let contents = tessera_store::read_store(&store_dir)
             .with_context(|| format!("cannot read the store in {}", store_dir.display()))?;
-        let unread_bytes = contents.unread_tail.as_ref().map_or(0, |tail| tail.bytes);
-        let notes = contents
-            .unread_tail
-            .map(|tail| {
+        let unread_bytes = contents.unread_tail.as_ref().map_or(0, |tail| tail.bytes)
+            + contents.damaged.iter().map(|d| d.bytes()).sum::<u64>();
+        let damaged_notes: Vec<String> = contents
+            .damaged
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} bytes at log segment {} offset {} could not be read ({}), with valid records \
+                     after them: damage to the disk, not a crash. They were not verified.",
+                    d.bytes(),
+                    d.segment,
+                    d.start,
+                    d.reason
+                )
+            })
+            .collect();
+        let notes = damaged_notes
+            .into_iter()
+            .chain(contents.unread_tail.map(|tail| {
                 format!(
                     "the last {} bytes of log segment {} could not be read ({}): a write cut short \
                      by a crash, one in progress, or damage. They were not verified; the files \
                      were left as they are.",
                     tail.bytes, tail.segment, tail.reason
                 )
-            })
-            .into_iter()
+            }))
             .collect();
         return Ok(Source {
             network: contents.network,
@@ -369,8 +383,14 @@ pub fn print(v: &Verification) {
         .collect();
     crate::ui::print_table(&["device", "site", "head", "head id", "missing"], &rows);
     println!();
-    if v.problems.is_empty() && v.gaps == 0 {
+    if v.problems.is_empty() && v.gaps == 0 && v.unread_bytes == 0 {
         println!("OK: every envelope verifies and every history is complete from its first change.");
+    }
+    if v.unread_bytes > 0 {
+        println!(
+            "DAMAGED: {} bytes of the log could not be read (see the notes above); what they held was not verified.",
+            v.unread_bytes
+        );
     }
     if v.gaps > 0 {
         println!("INCOMPLETE: {} envelopes are missing (listed above); missing is not tampering.", v.gaps);

@@ -73,6 +73,14 @@ pub enum Command {
         #[arg(long = "peer")]
         peers: Vec<String>,
     },
+    /// After damage to the disk: confirm that every peer and relay has been synced, so
+    /// this node may sign again although an unreadable record is left in its log.
+    Repair {
+        /// Required: you synced with every peer and relay that could hold this hub's
+        /// changes, and `tessera status` still lists damage.
+        #[arg(long)]
+        damage_reviewed: bool,
+    },
     /// Partner administrator's tools: network and partner keys, certificates.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -84,7 +92,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Check every envelope and every device's history in a bundle or store.
-    /// Exit status: 0 all verified and complete, 1 a failure or fork, 2 gaps only.
+    /// Exit status: 0 all verified and complete, 1 a failure or fork, 2 gaps or unreadable (damaged) log bytes only.
     Verify {
         /// A bundle file or a node's data directory.
         source: PathBuf,

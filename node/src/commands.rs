@@ -55,6 +55,7 @@ pub fn dispatch(cli: Cli, ui: &Ui) -> Result<()> {
         Command::Report(args) => report_cmd(&Node::open(&dir)?, args, ui),
         Command::Export(args) => export(&mut Node::open(&dir)?, args, ui),
         Command::Import(args) => import(&mut Node::open(&dir)?, args, ui),
+        Command::Repair { damage_reviewed } => repair(&mut Node::open(&dir)?, damage_reviewed, ui),
         Command::Sync { peer } => crate::net_cmd::sync(&dir, &peer, ui),
         Command::Serve { listen, peers } => crate::net_cmd::serve(&dir, &listen, &peers, ui),
     }
@@ -314,6 +315,33 @@ fn status(node: &Node, ui: &Ui) -> Result<()> {
             },
         ),
     ];
+    let damage = store.damage();
+    if !damage.is_empty() {
+        let unknown = damage.iter().filter(|d| d.held == tessera_store::DamagedEntry::Unknown).count();
+        fields.push((
+            ui.t(
+                "Damaged records in the log (kept aside)",
+                "Registrazioni danneggiate nel registro (messe da parte)",
+            ),
+            format!("{} ({} {})", damage.len(), unknown, ui.t("unreadable", "illeggibili")),
+        ));
+        fields.push((
+            ui.t("Changes lost to damage (asked of peers)", "Modifiche perse per danno (chieste ai nodi)"),
+            store.holes(tessera_sync::WANT_ITEMS_MAX)?.len().to_string(),
+        ));
+        fields.push((
+            ui.t("This node may write", "Questo nodo può scrivere"),
+            match store.signing_blocked(&node.device())? {
+                None => ui.t("yes", "sì").to_string(),
+                Some(_) => ui
+                    .t(
+                        "no, sync with a peer or the relay first",
+                        "no, prima sincronizza con un nodo o il relay",
+                    )
+                    .to_string(),
+            },
+        ));
+    }
     let counts: Vec<String> =
         [RecordKind::Site, RecordKind::Attendee, RecordKind::Device, RecordKind::Loan, RecordKind::Session]
             .iter()
@@ -1331,6 +1359,34 @@ fn export(node: &mut Node, args: ExportArgs, ui: &Ui) -> Result<()> {
         ui.t("to", "in"),
         args.file.display()
     );
+    Ok(())
+}
+
+/// `tessera repair --damage-reviewed`: the operator confirms that the unreadable
+/// records left in the log cannot be newer changes of this device.
+fn repair(node: &mut Node, damage_reviewed: bool, ui: &Ui) -> Result<()> {
+    if !damage_reviewed {
+        bail!(
+            "{}",
+            ui.t(
+                "say what was done: `tessera repair --damage-reviewed` (after syncing with every peer and relay)",
+                "dire cosa è stato fatto: `tessera repair --damage-reviewed` (dopo aver sincronizzato con ogni nodo e relay)"
+            )
+        );
+    }
+    let reviewed = node.accept_unknown_damage()?;
+    println!("{} {reviewed}", ui.t("Unreadable records reviewed:", "Registrazioni illeggibili verificate:"));
+    match node.store().signing_blocked(&node.device())? {
+        None => println!("{}", ui.t("This node may write again.", "Questo nodo può di nuovo scrivere.")),
+        Some(blocked) => println!(
+            "{} {blocked}. {}",
+            ui.t("This node still may not write:", "Questo nodo non può ancora scrivere:"),
+            ui.t(
+                "sync with a peer or the relay that holds it.",
+                "sincronizza con un nodo o il relay che la possiede."
+            )
+        ),
+    }
     Ok(())
 }
 

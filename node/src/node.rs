@@ -55,9 +55,20 @@ impl Node {
         if let Some(torn) = &open_report.log.torn_tail {
             tracing::warn!(bytes = torn.bytes_cut, "an unfinished write from a crash was set aside");
         }
+        if !open_report.log.damaged.is_empty() {
+            tracing::warn!(
+                ranges = open_report.log.damaged.len(),
+                "the log has damaged records (set aside in store/log/quarantine); `tessera status` tells more"
+            );
+        }
         let mut docs = Materializer::open(&store, device)?;
         docs.catch_up(&store)?;
         Ok(Node { dir: dir.to_path_buf(), config, key, device, store, docs, open_report })
+    }
+
+    /// See [`Store::accept_unknown_damage`].
+    pub fn accept_unknown_damage(&mut self) -> Result<usize> {
+        Ok(self.store.accept_unknown_damage()?)
     }
 
     pub fn dir(&self) -> &Path {
@@ -91,6 +102,13 @@ impl Node {
             bail!(
                 "this node cannot write yet: {e}. Ask your partner's administrator for a certificate \
                  (`tessera admin certify-device`) and import it with `tessera import FILE`"
+            );
+        }
+        if let Some(blocked) = self.store.signing_blocked(&self.device)? {
+            bail!(
+                "not saved: {blocked}, and writing now could sign a change number twice. Run \
+                 `tessera sync --peer HOST:PORT` with another hub or the relay to get it back; \
+                 `tessera status` shows what is missing"
             );
         }
         let time = now();

@@ -167,3 +167,91 @@ fn a_data_directory_copied_while_the_node_writes_opens() {
         assert!((1..=301).contains(&n), "{} lists {n}", copy.display());
     }
 }
+
+/// Where each record frame of a segment file starts, and its payload length.
+fn frames(segment: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut at = 32;
+    while at + 8 <= segment.len() {
+        let len = u32::from_le_bytes(segment[at..at + 4].try_into().unwrap()) as usize;
+        out.push((at, len));
+        at += 8 + len;
+    }
+    out
+}
+
+fn rc(data: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = tessera(data).args(args).output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn a_bit_flipped_mid_log_comes_back_from_a_peer_without_a_fork() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    ok(&a, &["init", "--site", "Polo A"]);
+    let b = common::joined_hub(&a, dir.path(), "Sportello B");
+    register(&a, 0, 6);
+    let daemon = common::Daemon::start(&a);
+    ok(&b, &["sync", "--peer", &daemon.addr]);
+    daemon.stop();
+    assert_eq!(listed(&b), 6);
+
+    // One bit of the fourth-last record (the third attendee of A) flips on A's disk.
+    let segment = a.join("store/log/0000000000000001.tlog");
+    let mut bytes = fs::read(&segment).unwrap();
+    let all = frames(&bytes);
+    let (at, len) = all[all.len() - 4];
+    bytes[at + 8 + len / 2] ^= 0x04;
+    fs::write(&segment, &bytes).unwrap();
+
+    // A opens, keeps the records after the damage, says so, and refuses to write.
+    let status = ok(&a, &["status"]);
+    assert!(status.contains("Damaged records in the log"), "{status}");
+    assert_eq!(common::field(&status, "Changes lost to damage"), "1", "{status}");
+    assert_eq!(listed(&a), 5, "the records after the damaged one are all there");
+    let (code, _, err) = rc(
+        &a,
+        &[
+            "attendee",
+            "add",
+            "--given",
+            "Nuova",
+            "--family",
+            "Prova",
+            "--birth-year",
+            "1980",
+            "--role",
+            "citizen",
+            "--consent-by",
+            "self",
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("not saved") && err.contains("sync"), "{err}");
+    // The auditor is not told OK.
+    let (code, out, _) = rc(&a, &["audit", "verify", a.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("DAMAGED") && !out.contains("\nOK"), "{out}");
+
+    // A sync with B brings the lost change back; A writes again at its next seq.
+    let daemon = common::Daemon::start(&b);
+    ok(&a, &["sync", "--peer", &daemon.addr]);
+    daemon.stop();
+    let status = ok(&a, &["status"]);
+    assert_eq!(common::field(&status, "Changes lost to damage"), "0", "{status}");
+    assert_eq!(listed(&a), 6);
+    register(&a, 6, 1);
+    let daemon = common::Daemon::start(&a);
+    ok(&b, &["sync", "--peer", &daemon.addr]);
+    daemon.stop();
+    assert_eq!(listed(&b), 7);
+    let (status_a, status_b) = (ok(&a, &["status"]), ok(&b, &["status"]));
+    assert_eq!(common::field(&status_a, "Forks found"), "0");
+    assert_eq!(common::field(&status_b, "Forks found"), "0", "{status_b}");
+    assert_eq!(
+        common::field(&status_a, "Records fingerprint"),
+        common::field(&status_b, "Records fingerprint")
+    );
+}

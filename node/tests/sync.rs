@@ -2,58 +2,7 @@
 
 mod common;
 
-use common::{field, joined_hub, ok, tessera};
-
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// A daemon that is stopped with SIGTERM (and killed if it lingers) when dropped.
-struct Daemon {
-    child: Child,
-    addr: String,
-    /// Kept open so the daemon's last messages have somewhere to go.
-    _stdout: BufReader<std::process::ChildStdout>,
-}
-
-impl Daemon {
-    fn start(data: &Path) -> Daemon {
-        let mut child = tessera(data)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        stdout.read_line(&mut line).unwrap();
-        let addr =
-            line.split_whitespace().nth(2).unwrap_or_else(|| panic!("no address in {line:?}")).to_string();
-        Daemon { child, addr, _stdout: stdout }
-    }
-
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "serve exited with {status}");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("serve did not stop within 15 s of SIGTERM");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{field, joined_hub, ok, tessera, Daemon};
 
 #[test]
 fn two_hubs_sync_both_ways_over_quic_and_status_shows_the_peer() {

@@ -100,9 +100,18 @@ pub struct Staging {
     chain_ids: HashMap<(DeviceKey, Seq), EnvelopeId>,
     chain_prevs: HashMap<(DeviceKey, Seq), EnvelopeId>,
     fork_ids: BTreeSet<(DeviceKey, Seq, EnvelopeId)>,
+    /// Replaying a log whose damaged records were skipped: an envelope past a gap in
+    /// its author's chain is taken (it was admitted when it was written), leaving a hole.
+    allow_gaps: bool,
 }
 
 impl Staging {
+    /// For replaying records read back from a log (see [`Staging::allow_gaps`]): a
+    /// gap is a record lost to damage, never a reason to drop the records after it.
+    pub fn replaying() -> Staging {
+        Staging { allow_gaps: true, ..Staging::default() }
+    }
+
     /// The trust state after the batch, when the batch changed it.
     pub fn into_trust(self) -> Option<TrustState> {
         self.trust
@@ -179,6 +188,12 @@ pub fn admit_with(
                         return Ok(Admission::Chain { author, seq, id: env.id() });
                     }
                 },
+                Err(VerifyError::SeqGap { .. }) if staging.allow_gaps => {
+                    staging.heads.insert(author, Head { seq, id: env.id() });
+                    staging.chain_ids.insert((author, seq), env.id());
+                    staging.chain_prevs.insert((author, seq), env.prev());
+                    return Ok(Admission::Chain { author, seq, id: env.id() });
+                }
                 Err(VerifyError::WrongPrev { prev_seq, .. }) => {
                     let held = held_at(prev_seq).unwrap_or_default();
                     Fork { author, seq: prev_seq, held, other: env.prev() }

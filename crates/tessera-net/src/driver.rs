@@ -58,9 +58,15 @@ impl LocalLog for StoreLog<'_> {
     fn fork_evidence(&self) -> Result<Vec<Envelope>, LocalLogError> {
         self.0.fork_evidence().map_err(|e| LocalLogError { reason: e.to_string() })
     }
+    /// Holes first (envelopes the log lost to damage), then stripped bodies.
     fn wanted(&self, limit: usize) -> Result<Vec<Wanted>, LocalLogError> {
-        let missing = self.0.bodies_missing(limit).map_err(|e| LocalLogError { reason: e.to_string() })?;
-        Ok(missing.into_iter().map(|(author, seq)| Wanted { author, seq, kind: WantKind::Bodies }).collect())
+        let error = |e: tessera_store::StoreError| LocalLogError { reason: e.to_string() };
+        let holes = self.0.holes(limit).map_err(error)?;
+        let mut out: Vec<Wanted> =
+            holes.into_iter().map(|(author, seq)| Wanted { author, seq, kind: WantKind::Envelope }).collect();
+        let missing = self.0.bodies_missing(limit - out.len()).map_err(error)?;
+        out.extend(missing.into_iter().map(|(author, seq)| Wanted { author, seq, kind: WantKind::Bodies }));
+        Ok(out)
     }
 }
 

@@ -10,22 +10,27 @@
 //! | `m` `log_id`                          | the 16-byte id of the log it derives from |
 //! | `m` `applied`                         | log position (segment u64, offset u64) up to which rows are applied |
 //! | `m` `layout`                          | layout version (u32)                    |
+//! | `m` `damage`                          | damaged log ranges the rows know of (segment, start, end u64 each) |
 //! | `h` author(32)                        | head: seq u64, envelope id (32)         |
 //! | `e` author(32) seq(u64)               | chain envelope: location (20), id (32)  |
 //! | `f` author(32) seq(u64) id(32)        | fork evidence: location (20)            |
 //! | `t` trust entry id(32)                | location (20)                           |
 //! | `d` doc(16) author(32) seq(u64)       | change index in the envelope (u16)      |
+//! | `b` author(32) seq(u64)               | (empty) the envelope lacks some bodies  |
+//! | `o` author(32) seq(u64)               | (empty) a hole: below the head, not held |
 
 use tessera_log::{DeviceKey, DocId, EnvelopeId, Head, Seq, TrustEntryId};
 
 use crate::segments::{LogPosition, RecordLocation};
 
-/// 2: rows `b` (envelopes held without some of their bodies).
-pub(crate) const LAYOUT_VERSION: u32 = 2;
+/// 2: rows `b` (envelopes held without some of their bodies). 3: rows `o` (holes).
+pub(crate) const LAYOUT_VERSION: u32 = 3;
 
 pub(crate) const META_LOG_ID: &[u8] = b"mlog_id";
 pub(crate) const META_APPLIED: &[u8] = b"mapplied";
 pub(crate) const META_LAYOUT: &[u8] = b"mlayout";
+/// The damaged ranges of the log the rows were derived with (see [`encode_damage`]).
+pub(crate) const META_DAMAGE: &[u8] = b"mdamage";
 pub(crate) const HEAD: u8 = b'h';
 pub(crate) const CHAIN: u8 = b'e';
 pub(crate) const FORK: u8 = b'f';
@@ -34,6 +39,18 @@ pub(crate) const DOC: u8 = b'd';
 /// An envelope of the followed chain held without some of its bodies (stripped by a
 /// carrier): kept until a copy with the bodies arrives, so sessions can ask for it.
 pub(crate) const BODIES_MISSING: u8 = b'b';
+
+/// The starts and ends of the log's damaged ranges, to notice damage found since the
+/// rows were written (empty for an undamaged log).
+pub(crate) fn encode_damage(ranges: &[crate::segments::DamagedRange]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ranges.len() * 24);
+    for range in ranges {
+        out.extend_from_slice(&range.segment.to_be_bytes());
+        out.extend_from_slice(&range.start.to_be_bytes());
+        out.extend_from_slice(&range.end.to_be_bytes());
+    }
+    out
+}
 
 pub(crate) fn head_key(author: &DeviceKey) -> Vec<u8> {
     let mut k = Vec::with_capacity(33);
@@ -56,7 +73,17 @@ pub(crate) fn bodies_missing_key(author: &DeviceKey, seq: Seq) -> Vec<u8> {
     k
 }
 
-/// The (author, seq) of a [`chain_key`] or [`bodies_missing_key`].
+/// A seq below its author's head whose envelope the log lost to damage: kept until a
+/// copy arrives, so sessions can ask for it.
+pub(crate) const HOLE: u8 = b'o';
+
+pub(crate) fn hole_key(author: &DeviceKey, seq: Seq) -> Vec<u8> {
+    let mut k = chain_key(author, seq);
+    k[0] = HOLE;
+    k
+}
+
+/// The (author, seq) of a [`chain_key`], [`bodies_missing_key`] or [`hole_key`].
 pub(crate) fn decode_author_seq(key: &[u8]) -> Option<(DeviceKey, Seq)> {
     let author = DeviceKey::from_bytes(array_at::<32>(key, 1)?).ok()?;
     Some((author, Seq(u64_at(key, 33)?)))

@@ -37,6 +37,8 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("this device may not sign new changes: {0}")]
+    SigningBlocked(crate::store::SigningBlocked),
     #[error("the operating system's random source failed: {0}")]
     Random(String),
 }

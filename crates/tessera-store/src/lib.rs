@@ -23,6 +23,6 @@ pub use segments::{
     DamagedRange, LogPosition, OpenReport, RecordLocation, SegmentError, SegmentLog, UnreadTail,
 };
 pub use store::{
-    read_store, DerivedStatus, Fork, IngestReport, Policy, Rejected, SkippedRecord, Store, StoreContents,
-    StoreOpenReport, INGEST_ENTRIES_MAX,
+    read_store, Damage, DamagedEntry, DerivedStatus, Fork, IngestReport, Policy, Rejected, SigningBlocked,
+    SkippedRecord, Store, StoreContents, StoreOpenReport, INGEST_ENTRIES_MAX,
 };

@@ -851,6 +851,17 @@ impl SegmentLog {
         &self.damaged
     }
 
+    /// The bytes of a damaged range (at most [`RECORD_BYTES_MAX_LIMIT`] of them), to
+    /// tell what they held.
+    pub fn read_damaged(&self, range: &DamagedRange) -> Result<Vec<u8>, SegmentError> {
+        let path = segment_path(&self.dir, range.segment);
+        let len = range.bytes().min(u64::from(RECORD_BYTES_MAX_LIMIT)) as usize;
+        let mut bytes = vec![0u8; len];
+        let file = File::open(&path).map_err(io_error("open", &path, None))?;
+        file.read_exact_at(&mut bytes, range.start).map_err(io_error("read", &path, Some(range.start)))?;
+        Ok(bytes)
+    }
+
     fn ensure_usable(&self) -> Result<(), SegmentError> {
         if self.poisoned {
             Err(SegmentError::Poisoned)

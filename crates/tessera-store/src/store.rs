@@ -157,6 +157,58 @@ pub struct Store {
     /// `None` removes the row.
     pending_rows: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     pending_applied: Option<LogPosition>,
+    /// The log's damaged ranges, and what each held where that could be read.
+    damage: Vec<Damage>,
+}
+
+/// A damaged range of the log (see [`DamagedRange`]) and what it held, as far as the
+/// damaged bytes still tell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Damage {
+    pub range: DamagedRange,
+    pub held: DamagedEntry,
+}
+
+/// What a damaged record was.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DamagedEntry {
+    /// An envelope whose signed header still verifies: its author and seq are known,
+    /// and a copy from any peer fills its place.
+    Envelope { author: DeviceKey, seq: Seq },
+    /// A trust entry (trust travels in every session and bundle: it comes back).
+    Trust,
+    /// Unreadable: it may have been any entry, this device's own included.
+    Unknown,
+}
+
+/// Why this device may not sign now: signing could reuse a seq it signed before.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SigningBlocked {
+    /// Seqs of this device below its head are missing from the log (lost to damage).
+    OwnHoles { seqs: Vec<Seq> },
+    /// A damaged record was this device's envelope and no copy has arrived yet.
+    OwnEnvelopeDamaged { seq: Seq },
+    /// A damaged record after this device's last envelope could not be read: it may be
+    /// a newer one. Until a peer gives it back, or the operator has synced with every
+    /// peer and reviewed it ([`Store::accept_unknown_damage`]), the device does not sign.
+    UnknownDamageAfterOwnHead { at: LogPosition },
+}
+
+impl std::fmt::Display for SigningBlocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SigningBlocked::OwnHoles { seqs } => {
+                let list: Vec<String> = seqs.iter().map(|s| s.0.to_string()).collect();
+                write!(f, "this device's changes {} are missing from the damaged log", list.join(", "))
+            }
+            SigningBlocked::OwnEnvelopeDamaged { seq } => {
+                write!(f, "this device's change {} is damaged in the log", seq.0)
+            }
+            SigningBlocked::UnknownDamageAfterOwnHead { at } => {
+                write!(f, "an unreadable record at {at} may be a newer change of this device")
+            }
+        }
+    }
 }
 
 /// Envelopes of the batch being classified that lack bodies, as admitted or filled so
@@ -219,6 +271,7 @@ impl Store {
             derived_lagging: false,
             pending_rows: BTreeMap::new(),
             pending_applied: None,
+            damage: Vec::new(),
         };
         if rebuild_reason.is_none() {
             rebuild_reason = store.check_derived();
@@ -231,6 +284,7 @@ impl Store {
             rebuild_reason.get_or_insert(format!("the derived database is inconsistent ({reason})"));
         }
         let (records, skipped) = store.catch_up()?;
+        store.damage = store.identify_damage()?;
         let derived = match (rebuild_reason, records) {
             (Some(reason), records) => DerivedStatus::Rebuilt { reason, records },
             (None, 0) => DerivedStatus::UpToDate,
@@ -250,6 +304,12 @@ impl Store {
         }
         if get(derived::META_LAYOUT).as_deref() != Some(&LAYOUT_VERSION.to_be_bytes()[..]) {
             return Some("the derived database has another layout version".into());
+        }
+        if get(derived::META_DAMAGE).as_deref().unwrap_or_default()
+            != derived::encode_damage(self.log.damaged())
+        {
+            // Rows may point into bytes found damaged since: replay what the log holds.
+            return Some("damage was found in the log".into());
         }
         let applied = get(derived::META_APPLIED).and_then(|v| derived::decode_position(&v));
         match applied {
@@ -272,9 +332,125 @@ impl Store {
         self.tree.clear()?;
         self.tree.insert(derived::META_LOG_ID, &self.log.log_id().0)?;
         self.tree.insert(derived::META_LAYOUT, &LAYOUT_VERSION.to_be_bytes())?;
+        self.tree.insert(derived::META_DAMAGE, derived::encode_damage(self.log.damaged()))?;
         self.pending_rows.clear();
         self.pending_applied = None;
         Ok(())
+    }
+
+    /// What each damaged range of the log held, read from the damaged bytes as far as
+    /// they go: an envelope counts as identified only when its signature verifies.
+    fn identify_damage(&self) -> Result<Vec<Damage>, StoreError> {
+        let mut out = Vec::new();
+        for range in self.log.damaged() {
+            let bytes = self.log.read_damaged(range)?;
+            let payload = bytes.get(8..).unwrap_or_default();
+            let claimed = bytes.get(..4).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+            let payload = payload.get(..claimed).unwrap_or(payload);
+            let held = match LogEntry::decode(payload) {
+                Ok(LogEntry::Envelope(env)) if self.trust.verify_envelope_signature(&env).is_ok() => {
+                    DamagedEntry::Envelope { author: env.author(), seq: env.seq() }
+                }
+                // A trust entry this trust state takes (or holds) is genuine.
+                Ok(LogEntry::Trust(entry)) if self.trust.clone().add(entry.clone()).is_ok() => {
+                    DamagedEntry::Trust
+                }
+                _ => DamagedEntry::Unknown,
+            };
+            out.push(Damage { range: range.clone(), held });
+        }
+        Ok(out)
+    }
+
+    /// The damaged ranges of the log and what they held.
+    pub fn damage(&self) -> &[Damage] {
+        &self.damage
+    }
+
+    /// Seqs below their author's head that the log lost to damage and no copy has
+    /// filled yet (at most `limit`), in key order.
+    pub fn holes(&self, limit: usize) -> Result<Vec<(DeviceKey, Seq)>, StoreError> {
+        let mut out = Vec::new();
+        for key in self.rows_with_prefix(&[derived::HOLE])?.into_keys().take(limit) {
+            out.push(
+                derived::decode_author_seq(&key)
+                    .ok_or_else(|| StoreError::CorruptDerived("bad hole row".into()))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Whether `author` (this node's device) may sign its next envelope: never while
+    /// its own chain in this log may be incomplete, so it never signs a seq twice.
+    pub fn signing_blocked(&self, author: &DeviceKey) -> Result<Option<SigningBlocked>, StoreError> {
+        if self.damage.is_empty() {
+            return Ok(None);
+        }
+        let own_holes: Vec<Seq> =
+            self.holes(usize::MAX)?.into_iter().filter(|(a, _)| a == author).map(|(_, s)| s).collect();
+        if !own_holes.is_empty() {
+            return Ok(Some(SigningBlocked::OwnHoles { seqs: own_holes }));
+        }
+        let head_at = match self.heads.get(author) {
+            Some(head) => self
+                .row(&derived::chain_key(author, head.seq))?
+                .and_then(|v| derived::decode_chain(&v))
+                .map(|(at, _)| at.start()),
+            None => None,
+        };
+        let reviewed = self.reviewed_damage()?;
+        for damage in &self.damage {
+            match damage.held {
+                DamagedEntry::Envelope { author: a, seq } if a == *author => {
+                    if self.chain_id(author, seq)?.is_none() {
+                        return Ok(Some(SigningBlocked::OwnEnvelopeDamaged { seq }));
+                    }
+                }
+                DamagedEntry::Unknown => {
+                    let at = damage.range.start_position();
+                    if head_at.is_none_or(|head| at > head) && !reviewed.contains(&at) {
+                        return Ok(Some(SigningBlocked::UnknownDamageAfterOwnHead { at }));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// Records that the operator has synced with every peer and relay that could hold
+    /// this device's changes, so the unreadable records left cannot be newer changes
+    /// of it: signing resumes. Returns how many were reviewed.
+    pub fn accept_unknown_damage(&mut self) -> Result<usize, StoreError> {
+        let unknown: Vec<LogPosition> = self
+            .damage
+            .iter()
+            .filter(|d| d.held == DamagedEntry::Unknown)
+            .map(|d| d.range.start_position())
+            .collect();
+        let text: String = unknown.iter().map(|at| format!("{} {}\n", at.segment, at.offset)).collect();
+        let path = self.dir.join(DAMAGE_REVIEWED_FILE);
+        let tmp = path.with_extension("tmp");
+        fs::write(&tmp, text).map_err(StoreError::io("write", &tmp))?;
+        fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(StoreError::io("sync", &tmp))?;
+        fs::rename(&tmp, &path).map_err(StoreError::io("rename", &path))?;
+        Ok(unknown.len())
+    }
+
+    fn reviewed_damage(&self) -> Result<BTreeSet<LogPosition>, StoreError> {
+        let path = self.dir.join(DAMAGE_REVIEWED_FILE);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+            Err(e) => return Err(StoreError::io("read", &path)(e)),
+        };
+        Ok(text
+            .lines()
+            .filter_map(|line| {
+                let (segment, offset) = line.split_once(' ')?;
+                Some(LogPosition { segment: segment.parse().ok()?, offset: offset.parse().ok()? })
+            })
+            .collect())
     }
 
     /// Loads heads, trust entries and forks from sled, checking each head against the
@@ -410,7 +586,7 @@ impl Store {
         applied_to: LogPosition,
         skipped: &mut Vec<SkippedRecord>,
     ) -> Result<u64, StoreError> {
-        let mut staging = Staging::default();
+        let mut staging = Staging::replaying();
         let mut bodies = BatchBodies::new();
         let mut effects = Vec::with_capacity(records.len());
         for (at, entry) in records {
@@ -577,8 +753,15 @@ impl Store {
                     }
                     // A hole filled below the head leaves the head where it is.
                     let head = new_heads.get(author).copied().or_else(|| self.heads.get(author));
-                    if head.is_none_or(|h| h.seq < *seq) {
+                    let head_seq = head.map_or(0, |h| h.seq.0);
+                    if head_seq < seq.0 {
+                        // Past a gap (replaying a damaged log): the seqs between are holes.
+                        for missing in (head_seq + 1..seq.0).rev().take(HOLES_PER_GAP_MAX) {
+                            rows.insert(derived::hole_key(author, Seq(missing)), Some(Vec::new()));
+                        }
                         new_heads.insert(*author, Head { seq: *seq, id: *id });
+                    } else {
+                        rows.insert(derived::hole_key(author, *seq), None);
                     }
                 }
                 Effect::Fill { envelope } => {
@@ -700,6 +883,9 @@ impl Store {
         changes: Vec<NewChange>,
     ) -> Result<Envelope, StoreError> {
         let author = DeviceKey(key.public());
+        if let Some(blocked) = self.signing_blocked(&author)? {
+            return Err(StoreError::SigningBlocked(blocked));
+        }
         let prev = self.heads.get(&author).map(|h| (h.seq, h.id));
         let envelope = Envelope::sign(&self.network, key, prev, time, changes)?;
         self.ingest(&[LogEntry::Envelope(envelope.clone())], Policy::AllOrNothing)?;
@@ -880,6 +1066,13 @@ impl LogView for Store {
     }
 }
 
+/// Damaged records the operator reviewed after syncing (see
+/// [`Store::accept_unknown_damage`]), one "segment offset" per line.
+const DAMAGE_REVIEWED_FILE: &str = "damage-reviewed";
+/// Holes recorded for one gap in a chain; a larger gap is asked for in part, the rest
+/// once those are filled (a signed seq bounds it, but not to a small number).
+const HOLES_PER_GAP_MAX: usize = 65_536;
+
 /// Names of the trees handed out by [`Store::derived_tree`] start with this.
 const DERIVED_TREE_PREFIX: &str = "x-";
 
@@ -960,6 +1153,110 @@ mod tests {
     fn envs(net: &mut TestNetwork, device: usize, count: u64) -> Vec<LogEntry> {
         let network = net.network;
         (0..count).map(|n| LogEntry::Envelope(net.devices[device].next_simple(&network, n, 64))).collect()
+    }
+
+    /// Flips one byte in the payload of the log record that holds `author`'s `seq`.
+    fn damage_record_of(dir: &Path, store: Store, author: &DeviceKey, seq: Seq) {
+        let (at, _) = store
+            .row(&derived::chain_key(author, seq))
+            .unwrap()
+            .and_then(|v| derived::decode_chain(&v))
+            .unwrap();
+        drop(store);
+        let path = dir.join(LOG_DIR).join(format!("{:016x}.tlog", at.segment));
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[(at.offset + 8 + u64::from(at.len) / 2) as usize] ^= 0x10;
+        fs::write(&path, bytes).unwrap();
+    }
+
+    #[test]
+    fn a_damaged_own_envelope_blocks_signing_until_a_copy_fills_its_hole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut net = TestNetwork::new(7, 1, 2);
+        let mut store = open_new(dir.path(), &net);
+        let own = net.devices[0].id;
+        let key = SecretKey::from_seed(net.devices[0].key.to_seed());
+        let mine: Vec<Envelope> = (0..6)
+            .map(|n| {
+                store
+                    .append_local(
+                        &key,
+                        tessera_log::testkit::time(n),
+                        vec![NewChange {
+                            doc: tessera_log::testkit::test_doc(1, n as u64),
+                            salt: tessera_log::Salt([n as u8; 16]),
+                            body: vec![1, 2, 3],
+                        }],
+                    )
+                    .unwrap()
+            })
+            .collect();
+        store.ingest(&envs(&mut net, 1, 4), Policy::AllOrNothing).unwrap();
+        let before = store.heads().clone();
+        damage_record_of(dir.path(), store, &own, Seq(3));
+
+        let (mut store, report) = Store::open(dir.path(), Some(net.network)).unwrap();
+        assert_eq!(report.log.damaged.len(), 1);
+        assert_eq!(report.log.torn_tail, None);
+        // Everything after the damage is kept: the head stays at 6, seq 3 is a hole.
+        assert_eq!(store.head(&own).map(|h| h.seq), Some(Seq(6)));
+        assert_eq!(store.heads().get(&net.devices[1].id).map(|h| h.seq), Some(Seq(4)));
+        assert_eq!(store.holes(10).unwrap(), vec![(own, Seq(3))]);
+        assert!(matches!(store.signing_blocked(&own).unwrap(), Some(SigningBlocked::OwnHoles { .. })));
+        let one = || {
+            vec![NewChange {
+                doc: tessera_log::testkit::test_doc(1, 9),
+                salt: tessera_log::Salt([9; 16]),
+                body: vec![9],
+            }]
+        };
+        let refused = store.append_local(&key, tessera_log::testkit::time(9), one()).unwrap_err();
+        assert!(refused.to_string().contains("may not sign"), "{refused}");
+        assert_eq!(store.head(&own).map(|h| h.seq), Some(Seq(6)), "no seq signed twice");
+
+        // A peer's copy fills the hole; signing resumes at 7, and a reopen agrees.
+        let report = store.ingest(&[LogEntry::Envelope(mine[2].clone())], Policy::AllOrNothing).unwrap();
+        assert_eq!(report.appended, vec![(own, Seq(3))]);
+        assert!(store.holes(10).unwrap().is_empty());
+        assert_eq!(store.signing_blocked(&own).unwrap(), None);
+        assert_eq!(store.heads(), &before, "the same heads as before the damage");
+        for n in 1..=6 {
+            assert_eq!(store.get(&own, Seq(n)).unwrap().map(|e| e.id()), Some(mine[n as usize - 1].id()));
+        }
+        let next = store.append_local(&key, tessera_log::testkit::time(10), one()).unwrap();
+        assert_eq!(next.seq(), Seq(7));
+        drop(store);
+        let (store, _) = Store::open(dir.path(), Some(net.network)).unwrap();
+        assert!(store.holes(10).unwrap().is_empty());
+        assert_eq!(store.head(&own).map(|h| h.seq), Some(Seq(7)));
+    }
+
+    #[test]
+    fn another_devices_damaged_envelope_is_a_hole_and_does_not_block_signing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut net = TestNetwork::new(8, 1, 2);
+        let mut store = open_new(dir.path(), &net);
+        let other = net.devices[1].id;
+        let theirs = envs(&mut net, 1, 5);
+        store.ingest(&theirs, Policy::AllOrNothing).unwrap();
+        let key = SecretKey::from_seed(net.devices[0].key.to_seed());
+        let change = |n: u8| {
+            vec![NewChange {
+                doc: tessera_log::testkit::test_doc(2, 1),
+                salt: tessera_log::Salt([n; 16]),
+                body: vec![n],
+            }]
+        };
+        store.append_local(&key, tessera_log::testkit::time(1), change(1)).unwrap();
+        damage_record_of(dir.path(), store, &other, Seq(2));
+        let (mut store, report) = Store::open(dir.path(), Some(net.network)).unwrap();
+        assert_eq!(report.log.damaged.len(), 1);
+        assert_eq!(store.holes(10).unwrap(), vec![(other, Seq(2))]);
+        assert_eq!(store.signing_blocked(&net.devices[0].id).unwrap(), None);
+        store.append_local(&key, tessera_log::testkit::time(2), change(2)).unwrap();
+        // The genuine copy fills it.
+        store.ingest(&theirs[1..2], Policy::AllOrNothing).unwrap();
+        assert!(store.holes(10).unwrap().is_empty());
     }
 
     #[test]
