@@ -84,8 +84,44 @@ pub struct Imported {
     pub entries: Vec<LogEntry>,
 }
 
-/// Reads a bundle or trust file and stores its valid entries.
-pub fn import(node: &mut Node, path: &Path) -> Result<Imported> {
+/// A bundle signed by a device that no certificate, held or in the bundle, vouches
+/// for: anyone can make one (and empty or reorder what it carries), so `import`
+/// refuses it unless asked explicitly.
+#[derive(Debug)]
+pub struct UnknownExporter {
+    pub exporter: tessera_log::DeviceKey,
+}
+
+impl std::fmt::Display for UnknownExporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the bundle was signed by device {}, which no certificate of this network vouches for: \
+             nothing was imported",
+            self.exporter.short()
+        )
+    }
+}
+
+impl std::error::Error for UnknownExporter {}
+
+/// Whether `exporter` is a certified device under the node's trust together with the
+/// trust entries the bundle carries.
+fn exporter_certified(node: &Node, entries: &[LogEntry], exporter: &tessera_log::DeviceKey) -> bool {
+    let mut trust = node.store().trust().clone();
+    let mut carried: Vec<&tessera_log::TrustEntry> =
+        entries.iter().filter_map(|e| if let LogEntry::Trust(t) = e { Some(t) } else { None }).collect();
+    carried.sort_by_key(|t| t.dependency_rank());
+    for entry in carried {
+        let _ = trust.add(entry.clone());
+    }
+    let certified = trust.devices().any(|c| c.device == *exporter);
+    certified
+}
+
+/// Reads a bundle or trust file and stores its valid entries. A bundle whose exporter
+/// is not certified is refused ([`UnknownExporter`]) unless `allow_unknown_exporter`.
+pub fn import(node: &mut Node, path: &Path, allow_unknown_exporter: bool) -> Result<Imported> {
     let meta = fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if meta.len() > BUNDLE_FILE_BYTES_MAX {
         bail!("{} is too large to import ({} bytes)", path.display(), meta.len());
@@ -127,6 +163,10 @@ pub fn import(node: &mut Node, path: &Path) -> Result<Imported> {
     }
     if !reader.is_verified() {
         bail!("{} ended before its signature: nothing was imported", path.display());
+    }
+    let exporter = reader.header().exporter;
+    if !allow_unknown_exporter && !exporter_certified(node, &entries, &exporter) {
+        return Err(UnknownExporter { exporter }.into());
     }
     let (report, catch_up) = node.ingest(&entries, Policy::SkipInvalid)?;
     Ok(Imported { kind: "bundle", report, catch_up, entries })

@@ -492,6 +492,10 @@ pub struct ExportArgs {
 pub struct ImportArgs {
     /// A bundle (from `tessera export`) or a trust file (from `tessera admin`).
     pub file: PathBuf,
+    /// Import a bundle although the device that signed it is certified by nobody (it
+    /// may come from anyone; its changes are still checked one by one).
+    #[arg(long)]
+    pub allow_unknown_exporter: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1391,7 +1391,34 @@ fn repair(node: &mut Node, damage_reviewed: bool, ui: &Ui) -> Result<()> {
 }
 
 fn import(node: &mut Node, args: ImportArgs, ui: &Ui) -> Result<()> {
-    let imported = crate::bundle_io::import(node, &args.file)?;
+    let imported = match crate::bundle_io::import(node, &args.file, args.allow_unknown_exporter) {
+        Ok(imported) => imported,
+        Err(e) => match e.downcast_ref::<crate::bundle_io::UnknownExporter>() {
+            Some(unknown) => bail!(
+                "{} {} {}",
+                ui.t("the bundle was signed by device", "il pacchetto è firmato dal dispositivo"),
+                unknown.exporter.short(),
+                ui.t(
+                    "which no certificate of this network vouches for: nothing was imported. \
+                     Ask who gave it to you to export it again from a certified hub, or import \
+                     it anyway with --allow-unknown-exporter",
+                    "che nessun certificato di questa rete garantisce: non è stato importato nulla. \
+                     Chiedi a chi te lo ha dato di esportarlo di nuovo da un polo certificato, o \
+                     importalo comunque con --allow-unknown-exporter"
+                )
+            ),
+            None => return Err(e),
+        },
+    };
+    if args.allow_unknown_exporter {
+        eprintln!(
+            "{}",
+            ui.t(
+                "warning: importing without checking who exported the bundle (--allow-unknown-exporter)",
+                "attenzione: importazione senza verificare chi ha esportato il pacchetto (--allow-unknown-exporter)"
+            )
+        );
+    }
     let r = &imported.report;
     println!(
         "{}: {} {}, {} {}, {} {}",

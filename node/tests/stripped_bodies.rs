@@ -1,0 +1,118 @@
+//! A carrier that empties the bodies of a bundle's envelopes (a USB stick passed on by
+//! anyone, re-signed with a key nobody certified) must not make records vanish: the
+//! import is refused unless asked for, and when the emptied copy is taken anyway, the
+//! genuine bundle or a sync with a peer brings the record back.
+
+mod common;
+
+use std::path::Path;
+
+use common::{field, joined_hub, ok, tessera, Daemon};
+use tessera_log::bundle::{read_all, BundleWriter};
+use tessera_log::{LogEntry, SecretKey};
+
+fn add_person(data: &Path, given: &str) {
+    ok(
+        data,
+        &[
+            "attendee",
+            "add",
+            "--given",
+            given,
+            "--family",
+            "Prova",
+            "--birth-year",
+            "1975",
+            "--role",
+            "citizen",
+            "--consent-by",
+            "self",
+        ],
+    );
+}
+
+/// The bundle at `genuine` with every envelope's bodies removed, signed by a key that
+/// no certificate vouches for.
+fn stripped_copy(genuine: &Path, out: &Path) {
+    let (header, entries) = read_all(&std::fs::read(genuine).unwrap()).unwrap();
+    let stranger = SecretKey::from_seed([9; 32]);
+    let mut writer = BundleWriter::new(
+        Vec::new(),
+        header.network,
+        &stranger,
+        header.created_at,
+        &header.base,
+        &header.heads,
+    )
+    .unwrap();
+    for entry in &entries {
+        let entry = match entry {
+            LogEntry::Envelope(env) => {
+                let mut env = env.clone();
+                for index in 0..env.bodies().len() {
+                    env.strip_body(index);
+                }
+                LogEntry::Envelope(env)
+            }
+            other => other.clone(),
+        };
+        writer.write_entry(&entry).unwrap();
+    }
+    std::fs::write(out, writer.finish().unwrap()).unwrap();
+}
+
+fn run(data: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = tessera(data).args(args).output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+const WITHOUT_CONTENT: &str = "Changes without their content";
+
+#[test]
+fn a_stripped_bundle_from_a_stranger_is_refused_and_cannot_hide_a_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    ok(&a, &["init", "--site", "Polo A"]);
+    let b = joined_hub(&a, dir.path(), "Sportello B");
+    let c = joined_hub(&a, dir.path(), "Sportello C");
+    add_person(&a, "Visibile");
+    let genuine = dir.path().join("genuine.tessera");
+    ok(&a, &["export", genuine.to_str().unwrap()]);
+    let stripped = dir.path().join("stripped.tessera");
+    stripped_copy(&genuine, &stripped);
+
+    // import and audit verify agree: the exporter is certified by nobody.
+    let (imported, _, err) = run(&b, &["import", stripped.to_str().unwrap()]);
+    assert!(!imported, "an uncertified exporter's bundle was imported");
+    assert!(err.contains("no certificate") && err.contains("--allow-unknown-exporter"), "{err}");
+    let (verified, out, _) = run(&b, &["audit", "verify", stripped.to_str().unwrap()]);
+    assert!(!verified && out.contains("unknown-exporter"), "{out}");
+    assert!(!ok(&b, &["attendee", "list"]).contains("Visibile"));
+
+    // Taken anyway: the record is held without its content, and the node says so.
+    let (imported, _, err) = run(&b, &["import", stripped.to_str().unwrap(), "--allow-unknown-exporter"]);
+    assert!(imported, "{err}");
+    assert!(err.contains("warning"), "{err}");
+    assert!(!ok(&b, &["attendee", "list"]).contains("Visibile"));
+    assert_ne!(field(&ok(&b, &["status"]), WITHOUT_CONTENT), "0");
+
+    // The genuine bundle fills the bodies in, although every envelope is "already here".
+    let out = ok(&b, &["import", genuine.to_str().unwrap()]);
+    assert!(out.contains("Content restored for"), "{out}");
+    assert!(ok(&b, &["attendee", "list"]).contains("Visibile"));
+    assert_eq!(field(&ok(&b, &["status"]), WITHOUT_CONTENT), "0");
+
+    // Over sync: the version vectors match, the node asks for what it lacks.
+    ok(&c, &["import", stripped.to_str().unwrap(), "--allow-unknown-exporter"]);
+    assert!(!ok(&c, &["attendee", "list"]).contains("Visibile"));
+    let daemon = Daemon::start(&a);
+    ok(&c, &["sync", "--peer", &daemon.addr]);
+    daemon.stop();
+    assert!(ok(&c, &["attendee", "list"]).contains("Visibile"));
+    assert_eq!(field(&ok(&c, &["status"]), WITHOUT_CONTENT), "0");
+    assert_eq!(
+        field(&ok(&a, &["status"]), "Records fingerprint"),
+        field(&ok(&c, &["status"]), "Records fingerprint")
+    );
+}
