@@ -401,10 +401,10 @@ impl Store {
         let reviewed = self.reviewed_damage()?;
         for damage in &self.damage {
             match damage.held {
-                DamagedEntry::Envelope { author: a, seq } if a == *author => {
-                    if self.chain_id(author, seq)?.is_none() {
-                        return Ok(Some(SigningBlocked::OwnEnvelopeDamaged { seq }));
-                    }
+                DamagedEntry::Envelope { author: a, seq }
+                    if a == *author && self.chain_id(author, seq)?.is_none() =>
+                {
+                    return Ok(Some(SigningBlocked::OwnEnvelopeDamaged { seq }));
                 }
                 DamagedEntry::Unknown => {
                     let at = damage.range.start_position();
