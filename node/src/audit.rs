@@ -203,6 +203,12 @@ fn trust_of(source: &Source, network: NetworkId, problems: &mut Vec<Problem>) ->
             problems.push(problem(kind_of(&e), None, None, format!("{what}: {e}")));
         }
     }
+    // Entries still waiting once every entry is held can never be checked: their
+    // issuer's certificate is not in the source.
+    for (entry, reason) in trust.waiting() {
+        let what = entry.statement.describe();
+        problems.push(problem(kind_of(reason), None, None, format!("{what}: {reason}")));
+    }
     (trust, count)
 }
 

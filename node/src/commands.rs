@@ -1441,6 +1441,18 @@ fn import(node: &mut Node, args: ImportArgs, ui: &Ui) -> Result<()> {
             ),
         );
     }
+    let waiting = node.store().trust().waiting().count();
+    if waiting > 0 {
+        println!(
+            "{waiting} {}",
+            ui.t(
+                "certificates or revocations held until the certificate they depend on arrives \
+                 (import the partner's or the network's trust file)",
+                "certificati o revoche in attesa del certificato da cui dipendono \
+                 (importa il file di fiducia del partner o della rete)"
+            ),
+        );
+    }
     for fork in &r.forks {
         println!(
             "{} {} {} {}",

@@ -154,7 +154,8 @@ pub fn admit_with(
             let trust = staging.trust.get_or_insert_with(|| view.trust().clone());
             match trust.add(trust_entry.clone())? {
                 Added::AlreadyKnown => Ok(Admission::Duplicate),
-                Added::New => Ok(Admission::Trust),
+                // A waiting entry is held (and stored) too: it counts once accepted.
+                Added::New | Added::Waiting => Ok(Admission::Trust),
             }
         }
         LogEntry::Envelope(env) => {

@@ -28,6 +28,8 @@ pub enum VerifyError {
     UnknownPartner { partner: PartnerKey },
     #[error("{issuer} may not revoke device {device}: only the network key or a partner that certified the device can")]
     UnauthorizedIssuer { issuer: PublicKey, device: DeviceKey },
+    #[error("{max} certificates or revocations are already waiting for the certificate they depend on; this {what} is refused")]
+    TooManyWaiting { what: &'static str, max: usize },
     #[error("device {device} was revoked after its envelope {last_valid}; envelope {seq} is not accepted")]
     Revoked { device: DeviceKey, seq: Seq, last_valid: Seq },
     #[error("partner {partner} of device {device} was revoked, valid up to the device's envelope {last_valid}; envelope {seq} is not accepted")]

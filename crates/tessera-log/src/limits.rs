@@ -14,6 +14,10 @@ pub const BODY_BYTES_MAX: usize = 1024 * 1024;
 pub const TEXT_BYTES_MAX: usize = 256;
 /// Largest encoded trust entry (certificate or revocation).
 pub const TRUST_ENTRY_BYTES_MAX: usize = 256 * 1024;
+/// Most validly signed trust entries one node holds while their issuer's authority
+/// cannot be checked yet (a revocation that arrived before the certificate it needs).
+/// Past it, further such entries are refused: only then does arrival order matter.
+pub const TRUST_ENTRIES_WAITING_MAX: usize = 4096;
 /// Most per-device cut-offs one partner revocation may list.
 pub const PARTNER_REVOCATION_DEVICES_MAX: usize = 4096;
 /// Most authors one version vector may list (ten times the scale workload's devices).

@@ -7,7 +7,11 @@
 //! up to its envelope N". A partner revocation lists such a cut-off for each of the
 //! partner's devices; a device it does not list is valid for nothing.
 //! Every rule here is order-independent: the same set of entries gives the same
-//! answers whatever order they arrived in (a requirement for convergence).
+//! answers whatever order they arrived in (a requirement for convergence). An entry
+//! whose issuer's authority cannot be checked yet (a device certificate before its
+//! partner's, a revocation before the certificate of the device it revokes) is held
+//! *waiting* and accepted as soon as what it needs arrives: the accepted set is the
+//! fixpoint of the set held, never a function of arrival order.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +20,9 @@ use crate::error::{BuildError, VerifyError};
 use crate::ids::{
     DeviceKey, Hash, NetworkId, PartnerKey, PublicKey, SecretKey, Seq, Signature, Timestamp, TrustEntryId,
 };
-use crate::limits::{PARTNER_REVOCATION_DEVICES_MAX, TEXT_BYTES_MAX, TRUST_ENTRY_BYTES_MAX};
+use crate::limits::{
+    PARTNER_REVOCATION_DEVICES_MAX, TEXT_BYTES_MAX, TRUST_ENTRIES_WAITING_MAX, TRUST_ENTRY_BYTES_MAX,
+};
 
 /// Format version of trust entries.
 pub const TRUST_ENTRY_VERSION: u8 = 1;
@@ -338,8 +344,18 @@ fn signing_message(signed: &[u8]) -> Vec<u8> {
 /// Whether [`TrustState::add`] learned something.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Added {
+    /// Accepted (and with it, any waiting entries it made checkable).
     New,
+    /// Already held, accepted or waiting.
     AlreadyKnown,
+    /// Validly signed but its issuer's authority cannot be checked yet: held, and
+    /// accepted when the certificate it depends on arrives.
+    Waiting,
+}
+
+/// Whether `error` may go away once more certificates are held.
+fn waits_for_certificate(error: &VerifyError) -> bool {
+    matches!(error, VerifyError::UnknownPartner { .. } | VerifyError::UnauthorizedIssuer { .. })
 }
 
 /// The accepted trust entries of one network and what follows from them.
@@ -347,6 +363,8 @@ pub enum Added {
 pub struct TrustState {
     network: NetworkId,
     entries: BTreeMap<TrustEntryId, TrustEntry>,
+    /// Validly signed entries not accepted yet, with why (see [`Added::Waiting`]).
+    waiting: BTreeMap<TrustEntryId, (TrustEntry, VerifyError)>,
     partners: BTreeMap<PartnerKey, BTreeMap<TrustEntryId, PartnerCertificate>>,
     devices: BTreeMap<DeviceKey, BTreeMap<TrustEntryId, DeviceCertificate>>,
     /// Lowest cut-off over all revocations of each device.
@@ -363,6 +381,7 @@ impl TrustState {
         TrustState {
             network,
             entries: BTreeMap::new(),
+            waiting: BTreeMap::new(),
             partners: BTreeMap::new(),
             devices: BTreeMap::new(),
             device_last_valid: BTreeMap::new(),
@@ -375,22 +394,65 @@ impl TrustState {
         self.network
     }
 
-    /// Verifies `entry` (network, signature, authority of its issuer) and adds it.
-    /// Entries that depend on others (a device certificate on its partner's) must
-    /// come after them: [`TrustState::entries_in_order`] gives such an order.
+    /// Verifies `entry` (network, signature, authority of its issuer) and adds it. An
+    /// entry whose issuer's authority depends on a certificate not held yet is kept
+    /// waiting ([`Added::Waiting`]) and accepted when that certificate is added, so any
+    /// order of the same entries ends in the same state.
     pub fn add(&mut self, entry: TrustEntry) -> Result<Added, VerifyError> {
         let id = entry.id();
-        if self.entries.contains_key(&id) {
+        if self.entries.contains_key(&id) || self.waiting.contains_key(&id) {
             return Ok(Added::AlreadyKnown);
         }
         entry.verify_signature(&self.network)?;
+        match self.accept(id, entry) {
+            Ok(()) => {
+                self.accept_waiting();
+                Ok(Added::New)
+            }
+            Err((entry, error)) if waits_for_certificate(&error) => {
+                if self.waiting.len() >= TRUST_ENTRIES_WAITING_MAX {
+                    return Err(VerifyError::TooManyWaiting {
+                        what: entry.statement.describe(),
+                        max: TRUST_ENTRIES_WAITING_MAX,
+                    });
+                }
+                self.waiting.insert(id, (entry, error));
+                Ok(Added::Waiting)
+            }
+            Err((_, error)) => Err(error),
+        }
+    }
+
+    /// Accepts every waiting entry that has become checkable, until none does.
+    fn accept_waiting(&mut self) {
+        loop {
+            let mut progress = false;
+            for id in self.waiting.keys().copied().collect::<Vec<_>>() {
+                let Some((entry, _)) = self.waiting.remove(&id) else { continue };
+                match self.accept(id, entry) {
+                    Ok(()) => progress = true,
+                    Err((entry, error)) => {
+                        self.waiting.insert(id, (entry, error));
+                    }
+                }
+            }
+            if !progress {
+                return;
+            }
+        }
+    }
+
+    /// Checks the issuer's authority of a signature-checked entry and applies it, or
+    /// hands it back with the reason.
+    fn accept(&mut self, id: TrustEntryId, entry: TrustEntry) -> Result<(), (TrustEntry, VerifyError)> {
         match &entry.statement {
             TrustStatement::Partner(c) => {
                 self.partners.entry(c.partner).or_default().insert(id, c.clone());
             }
             TrustStatement::Device(c) => {
                 if !self.partners.contains_key(&c.partner) {
-                    return Err(VerifyError::UnknownPartner { partner: c.partner });
+                    let error = VerifyError::UnknownPartner { partner: c.partner };
+                    return Err((entry, error));
                 }
                 self.devices.entry(c.device).or_default().insert(id, c.clone());
                 self.verifying_keys.entry(c.device).or_insert_with(|| c.device.0.verifying_key());
@@ -402,7 +464,8 @@ impl TrustState {
                     .get(&r.device)
                     .is_some_and(|certs| certs.values().any(|c| c.partner.0 == r.issuer));
                 if !by_network && !by_certifier {
-                    return Err(VerifyError::UnauthorizedIssuer { issuer: r.issuer, device: r.device });
+                    let error = VerifyError::UnauthorizedIssuer { issuer: r.issuer, device: r.device };
+                    return Err((entry, error));
                 }
                 let cut = self.device_last_valid.entry(r.device).or_insert(r.last_valid);
                 *cut = (*cut).min(r.last_valid);
@@ -427,7 +490,12 @@ impl TrustState {
             }
         }
         self.entries.insert(id, entry);
-        Ok(Added::New)
+        Ok(())
+    }
+
+    /// Entries held waiting for a certificate, with what they wait for.
+    pub fn waiting(&self) -> impl Iterator<Item = (&TrustEntry, &VerifyError)> {
+        self.waiting.values().map(|(entry, error)| (entry, error))
     }
 
     /// May `device` author its envelope `seq`? Returns the certificate that allows it.
@@ -488,10 +556,12 @@ impl TrustState {
         self.device_last_valid.get(device).copied()
     }
 
+    /// Whether the entry is held, accepted or waiting.
     pub fn contains(&self, id: &TrustEntryId) -> bool {
-        self.entries.contains_key(id)
+        self.entries.contains_key(id) || self.waiting.contains_key(id)
     }
 
+    /// Number of accepted entries.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -500,8 +570,9 @@ impl TrustState {
         self.entries.is_empty()
     }
 
-    /// All accepted entries in an order that [`TrustState::add`] accepts on an empty
-    /// state: partner certificates, then device certificates, then revocations.
+    /// All accepted entries in dependency order (partner certificates, then device
+    /// certificates, then revocations), the order that leaves none waiting on the way.
+    /// Waiting entries are not included: they are not passed on until accepted.
     pub fn entries_in_order(&self) -> Vec<&TrustEntry> {
         let mut out: Vec<&TrustEntry> = self.entries.values().collect();
         out.sort_by_key(|e| e.dependency_rank());
@@ -567,17 +638,71 @@ mod tests {
     }
 
     #[test]
-    fn device_certificate_needs_a_certified_partner() {
+    fn device_certificate_waits_for_its_partner() {
         let net = TestNetwork::new(4, 2, 1);
         let mut trust = TrustState::new(net.network);
         // Device certificate of partner 0 before partner 0's own certificate.
         let device_cert = net.entries[2].clone();
         assert!(matches!(device_cert.statement, TrustStatement::Device(_)));
-        let err = trust.add(device_cert.clone()).unwrap_err();
-        assert_eq!(err, VerifyError::UnknownPartner { partner: net.devices[0].partner });
+        assert_eq!(trust.add(device_cert.clone()).unwrap(), Added::Waiting);
+        assert_eq!(trust.add(device_cert.clone()).unwrap(), Added::AlreadyKnown);
+        let device = net.devices[0].id;
+        assert!(matches!(trust.authorize(&device, Seq(1)), Err(VerifyError::UnknownAuthor { .. })));
+        let (_, why) = trust.waiting().next().unwrap();
+        assert_eq!(*why, VerifyError::UnknownPartner { partner: net.devices[0].partner });
         trust.add(net.entries[0].clone()).unwrap();
-        assert_eq!(trust.add(device_cert.clone()).unwrap(), Added::New);
+        assert!(trust.authorize(&device, Seq(1)).is_ok());
+        assert_eq!(trust.waiting().count(), 0);
         assert_eq!(trust.add(device_cert).unwrap(), Added::AlreadyKnown);
+    }
+
+    #[test]
+    fn a_revocation_before_the_certificate_it_needs_still_revokes() {
+        let net = TestNetwork::new(4, 1, 1);
+        let device = net.devices[0].id;
+        let revocation = net.revoke_device(0, device, Seq(3), "rubato");
+        let mut trust = TrustState::new(net.network);
+        assert_eq!(trust.add(revocation.clone()).unwrap(), Added::Waiting);
+        assert!(!trust.entries_in_order().iter().any(|e| e.id() == revocation.id()), "not passed on yet");
+        for entry in &net.entries {
+            trust.add(entry.clone()).unwrap();
+        }
+        assert_eq!(trust.device_revoked_after(&device), Some(Seq(3)));
+        assert!(trust.authorize(&device, Seq(3)).is_ok());
+        assert!(matches!(trust.authorize(&device, Seq(4)), Err(VerifyError::Revoked { .. })));
+        assert!(trust.entries_in_order().iter().any(|e| e.id() == revocation.id()));
+    }
+
+    #[test]
+    fn waiting_entries_are_bounded() {
+        let net = TestNetwork::new(4, 1, 1);
+        let mut trust = TrustState::new(net.network);
+        let stranger = SecretKey::from_seed([9; 32]);
+        let revoke = |n: u64| {
+            TrustEntry::sign(
+                net.network,
+                Timestamp(0),
+                TrustStatement::RevokeDevice(DeviceRevocation {
+                    issuer: stranger.public(),
+                    device: net.devices[0].id,
+                    last_valid: Seq(n),
+                    reason: String::new(),
+                }),
+                &stranger,
+            )
+            .unwrap()
+        };
+        for n in 0..TRUST_ENTRIES_WAITING_MAX as u64 {
+            assert_eq!(trust.add(revoke(n)).unwrap(), Added::Waiting);
+        }
+        let err = trust.add(revoke(u64::MAX)).unwrap_err();
+        assert!(matches!(err, VerifyError::TooManyWaiting { .. }), "{err}");
+        // A stranger's revocation never becomes valid: the device stays usable.
+        for entry in &net.entries {
+            trust.add(entry.clone()).unwrap();
+        }
+        assert!(trust.authorize(&net.devices[0].id, Seq(100)).is_ok());
+        assert_eq!(trust.waiting().count(), TRUST_ENTRIES_WAITING_MAX);
     }
 
     #[test]
@@ -615,8 +740,11 @@ mod tests {
                 reason: String::new(),
             }),
         );
-        let err = trust.add(by_other_partner).unwrap_err();
-        assert_eq!(err, VerifyError::UnauthorizedIssuer { issuer: net.partner_keys[1].public(), device });
+        // Kept waiting (partner 1 might certify the device later), never applied.
+        assert_eq!(trust.add(by_other_partner).unwrap(), Added::Waiting);
+        let (_, why) = trust.waiting().next().unwrap();
+        assert_eq!(*why, VerifyError::UnauthorizedIssuer { issuer: net.partner_keys[1].public(), device });
+        assert_eq!(trust.device_revoked_after(&device), None);
         let by_network = net.sign_as_network(TrustStatement::RevokeDevice(DeviceRevocation {
             issuer: net.network.0,
             device,
@@ -704,6 +832,39 @@ mod tests {
     }
 
     proptest! {
+        /// The project's invariant: the same set of trust entries, in any order of
+        /// arrival, gives the same answers.
+        #[test]
+        fn trust_depends_only_on_the_set_held(order in Just((0..9usize).collect::<Vec<_>>()).prop_shuffle()) {
+            let net = TestNetwork::new(4, 2, 2);
+            let mut all = net.entries.clone();
+            all.push(net.revoke_device(0, net.devices[0].id, Seq(3), "rubato"));
+            all.push(net.sign_as_network(TrustStatement::RevokePartner(PartnerRevocation {
+                partner: net.devices[1].partner,
+                last_valid: vec![(net.devices[1].id, Seq(5))],
+                reason: "fine convenzione".into(),
+            })));
+            prop_assert_eq!(all.len(), 8);
+            all.push(net.revoke_device(1, net.devices[0].id, Seq(2), "not its certifier"));
+            let answers = |order: &[usize]| {
+                let mut trust = TrustState::new(net.network);
+                for i in order {
+                    trust.add(all[*i].clone()).unwrap();
+                }
+                let ids: Vec<_> = trust.ids().copied().collect();
+                let allowed: Vec<bool> = net
+                    .devices
+                    .iter()
+                    .flat_map(|d| (1..8).map(move |s| (d.id, Seq(s))))
+                    .map(|(d, s)| trust.authorize(&d, s).is_ok())
+                    .collect();
+                (ids, allowed, trust.waiting().count())
+            };
+            let reference = answers(&(0..9).collect::<Vec<_>>());
+            prop_assert_eq!(reference.2, 1, "the revocation by a partner that did not certify the device waits");
+            prop_assert_eq!(answers(&order), reference);
+        }
+
         #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..1024)) {
             let _ = TrustEntry::decode(&bytes);
