@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use tessera_net::driver::{run_session, RunOptions, Stored, Summary, FANOUT_BATCHES_MAX};
+use tessera_net::gate::{GateLimits, SessionGate};
 use tessera_net::{Channel, Endpoint};
 use tessera_sync::{CloseReason, Event, SessionConfig};
 use tokio::sync::{broadcast, watch};
@@ -22,7 +23,7 @@ use tokio::sync::{broadcast, watch};
 use crate::node::Node;
 use crate::ui::Ui;
 
-/// Sessions a `serve` daemon runs at once (incoming and outgoing).
+/// Incoming sessions a `serve` daemon runs at once.
 pub const SESSIONS_MAX: usize = 64;
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
@@ -266,7 +267,11 @@ pub fn serve(dir: &Path, listen: &str, peers: &[String], ui: &Ui) -> Result<()> 
         let (fanout, _) = broadcast::channel::<Stored>(FANOUT_BATCHES_MAX);
         let (stop_tx, stop) = watch::channel(false);
         let ids = Arc::new(AtomicU64::new(1));
-        let slots = Arc::new(tokio::sync::Semaphore::new(SESSIONS_MAX));
+        let gate = SessionGate::new(GateLimits {
+            handshakes_max: tessera_net::PENDING_HANDSHAKES_MAX,
+            sessions_max: SESSIONS_MAX,
+            sessions_per_device: tessera_net::SESSIONS_PER_DEVICE_MAX,
+        });
         let mut tasks = tokio::task::JoinSet::new();
 
         // Incoming sessions.
@@ -276,7 +281,7 @@ pub fn serve(dir: &Path, listen: &str, peers: &[String], ui: &Ui) -> Result<()> 
             let fanout = fanout.clone();
             let mut stop = stop.clone();
             let ids = ids.clone();
-            let slots = slots.clone();
+            let gate = gate.clone();
             tasks.spawn(async move {
                 let mut sessions = tokio::task::JoinSet::new();
                 loop {
@@ -285,17 +290,17 @@ pub fn serve(dir: &Path, listen: &str, peers: &[String], ui: &Ui) -> Result<()> 
                         _ = stop.changed() => break,
                     };
                     let Some(incoming) = incoming else { break };
-                    let Ok(permit) = slots.clone().try_acquire_owned() else {
-                        tracing::warn!(peer = %incoming.remote_address(), "too many sessions: connection refused");
+                    let Some(handshake_place) = gate.begin_handshake() else {
+                        tracing::warn!(peer = %incoming.remote_address(), "too many handshakes: connection refused");
                         incoming.refuse();
                         continue;
                     };
+                    let gate = gate.clone();
                     let node = node.clone();
                     let fanout = fanout.clone();
                     let stop = stop.clone();
                     let id = ids.fetch_add(1, Ordering::Relaxed);
                     sessions.spawn(async move {
-                        let _permit = permit;
                         // The trust state is a copy: kept for the handshake only, not for
                         // the whole session (as in the relay).
                         let handshake = async {
@@ -304,6 +309,16 @@ pub fn serve(dir: &Path, listen: &str, peers: &[String], ui: &Ui) -> Result<()> 
                         };
                         match handshake.await {
                             Ok(channel) => {
+                                let Some(peer) = channel.peer().map(|p| p.certificate.device) else { return };
+                                let _session_place = match gate.admit(peer) {
+                                    Ok(place) => place,
+                                    Err(refusal) => {
+                                        tracing::warn!(peer = %peer.short(), reason = refusal.label(), "session refused");
+                                        channel.refuse(&refusal.to_string()).await;
+                                        return;
+                                    }
+                                };
+                                drop(handshake_place);
                                 let config = SessionConfig::new(network, device);
                                 let options = RunOptions { stop_when_caught_up: false, id, meter: None };
                                 match run_recorded(channel, node, config, fanout, stop, options, None).await {

@@ -37,6 +37,7 @@ fn three_hubs_never_online_together_converge_through_the_relay() {
         sessions_max: 16,
         device_rate_max: 500,
         partner_quota_bytes: 1 << 30,
+        ..tessera_relay::ServeArgs::default()
     };
     let relay = runtime.block_on(tessera_relay::Relay::start(&relay_dir, args)).unwrap();
     let addr = relay.addr.to_string();

@@ -24,6 +24,7 @@ use tessera_log::{DeviceKey, DeviceRole, LogEntry, NetworkId, PartnerKey, Secret
 use tessera_net::driver::{
     ingest_into_store, run_session, RunOptions, StoreLog, Stored, SyncStore, FANOUT_BATCHES_MAX,
 };
+use tessera_net::gate::{GateLimits, SessionGate};
 use tessera_net::{Endpoint, Identity};
 use tessera_store::{read_secret_key, trust_file, write_secret_key, Policy, Store};
 use tessera_sync::{IngestFailure, LocalLog, SessionConfig};
@@ -75,15 +76,37 @@ pub struct ServeArgs {
     /// Local HTTP address for Prometheus metrics (keep it on localhost).
     #[arg(long, default_value = "127.0.0.1:9464")]
     pub metrics: String,
-    /// Sessions served at once.
+    /// Sessions served at once (authenticated peers; more are told the relay is full).
     #[arg(long, default_value_t = 1000)]
     pub sessions_max: usize,
+    /// Sessions of one device at once (a hub's daemon and one `tessera sync`).
+    #[arg(long, default_value_t = tessera_net::SESSIONS_PER_DEVICE_MAX)]
+    pub sessions_per_device: usize,
+    /// Connections in the handshake at once, before the peer has proved who it is;
+    /// more are refused before their handshake.
+    #[arg(long, default_value_t = tessera_net::PENDING_HANDSHAKES_MAX)]
+    pub handshakes_max: usize,
+    /// Seconds a connection may take to prove who it is.
+    #[arg(long, default_value_t = 10)]
+    pub handshake_timeout_secs: u64,
     /// Envelopes per second one device may upload (averaged over a minute).
     #[arg(long, default_value_t = 500)]
     pub device_rate_max: u64,
     /// Bytes of envelopes stored per partner organisation.
     #[arg(long, default_value_t = 2 * 1024 * 1024 * 1024)]
     pub partner_quota_bytes: u64,
+}
+
+impl Default for ServeArgs {
+    /// The command line's defaults (one source for both).
+    fn default() -> Self {
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        Defaults::parse_from(["tessera-relay"]).args
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -360,7 +383,12 @@ async fn serve_loop(
     device: DeviceKey,
 ) -> Result<()> {
     let (fanout, _) = broadcast::channel::<Stored>(FANOUT_BATCHES_MAX);
-    let slots = Arc::new(tokio::sync::Semaphore::new(args.sessions_max));
+    let gate = SessionGate::new(GateLimits {
+        handshakes_max: args.handshakes_max,
+        sessions_max: args.sessions_max,
+        sessions_per_device: args.sessions_per_device,
+    });
+    let handshake_limit = Duration::from_secs(args.handshake_timeout_secs.max(1));
     let ids = AtomicU64::new(1);
     let mut sessions = tokio::task::JoinSet::new();
     let metrics_task = tokio::spawn(metrics::serve(metrics_listener, metrics.clone(), stop.clone()));
@@ -370,24 +398,24 @@ async fn serve_loop(
             _ = stop.changed() => break,
         };
         let Some(incoming) = incoming else { break };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            metrics.reject("too_many_sessions");
+        let Some(handshake_place) = gate.begin_handshake() else {
+            metrics.reject("too_many_handshakes");
             incoming.refuse();
             continue;
         };
+        let gate = gate.clone();
         let store = store.clone();
         let metrics = metrics.clone();
         let fanout = fanout.clone();
         let stop = stop.clone();
         let id = ids.fetch_add(1, Ordering::Relaxed);
         sessions.spawn(async move {
-            let _permit = permit;
             // The trust state is a copy (a few KiB per certified device): keep it
             // for the handshake only, not for the whole session (measured: 2.4 MiB per
             // live session in a network of 1,000 devices).
             let handshake = async {
                 let trust = lock(&store).trust();
-                incoming.handshake(&trust).await
+                incoming.handshake_within(&trust, handshake_limit).await
             };
             let channel = match handshake.await {
                 Ok(channel) => channel,
@@ -401,10 +429,18 @@ async fn serve_loop(
                     return;
                 }
             };
-            let peer = channel.peer().map(|p| p.certificate.device);
-            if let Some(peer) = &peer {
-                metrics.seen(peer);
-            }
+            let Some(peer) = channel.peer().map(|p| p.certificate.device) else { return };
+            let _session_place = match gate.admit(peer) {
+                Ok(place) => place,
+                Err(refusal) => {
+                    metrics.reject(refusal.label());
+                    tracing::info!(peer = %peer.short(), reason = refusal.label(), "session refused");
+                    channel.refuse(&refusal.to_string()).await;
+                    return;
+                }
+            };
+            drop(handshake_place);
+            metrics.seen(&peer);
             let config = SessionConfig::new(network, device);
             let counted =
                 metrics.session_started(SessionCounters { meter: Arc::default(), wire: channel.wire() });

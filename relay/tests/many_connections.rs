@@ -124,6 +124,7 @@ fn relay_with_200_live_sessions_keeps_serving_small_syncs() {
             sessions_max: IDLE + 2,
             device_rate_max: 500,
             partner_quota_bytes: 1 << 30,
+            ..ServeArgs::default()
         };
         let relay = Relay::start(&data, args).await.unwrap();
         let (stop_tx, stop) = watch::channel(false);
@@ -159,10 +160,10 @@ fn relay_with_200_live_sessions_keeps_serving_small_syncs() {
         })
         .await;
 
-        // One session too many: refused, and nobody else is disturbed.
+        // One session too many: refused in words, and nobody else is disturbed.
         let extra = endpoint(&net, 2 + IDLE);
-        let trust = net.trust();
-        assert!(extra.connect(relay.addr, &trust).await.is_err(), "a session beyond the cap was accepted");
+        let refusal = refusal_of(&net, &extra, relay.addr, idle_store.clone()).await;
+        assert!(refusal.contains("maximum of 202 sessions"), "{refusal}");
 
         // Small syncs: each new envelope of A reaches B, one at a time.
         let a_device = net.devices[0].id;
@@ -204,6 +205,147 @@ fn relay_with_200_live_sessions_keeps_serving_small_syncs() {
         for ep in &endpoints {
             ep.close();
         }
+        relay.shutdown().await.unwrap();
+    });
+}
+
+/// Why the relay ended a session of `endpoint` at its start (panics if it was served).
+async fn refusal_of<S: SyncStore>(
+    net: &TestNetwork,
+    endpoint: &Endpoint,
+    relay: SocketAddr,
+    store: Arc<Mutex<S>>,
+) -> String {
+    let trust = store.lock().unwrap().trust();
+    let channel = endpoint.connect(relay, &trust).await.expect("the handshake itself succeeds");
+    let config = SessionConfig::new(net.network, net.devices[0].id);
+    let (_stop_tx, stop) = watch::channel(false);
+    let options = RunOptions { stop_when_caught_up: false, id: 1, meter: None };
+    let run = run_session(channel, store, config, broadcast::channel(4).0, stop, options, |_, _| {});
+    match tokio::time::timeout(WAIT, run).await.expect("the refusal came in time") {
+        Err(tessera_net::NetError::RefusedByPeer(reason)) => reason,
+        other => panic!("the session was not refused in words: {other:?}"),
+    }
+}
+
+/// A certified key copied onto 20 machines, and 16 uncertified clients connecting in
+/// a loop, against a relay of 8 sessions: the copies hold at most 2 sessions (the
+/// others are told why), the uncertified clients only ever hold handshake places, and
+/// a hub's every sync goes through.
+#[test]
+fn a_shared_key_and_uncertified_loopers_do_not_starve_a_hub() {
+    const COPIES: usize = 20;
+    const LOOPERS: u8 = 16;
+    const HUB_SYNCS: u64 = 20;
+    let dir = tempfile::tempdir().unwrap();
+    // Device 0: the hub; device 1: the key shared by many clients.
+    let mut net = TestNetwork::new(22, 1, 2);
+    let data = relay_dir(&net, dir.path());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let args = ServeArgs {
+            listen: "127.0.0.1:0".into(),
+            metrics: "127.0.0.1:0".into(),
+            sessions_max: 8,
+            ..ServeArgs::default()
+        };
+        assert_eq!(args.sessions_per_device, 2);
+        let relay = Relay::start(&data, args).await.unwrap();
+        let (stop_tx, stop) = watch::channel(false);
+
+        // The copies of one key: two get live sessions, the others are refused.
+        let shared_store = Arc::new(Mutex::new(store(&net, &dir.path().join("shared"))));
+        let shared = Arc::new(Counts::default());
+        let mut endpoints = Vec::new();
+        let mut tasks = Vec::new();
+        for _ in 0..2 {
+            let (ep, task) = live_session(
+                &net,
+                1,
+                relay.addr,
+                shared_store.clone(),
+                broadcast::channel(4).0,
+                stop.clone(),
+                shared.clone(),
+            );
+            endpoints.push(ep);
+            tasks.push(task);
+        }
+        until("two sessions of the shared key live", || shared.live.load(Ordering::Relaxed) == 2).await;
+        for _ in 2..COPIES {
+            let copy = endpoint(&net, 1);
+            let refusal = refusal_of(&net, &copy, relay.addr, shared_store.clone()).await;
+            assert!(refusal.contains("already has 2 sessions open here"), "{refusal}");
+            copy.close();
+        }
+
+        // Uncertified clients, connecting again and again until the end.
+        let loops = Arc::new(AtomicUsize::new(0));
+        for n in 0..LOOPERS {
+            let (network, mut stop, loops) = (net.network, stop.clone(), loops.clone());
+            let trust = net.trust();
+            tasks.push(tokio::spawn(async move {
+                let key = SecretKey::from_seed([200 + n; 32]);
+                let identity = Identity { network, key, chain: vec![] };
+                let ep = Endpoint::bind("127.0.0.1:0".parse().unwrap(), identity).unwrap();
+                loop {
+                    tokio::select! {
+                        result = ep.connect(relay.addr, &trust) => {
+                            assert!(result.is_err(), "an uncertified client got a session");
+                            loops.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ = stop.changed() => break,
+                    }
+                }
+                ep.close();
+            }));
+        }
+
+        // The hub syncs one change at a time: every sync ends caught up.
+        let hub = Arc::new(Mutex::new(store(&net, &dir.path().join("hub"))));
+        let hub_endpoint = endpoint(&net, 0);
+        let network = net.network;
+        for n in 0..HUB_SYNCS {
+            let env = net.devices[0].next_simple(&network, n, 100);
+            hub.lock().unwrap().ingest(&[LogEntry::Envelope(env)], Policy::AllOrNothing).unwrap();
+            let trust = hub.lock().unwrap().trust().clone();
+            let channel =
+                hub_endpoint.connect(relay.addr, &trust).await.unwrap_or_else(|e| panic!("sync {n}: {e}"));
+            let config = SessionConfig::new(network, net.devices[0].id);
+            let options = RunOptions { stop_when_caught_up: true, id: 1, meter: None };
+            let (_stop_tx, hub_stop) = watch::channel(false);
+            let summary = run_session(
+                channel,
+                hub.clone(),
+                config,
+                broadcast::channel(4).0,
+                hub_stop,
+                options,
+                |_, _| {},
+            )
+            .await
+            .unwrap_or_else(|e| panic!("sync {n}: {e}"));
+            assert!(
+                matches!(summary.outcome, tessera_sync::CloseReason::Finished { .. }),
+                "sync {n}: {:?}",
+                summary.outcome
+            );
+        }
+        let relay_holds = {
+            let text = scrape(relay.metrics_addr).await;
+            text.lines().any(|l| l.contains("too_many_sessions_for_device"))
+        };
+        assert!(relay_holds, "the refusals are counted in the metrics");
+        assert!(loops.load(Ordering::Relaxed) >= usize::from(LOOPERS), "the uncertified clients kept trying");
+
+        let _ = stop_tx.send(true);
+        for task in tasks {
+            tokio::time::timeout(WAIT, task).await.expect("a task did not stop").unwrap();
+        }
+        for ep in &endpoints {
+            ep.close();
+        }
+        hub_endpoint.close();
         relay.shutdown().await.unwrap();
     });
 }

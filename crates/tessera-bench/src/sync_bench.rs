@@ -423,6 +423,7 @@ pub(crate) fn relay_args() -> ServeArgs {
         sessions_max: 1000,
         device_rate_max: 500,
         partner_quota_bytes: 2 * 1024 * 1024 * 1024,
+        ..tessera_relay::ServeArgs::default()
     }
 }
 

@@ -404,12 +404,12 @@ impl TrustState {
             return Ok(Added::AlreadyKnown);
         }
         entry.verify_signature(&self.network)?;
-        match self.accept(id, entry) {
+        match self.accept(id, &entry) {
             Ok(()) => {
                 self.accept_waiting();
                 Ok(Added::New)
             }
-            Err((entry, error)) if waits_for_certificate(&error) => {
+            Err(error) if waits_for_certificate(&error) => {
                 if self.waiting.len() >= TRUST_ENTRIES_WAITING_MAX {
                     return Err(VerifyError::TooManyWaiting {
                         what: entry.statement.describe(),
@@ -419,7 +419,7 @@ impl TrustState {
                 self.waiting.insert(id, (entry, error));
                 Ok(Added::Waiting)
             }
-            Err((_, error)) => Err(error),
+            Err(error) => Err(error),
         }
     }
 
@@ -429,9 +429,9 @@ impl TrustState {
             let mut progress = false;
             for id in self.waiting.keys().copied().collect::<Vec<_>>() {
                 let Some((entry, _)) = self.waiting.remove(&id) else { continue };
-                match self.accept(id, entry) {
+                match self.accept(id, &entry) {
                     Ok(()) => progress = true,
-                    Err((entry, error)) => {
+                    Err(error) => {
                         self.waiting.insert(id, (entry, error));
                     }
                 }
@@ -443,8 +443,8 @@ impl TrustState {
     }
 
     /// Checks the issuer's authority of a signature-checked entry and applies it, or
-    /// hands it back with the reason.
-    fn accept(&mut self, id: TrustEntryId, entry: TrustEntry) -> Result<(), (TrustEntry, VerifyError)> {
+    /// says why not.
+    fn accept(&mut self, id: TrustEntryId, entry: &TrustEntry) -> Result<(), VerifyError> {
         match &entry.statement {
             TrustStatement::Partner(c) => {
                 self.partners.entry(c.partner).or_default().insert(id, c.clone());
@@ -452,7 +452,7 @@ impl TrustState {
             TrustStatement::Device(c) => {
                 if !self.partners.contains_key(&c.partner) {
                     let error = VerifyError::UnknownPartner { partner: c.partner };
-                    return Err((entry, error));
+                    return Err(error);
                 }
                 self.devices.entry(c.device).or_default().insert(id, c.clone());
                 self.verifying_keys.entry(c.device).or_insert_with(|| c.device.0.verifying_key());
@@ -465,7 +465,7 @@ impl TrustState {
                     .is_some_and(|certs| certs.values().any(|c| c.partner.0 == r.issuer));
                 if !by_network && !by_certifier {
                     let error = VerifyError::UnauthorizedIssuer { issuer: r.issuer, device: r.device };
-                    return Err((entry, error));
+                    return Err(error);
                 }
                 let cut = self.device_last_valid.entry(r.device).or_insert(r.last_valid);
                 *cut = (*cut).min(r.last_valid);
@@ -489,7 +489,7 @@ impl TrustState {
                 }
             }
         }
-        self.entries.insert(id, entry);
+        self.entries.insert(id, entry.clone());
         Ok(())
     }
 

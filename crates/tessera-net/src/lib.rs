@@ -36,8 +36,12 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// while both peers are up).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
-/// Concurrent incoming connections a server keeps in the handshake at once.
+/// Concurrent incoming connections a server keeps in the handshake at once (the
+/// default of [`gate::GateLimits::handshakes_max`]).
 pub const PENDING_HANDSHAKES_MAX: usize = 64;
+/// Sessions of one device a server serves at once (the default of
+/// [`gate::GateLimits::sessions_per_device`]): a hub's daemon and one `tessera sync`.
+pub const SESSIONS_PER_DEVICE_MAX: usize = 2;
 /// The protocol versions this node speaks (TLS ALPN), preferred first. `tessera/2`
 /// adds compressed sync messages, `tessera/3` the Want message (asking for holes and
 /// stripped bodies); a `tessera/2` or `tessera/1` peer (an older release) still syncs,
@@ -49,6 +53,7 @@ const ALPN_V1: &[u8] = b"tessera/1";
 const ALPNS: [&[u8]; 3] = [ALPN_V3, ALPN_V2, ALPN_V1];
 
 pub mod driver;
+pub mod gate;
 
 /// What a frame carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,9 +80,9 @@ pub enum NetError {
     #[error("cannot connect to {addr}: {reason}")]
     Connect { addr: SocketAddr, reason: String },
     #[error("connection lost: {0}")]
-    Connection(#[from] quinn::ConnectionError),
+    Connection(quinn::ConnectionError),
     #[error("stream error: {0}")]
-    Write(#[from] quinn::WriteError),
+    Write(quinn::WriteError),
     #[error("stream error: {0}")]
     Read(String),
     #[error("the peer sent a frame of {len} bytes, the limit is {max}")]
@@ -90,6 +95,11 @@ pub enum NetError {
     RefusedByPeer(String),
     #[error("the handshake took longer than {0:?}")]
     HandshakeTimeout(Duration),
+    #[error(
+        "{addr} is too busy to take a new connection now (too many connections are being set up \
+         at once): try again in a minute"
+    )]
+    Busy { addr: SocketAddr },
     #[error(
         "{addr} speaks another version of the Tessera protocol (this node speaks tessera/3, \
          tessera/2 and tessera/1): run the same Tessera release on both"
@@ -312,8 +322,14 @@ impl Incoming {
         self.incoming.remote_address()
     }
 
-    /// Completes the QUIC and device handshakes.
+    /// Completes the QUIC and device handshakes within [`HANDSHAKE_TIMEOUT`].
     pub async fn handshake(self, trust: &TrustState) -> Result<Channel, NetError> {
+        self.handshake_within(trust, HANDSHAKE_TIMEOUT).await
+    }
+
+    /// Completes the QUIC and device handshakes within `limit` (a server that must not
+    /// let unauthenticated peers hold its handshake budget picks a short one).
+    pub async fn handshake_within(self, trust: &TrustState, limit: Duration) -> Result<Channel, NetError> {
         let addr = self.incoming.remote_address();
         let work = async {
             let conn = self.incoming.await.map_err(|e| handshake_failure(addr, &e))?;
@@ -324,12 +340,11 @@ impl Incoming {
             channel.peer = Some(peer);
             Ok(channel)
         };
-        tokio::time::timeout(HANDSHAKE_TIMEOUT, work)
-            .await
-            .map_err(|_| NetError::HandshakeTimeout(HANDSHAKE_TIMEOUT))?
+        tokio::time::timeout(limit, work).await.map_err(|_| NetError::HandshakeTimeout(limit))?
     }
 
-    /// Refuses the connection without a handshake (too many peers).
+    /// Refuses the connection without a handshake (too many peers being set up); the
+    /// peer reads [`NetError::Busy`].
     pub fn refuse(self) {
         self.incoming.refuse();
     }
@@ -404,12 +419,15 @@ impl Channel {
                         Ok(Peer { certificate, chain: auth.chain, address: self.conn.remote_address() })
                     }
                     Err(e) => {
-                        // Say why before closing, so the peer's operator can read it.
-                        let _ =
-                            write_frame(&mut self.send, FrameKind::Refused, e.to_string().as_bytes()).await;
+                        // Say why, so the peer's operator can read it: in a frame (a
+                        // peer of an older release reads that) and in the close frame,
+                        // which arrives even when the connection closes before the
+                        // frame (no waiting here: a refused peer must not hold the
+                        // handshake budget).
+                        let words = e.to_string();
+                        let _ = write_frame(&mut self.send, FrameKind::Refused, words.as_bytes()).await;
                         let _ = self.send.finish();
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        self.conn.close(1u8.into(), b"refused");
+                        self.conn.close(CLOSE_REFUSED.into(), close_reason(&words));
                         Err(NetError::PeerRefused(e))
                     }
                 }
@@ -423,6 +441,13 @@ impl Channel {
 
     async fn write_frame(&mut self, kind: FrameKind, body: &[u8]) -> Result<(), NetError> {
         write_frame(&mut self.send, kind, body).await
+    }
+
+    /// Ends an authenticated session before it starts, telling the peer why (it reads
+    /// [`NetError::RefusedByPeer`] with `reason`).
+    pub async fn refuse(self, reason: &str) {
+        let (sender, _receiver) = self.split();
+        sender.close(reason).await;
     }
 
     /// The authenticated peer.
@@ -500,7 +525,9 @@ impl Sender {
         }
         let _ = self.send.finish();
         let _ = tokio::time::timeout(Duration::from_secs(2), self.send.stopped()).await;
-        self.conn.close(0u8.into(), b"done");
+        // The words again in the close frame: a peer whose write fails first still
+        // reads them.
+        self.conn.close(CLOSE_REFUSED.into(), close_reason(reason));
     }
 
     /// Ends this direction of the session cleanly (the peer reads the end of stream).
@@ -671,19 +698,62 @@ fn handshake_failure(addr: SocketAddr, e: &quinn::ConnectionError) -> NetError {
     };
     if code == Some(no_common_version) {
         NetError::ProtocolVersion { addr }
+    } else if code == Some(quinn::TransportErrorCode::CONNECTION_REFUSED) {
+        NetError::Busy { addr }
     } else {
         NetError::Connect { addr, reason: e.to_string() }
+    }
+}
+
+/// The QUIC application error code of a connection closed because the peer was
+/// refused; the close frame's reason carries the words (see [`Channel::refuse`]).
+const CLOSE_REFUSED: u32 = 2;
+/// Bytes of a refusal's words sent in the QUIC close frame (it must fit in a packet).
+const CLOSE_REASON_BYTES_MAX: usize = 400;
+
+/// The words of a connection the peer closed because it refused this node.
+fn refusal_words(e: &quinn::ConnectionError) -> Option<String> {
+    match e {
+        quinn::ConnectionError::ApplicationClosed(close) if close.error_code == CLOSE_REFUSED.into() => {
+            Some(String::from_utf8_lossy(&close.reason).into_owned())
+        }
+        _ => None,
+    }
+}
+
+impl From<quinn::ConnectionError> for NetError {
+    fn from(e: quinn::ConnectionError) -> Self {
+        match refusal_words(&e) {
+            Some(words) => NetError::RefusedByPeer(words),
+            None => NetError::Connection(e),
+        }
+    }
+}
+
+impl From<quinn::WriteError> for NetError {
+    fn from(e: quinn::WriteError) -> Self {
+        match e {
+            quinn::WriteError::ConnectionLost(lost) => lost.into(),
+            other => NetError::Write(other),
+        }
     }
 }
 
 /// A lost connection keeps its reason (timed out, reset by the peer, closed by it...).
 fn read_error(e: quinn::ReadExactError) -> NetError {
     match e {
-        quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(lost)) => {
-            NetError::Connection(lost)
-        }
+        quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(lost)) => lost.into(),
         other => NetError::Read(other.to_string()),
     }
+}
+
+/// `reason` cut to at most [`CLOSE_REASON_BYTES_MAX`] bytes on a character boundary.
+fn close_reason(reason: &str) -> &[u8] {
+    let mut end = reason.len().min(CLOSE_REASON_BYTES_MAX);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason.as_bytes()[..end]
 }
 
 /// Reads one frame; `None` at a clean end of stream before a frame starts.
