@@ -28,7 +28,8 @@ fn generate() -> Result<SecretKey> {
 
 fn make_keys_dir(dir: &Path) -> Result<PathBuf> {
     let keys = dir.join(KEYS_DIR);
-    fs::create_dir_all(&keys).with_context(|| format!("cannot create {}", keys.display()))?;
+    tessera_store::create_key_dir(&keys)?;
+    // The node's own directory: owner only, even if it existed before.
     fs::set_permissions(&keys, fs::Permissions::from_mode(0o700))?;
     Ok(keys)
 }
@@ -135,7 +136,7 @@ pub fn init_joining(dir: &Path, site: &str, role: DeviceRole, network: NetworkId
 
 /// `tessera admin new-network`: the coordinator's key.
 pub fn admin_new_network(out: &Path) -> Result<NetworkId> {
-    fs::create_dir_all(out)?;
+    tessera_store::create_key_dir(out)?;
     let key = generate()?;
     write_secret_key(&out.join(NETWORK_KEY_FILE), "network", &key)?;
     Ok(NetworkId(key.public()))
@@ -145,7 +146,7 @@ pub fn admin_new_network(out: &Path) -> Result<NetworkId> {
 pub fn admin_new_partner(network_key_file: &Path, name: &str, out: &Path) -> Result<(PartnerKey, PathBuf)> {
     let network_key = read_secret_key(network_key_file, "network")?;
     let network = NetworkId(network_key.public());
-    fs::create_dir_all(out)?;
+    tessera_store::create_key_dir(out)?;
     let partner_key = generate()?;
     write_secret_key(&out.join(PARTNER_KEY_FILE), "partner", &partner_key)?;
     let partner = PartnerKey(partner_key.public());

@@ -6,14 +6,21 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .without_time()
-        .init();
+    {
+        use tracing_subscriber::prelude::*;
+        let wanted = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        let safe = tracing_subscriber::filter::filter_fn(tessera_store::log_record_allowed);
+        tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .without_time()
+                    .with_filter(wanted)
+                    .with_filter(safe),
+            )
+            .init();
+    }
     let cli = tessera_node::cli::Cli::parse();
     match tessera_node::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

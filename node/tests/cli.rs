@@ -572,3 +572,38 @@ fn an_import_keeps_valid_envelopes_and_names_the_refused_ones() {
     let held = status.lines().find(|l| l.starts_with("Changes held")).unwrap().rsplit(' ').next().unwrap();
     assert_eq!(held, (seq.0 - 1).to_string(), "{status}");
 }
+
+#[test]
+fn no_log_level_writes_personal_data() {
+    let hub = Hub::new("Polo Log");
+    // Every level of every crate, sled's page dumps included if they were let through.
+    let out = hub
+        .cmd(&[
+            "attendee",
+            "add",
+            "--given",
+            "Canarino",
+            "--family",
+            "Zzyzxtest",
+            "--birth-year",
+            "1975",
+            "--role",
+            "citizen",
+            "--consent-by",
+            "self",
+            "--phone",
+            "3339876543",
+        ])
+        .env("TESSERA_LOG", "trace,sled=trace")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let reopened = hub.cmd(&["attendee", "list"]).env("TESSERA_LOG", "trace").output().unwrap();
+    for log in [&out.stderr, &reopened.stderr] {
+        let log = String::from_utf8_lossy(log);
+        assert!(!log.contains("sled"), "sled's debug records reached the log");
+        for canary in ["Canarino", "Zzyzxtest", "3339876543"] {
+            assert!(!log.contains(canary), "{canary} in the log");
+        }
+    }
+}

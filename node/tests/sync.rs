@@ -41,10 +41,14 @@ fn an_uncertified_node_is_refused_with_a_reason() {
     // A node of another network.
     let stranger = dir.path().join("s");
     ok(&stranger, &["init", "--site", "Estraneo"]);
+    let (theirs, own) =
+        (field(&ok(&a, &["status"]), "Network"), field(&ok(&stranger, &["status"]), "Network"));
     let daemon = Daemon::start(&a);
     let out = tessera(&stranger).args(["sync", "--peer", &daemon.addr]).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("network"), "{stderr}");
+    // Told from its own side: the network it reached first, its own second.
+    let told = format!("belongs to network {theirs}, and this node to network {own}");
+    assert!(stderr.contains(&told), "{stderr}");
     daemon.stop();
 }

@@ -139,7 +139,11 @@ fn init(dir: &Path, network: &str, name: &str) -> Result<()> {
     if dir.join(CONFIG_FILE).exists() {
         bail!("{} already holds a relay", dir.display());
     }
-    fs::create_dir_all(dir.join("keys")).with_context(|| format!("cannot create {}", dir.display()))?;
+    let keys = dir.join("keys");
+    tessera_store::create_key_dir(&keys)?;
+    // The relay's own directory: owner only, even if it existed before.
+    fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .with_context(|| format!("cannot set the permissions of {}", keys.display()))?;
     let key = SecretKey::generate().context("the operating system's random source failed")?;
     write_secret_key(&dir.join(KEY_FILE), "device", &key)?;
     drop(Store::open(&dir.join(STORE_DIR), Some(network))?);

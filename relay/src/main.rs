@@ -6,13 +6,20 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    {
+        use tracing_subscriber::prelude::*;
+        let wanted = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let safe = tracing_subscriber::filter::filter_fn(tessera_store::log_record_allowed);
+        tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(wanted)
+                    .with_filter(safe),
+            )
+            .init();
+    }
     match tessera_relay::run(tessera_relay::Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

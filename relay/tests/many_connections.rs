@@ -30,6 +30,10 @@ fn relay_dir(net: &TestNetwork, dir: &Path) -> std::path::PathBuf {
     let data = dir.join("relay");
     let init = Command::Init { network: net.network.0.to_hex(), name: "relay".into() };
     tessera_relay::run(Cli { data: data.clone(), command: init }).unwrap();
+    // The relay's secret key is in a directory only its owner can enter.
+    let keys_mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(data.join("keys")).unwrap().permissions());
+    assert_eq!(keys_mode & 0o777, 0o700);
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(data.join("relay.json")).unwrap()).unwrap();
     let mut key = [0u8; 32];

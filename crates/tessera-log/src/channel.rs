@@ -56,6 +56,28 @@ pub enum ChannelError {
     BadCertificate(VerifyError),
 }
 
+impl ChannelError {
+    /// The words sent to the refused peer, written from its side: its operator reads
+    /// them after "the peer refused this node:".
+    pub fn peer_text(&self) -> String {
+        match self {
+            ChannelError::Decode(e) => format!("this node's handshake was malformed: {e}"),
+            ChannelError::ForeignNetwork { expected, found } => format!(
+                "the node it connected to belongs to network {expected}, and this node to network \
+                 {found}: they are different programmes"
+            ),
+            ChannelError::BadSignature => {
+                "this node's proof of its device key did not match the connection (forged or replayed)".into()
+            }
+            ChannelError::NotCertified(device) => {
+                format!("this node's device {device} is not certified in the network: import its certificate")
+            }
+            ChannelError::Revoked(device) => format!("this node's device {device} is revoked"),
+            ChannelError::BadCertificate(e) => format!("a certificate this node presented is invalid: {e}"),
+        }
+    }
+}
+
 fn message(network: &NetworkId, exported: &[u8; EXPORTER_BYTES]) -> Vec<u8> {
     let mut m = Vec::with_capacity(SIGNING_CONTEXT.len() + 32 + EXPORTER_BYTES);
     m.extend_from_slice(SIGNING_CONTEXT);

@@ -551,6 +551,31 @@ impl TrustState {
         self.devices.values().filter_map(|certs| certs.values().next())
     }
 
+    /// The last seq of `device` that [`TrustState::authorize`] accepts, when its
+    /// revocation or its partner's bounds it (`None`: unbounded, or not certified).
+    /// Sessions do not offer envelopes past it: every node refuses them.
+    pub fn last_valid(&self, device: &DeviceKey) -> Option<Seq> {
+        let certs = self.devices.get(device)?;
+        // Through its partners: the most any certificate allows.
+        let mut by_partner = Some(Seq(0));
+        for cert in certs.values() {
+            match self.partner_last_valid.get(&cert.partner) {
+                None => by_partner = None,
+                Some(cuts) => {
+                    let cut = cuts.get(device).copied().unwrap_or(Seq(0));
+                    by_partner = by_partner.map(|seq| seq.max(cut));
+                }
+            }
+            if by_partner.is_none() {
+                break;
+            }
+        }
+        match (self.device_last_valid.get(device).copied(), by_partner) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// The last valid seq of a revoked device (device revocations only).
     pub fn device_revoked_after(&self, device: &DeviceKey) -> Option<Seq> {
         self.device_last_valid.get(device).copied()
@@ -654,6 +679,31 @@ mod tests {
         assert!(trust.authorize(&device, Seq(1)).is_ok());
         assert_eq!(trust.waiting().count(), 0);
         assert_eq!(trust.add(device_cert).unwrap(), Added::AlreadyKnown);
+    }
+
+    #[test]
+    fn last_valid_is_what_authorize_accepts() {
+        let net = TestNetwork::new(41, 2, 2);
+        let mut trust = net.trust();
+        let (d0, d1, d2) = (net.devices[0].id, net.devices[1].id, net.devices[2].id);
+        assert_eq!(trust.last_valid(&d0), None);
+        trust.add(net.revoke_device(0, d0, Seq(7), "lost")).unwrap();
+        trust.add(net.revoke_device(0, d0, Seq(4), "stolen")).unwrap();
+        assert_eq!(trust.last_valid(&d0), Some(Seq(4)));
+        // A partner revoked with a cut-off for one device, none for the other.
+        let partner = net.devices[2].partner;
+        let revoke_partner = net.sign_as_network(TrustStatement::RevokePartner(PartnerRevocation {
+            partner,
+            last_valid: vec![(d2, Seq(3))],
+            reason: "closed".into(),
+        }));
+        trust.add(revoke_partner).unwrap();
+        assert_eq!(trust.last_valid(&d2), Some(Seq(3)));
+        assert_eq!(trust.last_valid(&d1), None);
+        for (device, seq) in [(d0, 4), (d0, 5), (d2, 3), (d2, 4)] {
+            let cut = trust.last_valid(&device).unwrap();
+            assert_eq!(trust.authorize(&device, Seq(seq)).is_ok(), Seq(seq) <= cut, "{seq}");
+        }
     }
 
     #[test]

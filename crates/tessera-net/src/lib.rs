@@ -424,7 +424,7 @@ impl Channel {
                         // which arrives even when the connection closes before the
                         // frame (no waiting here: a refused peer must not hold the
                         // handshake budget).
-                        let words = e.to_string();
+                        let words = e.peer_text();
                         let _ = write_frame(&mut self.send, FrameKind::Refused, words.as_bytes()).await;
                         let _ = self.send.finish();
                         self.conn.close(CLOSE_REFUSED.into(), close_reason(&words));

@@ -82,13 +82,17 @@ async fn an_uncertified_or_revoked_device_is_refused_with_a_reason_on_both_sides
         // A device of another network, presenting its own (valid, foreign) chain.
         let stranger = Endpoint::bind(loopback(), identity(&stranger_net, 0)).unwrap();
         let err = stranger.connect(addr, &stranger_net.trust()).await.unwrap_err();
-        assert!(matches!(err, NetError::RefusedByPeer(ref r) if r.contains("network")), "{err}");
+        // Told from its own side: which network it reached, and which is its own.
+        let told =
+            format!("belongs to network {}, and this node to network {}", net.network, stranger_net.network);
+        assert!(matches!(err, NetError::RefusedByPeer(ref r) if r.contains(&told)), "{err}");
         // The revoked device.
         let revoked = Endpoint::bind(loopback(), identity(&net, 1)).unwrap();
         let err = revoked.connect(addr, &net.trust()).await.unwrap_err();
         assert!(matches!(err, NetError::RefusedByPeer(ref r) if r.contains("revoked")), "{err}");
         let reasons = server_task.await.unwrap();
-        assert!(reasons[0].contains("network"), "{reasons:?}");
+        let logged = format!("the peer belongs to network {}, not to this network", stranger_net.network);
+        assert!(reasons[0].contains(&logged), "{reasons:?}");
         assert!(reasons[1].contains("revoked"), "{reasons:?}");
     })
     .await;

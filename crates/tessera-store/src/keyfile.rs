@@ -2,12 +2,14 @@
 //!
 //! Format (text, so an operator can recognise it): the line `TESSERA SECRET KEY v1`,
 //! then a line with the key's role (`device`, `partner`, `network`), then the 32 secret
-//! bytes in hex. Files are created with mode 0600 and fsync'd; a file that others can
-//! read is refused. No error or log line ever contains the secret.
+//! bytes in hex. Files are created with mode 0600 and fsync'd, in a directory of mode
+//! 0700 ([`create_key_dir`]); a file that others can read or change, or one in a
+//! directory others can write (they could swap the key), is refused. No error or log
+//! line ever contains the secret.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use tessera_log::SecretKey;
@@ -25,12 +27,65 @@ pub enum KeyFileError {
     },
     #[error("key file {} already exists; refusing to overwrite a secret key", .path.display())]
     Exists { path: PathBuf },
-    #[error("key file {} can be read by other users (mode {mode:o}); run `chmod 600 {}`", .path.display(), .path.display())]
+    #[error("key file {} can be {} by other users (mode {mode:o}); run `chmod 600 {}`", .path.display(), open_to(*.mode), .path.display())]
     TooOpen { path: PathBuf, mode: u32 },
+    #[error("key file {} is in a directory other users can write (mode {mode:o}), so they could replace the key; run `chmod 700 {}`", .path.display(), .dir.display())]
+    DirectoryTooOpen { path: PathBuf, dir: PathBuf, mode: u32 },
     #[error("{} is not a Tessera secret key file ({reason})", .path.display())]
     Malformed { path: PathBuf, reason: &'static str },
     #[error("key file {} holds a {found} key, expected a {expected} key", .path.display())]
     WrongRole { path: PathBuf, expected: String, found: String },
+}
+
+/// What others may do with a file of `mode`, in words.
+fn open_to(mode: u32) -> &'static str {
+    match (mode & 0o044 != 0, mode & 0o022 != 0) {
+        (true, true) => "read and changed",
+        (false, true) => "changed",
+        (true, false) => "read",
+        // Only execute bits: still not the owner's alone.
+        (false, false) => "used",
+    }
+}
+
+/// Makes `dir` ready for key files: created with mode 0700 when missing; an existing
+/// directory is left as it is (it may be the operator's own), unless others can write
+/// it, which is refused.
+pub fn create_key_dir(dir: &Path) -> Result<(), KeyFileError> {
+    let io = |action| move |source| KeyFileError::Io { action, path: dir.to_path_buf(), source };
+    if !dir.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io("create the directory for"))?;
+        // The umask cannot widen 0700, but make sure nothing else did.
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io("set permissions of"))?;
+    }
+    check_directory(&dir.join("key"))
+}
+
+/// Refuses a key whose directory others can write (unless sticky, like /tmp: then
+/// they cannot replace a file they do not own).
+fn check_directory(path: &Path) -> Result<(), KeyFileError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let meta = fs::metadata(dir).map_err(|source| KeyFileError::Io {
+        action: "read the directory of",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        return Err(KeyFileError::DirectoryTooOpen {
+            path: path.to_path_buf(),
+            dir: dir.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
 }
 
 /// Writes `key` to a new file at `path` with mode 0600, durably.
@@ -64,6 +119,7 @@ pub fn read_secret_key(path: &Path, role: &str) -> Result<SecretKey, KeyFileErro
     if mode & 0o077 != 0 {
         return Err(KeyFileError::TooOpen { path: path.to_path_buf(), mode });
     }
+    check_directory(path)?;
     if meta.len() > 4096 {
         return Err(KeyFileError::Malformed { path: path.to_path_buf(), reason: "file too large" });
     }
@@ -117,8 +173,31 @@ mod tests {
         let secret_hex = hex::encode(key.to_seed());
         assert!(!err.to_string().contains(&secret_hex));
         assert!(!format!("{key:?}").contains(&secret_hex));
+        // Writable but not readable by others: said as it is.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o620)).unwrap();
+        let err = read_secret_key(&path, "device").unwrap_err().to_string();
+        assert!(err.contains("can be changed by other users (mode 620)"), "{err}");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         fs::write(&path, "TESSERA SECRET KEY v1\ndevice\nzz\n").unwrap();
         assert!(matches!(read_secret_key(&path, "device"), Err(KeyFileError::Malformed { .. })));
+    }
+
+    #[test]
+    fn a_key_in_a_directory_others_can_write_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        create_key_dir(&keys).unwrap();
+        assert_eq!(fs::metadata(&keys).unwrap().permissions().mode() & 0o777, 0o700);
+        let path = keys.join("device.key");
+        write_secret_key(&path, "device", &SecretKey::from_seed([5; 32])).unwrap();
+        fs::set_permissions(&keys, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = read_secret_key(&path, "device").unwrap_err();
+        assert!(matches!(err, KeyFileError::DirectoryTooOpen { mode: 0o777, .. }), "{err}");
+        assert!(err.to_string().contains("chmod 700"), "{err}");
+        assert!(matches!(create_key_dir(&keys), Err(KeyFileError::DirectoryTooOpen { .. })));
+        // Sticky (like /tmp): others cannot replace the owner's file.
+        fs::set_permissions(&keys, fs::Permissions::from_mode(0o1777)).unwrap();
+        assert!(read_secret_key(&path, "device").is_ok());
+        assert!(create_key_dir(&keys).is_ok());
     }
 }

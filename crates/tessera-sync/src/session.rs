@@ -21,7 +21,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use tessera_log::{
-    DeviceKey, Envelope, EnvelopeId, Head, LogEntry, NetworkId, Seq, TrustEntryId, VersionVector,
+    DeviceKey, Envelope, EnvelopeId, Head, LogEntry, NetworkId, Seq, SeqRange, TrustEntryId, TrustState,
+    VersionVector,
 };
 
 use crate::error::{CloseReason, IngestFailure, LocalLogError, ProtocolViolation, SessionError};
@@ -874,13 +875,21 @@ impl Session {
             if self.out.blocked.contains(&range.author) {
                 continue;
             }
+            // Envelopes past a revocation are held as evidence, never offered: every
+            // node refuses them.
+            let Some(range) = within_trust(range, trust) else { continue };
             envelopes_to_send += range.len();
             let target = self.out.targets.entry(range.author).or_insert(range.last);
             *target = (*target).max(range.last);
         }
-        // The peer's heads are untrusted: seqs near u64::MAX must not overflow the count.
-        let envelopes_to_receive =
-            pending.heads.missing_from(heads).iter().fold(0u64, |n, range| n.saturating_add(range.len()));
+        // The peer's heads are untrusted: seqs near u64::MAX must not overflow the
+        // count, and what the trust held here refuses is not counted as to come.
+        let envelopes_to_receive = pending
+            .heads
+            .missing_from(heads)
+            .into_iter()
+            .filter_map(|range| within_trust(range, trust))
+            .fold(0u64, |n, range| n.saturating_add(range.len()));
         self.stats.envelopes_to_send = envelopes_to_send;
         self.stats.envelopes_to_receive = envelopes_to_receive;
         self.stats.round_trips_to_difference = Some(1);
@@ -1171,6 +1180,16 @@ impl Session {
 /// Whether the envelopes of `author` just stored from the peer (in seq order) reveal
 /// a fork with the local chain; if so, the seq to send evidence at and the peer's id
 /// there.
+/// `range` cut at the last seq `trust` accepts of its author, or `None` when none of
+/// it is accepted.
+fn within_trust(range: SeqRange, trust: &TrustState) -> Option<SeqRange> {
+    match trust.last_valid(&range.author) {
+        None => Some(range),
+        Some(cut) if cut < range.first => None,
+        Some(cut) => Some(SeqRange { last: range.last.min(cut), ..range }),
+    }
+}
+
 fn forks_in(
     log: &dyn LocalLog,
     author: &DeviceKey,

@@ -625,6 +625,35 @@ fn envelopes_the_peers_revocation_refuses_are_not_sent() {
     assert!(pair.a.store.trust().device_revoked_after(&net.devices[2].id).is_some());
 }
 
+/// A relay that stored a device's envelopes before its revocation arrived keeps them
+/// (evidence), but neither offers them nor does a hub count them as to come.
+#[test]
+fn envelopes_past_a_revocation_both_sides_hold_are_neither_offered_nor_counted() {
+    let mut net = TestNetwork::new(18, 1, 3);
+    let history = chain(&mut net, 2, 10, 16);
+    let revocation = LogEntry::Trust(net.revoke_device(0, net.devices[2].id, Seq(5), "stolen"));
+    let mut relay = Node::new(&net, 0, small_batches(3, 2));
+    let mut hub = Node::new(&net, 1, small_batches(3, 2));
+    relay.hold(&trust_entries(&net));
+    relay.hold(&history);
+    relay.hold(std::slice::from_ref(&revocation));
+    hub.hold(&trust_entries(&net));
+    hub.hold(&history[..5]);
+    hub.hold(&[revocation]);
+    let mut pair = Pair::new(relay, hub);
+    pair.drive();
+    both_live(&pair);
+    assert_eq!(pair.a.store.head(&net.devices[2].id).map(|h| h.seq), Some(Seq(10)));
+    assert_eq!(pair.b.store.head(&net.devices[2].id).map(|h| h.seq), Some(Seq(5)));
+    assert_eq!(pair.a.session.stats().envelopes_sent, 0);
+    for side in [&pair.a, &pair.b] {
+        assert!(side.saw(|e| matches!(
+            e,
+            Event::DifferenceKnown { envelopes_to_send: 0, envelopes_to_receive: 0, .. }
+        )));
+    }
+}
+
 #[test]
 fn the_idle_timeout_closes_a_silent_session() {
     let mut net = TestNetwork::new(17, 1, 2);
