@@ -150,7 +150,7 @@ async fn run_one(
         config,
         fanout,
         stop,
-        RunOptions { stop_when_caught_up: one_shot, id, meter: None },
+        RunOptions { stop_when_caught_up: one_shot, id, meter: None, closed: None },
         Some(*ui),
     )
     .await
@@ -310,7 +310,7 @@ pub fn serve(dir: &Path, listen: &str, peers: &[String], ui: &Ui) -> Result<()> 
                         match handshake.await {
                             Ok(channel) => {
                                 let Some(peer) = channel.peer().map(|p| p.certificate.device) else { return };
-                                let _session_place = match gate.admit(peer) {
+                                let session_place = match gate.admit(peer) {
                                     Ok(place) => place,
                                     Err(refusal) => {
                                         tracing::warn!(peer = %peer.short(), reason = refusal.label(), "session refused");
@@ -320,7 +320,7 @@ pub fn serve(dir: &Path, listen: &str, peers: &[String], ui: &Ui) -> Result<()> 
                                 };
                                 drop(handshake_place);
                                 let config = SessionConfig::new(network, device);
-                                let options = RunOptions { stop_when_caught_up: false, id, meter: None };
+                                let options = RunOptions { stop_when_caught_up: false, id, meter: None, closed: Some(session_place.closed()) };
                                 match run_recorded(channel, node, config, fanout, stop, options, None).await {
                                     Ok(s) => tracing::info!(peer = %s.peer.certificate.device.short(), received = s.stats.envelopes_received, sent = s.stats.envelopes_sent, "session ended"),
                                     Err(e) => tracing::warn!(error = %e, "session failed"),
@@ -356,7 +356,7 @@ pub fn serve(dir: &Path, listen: &str, peers: &[String], ui: &Ui) -> Result<()> 
                         Ok(channel) => {
                             let id = ids.fetch_add(1, Ordering::Relaxed);
                             let config = SessionConfig::new(network, device);
-                            let options = RunOptions { stop_when_caught_up: false, id, meter: None };
+                            let options = RunOptions { stop_when_caught_up: false, id, meter: None, closed: None };
                             let result =
                                 run_recorded(channel, node.clone(), config, fanout.clone(), stop.clone(), options, None)
                                     .await;

@@ -434,7 +434,7 @@ async fn serve_loop(
                 }
             };
             let Some(peer) = channel.peer().map(|p| p.certificate.device) else { return };
-            let _session_place = match gate.admit(peer) {
+            let session_place = match gate.admit(peer) {
                 Ok(place) => place,
                 Err(refusal) => {
                     metrics.reject(refusal.label());
@@ -449,9 +449,13 @@ async fn serve_loop(
             let counted =
                 metrics.session_started(SessionCounters { meter: Arc::default(), wire: channel.wire() });
             let meter = Some(counted.counters().meter.clone());
-            let options = RunOptions { stop_when_caught_up: false, id, meter };
+            let options =
+                RunOptions { stop_when_caught_up: false, id, meter, closed: Some(session_place.closed()) };
             let result = run_session(channel, store, config, fanout, stop, options, |_, _| {}).await;
             drop(counted);
+            if let Some(why) = *session_place.closed().borrow() {
+                metrics.reject(why.label());
+            }
             match result {
                 Ok(summary) => tracing::info!(
                     peer = %summary.peer.certificate.device.short(),

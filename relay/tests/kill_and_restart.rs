@@ -70,7 +70,7 @@ async fn sync(hub: &Hub, relay: SocketAddr) -> Result<Summary, String> {
         config,
         fanout,
         stop,
-        RunOptions { stop_when_caught_up: true, id: 1, meter: None },
+        RunOptions { stop_when_caught_up: true, id: 1, meter: None, closed: None },
         |_, _| {},
     )
     .await

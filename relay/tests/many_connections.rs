@@ -91,7 +91,7 @@ fn live_session<S: SyncStore>(
         let trust = store.lock().unwrap().trust();
         if let Ok(channel) = ep.connect(relay, &trust).await {
             let live = counts.clone();
-            let options = RunOptions { stop_when_caught_up: false, id: 1, meter: None };
+            let options = RunOptions { stop_when_caught_up: false, id: 1, meter: None, closed: None };
             let _ = run_session(channel, store, config, fanout, stop, options, move |_, event| {
                 if matches!(event, Event::Live) {
                     live.live.fetch_add(1, Ordering::Relaxed);
@@ -224,7 +224,7 @@ async fn refusal_of<S: SyncStore>(
     let channel = endpoint.connect(relay, &trust).await.expect("the handshake itself succeeds");
     let config = SessionConfig::new(net.network, net.devices[0].id);
     let (_stop_tx, stop) = watch::channel(false);
-    let options = RunOptions { stop_when_caught_up: false, id: 1, meter: None };
+    let options = RunOptions { stop_when_caught_up: false, id: 1, meter: None, closed: None };
     let run = run_session(channel, store, config, broadcast::channel(4).0, stop, options, |_, _| {});
     match tokio::time::timeout(WAIT, run).await.expect("the refusal came in time") {
         Err(tessera_net::NetError::RefusedByPeer(reason)) => reason,
@@ -233,9 +233,9 @@ async fn refusal_of<S: SyncStore>(
 }
 
 /// A certified key copied onto 20 machines, and 16 uncertified clients connecting in
-/// a loop, against a relay of 8 sessions: the copies hold at most 2 sessions (the
-/// others are told why), the uncertified clients only ever hold handshake places, and
-/// a hub's every sync goes through.
+/// a loop, against a relay of 8 sessions: the copies hold at most 2 sessions (each
+/// newer one closes the oldest, which is told why), the uncertified clients only ever
+/// hold handshake places, and a hub's every sync goes through.
 #[test]
 fn a_shared_key_and_uncertified_loopers_do_not_starve_a_hub() {
     const COPIES: usize = 20;
@@ -262,7 +262,30 @@ fn a_shared_key_and_uncertified_loopers_do_not_starve_a_hub() {
         let shared = Arc::new(Counts::default());
         let mut endpoints = Vec::new();
         let mut tasks = Vec::new();
-        for _ in 0..2 {
+        // The first copy, watched: it is closed in words when newer copies arrive.
+        let first = endpoint(&net, 1);
+        let first_session = {
+            let trust = shared_store.lock().unwrap().trust().clone();
+            let channel = first.connect(relay.addr, &trust).await.unwrap();
+            let config = SessionConfig::new(net.network, net.devices[1].id);
+            let options = RunOptions { stop_when_caught_up: false, id: 1, meter: None, closed: None };
+            let first_live = shared.clone();
+            tokio::spawn(run_session(
+                channel,
+                shared_store.clone(),
+                config,
+                broadcast::channel(4).0,
+                stop.clone(),
+                options,
+                move |_, event| {
+                    if matches!(event, Event::Live) {
+                        first_live.live.fetch_add(1, Ordering::Relaxed);
+                    }
+                },
+            ))
+        };
+        until("the first copy live", || shared.live.load(Ordering::Relaxed) == 1).await;
+        for copy in 1..COPIES {
             let (ep, task) = live_session(
                 &net,
                 1,
@@ -274,14 +297,24 @@ fn a_shared_key_and_uncertified_loopers_do_not_starve_a_hub() {
             );
             endpoints.push(ep);
             tasks.push(task);
+            until("the next copy live", || shared.live.load(Ordering::Relaxed) == copy + 1).await;
         }
-        until("two sessions of the shared key live", || shared.live.load(Ordering::Relaxed) == 2).await;
-        for _ in 2..COPIES {
-            let copy = endpoint(&net, 1);
-            let refusal = refusal_of(&net, &copy, relay.addr, shared_store.clone()).await;
-            assert!(refusal.contains("already has 2 sessions open here"), "{refusal}");
-            copy.close();
-        }
+        // The newest two stay; every older copy was closed, the first one in words.
+        until("older copies closed", || shared.ended.load(Ordering::Relaxed) == COPIES - 3).await;
+        let why = match tokio::time::timeout(WAIT, first_session)
+            .await
+            .expect("the first copy was closed")
+            .unwrap()
+        {
+            Err(tessera_net::NetError::RefusedByPeer(words)) => words,
+            Ok(summary) => match summary.outcome {
+                tessera_sync::CloseReason::Error(e) => e.to_string(),
+                other => panic!("the first copy ended without a reason: {other:?}"),
+            },
+            Err(e) => e.to_string(),
+        };
+        assert!(why.contains("a newer session of this device started here"), "{why}");
+        first.close();
 
         // Uncertified clients, connecting again and again until the end.
         let loops = Arc::new(AtomicUsize::new(0));
@@ -316,7 +349,7 @@ fn a_shared_key_and_uncertified_loopers_do_not_starve_a_hub() {
             let channel =
                 hub_endpoint.connect(relay.addr, &trust).await.unwrap_or_else(|e| panic!("sync {n}: {e}"));
             let config = SessionConfig::new(network, net.devices[0].id);
-            let options = RunOptions { stop_when_caught_up: true, id: 1, meter: None };
+            let options = RunOptions { stop_when_caught_up: true, id: 1, meter: None, closed: None };
             let (_stop_tx, hub_stop) = watch::channel(false);
             let summary = run_session(
                 channel,
@@ -337,7 +370,7 @@ fn a_shared_key_and_uncertified_loopers_do_not_starve_a_hub() {
         }
         let relay_holds = {
             let text = scrape(relay.metrics_addr).await;
-            text.lines().any(|l| l.contains("too_many_sessions_for_device"))
+            text.lines().any(|l| l.contains("replaced_by_newer_session"))
         };
         assert!(relay_holds, "the refusals are counted in the metrics");
         assert!(loops.load(Ordering::Relaxed) >= usize::from(LOOPERS), "the uncertified clients kept trying");

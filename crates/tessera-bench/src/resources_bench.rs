@@ -411,7 +411,7 @@ fn spawn_live<S: SyncStore>(
                     config,
                     fanout,
                     stop,
-                    RunOptions { stop_when_caught_up: false, id: 1, meter: None },
+                    RunOptions { stop_when_caught_up: false, id: 1, meter: None, closed: None },
                     move |_, event| {
                         if matches!(event, Event::Live) {
                             drop(slot.take());

@@ -336,7 +336,7 @@ pub(crate) async fn connect_and_sync<S: SyncStore>(
         config,
         fanout,
         stop,
-        RunOptions { stop_when_caught_up: true, id: 1, meter: None },
+        RunOptions { stop_when_caught_up: true, id: 1, meter: None, closed: None },
         move |_, event| {
             if matches!(event, Event::Live) {
                 lock(&live).get_or_insert_with(Instant::now);
@@ -366,7 +366,7 @@ async fn direct<A: SyncStore, B: SyncStore>(
             let channel = incoming.handshake(&trust).await?;
             let (fanout, _) = broadcast::channel(FANOUT_BATCHES_MAX);
             let (_stop_tx, stop) = watch::channel(false);
-            let options = RunOptions { stop_when_caught_up: true, id: 1, meter: None };
+            let options = RunOptions { stop_when_caught_up: true, id: 1, meter: None, closed: None };
             let summary =
                 run_session(channel, server_store, server_config, fanout, stop, options, |_, _| {}).await?;
             finished(&summary.outcome)?;

@@ -135,6 +135,10 @@ pub struct RunOptions {
     /// Counters kept up to date while the session runs (a relay's metrics); the
     /// [`Summary`] has them all at the end.
     pub meter: Option<Arc<SessionMeter>>,
+    /// Changes to `Some(why)` when the server closes this session (a newer session of
+    /// the same device took its place, see [`crate::gate::SessionPlace::closed`]):
+    /// the session ends telling the peer why.
+    pub closed: Option<tokio::sync::watch::Receiver<Option<crate::gate::Refusal>>>,
 }
 
 /// What a session sent so far, readable from another task while it runs: a live
@@ -191,6 +195,7 @@ pub async fn run_session<S: SyncStore>(
     });
     // A one-shot session never pushes live, so it does not listen to the fan-out.
     let mut live = (!options.stop_when_caught_up).then(|| fanout.subscribe());
+    let mut closed = options.closed.clone();
     const LAGGED: &str = "this node fell too far behind on live updates; reconnect to resume";
     let start = tokio::time::Instant::now();
     let now = || start.elapsed();
@@ -318,6 +323,14 @@ pub async fn run_session<S: SyncStore>(
             },
             _ = tokio::time::sleep(timeout) => session.handle_timeout(now()),
             _ = shutdown.changed() => session.close(),
+            why = async { closed.as_mut()?.wait_for(Option::is_some).await.ok().and_then(|w| *w) }, if closed.is_some() => {
+                match why {
+                    Some(why) => session.refuse(&why.to_string()),
+                    // The gate is gone (the server stops): as a shutdown.
+                    None => session.close(),
+                }
+                closed = None;
+            }
         }
     };
     // Flush a Close the session still holds, then end the stream.

@@ -1,14 +1,18 @@
 //! Who a server lets in, and why not. A peer first takes a place in the handshake
 //! budget (small, held for at most the handshake's time limit, so unauthenticated
 //! clients cannot hold sessions); only once it has proved which certified device it is
-//! does it take a session place, within the server's total and the per-device cap. A
-//! refused peer is told why in words ([`Refusal`]). No sockets here: the gate is plain
-//! counting, tested on its own.
+//! does it take a session place, within the server's total and the per-device cap.
+//! At the per-device cap the device's oldest session is closed for the new one: a hub
+//! whose laptop crashed has sessions the server still thinks alive (until the idle
+//! timeout), and must not be locked out by them; a key copied onto many machines
+//! still holds at most the cap. A peer refused or closed is told why in words
+//! ([`Refusal`]). No sockets here: the gate is plain counting, tested on its own.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tessera_log::DeviceKey;
+use tokio::sync::watch;
 
 /// Limits of a [`SessionGate`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,16 +25,18 @@ pub struct GateLimits {
     pub sessions_per_device: usize,
 }
 
-/// Why an authenticated peer is not served; the words are sent to it.
+/// Why an authenticated peer is not served, or no longer; the words are sent to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    #[error(
-        "this device already has {max} sessions open here (the limit per device): another \
-         Tessera process on this device may be syncing; wait for it to finish or stop it"
-    )]
+    #[error("this server takes no session from this device (its limit per device is {max})")]
     DeviceSessions { max: usize },
     #[error("this server is serving its maximum of {max} sessions: try again in a few minutes")]
     Sessions { max: usize },
+    #[error(
+        "a newer session of this device started here, and a device may hold {max} at once: \
+         this one is closed (another Tessera process on this device, or a copy of its key)"
+    )]
+    Replaced { max: usize },
 }
 
 impl Refusal {
@@ -39,6 +45,7 @@ impl Refusal {
         match self {
             Refusal::DeviceSessions { .. } => "too_many_sessions_for_device",
             Refusal::Sessions { .. } => "too_many_sessions",
+            Refusal::Replaced { .. } => "replaced_by_newer_session",
         }
     }
 }
@@ -47,7 +54,10 @@ impl Refusal {
 struct Counts {
     handshakes: usize,
     sessions: usize,
-    by_device: HashMap<DeviceKey, usize>,
+    next_id: u64,
+    /// Per device, its counted sessions oldest first, each with the signal that
+    /// closes it.
+    by_device: HashMap<DeviceKey, VecDeque<(u64, watch::Sender<Option<Refusal>>)>>,
 }
 
 /// Counts handshakes and sessions against [`GateLimits`]. Cheap to clone (shared).
@@ -68,6 +78,16 @@ pub struct HandshakePlace {
 pub struct SessionPlace {
     counts: Arc<Mutex<Counts>>,
     device: DeviceKey,
+    id: u64,
+    closed: watch::Receiver<Option<Refusal>>,
+}
+
+impl SessionPlace {
+    /// Changes to `Some(why)` when the gate closes this session (a newer one of the
+    /// same device took its place): end the session with those words.
+    pub fn closed(&self) -> watch::Receiver<Option<Refusal>> {
+        self.closed.clone()
+    }
 }
 
 fn lock(counts: &Mutex<Counts>) -> MutexGuard<'_, Counts> {
@@ -95,22 +115,37 @@ impl SessionGate {
         Some(HandshakePlace { counts: self.counts.clone() })
     }
 
-    /// A session place for `device`, which has just authenticated.
+    /// A session place for `device`, which has just authenticated. At the device's cap
+    /// its oldest session is told to close ([`SessionPlace::closed`]) and stops
+    /// counting against the device at once.
     pub fn admit(&self, device: DeviceKey) -> Result<SessionPlace, Refusal> {
-        let mut counts = lock(&self.counts);
-        let of_device = counts.by_device.get(&device).copied().unwrap_or(0);
-        if of_device >= self.limits.sessions_per_device {
-            return Err(Refusal::DeviceSessions { max: self.limits.sessions_per_device });
+        let per_device = self.limits.sessions_per_device;
+        if per_device == 0 {
+            return Err(Refusal::DeviceSessions { max: 0 });
         }
-        if counts.sessions >= self.limits.sessions_max {
+        let mut counts = lock(&self.counts);
+        let held = counts.by_device.get(&device).map_or(0, VecDeque::len);
+        // A session being replaced frees its total place only when it ends; replacing
+        // does not need a free one.
+        if held < per_device && counts.sessions >= self.limits.sessions_max {
             return Err(Refusal::Sessions { max: self.limits.sessions_max });
         }
+        let id = counts.next_id;
+        counts.next_id += 1;
+        let (signal, closed) = watch::channel(None);
+        let sessions = counts.by_device.entry(device).or_default();
+        while sessions.len() >= per_device {
+            if let Some((_, oldest)) = sessions.pop_front() {
+                let _ = oldest.send(Some(Refusal::Replaced { max: per_device }));
+            }
+        }
+        sessions.push_back((id, signal));
         counts.sessions += 1;
-        *counts.by_device.entry(device).or_insert(0) += 1;
-        Ok(SessionPlace { counts: self.counts.clone(), device })
+        debug_assert!(counts.by_device.values().all(|s| s.len() <= per_device));
+        Ok(SessionPlace { counts: self.counts.clone(), device, id, closed })
     }
 
-    /// (handshakes, sessions) in progress.
+    /// (handshakes, sessions) in progress; sessions told to close count until they end.
     pub fn in_use(&self) -> (usize, usize) {
         let counts = lock(&self.counts);
         (counts.handshakes, counts.sessions)
@@ -130,9 +165,9 @@ impl Drop for SessionPlace {
         let mut counts = lock(&self.counts);
         debug_assert!(counts.sessions > 0);
         counts.sessions = counts.sessions.saturating_sub(1);
-        if let Some(n) = counts.by_device.get_mut(&self.device) {
-            *n -= 1;
-            if *n == 0 {
+        if let Some(sessions) = counts.by_device.get_mut(&self.device) {
+            sessions.retain(|(id, _)| *id != self.id);
+            if sessions.is_empty() {
                 counts.by_device.remove(&self.device);
             }
         }
@@ -165,24 +200,33 @@ mod tests {
     }
 
     #[test]
-    fn one_device_cannot_take_every_session() {
+    fn a_device_holds_at_most_its_cap_and_the_newest_session_wins() {
         let gate = gate();
         let shared = device(1);
-        let held: Vec<_> = (0..2).map(|_| gate.admit(shared).unwrap()).collect();
-        assert_eq!(gate.admit(shared).unwrap_err(), Refusal::DeviceSessions { max: 2 });
+        let first = gate.admit(shared).unwrap();
+        let second = gate.admit(shared).unwrap();
+        assert_eq!(*first.closed().borrow(), None);
+        // A third copy of the key: the oldest session is told to close, in words.
+        let third = gate.admit(shared).unwrap();
+        assert_eq!(*first.closed().borrow(), Some(Refusal::Replaced { max: 2 }));
+        assert_eq!(*second.closed().borrow(), None);
+        assert_eq!(*third.closed().borrow(), None);
+        // Until it ends it holds its total place: the server is full for others.
+        assert_eq!(gate.admit(device(2)).unwrap_err(), Refusal::Sessions { max: 3 });
+        drop(first);
         let hub = gate.admit(device(2)).unwrap();
-        assert_eq!(gate.admit(device(3)).unwrap_err(), Refusal::Sessions { max: 3 });
-        drop(hub);
-        let _hub = gate.admit(device(3)).unwrap();
-        drop(held);
-        assert_eq!(gate.in_use(), (0, 1));
-        assert!(gate.admit(shared).is_ok());
+        // Replacing needs no free place: the shared key keeps cycling, the hub stays.
+        let fourth = gate.admit(shared).unwrap();
+        assert_eq!(*second.closed().borrow(), Some(Refusal::Replaced { max: 2 }));
+        assert_eq!(*hub.closed().borrow(), None);
+        drop((second, third, fourth, hub));
+        assert_eq!(gate.in_use(), (0, 0));
     }
 
     #[test]
     fn refusals_are_in_words() {
-        let text = Refusal::DeviceSessions { max: 2 }.to_string();
-        assert!(text.contains("already has 2 sessions"), "{text}");
+        let text = Refusal::Replaced { max: 2 }.to_string();
+        assert!(text.contains("a newer session of this device"), "{text}");
         assert!(Refusal::Sessions { max: 8 }.to_string().contains("maximum of 8 sessions"));
     }
 }

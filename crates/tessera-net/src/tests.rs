@@ -333,7 +333,7 @@ mod sessions {
                         config,
                         fan_a,
                         stop,
-                        RunOptions { stop_when_caught_up: true, id: 1, meter: None },
+                        RunOptions { stop_when_caught_up: true, id: 1, meter: None, closed: None },
                         |_, _| {},
                     )
                     .await
@@ -348,7 +348,7 @@ mod sessions {
                 config,
                 fan_b,
                 stop,
-                RunOptions { stop_when_caught_up: true, id: 2, meter: None },
+                RunOptions { stop_when_caught_up: true, id: 2, meter: None, closed: None },
                 |_, _| {},
             )
             .await
@@ -401,7 +401,7 @@ mod fanout {
                         config,
                         fan_a,
                         stop,
-                        RunOptions { stop_when_caught_up: false, id: 1, meter: None },
+                        RunOptions { stop_when_caught_up: false, id: 1, meter: None, closed: None },
                         |_, _| {},
                     )
                     .await
@@ -418,7 +418,7 @@ mod fanout {
                 config,
                 fan_b,
                 stop,
-                RunOptions { stop_when_caught_up: true, id: 2, meter: None },
+                RunOptions { stop_when_caught_up: true, id: 2, meter: None, closed: None },
                 |_, _| {},
             )
             .await
