@@ -50,6 +50,9 @@ impl Refusal {
     }
 }
 
+/// Set to the reason when the gate closes a session.
+type CloseSignal = watch::Sender<Option<Refusal>>;
+
 #[derive(Debug, Default)]
 struct Counts {
     handshakes: usize,
@@ -57,7 +60,7 @@ struct Counts {
     next_id: u64,
     /// Per device, its counted sessions oldest first, each with the signal that
     /// closes it.
-    by_device: HashMap<DeviceKey, VecDeque<(u64, watch::Sender<Option<Refusal>>)>>,
+    by_device: HashMap<DeviceKey, VecDeque<(u64, CloseSignal)>>,
 }
 
 /// Counts handshakes and sessions against [`GateLimits`]. Cheap to clone (shared).
