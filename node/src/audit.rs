@@ -30,6 +30,8 @@ pub struct Source {
     /// Bytes at the end of a store's log that could not be read as records (so were
     /// not verified): the source is incomplete.
     pub unread_bytes: u64,
+    /// Envelopes a bundle's header claims that the bundle does not carry.
+    pub claimed_absent: u64,
 }
 
 /// Reads a bundle (checking its framing, hash and signature) or a store directory.
@@ -74,6 +76,7 @@ pub fn read_source(path: &Path) -> Result<Source> {
             exporter: None,
             notes,
             unread_bytes,
+            claimed_absent: 0,
         });
     }
     let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -93,6 +96,7 @@ pub fn read_bundle(input: impl Read, description: String) -> Result<Source> {
         bail!("{description} ended before its signature: it is incomplete");
     }
     let header = reader.header().clone();
+    let claimed_absent = header.claimed_but_absent(&entries);
     Ok(Source {
         network: header.network,
         entries,
@@ -100,6 +104,7 @@ pub fn read_bundle(input: impl Read, description: String) -> Result<Source> {
         exporter: Some(header.exporter),
         notes: Vec::new(),
         unread_bytes: 0,
+        claimed_absent,
     })
 }
 
@@ -147,6 +152,8 @@ pub struct Verification {
     pub notes: Vec<String>,
     /// Bytes at the end of the source that could not be read: it is incomplete.
     pub unread_bytes: u64,
+    /// Envelopes the bundle's header claims and the bundle does not carry.
+    pub claimed_absent: u64,
 }
 
 impl Verification {
@@ -154,7 +161,7 @@ impl Verification {
     pub fn exit_code(&self) -> u8 {
         if !self.problems.is_empty() {
             1
-        } else if self.gaps > 0 || self.unread_bytes > 0 {
+        } else if self.gaps > 0 || self.unread_bytes > 0 || self.claimed_absent > 0 {
             2
         } else {
             0
@@ -333,6 +340,7 @@ pub fn verify(source: &Source, pinned: Option<NetworkId>) -> Verification {
         gaps,
         notes: source.notes.clone(),
         unread_bytes: source.unread_bytes,
+        claimed_absent: source.claimed_absent,
     }
 }
 
@@ -389,7 +397,7 @@ pub fn print(v: &Verification) {
         .collect();
     crate::ui::print_table(&["device", "site", "head", "head id", "missing"], &rows);
     println!();
-    if v.problems.is_empty() && v.gaps == 0 && v.unread_bytes == 0 {
+    if v.problems.is_empty() && v.gaps == 0 && v.unread_bytes == 0 && v.claimed_absent == 0 {
         println!("OK: every envelope verifies and every history is complete from its first change.");
     }
     if v.unread_bytes > 0 {
@@ -400,6 +408,13 @@ pub fn print(v: &Verification) {
     }
     if v.gaps > 0 {
         println!("INCOMPLETE: {} envelopes are missing (listed above); missing is not tampering.", v.gaps);
+    }
+    if v.claimed_absent > 0 {
+        println!(
+            "INCOMPLETE: the bundle's header claims {} envelopes it does not carry (cut short, or \
+             exported from a log with holes).",
+            v.claimed_absent
+        );
     }
     for p in &v.problems {
         let device = p.device.as_deref().map(|d| &d[..16]).unwrap_or("-");

@@ -80,8 +80,10 @@ pub struct Imported {
     pub kind: &'static str,
     pub report: IngestReport,
     pub catch_up: CatchUp,
-    /// The entries as read, for messages about refused ones.
+    /// The entries as stored (refused ones are named by their index here).
     pub entries: Vec<LogEntry>,
+    /// Envelopes the bundle's header claims and the bundle does not carry.
+    pub claimed_absent: u64,
 }
 
 /// A bundle signed by a device that no certificate, held or in the bundle, vouches
@@ -144,7 +146,7 @@ pub fn import(node: &mut Node, path: &Path, allow_unknown_exporter: bool) -> Res
         }
         let entries: Vec<LogEntry> = entries.into_iter().map(LogEntry::Trust).collect();
         let (report, catch_up) = node.ingest(&entries, Policy::SkipInvalid)?;
-        return Ok(Imported { kind: "trust", report, catch_up, entries });
+        return Ok(Imported { kind: "trust", report, catch_up, entries, claimed_absent: 0 });
     }
     let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut reader = BundleReader::open(BufReader::new(file))
@@ -168,6 +170,15 @@ pub fn import(node: &mut Node, path: &Path, allow_unknown_exporter: bool) -> Res
     if !allow_unknown_exporter && !exporter_certified(node, &entries, &exporter) {
         return Err(UnknownExporter { exporter }.into());
     }
+    let claimed_absent = reader.header().claimed_but_absent(&entries);
+    // The order of a bundle's entries means nothing (audit verify reads them as a
+    // set): trust entries in dependency order, then each author's envelopes by seq,
+    // so a reordered bundle imports exactly as the ordered one. Stable: fork evidence
+    // keeps its place after the envelope the exporter followed.
+    entries.sort_by_key(|entry| match entry {
+        LogEntry::Trust(t) => (0, t.dependency_rank(), None),
+        LogEntry::Envelope(e) => (1, 0, Some((e.author(), e.seq()))),
+    });
     let (report, catch_up) = node.ingest(&entries, Policy::SkipInvalid)?;
-    Ok(Imported { kind: "bundle", report, catch_up, entries })
+    Ok(Imported { kind: "bundle", report, catch_up, entries, claimed_absent })
 }

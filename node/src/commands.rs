@@ -1441,6 +1441,19 @@ fn import(node: &mut Node, args: ImportArgs, ui: &Ui) -> Result<()> {
             ),
         );
     }
+    if imported.claimed_absent > 0 {
+        println!(
+            "{} {} {}",
+            ui.t("Note: the bundle says it carries", "Nota: il pacchetto dichiara"),
+            imported.claimed_absent,
+            ui.t(
+                "more changes that are not in it (cut short, or exported from a damaged log): \
+                 they come with a later bundle or sync",
+                "modifiche in più che non contiene (troncato, o esportato da un registro \
+                 danneggiato): arriveranno con un altro pacchetto o una sincronizzazione"
+            ),
+        );
+    }
     let waiting = node.store().trust().waiting().count();
     if waiting > 0 {
         println!(

@@ -154,6 +154,49 @@ fn the_cli_exit_codes_follow_the_findings() {
     );
 }
 
+/// `audit verify` and `import` agree: a reordered bundle of a certified exporter is
+/// complete for both (import takes every entry), and a bundle whose header claims an
+/// envelope it does not carry is incomplete for both.
+#[test]
+fn audit_verify_and_import_agree_on_reordered_and_cut_bundles() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, bytes) = exported(dir.path());
+    let run = |data: &std::path::Path, args: &[&str]| {
+        let out = common::tessera(data).args(args).output().unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+
+    // Envelopes last to first (the same set, signed by the certified exporter).
+    let reordered = dir.path().join("reordered.tessera");
+    std::fs::write(
+        &reordered,
+        resigned(&a, &bytes, |entries| {
+            let first_envelope = entries.iter().position(|e| matches!(e, LogEntry::Envelope(_))).unwrap();
+            entries[first_envelope..].reverse();
+        }),
+    )
+    .unwrap();
+    let hub = common::joined_hub(&a, dir.path(), "Polo Ordine");
+    let (code, out, _) = run(&hub, &["audit", "verify", reordered.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out, err) = run(&hub, &["import", reordered.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("Imported: 7 new changes"), "{out}");
+    assert!(ok(&hub, &["device", "list"]).contains("T-5"));
+
+    // The last envelope left out: the header still claims it.
+    let cut = dir.path().join("cut.tessera");
+    std::fs::write(&cut, resigned(&a, &bytes, |entries| drop(entries.pop()))).unwrap();
+    let other = common::joined_hub(&a, dir.path(), "Polo Taglio");
+    let (code, out, _) = run(&other, &["audit", "verify", cut.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("claims 1 envelopes it does not carry") && !out.contains("OK:"), "{out}");
+    let (code, out, err) = run(&other, &["import", cut.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("says it carries 1 more changes that are not in it"), "{out}");
+}
+
 /// Every file under `dir` with its bytes (and every directory), to see that nothing changed.
 fn snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Option<Vec<u8>>> {
     let mut files = std::collections::BTreeMap::new();

@@ -79,6 +79,25 @@ impl BundleHeader {
     pub fn claimed_ranges(&self) -> Vec<SeqRange> {
         self.heads.missing_from(&self.base)
     }
+
+    /// How many envelopes the header claims that `entries` (the bundle's) do not hold:
+    /// a bundle cut short, or exported from a log with holes. Saturating (a header
+    /// may claim seqs near `u64::MAX`); linear in the entries.
+    pub fn claimed_but_absent(&self, entries: &[LogEntry]) -> u64 {
+        let mut held: std::collections::BTreeMap<DeviceKey, std::collections::BTreeSet<u64>> =
+            std::collections::BTreeMap::new();
+        for entry in entries {
+            if let LogEntry::Envelope(env) = entry {
+                held.entry(env.author()).or_default().insert(env.seq().0);
+            }
+        }
+        self.claimed_ranges().iter().fold(0u64, |absent, range| {
+            let present = held
+                .get(&range.author)
+                .map_or(0, |seqs| seqs.range(range.first.0..=range.last.0).count() as u64);
+            absent.saturating_add(range.len().saturating_sub(present))
+        })
+    }
 }
 
 /// Why a bundle could not be read. Each variant says where in the file (byte
@@ -672,6 +691,11 @@ mod tests {
         assert_eq!(header.heads, heads);
         assert_eq!(header.claimed_ranges().len(), 4);
         assert!(header.claimed_ranges().iter().all(|r| r.first == Seq(1) && r.last == Seq(2)));
+        assert_eq!(header.claimed_but_absent(&read), 0);
+        let mut one_envelope_less = read.clone();
+        let first = one_envelope_less.iter().position(|e| matches!(e, LogEntry::Envelope(_))).unwrap();
+        one_envelope_less.remove(first);
+        assert_eq!(header.claimed_but_absent(&one_envelope_less), 1);
         // Deterministic: ed25519 signatures are, so the same input gives the same file.
         assert_eq!(write(&net, &VersionVector::new(), &heads, &entries), bytes);
 
