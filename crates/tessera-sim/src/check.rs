@@ -7,6 +7,8 @@
 //!   directory), Jepsen-style: total / acknowledged / survivors / lost;
 //! - every log replays, in its own order, through admission into an empty store: no
 //!   entry that fails verification was ever stored;
+//! - no store lacks an envelope its disk damaged or a body a carrier stripped: each
+//!   came back from a peer;
 //! - forks exist only for devices whose data directory was copied, and each such
 //!   double history is reported on every node;
 //! - every node materializes the same documents (hash of every record's value and
@@ -119,6 +121,36 @@ pub(crate) fn check(world: &mut World) {
             failures.push(format!(
                 "device {} signed two envelopes at seq {seq} and no fork is reported",
                 author.short()
+            ));
+        }
+    }
+
+    // Nothing a carrier stripped or a disk damaged stays missing: every hole and every
+    // emptied body came back from a peer.
+    for &p in &peers {
+        let (holes, stripped) = world.store(p).incomplete();
+        if holes + stripped > 0 && std::env::var_os("TESSERA_SIM_DEBUG").is_some() {
+            for (a, sq) in world.store(p).chain_keys() {
+                if world.store(p).counts(a, *sq) && !world.store(p).whole_at(a, *sq) {
+                    let whole: Vec<usize> =
+                        peers.iter().copied().filter(|&q| world.store(q).whole_at(a, *sq)).collect();
+                    let held: Vec<usize> = peers
+                        .iter()
+                        .copied()
+                        .filter(|&q| world.store(q).envelope_at(a, *sq).is_some())
+                        .collect();
+                    eprintln!(
+                        "store {p}: {} #{sq} whole on {whole:?}, held on {} stores",
+                        a.short(),
+                        held.len()
+                    );
+                }
+            }
+        }
+        if holes + stripped > 0 {
+            failures.push(format!(
+                "store {p} still lacks {holes} envelopes lost to damage and the bodies of {stripped} \
+                 envelopes a carrier stripped"
             ));
         }
     }

@@ -28,6 +28,9 @@ pub struct WriteCounts {
     pub refused_restoring: u64,
     /// Refused: the node's device was revoked.
     pub refused_revoked: u64,
+    /// Refused: the disk damaged one of the node's own envelopes and no peer had sent
+    /// it back yet (signing could reuse a seq).
+    pub refused_damaged: u64,
     /// The action found nothing to do (e.g. a loan with no device known yet).
     pub nothing_to_do: u64,
 }
@@ -41,6 +44,10 @@ pub struct FaultCounts {
     pub partitions: u64,
     pub one_way_links: u64,
     pub clones: u64,
+    /// Envelopes whose bodies a relay's copy lost (a carrier stripping them).
+    pub bodies_stripped: u64,
+    /// Envelopes whose record a node's disk damaged mid-log (holes).
+    pub records_damaged: u64,
 }
 
 /// The result of one seed.

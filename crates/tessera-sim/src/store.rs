@@ -16,7 +16,7 @@ use tessera_log::{
     admit_with, Admission, DeviceKey, DocId, Envelope, EnvelopeId, Fork, Head, LogEntry, LogView, Seq,
     Staging, TrustEntry, TrustState, VerifyError, VersionVector,
 };
-use tessera_sync::{LocalLog, LocalLogError};
+use tessera_sync::{LocalLog, LocalLogError, WantKind, Wanted};
 
 /// A refused batch: the index of the entry that was refused, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +64,12 @@ pub struct SimStore {
     forks: BTreeSet<Fork>,
     /// Documents → the chain envelopes that change them, in log order.
     docs: BTreeMap<DocId, Vec<(DeviceKey, Seq)>>,
+    /// Chain envelopes whose record the disk damaged (a hole below their author's
+    /// head): not readable, asked of peers, filled by the envelope that fits.
+    holes: BTreeSet<(DeviceKey, Seq)>,
+    /// Chain envelopes held without some of their bodies (a carrier stripped them):
+    /// asked of peers, filled by any copy whose bodies match the commitments.
+    stripped: BTreeSet<(DeviceKey, Seq)>,
     memo: VerifiedMemo,
 }
 
@@ -83,6 +89,8 @@ impl SimStore {
             evidence: BTreeMap::new(),
             forks: BTreeSet::new(),
             docs: BTreeMap::new(),
+            holes: BTreeSet::new(),
+            stripped: BTreeSet::new(),
             memo,
         };
         let entries: Vec<LogEntry> = trust_entries.iter().cloned().map(LogEntry::Trust).collect();
@@ -98,11 +106,21 @@ impl SimStore {
     pub fn ingest(&mut self, entries: &[LogEntry]) -> Result<(Vec<LogEntry>, Vec<Fork>), Refused> {
         let mut staging = Staging::default();
         let mut admitted = Vec::new();
+        let mut fills = Vec::new();
         for (index, entry) in entries.iter().enumerate() {
             let memo = self.memo.clone();
             let verify = move |trust: &TrustState, env: &Envelope| memo.verify(trust, env);
             match admit_with(self, &mut staging, entry, &verify) {
-                Ok(Admission::Duplicate) => {}
+                Ok(Admission::Duplicate) => {
+                    // The same envelope again: it may bring bodies this copy lacks (the
+                    // real store's body fill), if they match their commitments.
+                    if let LogEntry::Envelope(env) = entry {
+                        if self.stripped.contains(&(env.author(), env.seq())) {
+                            env.verify_bodies().map_err(|error| Refused { index, error })?;
+                            fills.push(env);
+                        }
+                    }
+                }
                 Ok(admission) => admitted.push((admission, entry)),
                 Err(error) => return Err(Refused { index, error }),
             }
@@ -117,15 +135,19 @@ impl SimStore {
             self.log.push(entry.clone());
             match (admission, entry) {
                 (Admission::Chain { author, seq, id }, LogEntry::Envelope(env)) => {
+                    let fills_hole = self.holes.remove(&(author, seq));
                     assert!(
-                        self.heads.get(&author).is_none_or(|h| h.seq.0 + 1 == seq.0),
+                        fills_hole || self.heads.get(&author).is_none_or(|h| h.seq.0 + 1 == seq.0),
                         "chain gap admitted"
                     );
                     self.heads.advance(author, Head { seq, id });
                     self.chain.insert((author, seq), at);
+                    if !env.has_all_bodies() {
+                        self.stripped.insert((author, seq));
+                    }
                     for change in env.changes() {
                         let list = self.docs.entry(change.doc).or_default();
-                        if list.last() != Some(&(author, seq)) {
+                        if !list.contains(&(author, seq)) {
                             list.push((author, seq));
                         }
                     }
@@ -141,7 +163,69 @@ impl SimStore {
                 (Admission::Duplicate, _) | (Admission::Chain { .. }, LogEntry::Trust(_)) => {}
             }
         }
+        for env in fills {
+            let key = (env.author(), env.seq());
+            let Some(&at) = self.chain.get(&key) else { continue };
+            if let LogEntry::Envelope(held) = &mut self.log[at] {
+                held.fill_bodies_from(env);
+                if held.has_all_bodies() {
+                    self.stripped.remove(&key);
+                }
+            }
+        }
         Ok((new, forks))
+    }
+
+    /// Damages the record of `author`'s chain envelope at `seq`, which must be below
+    /// the author's head (damage at the very end is a torn tail, modelled by crashes):
+    /// the envelope becomes a hole. Returns whether it was held.
+    pub fn damage(&mut self, author: &DeviceKey, seq: Seq) -> bool {
+        if self.heads.get(author).is_none_or(|h| h.seq <= seq) || self.chain.remove(&(*author, seq)).is_none()
+        {
+            return false;
+        }
+        self.stripped.remove(&(*author, seq));
+        self.holes.insert((*author, seq));
+        true
+    }
+
+    /// Empties every body of `author`'s chain envelope at `seq` (a carrier's copy).
+    /// Returns whether it had bodies to lose.
+    pub fn strip(&mut self, author: &DeviceKey, seq: Seq) -> bool {
+        let Some(&at) = self.chain.get(&(*author, seq)) else { return false };
+        let LogEntry::Envelope(env) = &mut self.log[at] else { return false };
+        if env.bodies().is_empty() || !env.has_all_bodies() {
+            return false;
+        }
+        for index in 0..env.bodies().len() {
+            env.strip_body(index);
+        }
+        self.stripped.insert((*author, seq));
+        true
+    }
+
+    /// Holes and envelopes without their bodies (both asked of peers), among the
+    /// envelopes that count (past a revocation or a fork nobody passes them on).
+    pub fn incomplete(&self) -> (usize, usize) {
+        let counting =
+            |set: &BTreeSet<(DeviceKey, Seq)>| set.iter().filter(|(a, s)| self.counts(a, *s)).count();
+        (counting(&self.holes), counting(&self.stripped))
+    }
+
+    /// Whether `device`'s own chain has a hole: the node must not sign (it could sign
+    /// a seq it signed before), as the real store's `signing_blocked`.
+    pub fn signing_blocked(&self, device: &DeviceKey) -> bool {
+        self.holes.iter().any(|(author, _)| author == device)
+    }
+
+    /// `author`'s chain envelope at `seq`, if held whole (bodies included).
+    pub fn whole_at(&self, author: &DeviceKey, seq: Seq) -> bool {
+        self.envelope_at(author, seq).is_some_and(Envelope::has_all_bodies)
+    }
+
+    /// Every chain envelope held, by author and seq.
+    pub fn chain_keys(&self) -> impl Iterator<Item = &(DeviceKey, Seq)> {
+        self.chain.keys()
     }
 
     pub fn trust(&self) -> &TrustState {
@@ -255,6 +339,12 @@ impl LocalLog for SimStore {
     }
     fn forks_known(&self) -> usize {
         self.forks.len()
+    }
+    fn wanted(&self, limit: usize) -> Result<Vec<Wanted>, LocalLogError> {
+        let holes = self.holes.iter().map(|&(author, seq)| Wanted { author, seq, kind: WantKind::Envelope });
+        let bodies =
+            self.stripped.iter().map(|&(author, seq)| Wanted { author, seq, kind: WantKind::Bodies });
+        Ok(holes.chain(bodies).take(limit).collect())
     }
     fn fork_evidence(&self) -> Result<Vec<Envelope>, LocalLogError> {
         Ok(self

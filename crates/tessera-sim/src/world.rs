@@ -8,7 +8,8 @@
 //! other sessions of the node that stored them. A write is durable only when its disk
 //! operation completes; a crash drops the disk queue. Faults (crashes, partitions,
 //! one-way links, flapping hub links, stream faults, relay store loss, restore from an
-//! old backup, a data directory copied to a second machine, clock skew) are drawn
+//! old backup, a data directory copied to a second machine, clock skew, a relay whose
+//! copies lose their bodies, a node whose disk damages records mid-log) are drawn
 //! from the seed; at `fault_phase` the network heals and the run measures how long the
 //! stores take to converge, then checks the invariants (see `check`).
 
@@ -819,6 +820,10 @@ impl World {
             self.report.writes.refused_restoring += 1;
             return;
         }
+        if self.peers[p].store.signing_blocked(&self.peers[p].device) {
+            self.report.writes.refused_damaged += 1;
+            return;
+        }
         let records = match action {
             None => {
                 let Role::Node { device, .. } = self.peers[p].role else { return };
@@ -1054,6 +1059,8 @@ impl World {
                 let epoch = self.partition_epoch;
                 self.after_ms(len, Ev::HealPartition { epoch });
             }
+            73..=80 => self.strip_at_relay(),
+            81..=86 => self.damage_disk(),
             _ => {
                 // A one-way link: `from` can no longer reach `to`, the reverse still works.
                 let from = self.rng.below(all as u64) as usize;
@@ -1066,6 +1073,57 @@ impl World {
                 }
             }
         }
+    }
+
+    /// Chain envelopes of store `p`, up to `n` picked at random, that at least two
+    /// other stores hold whole: losing them at `p` loses no content.
+    fn copies_elsewhere(&mut self, p: usize, n: usize) -> Vec<(DeviceKey, Seq)> {
+        let keys: Vec<(DeviceKey, Seq)> = self.peers[p].store.chain_keys().copied().collect();
+        let mut out = Vec::new();
+        for _ in 0..n.min(keys.len()) {
+            let (author, seq) = keys[self.rng.below(keys.len() as u64) as usize];
+            let whole = (0..self.peers.len())
+                .filter(|&q| q != p && self.peers[q].store.whole_at(&author, seq))
+                .take(2)
+                .count();
+            if whole == 2 && !out.contains(&(author, seq)) {
+                out.push((author, seq));
+            }
+        }
+        out
+    }
+
+    /// A relay whose copies lose their bodies (a carrier stripping them, by fault or
+    /// on purpose): it must get them back from a peer, and pass on only what it holds.
+    fn strip_at_relay(&mut self) {
+        let nodes = self.config.nodes;
+        let r = nodes + self.rng.below((self.peers.len() - nodes) as u64) as usize;
+        let n = self.rng.range(1, 30) as usize;
+        for (author, seq) in self.copies_elsewhere(r, n) {
+            if self.peers[r].store.strip(&author, seq) {
+                self.report.faults.bodies_stripped += 1;
+            }
+        }
+    }
+
+    /// A node's disk damages records in the middle of its log, found when it next
+    /// opens (so: a crash, then the damage, then a restart): each becomes a hole filled
+    /// from peers; while one of its own is a hole, the node signs nothing.
+    fn damage_disk(&mut self) {
+        let p = self.rng.below(self.config.nodes as u64) as usize;
+        if !self.peers[p].up {
+            return;
+        }
+        self.crash(p);
+        self.report.faults.node_crashes += 1;
+        let n = self.rng.range(1, 5) as usize;
+        for (author, seq) in self.copies_elsewhere(p, n) {
+            if self.peers[p].store.damage(&author, seq) {
+                self.report.faults.records_damaged += 1;
+            }
+        }
+        let back = self.rng.exp_ms(60_000);
+        self.after_ms(back, Ev::Restart { peer: p });
     }
 
     fn crash(&mut self, p: usize) {

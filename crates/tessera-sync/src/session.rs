@@ -277,6 +277,11 @@ pub struct Session {
     pong_due: Option<u64>,
     hello_sent: bool,
     want_sent: bool,
+    /// A live session looks again for holes and stripped bodies (a relay's copy
+    /// emptied, a batch that brought stripped envelopes) at this time, and asks for
+    /// what is still missing: the peer may have got it since.
+    next_want_check: Duration,
+    want_check_due: bool,
     /// The peer's Want arrived (or the peer does not speak Want).
     peer_want_received: bool,
     peer_want_seen: bool,
@@ -308,6 +313,8 @@ impl Session {
             pong_due: None,
             hello_sent: false,
             want_sent: false,
+            next_want_check: now + WANT_RECHECK_INTERVAL,
+            want_check_due: false,
             peer_want_received,
             peer_want_seen: false,
             peer_device: None,
@@ -494,6 +501,10 @@ impl Session {
         }
         if !self.ping_due && now.saturating_sub(self.last_sent) >= self.config.limits.keep_alive_interval {
             self.ping_due = true;
+        }
+        if self.phase == Phase::Live && now >= self.next_want_check {
+            self.want_check_due = true;
+            self.next_want_check = now + WANT_RECHECK_INTERVAL;
         }
     }
 
@@ -709,14 +720,22 @@ impl Session {
     }
 
     /// The peer's Want: queued, each item answered if this log holds the envelope
-    /// (with bodies, for a Bodies item) and the peer may receive it. One per session.
+    /// (with bodies, for a Bodies item) and the peer may receive it. The first comes
+    /// right after the Hello; a live peer may send more, with at most
+    /// [`WANTED_PENDING_MAX`] items waiting for an answer.
     fn on_want(&mut self, items: Vec<Wanted>) -> Result<(), SessionError> {
-        if self.peer_want_seen {
+        if self.peer_want_seen && self.phase != Phase::Live {
             return Err(self.violation(ProtocolViolation::SecondWant));
+        }
+        if self.out.wanted.len() + items.len() > WANTED_PENDING_MAX {
+            return Err(self.violation(ProtocolViolation::TooMany {
+                what: "wanted envelopes waiting for an answer",
+                limit: WANTED_PENDING_MAX,
+            }));
         }
         self.peer_want_seen = true;
         self.peer_want_received = true;
-        self.out.wanted = items.into();
+        self.out.wanted.extend(items);
         Ok(())
     }
 
@@ -767,6 +786,15 @@ impl Session {
                 log.wanted(WANT_ITEMS_MAX).map_err(|e| SessionError::LocalLog { reason: e.reason })?;
             self.stats.wanted_asked = items.len() as u64;
             return Ok(Some(Message::Want { items }.encode()));
+        }
+        if self.want_check_due && self.config.peer_takes_wants && self.phase == Phase::Live {
+            self.want_check_due = false;
+            let items =
+                log.wanted(WANT_ITEMS_MAX).map_err(|e| SessionError::LocalLog { reason: e.reason })?;
+            if !items.is_empty() {
+                self.stats.wanted_asked += items.len() as u64;
+                return Ok(Some(Message::Want { items }.encode()));
+            }
         }
         if let Some(nonce) = self.pong_due.take() {
             return Ok(Some(Message::Pong { nonce }.encode()));
@@ -1182,6 +1210,11 @@ impl Session {
 /// there.
 /// `range` cut at the last seq `trust` accepts of its author, or `None` when none of
 /// it is accepted.
+/// How often a live session looks again for holes and stripped bodies to ask for.
+const WANT_RECHECK_INTERVAL: Duration = Duration::from_secs(60);
+/// Items of the peer's Wants waiting for an answer at once.
+const WANTED_PENDING_MAX: usize = 2 * WANT_ITEMS_MAX;
+
 fn within_trust(range: SeqRange, trust: &TrustState) -> Option<SeqRange> {
     match trust.last_valid(&range.author) {
         None => Some(range),
