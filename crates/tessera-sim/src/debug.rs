@@ -52,6 +52,25 @@ fn digest_groups(world: &World, peers: &[usize]) {
     for &p in peers {
         groups.entry(world.store(p).digest()).or_default().push(p);
     }
+    // Trust entries some stores hold and others do not.
+    let all: Vec<_> = peers
+        .iter()
+        .map(|&p| world.store(p).trust().ids().copied().collect::<std::collections::BTreeSet<_>>())
+        .collect();
+    for (i, ids) in all.iter().enumerate() {
+        for id in ids {
+            let missing = all.iter().filter(|other| !other.contains(id)).count();
+            if missing > 0 {
+                let entry =
+                    world.store(peers[i]).trust().entries_in_order().into_iter().find(|e| e.id() == *id);
+                eprintln!(
+                    "trust entry held by peer {} and missing on {missing} stores: {}",
+                    peers[i],
+                    entry.map(|e| e.statement.describe().to_string()).unwrap_or_default()
+                );
+            }
+        }
+    }
     for (digest, members) in &groups {
         let s = world.store(members[0]);
         eprintln!(
@@ -67,6 +86,18 @@ fn digest_groups(world: &World, peers: &[usize]) {
                 .map(|(a, h)| format!("{}:{}", &a.short()[..4], h.seq))
                 .collect::<Vec<_>>()
                 .join(" ")
+        );
+        let (holes, stripped) = s.incomplete();
+        let headless: Vec<String> = s
+            .heads()
+            .iter()
+            .filter(|(a, h)| s.envelope_at(a, h.seq).is_none())
+            .map(|(a, h)| format!("{}:{}", &a.short()[..4], h.seq))
+            .collect();
+        eprintln!(
+            "  holes {holes}, stripped {stripped}, heads not held {headless:?}, trust entries {} ({} waiting)",
+            s.trust().len(),
+            s.trust().waiting().count()
         );
     }
 }

@@ -236,6 +236,10 @@ struct Outbound {
     gossip_sent: BTreeSet<EnvelopeId>,
     /// [`LocalLog::forks_known`] when the evidence was last read.
     forks_gossiped: usize,
+    /// How many trust entries the log had accepted when they were last queued: an
+    /// entry may be accepted without being appended (one that waited for the
+    /// certificate it needed), so no local append announces it.
+    trust_known: usize,
     /// Forked authors: nothing more of them is streamed in this session.
     blocked: BTreeSet<DeviceKey>,
     /// Per author, the last seq to send (envelopes are read from the log on demand).
@@ -533,6 +537,11 @@ impl Session {
         if matches!(self.phase, Phase::Syncing | Phase::Live) && log.forks_known() > self.out.forks_gossiped {
             // The node learnt of a fork (from another session) while this one runs.
             if let Err(error) = self.queue_gossip(log) {
+                self.fail(error);
+            }
+        }
+        if matches!(self.phase, Phase::Syncing | Phase::Live) && log.trust().len() != self.out.trust_known {
+            if let Err(error) = self.queue_trust(log) {
                 self.fail(error);
             }
         }
@@ -858,20 +867,7 @@ impl Session {
         let Some(pending) = self.pending_plan.take() else { return Ok(()) };
         self.phase = Phase::Syncing;
         let trust = log.trust();
-        let mut trust_to_send = 0u64;
-        for entry in trust.entries_in_order() {
-            let id = entry.id();
-            if self.out.peer_trust.insert(id) {
-                if self.out.trust_queue.len() >= PENDING_TRUST_ENTRIES_MAX {
-                    return Err(SessionError::LocalBacklog {
-                        what: "trust entries",
-                        max: PENDING_TRUST_ENTRIES_MAX,
-                    });
-                }
-                self.out.trust_queue.push_back(id);
-                trust_to_send += 1;
-            }
-        }
+        let trust_to_send = self.queue_trust(log)?;
         // Entries already received and stored are in `trust`; those received and not
         // yet stored leave the set in `handle_ingested`.
         self.out.awaiting_trust =
@@ -928,6 +924,27 @@ impl Session {
             trust_entries_to_send: trust_to_send,
         });
         Ok(())
+    }
+
+    /// Queues every accepted trust entry the peer is not known to hold; returns how many.
+    fn queue_trust(&mut self, log: &dyn LocalLog) -> Result<u64, SessionError> {
+        let trust = log.trust();
+        self.out.trust_known = trust.len();
+        let mut queued = 0u64;
+        for entry in trust.entries_in_order() {
+            let id = entry.id();
+            if self.out.peer_trust.insert(id) {
+                if self.out.trust_queue.len() >= PENDING_TRUST_ENTRIES_MAX {
+                    return Err(SessionError::LocalBacklog {
+                        what: "trust entries",
+                        max: PENDING_TRUST_ENTRIES_MAX,
+                    });
+                }
+                self.out.trust_queue.push_back(id);
+                queued += 1;
+            }
+        }
+        Ok(queued)
     }
 
     fn queue_evidence(&mut self, author: DeviceKey, seq: Seq, theirs: Option<EnvelopeId>) {
