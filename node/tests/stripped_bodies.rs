@@ -116,3 +116,47 @@ fn a_stripped_bundle_from_a_stranger_is_refused_and_cannot_hide_a_record() {
         field(&ok(&c, &["status"]), "Records fingerprint")
     );
 }
+
+/// Through a relay: a hub holding the emptied copy asks the relay for the bodies, and
+/// a relay that took an emptied copy first gets them from the next hub that syncs.
+#[test]
+fn a_relay_sync_brings_back_what_a_stripped_copy_hid() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    ok(&a, &["init", "--site", "Polo A"]);
+    let b = joined_hub(&a, dir.path(), "Sportello B");
+    let c = joined_hub(&a, dir.path(), "Sportello C");
+    add_person(&a, "Visibile");
+    let genuine = dir.path().join("genuine.tessera");
+    ok(&a, &["export", genuine.to_str().unwrap()]);
+    let stripped = dir.path().join("stripped.tessera");
+    stripped_copy(&genuine, &stripped);
+    let relay_dir = common::certified_relay(&a, dir.path());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let args = tessera_relay::ServeArgs {
+        listen: "127.0.0.1:0".into(),
+        metrics: "127.0.0.1:0".into(),
+        ..tessera_relay::ServeArgs::default()
+    };
+    let relay = runtime.block_on(tessera_relay::Relay::start(&relay_dir, args)).unwrap();
+    let addr = relay.addr.to_string();
+
+    // B took the emptied copy and is the first to reach the relay: the relay now holds
+    // the envelopes without their content too.
+    ok(&b, &["import", stripped.to_str().unwrap(), "--allow-unknown-exporter"]);
+    ok(&b, &["sync", "--peer", &addr]);
+    // A, which has the content, syncs: the relay asks for what it lacks.
+    ok(&a, &["sync", "--peer", &addr]);
+    // B and C get it from the relay.
+    ok(&b, &["sync", "--peer", &addr]);
+    ok(&c, &["sync", "--peer", &addr]);
+    for hub in [&b, &c] {
+        assert!(ok(hub, &["attendee", "list"]).contains("Visibile"));
+        assert_eq!(field(&ok(hub, &["status"]), WITHOUT_CONTENT), "0");
+        assert_eq!(
+            field(&ok(&a, &["status"]), "Records fingerprint"),
+            field(&ok(hub, &["status"]), "Records fingerprint")
+        );
+    }
+    runtime.block_on(relay.shutdown()).unwrap();
+}
