@@ -1222,16 +1222,13 @@ impl Session {
     }
 }
 
-/// Whether the envelopes of `author` just stored from the peer (in seq order) reveal
-/// a fork with the local chain; if so, the seq to send evidence at and the peer's id
-/// there.
-/// `range` cut at the last seq `trust` accepts of its author, or `None` when none of
-/// it is accepted.
 /// How often a live session looks again for holes and stripped bodies to ask for.
 const WANT_RECHECK_INTERVAL: Duration = Duration::from_secs(60);
 /// Items of the peer's Wants waiting for an answer at once.
 const WANTED_PENDING_MAX: usize = 2 * WANT_ITEMS_MAX;
 
+/// `range` cut at the last seq `trust` accepts of its author, or `None` when none of
+/// it is accepted.
 fn within_trust(range: SeqRange, trust: &TrustState) -> Option<SeqRange> {
     match trust.last_valid(&range.author) {
         None => Some(range),
@@ -1240,6 +1237,9 @@ fn within_trust(range: SeqRange, trust: &TrustState) -> Option<SeqRange> {
     }
 }
 
+/// Whether the envelopes of `author` just stored from the peer (in seq order) reveal
+/// a fork with the local chain; if so, the seq to send evidence at and the peer's id
+/// there.
 fn forks_in(
     log: &dyn LocalLog,
     author: &DeviceKey,
