@@ -329,17 +329,17 @@ fn status(node: &Node, ui: &Ui) -> Result<()> {
             ui.t("Changes lost to damage (asked of peers)", "Modifiche perse per danno (chieste ai nodi)"),
             store.holes(tessera_sync::WANT_ITEMS_MAX)?.len().to_string(),
         ));
+    }
+    if let Some(blocked) = store.signing_blocked(&node.device())? {
         fields.push((
             ui.t("This node may write", "Questo nodo può scrivere"),
-            match store.signing_blocked(&node.device())? {
-                None => ui.t("yes", "sì").to_string(),
-                Some(_) => ui
-                    .t(
-                        "no, sync with a peer or the relay first",
-                        "no, prima sincronizza con un nodo o il relay",
-                    )
-                    .to_string(),
-            },
+            format!(
+                "{} ({blocked})",
+                ui.t(
+                    "no, sync with a peer or the relay first",
+                    "no, prima sincronizza con un nodo o il relay"
+                )
+            ),
         ));
     }
     let counts: Vec<String> =

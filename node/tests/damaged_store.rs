@@ -99,7 +99,13 @@ fn a_backup_whose_log_is_older_than_its_derived_files_opens() {
     copy_dir(&old_log, &hub.join("store/log"));
     answers_every_command(&hub, dir.path());
     assert_eq!(listed(&hub), 3, "the documents are those of the log, not of the newer derived files");
-    // And it goes on working.
+    // It does not sign again the changes it signed after the backup: a copy of them
+    // may be on another hub, and that would fork it.
+    let (code, _, err) = rc(&hub, &["device", "add", "--tag", "N-1", "--kind", "pc", "--origin", "donated"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("signed changes up to") && err.contains("tessera sync"), "{err}");
+    // Once the operator has synced with everyone, it goes on working.
+    ok(&hub, &["repair", "--damage-reviewed"]);
     register(&hub, 6, 1);
     assert_eq!(listed(&hub), 4);
 }
@@ -111,13 +117,32 @@ fn a_torn_tail_cut_at_open_leaves_a_working_hub() {
     ok(&hub, &["init", "--site", "Polo Strappo"]);
     register(&hub, 0, 5);
     let segment = hub.join("store/log/0000000000000001.tlog");
-    let len = fs::metadata(&segment).unwrap().len();
-    // The last record loses its last bytes, as a crash in the middle of its write.
-    fs::OpenOptions::new().write(true).open(&segment).unwrap().set_len(len - 10).unwrap();
+    let bytes = fs::read(&segment).unwrap();
+    let (last, len) = *frames(&bytes).last().unwrap();
+    // A crash in the middle of writing a sixth record: part of a frame at the end.
+    let mut torn = bytes.clone();
+    torn.extend_from_slice(&bytes[last..last + len / 2]);
+    fs::write(&segment, &torn).unwrap();
     answers_every_command(&hub, dir.path());
-    assert_eq!(listed(&hub), 4);
-    register(&hub, 5, 1);
     assert_eq!(listed(&hub), 5);
+    register(&hub, 5, 1);
+    assert_eq!(listed(&hub), 6);
+
+    // The last acknowledged record damaged (it is cut like a torn write): the hub
+    // knows it signed it, and does not sign that number again until a peer gives it
+    // back or the operator has synced with everyone.
+    let bytes = fs::read(&segment).unwrap();
+    let (last, _) = *frames(&bytes).last().unwrap();
+    fs::OpenOptions::new().write(true).open(&segment).unwrap().set_len(last as u64 + 12).unwrap();
+    answers_every_command(&hub, dir.path());
+    assert_eq!(listed(&hub), 5);
+    let (code, _, err) = rc(&hub, &["device", "add", "--tag", "N-1", "--kind", "pc", "--origin", "donated"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("signed changes up to"), "{err}");
+    assert!(ok(&hub, &["status"]).contains("signed changes up to"));
+    ok(&hub, &["repair", "--damage-reviewed"]);
+    register(&hub, 6, 1);
+    assert_eq!(listed(&hub), 6);
 }
 
 #[test]

@@ -159,6 +159,10 @@ pub struct Store {
     pending_applied: Option<LogPosition>,
     /// The log's damaged ranges, and what each held where that could be read.
     damage: Vec<Damage>,
+    /// The last seq each device signing here ([`Store::append_local`]) had durable in
+    /// the log, kept beside it (`signed`): a log whose last record was damaged is cut
+    /// like a torn write, and without this mark the device could sign that seq again.
+    signed: BTreeMap<DeviceKey, Seq>,
 }
 
 /// A damaged range of the log (see [`DamagedRange`]) and what it held, as far as the
@@ -192,6 +196,11 @@ pub enum SigningBlocked {
     /// a newer one. Until a peer gives it back, or the operator has synced with every
     /// peer and reviewed it ([`Store::accept_unknown_damage`]), the device does not sign.
     UnknownDamageAfterOwnHead { at: LogPosition },
+    /// This device signed up to `seq` here, and the log ends before it: its last
+    /// record was damaged and cut as a torn write. Until a peer gives the envelopes
+    /// back, or the operator reviewed it ([`Store::accept_unknown_damage`]), the device
+    /// does not sign.
+    SignedBeyondLog { seq: Seq },
 }
 
 impl std::fmt::Display for SigningBlocked {
@@ -206,6 +215,13 @@ impl std::fmt::Display for SigningBlocked {
             }
             SigningBlocked::UnknownDamageAfterOwnHead { at } => {
                 write!(f, "an unreadable record at {at} may be a newer change of this device")
+            }
+            SigningBlocked::SignedBeyondLog { seq } => {
+                write!(
+                    f,
+                    "this device signed changes up to {}, and the log ends before (its end was damaged)",
+                    seq.0
+                )
             }
         }
     }
@@ -272,6 +288,7 @@ impl Store {
             pending_rows: BTreeMap::new(),
             pending_applied: None,
             damage: Vec::new(),
+            signed: read_signed(&dir.join(SIGNED_FILE)),
         };
         if rebuild_reason.is_none() {
             rebuild_reason = store.check_derived();
@@ -383,6 +400,11 @@ impl Store {
     /// Whether `author` (this node's device) may sign its next envelope: never while
     /// its own chain in this log may be incomplete, so it never signs a seq twice.
     pub fn signing_blocked(&self, author: &DeviceKey) -> Result<Option<SigningBlocked>, StoreError> {
+        if let Some(&signed) = self.signed.get(author) {
+            if self.heads.get(author).is_none_or(|head| head.seq < signed) {
+                return Ok(Some(SigningBlocked::SignedBeyondLog { seq: signed }));
+            }
+        }
         if self.damage.is_empty() {
             return Ok(None);
         }
@@ -428,6 +450,15 @@ impl Store {
             .filter(|d| d.held == DamagedEntry::Unknown)
             .map(|d| d.range.start_position())
             .collect();
+        // What this device signed past the log's end is reviewed too.
+        let authors: Vec<DeviceKey> = self.signed.keys().copied().collect();
+        for author in authors {
+            match self.heads.get(&author) {
+                Some(head) => self.signed.insert(author, head.seq),
+                None => self.signed.remove(&author),
+            };
+        }
+        write_signed(&self.dir.join(SIGNED_FILE), &self.signed)?;
         let text: String = unknown.iter().map(|at| format!("{} {}\n", at.segment, at.offset)).collect();
         let path = self.dir.join(DAMAGE_REVIEWED_FILE);
         let tmp = path.with_extension("tmp");
@@ -890,6 +921,13 @@ impl Store {
         let envelope = Envelope::sign(&self.network, key, prev, time, changes)?;
         self.ingest(&[LogEntry::Envelope(envelope.clone())], Policy::AllOrNothing)?;
         debug_assert_eq!(self.head(&author).map(|h| h.id), Some(envelope.id()));
+        // The envelope is durable; the mark only guards against the log's end being
+        // damaged later, so it is written without an fsync of its own (the kernel
+        // writes it back within seconds) and a failure does not undo the write.
+        self.signed.insert(author, envelope.seq());
+        if let Err(e) = write_signed(&self.dir.join(SIGNED_FILE), &self.signed) {
+            tracing::warn!(error = %e, "could not record the last signed change");
+        }
         Ok(envelope)
     }
 
@@ -1069,6 +1107,30 @@ impl LogView for Store {
 /// Damaged records the operator reviewed after syncing (see
 /// [`Store::accept_unknown_damage`]), one "segment offset" per line.
 const DAMAGE_REVIEWED_FILE: &str = "damage-reviewed";
+/// Per device signing in this store, the last seq it had durable: `DEVICEHEX SEQ`
+/// lines. Unreadable: treated as absent (the guard it gives is then lost, nothing else).
+const SIGNED_FILE: &str = "signed";
+/// Lines of the `signed` file read at most (one per device that signed here).
+const SIGNED_DEVICES_MAX: usize = 64;
+
+fn read_signed(path: &Path) -> BTreeMap<DeviceKey, Seq> {
+    let Ok(text) = fs::read_to_string(path) else { return BTreeMap::new() };
+    text.lines()
+        .take(SIGNED_DEVICES_MAX)
+        .filter_map(|line| {
+            let (device, seq) = line.split_once(' ')?;
+            let mut key = [0u8; 32];
+            hex::decode_to_slice(device, &mut key).ok()?;
+            Some((DeviceKey::from_bytes(key).ok()?, Seq(seq.trim().parse().ok()?)))
+        })
+        .collect()
+}
+
+fn write_signed(path: &Path, signed: &BTreeMap<DeviceKey, Seq>) -> Result<(), StoreError> {
+    let text: String =
+        signed.iter().map(|(device, seq)| format!("{} {}\n", device.0.to_hex(), seq.0)).collect();
+    fs::write(path, text).map_err(StoreError::io("write", path))
+}
 /// Holes recorded for one gap in a chain; a larger gap is asked for in part, the rest
 /// once those are filled (a signed seq bounds it, but not to a small number).
 const HOLES_PER_GAP_MAX: usize = 65_536;
@@ -1167,6 +1229,63 @@ mod tests {
         let mut bytes = fs::read(&path).unwrap();
         bytes[(at.offset + 8 + u64::from(at.len) / 2) as usize] ^= 0x10;
         fs::write(&path, bytes).unwrap();
+    }
+
+    #[test]
+    fn a_damaged_last_own_envelope_is_not_signed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = TestNetwork::new(8, 1, 1);
+        let mut store = open_new(dir.path(), &net);
+        let own = net.devices[0].id;
+        let key = SecretKey::from_seed(net.devices[0].key.to_seed());
+        let change = |n: u8| {
+            vec![NewChange {
+                doc: tessera_log::testkit::test_doc(1, u64::from(n)),
+                salt: tessera_log::Salt([n; 16]),
+                body: vec![n],
+            }]
+        };
+        let mine: Vec<Envelope> = (0..3)
+            .map(|n| store.append_local(&key, tessera_log::testkit::time(n), change(n as u8)).unwrap())
+            .collect();
+        let (at, _) = store
+            .row(&derived::chain_key(&own, Seq(3)))
+            .unwrap()
+            .and_then(|v| derived::decode_chain(&v))
+            .unwrap();
+        drop(store);
+        // The last record damaged: indistinguishable from a torn write, so it is cut.
+        let path = dir.path().join(LOG_DIR).join(format!("{:016x}.tlog", at.segment));
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[(at.offset + 8) as usize] ^= 0x01;
+        fs::write(&path, bytes).unwrap();
+        let (mut store, report) = Store::open(dir.path(), Some(net.network)).unwrap();
+        assert!(report.log.torn_tail.is_some());
+        assert_eq!(store.head(&own).map(|h| h.seq), Some(Seq(2)));
+        assert_eq!(
+            store.signing_blocked(&own).unwrap(),
+            Some(SigningBlocked::SignedBeyondLog { seq: Seq(3) })
+        );
+        let refused = store.append_local(&key, tessera_log::testkit::time(9), change(9)).unwrap_err();
+        assert!(refused.to_string().contains("signed changes up to 3"), "{refused}");
+        // A peer's copy brings it back: signing resumes at 4.
+        store.ingest(&[LogEntry::Envelope(mine[2].clone())], Policy::AllOrNothing).unwrap();
+        assert_eq!(store.signing_blocked(&own).unwrap(), None);
+        assert_eq!(store.append_local(&key, tessera_log::testkit::time(9), change(9)).unwrap().seq(), Seq(4));
+        // Reviewed by the operator instead: the mark follows the log.
+        drop(store);
+        let mut bytes = fs::read(&path).unwrap();
+        let len = bytes.len();
+        bytes.truncate(len - 3);
+        fs::write(&path, bytes).unwrap();
+        let (mut store, _) = Store::open(dir.path(), Some(net.network)).unwrap();
+        assert!(store.signing_blocked(&own).unwrap().is_some());
+        store.accept_unknown_damage().unwrap();
+        assert_eq!(store.signing_blocked(&own).unwrap(), None);
+        assert_eq!(
+            store.append_local(&key, tessera_log::testkit::time(10), change(10)).unwrap().seq(),
+            Seq(4)
+        );
     }
 
     #[test]
