@@ -7,29 +7,9 @@ mod common;
 
 use std::path::Path;
 
-use common::{field, joined_hub, ok, tessera, Daemon};
+use common::{add_person, field, joined_hub, ok, tessera, Daemon};
 use tessera_log::bundle::{read_all, BundleWriter};
 use tessera_log::{LogEntry, SecretKey};
-
-fn add_person(data: &Path, given: &str) {
-    ok(
-        data,
-        &[
-            "attendee",
-            "add",
-            "--given",
-            given,
-            "--family",
-            "Prova",
-            "--birth-year",
-            "1975",
-            "--role",
-            "citizen",
-            "--consent-by",
-            "self",
-        ],
-    );
-}
 
 /// The bundle at `genuine` with every envelope's bodies removed, signed by a key that
 /// no certificate vouches for.
@@ -69,18 +49,33 @@ fn run(data: &Path, args: &[&str]) -> (bool, String, String) {
 
 const WITHOUT_CONTENT: &str = "Changes without their content";
 
+/// Hub A (holding one attendee) and two more hubs of its network, A's genuine export
+/// and the same bundle emptied by a stranger.
+struct Hubs {
+    a: std::path::PathBuf,
+    b: std::path::PathBuf,
+    c: std::path::PathBuf,
+    genuine: std::path::PathBuf,
+    stripped: std::path::PathBuf,
+}
+
+fn hubs(dir: &Path) -> Hubs {
+    let a = dir.join("a");
+    ok(&a, &["init", "--site", "Polo A"]);
+    let b = joined_hub(&a, dir, "Sportello B");
+    let c = joined_hub(&a, dir, "Sportello C");
+    add_person(&a, "Visibile");
+    let genuine = dir.join("genuine.tessera");
+    ok(&a, &["export", genuine.to_str().unwrap()]);
+    let stripped = dir.join("stripped.tessera");
+    stripped_copy(&genuine, &stripped);
+    Hubs { a, b, c, genuine, stripped }
+}
+
 #[test]
 fn a_stripped_bundle_from_a_stranger_is_refused_and_cannot_hide_a_record() {
     let dir = tempfile::tempdir().unwrap();
-    let a = dir.path().join("a");
-    ok(&a, &["init", "--site", "Polo A"]);
-    let b = joined_hub(&a, dir.path(), "Sportello B");
-    let c = joined_hub(&a, dir.path(), "Sportello C");
-    add_person(&a, "Visibile");
-    let genuine = dir.path().join("genuine.tessera");
-    ok(&a, &["export", genuine.to_str().unwrap()]);
-    let stripped = dir.path().join("stripped.tessera");
-    stripped_copy(&genuine, &stripped);
+    let Hubs { a, b, c, genuine, stripped } = hubs(dir.path());
 
     // import and audit verify agree: the exporter is certified by nobody.
     let (imported, _, err) = run(&b, &["import", stripped.to_str().unwrap()]);
@@ -122,15 +117,7 @@ fn a_stripped_bundle_from_a_stranger_is_refused_and_cannot_hide_a_record() {
 #[test]
 fn a_relay_sync_brings_back_what_a_stripped_copy_hid() {
     let dir = tempfile::tempdir().unwrap();
-    let a = dir.path().join("a");
-    ok(&a, &["init", "--site", "Polo A"]);
-    let b = joined_hub(&a, dir.path(), "Sportello B");
-    let c = joined_hub(&a, dir.path(), "Sportello C");
-    add_person(&a, "Visibile");
-    let genuine = dir.path().join("genuine.tessera");
-    ok(&a, &["export", genuine.to_str().unwrap()]);
-    let stripped = dir.path().join("stripped.tessera");
-    stripped_copy(&genuine, &stripped);
+    let Hubs { a, b, c, stripped, .. } = hubs(dir.path());
     let relay_dir = common::certified_relay(&a, dir.path());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let args = tessera_relay::ServeArgs {

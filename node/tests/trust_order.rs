@@ -7,27 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{field, joined_hub, ok};
-
-fn add_person(data: &Path, given: &str) {
-    ok(
-        data,
-        &[
-            "attendee",
-            "add",
-            "--given",
-            given,
-            "--family",
-            "Prova",
-            "--birth-year",
-            "1980",
-            "--role",
-            "citizen",
-            "--consent-by",
-            "self",
-        ],
-    );
-}
+use common::{add_person, field, joined_hub, ok};
 
 /// The number of changes the node signed itself ("Own changes: 3 (head ...)").
 fn own_changes(data: &Path) -> u64 {

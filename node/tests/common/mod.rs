@@ -33,6 +33,27 @@ pub fn field(text: &str, label: &str) -> String {
     text.lines().find(|l| l.starts_with(label)).unwrap().rsplit(' ').next().unwrap().to_string()
 }
 
+/// Registers an adult attendee with family name "Prova" (synthetic) on `data`.
+pub fn add_person(data: &Path, given: &str) {
+    ok(
+        data,
+        &[
+            "attendee",
+            "add",
+            "--given",
+            given,
+            "--family",
+            "Prova",
+            "--birth-year",
+            "1980",
+            "--role",
+            "citizen",
+            "--consent-by",
+            "self",
+        ],
+    );
+}
+
 /// Has hub `a`'s single-machine network certify `device` through a second partner
 /// (made on first use), writing the trust file to `out`.
 pub fn certify(a: &Path, device: &str, site: &str, role: &str, out: &Path) {
