@@ -138,9 +138,7 @@ fn epoch(store: &Store) -> [u8; 32] {
 }
 
 fn excluded(store: &Store, envelope: &Envelope) -> bool {
-    let author = envelope.author();
-    store.trust().authorize(&author, envelope.seq()).is_err()
-        || store.forks().iter().any(|f| f.author == author && envelope.seq() >= f.seq)
+    !tessera_log::still_counts(store.trust(), store.forks(), &envelope.author(), envelope.seq())
 }
 
 /// The stored document of `doc` (saved bytes only, no pending changes).

@@ -68,28 +68,42 @@ pub trait LogView {
 /// chain around it: its `prev` is the envelope held just before it (when held) and the
 /// envelope held just after it names it as `prev` (when held). Seqs that are missing
 /// on both sides are checked when their neighbours arrive, so holes fill in any order.
+///
+/// An envelope that does not fit is validly signed (checked before) and contradicts
+/// the chain: the author signed two histories, and the returned fork says where they
+/// part, as [`fork_point`] would for a log that held the other one (at `seq - 1` when
+/// its `prev` differs from the envelope held there, else at `seq`, where the envelope
+/// after it names another). A copied data directory answering a hole with its own
+/// branch is thus evidence, kept, never a reason to refuse what came with it.
 fn fits_hole(
     view: &dyn LogView,
     staging: &Staging,
     env: &Envelope,
     held_at: &dyn Fn(Seq) -> Option<EnvelopeId>,
-) -> Result<(), VerifyError> {
+) -> Result<(), Fork> {
     let (author, seq) = (env.author(), env.seq());
-    let refused = || VerifyError::HoleMismatch { device: author, seq };
     let before = match seq.0.checked_sub(1) {
-        Some(0) | None => Some(EnvelopeId::default()),
-        Some(b) => held_at(Seq(b)),
+        Some(0) | None => Some((Seq(0), EnvelopeId::default())),
+        Some(b) => held_at(Seq(b)).map(|id| (Seq(b), id)),
     };
-    if before.is_some_and(|id| id != env.prev()) {
-        return Err(refused());
+    if let Some((before_seq, held)) = before.filter(|(_, id)| *id != env.prev()) {
+        return Err(Fork { author, seq: before_seq, held, other: env.prev() });
     }
     let after = seq.next().and_then(|next| {
         staging.chain_prevs.get(&(author, next)).copied().or_else(|| view.chain_prev(&author, next))
     });
-    if after.is_some_and(|prev| prev != env.id()) {
-        return Err(refused());
+    if let Some(named) = after.filter(|prev| *prev != env.id()) {
+        return Err(Fork { author, seq, held: named, other: env.id() });
     }
     Ok(())
+}
+
+/// Whether `author`'s envelope at `seq` still counts for a log with this trust and
+/// these forks: its author may sign it (no revocation before it) and no fork of the
+/// author starts at or before it. Nobody passes on what does not count, so a log
+/// never asks its peers for it.
+pub fn still_counts(trust: &TrustState, forks: &BTreeSet<Fork>, author: &DeviceKey, seq: Seq) -> bool {
+    trust.authorize(author, seq).is_ok() && !forks.iter().any(|f| f.author == *author && seq >= f.seq)
 }
 
 /// What earlier entries of the batch being admitted changed, over the committed state.
@@ -182,12 +196,14 @@ pub fn admit_with(
                     Some(held) => fork_point(author, seq, held, env, held_at),
                     // Below the head with nothing held there: a hole left by a damaged
                     // log, filled back if the envelope links to what is held around it.
-                    None => {
-                        fits_hole(view, staging, env, &held_at)?;
-                        staging.chain_ids.insert((author, seq), env.id());
-                        staging.chain_prevs.insert((author, seq), env.prev());
-                        return Ok(Admission::Chain { author, seq, id: env.id() });
-                    }
+                    None => match fits_hole(view, staging, env, &held_at) {
+                        Ok(()) => {
+                            staging.chain_ids.insert((author, seq), env.id());
+                            staging.chain_prevs.insert((author, seq), env.prev());
+                            return Ok(Admission::Chain { author, seq, id: env.id() });
+                        }
+                        Err(fork) => fork,
+                    },
                 },
                 Err(VerifyError::SeqGap { .. }) if staging.allow_gaps => {
                     staging.heads.insert(author, Head { seq, id: env.id() });
@@ -242,7 +258,7 @@ mod tests {
     }
 
     #[test]
-    fn a_hole_is_filled_only_by_the_envelope_that_fits_it_in_any_order() {
+    fn a_hole_is_filled_by_the_envelope_that_fits_it_and_another_is_fork_evidence() {
         let mut net = TestNetwork::new(5, 1, 1);
         let network = net.network;
         let envs: Vec<Envelope> = (0..6).map(|n| net.devices[0].next_simple(&network, n, 16)).collect();
@@ -263,19 +279,28 @@ mod tests {
                 );
             }
         }
-        // Another envelope signed at seq 3 does not fit once seqs 2 and 4 are back...
-        net.devices[0].head = Some((envs[1].seq(), envs[1].id()));
+        // Another envelope signed at seq 3 does not fit once seqs 2 and 4 are back: it
+        // proves that the author signed two histories, parting at seq 2 (its prev is
+        // not the seq 2 held), and is kept as evidence.
+        net.devices[0].head = Some((envs[0].seq(), envs[0].id()));
+        let other_two = net.devices[0].next_simple(&network, 97, 16);
         let other = net.devices[0].next_simple(&network, 99, 16);
         let mut staging = Staging::default();
         admit(&view, &mut staging, &LogEntry::Envelope(envs[1].clone())).unwrap();
         admit(&view, &mut staging, &LogEntry::Envelope(envs[3].clone())).unwrap();
-        let err = admit(&view, &mut staging, &LogEntry::Envelope(other)).unwrap_err();
-        assert!(matches!(err, VerifyError::HoleMismatch { seq: Seq(3), .. }), "{err}");
-        // ...nor does seq 4 with the wrong successor: seq 5 names the genuine seq 4.
+        let admitted = admit(&view, &mut staging, &LogEntry::Envelope(other.clone())).unwrap();
+        let fork = Fork { author: other.author(), seq: Seq(2), held: envs[1].id(), other: other_two.id() };
+        assert_eq!(admitted, Admission::ForkEvidence { fork, seq: Seq(3), id: other.id() });
+        // The same evidence again is a duplicate.
+        let again = admit(&view, &mut staging, &LogEntry::Envelope(other)).unwrap();
+        assert_eq!(again, Admission::Duplicate);
+        // A seq 4 that seq 5 does not name: the histories part at seq 4 itself.
         net.devices[0].head = Some((envs[2].seq(), envs[2].id()));
         let wrong_four = net.devices[0].next_simple(&network, 98, 16);
         let mut staging = Staging::default();
-        let err = admit(&view, &mut staging, &LogEntry::Envelope(wrong_four)).unwrap_err();
-        assert!(matches!(err, VerifyError::HoleMismatch { seq: Seq(4), .. }), "{err}");
+        let admitted = admit(&view, &mut staging, &LogEntry::Envelope(wrong_four.clone())).unwrap();
+        let fork =
+            Fork { author: wrong_four.author(), seq: Seq(4), held: envs[3].id(), other: wrong_four.id() };
+        assert_eq!(admitted, Admission::ForkEvidence { fork, seq: Seq(4), id: wrong_four.id() });
     }
 }

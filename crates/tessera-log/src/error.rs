@@ -20,8 +20,6 @@ pub enum VerifyError {
     SeqGap { device: DeviceKey, expected: Seq, got: Seq },
     #[error("envelope {seq} of device {device} does not follow the envelope {prev_seq} we hold (its previous-hash differs): the device signed two different histories")]
     WrongPrev { device: DeviceKey, seq: Seq, prev_seq: Seq },
-    #[error("envelope {seq} of device {device} does not fit between the envelopes held before and after it: it is not the one this history is missing")]
-    HoleMismatch { device: DeviceKey, seq: Seq },
     #[error("device {device} is not certified in this network (unknown author of envelope {seq})")]
     UnknownAuthor { device: DeviceKey, seq: Seq },
     #[error("partner {partner} is not certified by this network's coordinator")]
@@ -36,6 +34,17 @@ pub enum VerifyError {
     PartnerRevoked { partner: PartnerKey, device: DeviceKey, seq: Seq, last_valid: Seq },
     #[error("envelope {seq} of device {device}: change {index} does not match its signed commitment (the body was altered or swapped)")]
     CommitmentMismatch { device: DeviceKey, seq: Seq, index: usize },
+}
+
+impl VerifyError {
+    /// An envelope its author's trust no longer allows (a revocation of the device or
+    /// of its partner before it). A sender that has not learnt of the revocation yet
+    /// offers it in good faith, so a session skips it rather than refusing the batch
+    /// it came in (the trust entries in that batch may be the very ones the sender
+    /// lacks to learn of the revocation).
+    pub fn is_past_revocation(&self) -> bool {
+        matches!(self, VerifyError::Revoked { .. } | VerifyError::PartnerRevoked { .. })
+    }
 }
 
 /// Why a new envelope or trust entry could not be built locally.

@@ -27,7 +27,7 @@ pub mod testkit;
 pub mod trust;
 pub mod version_vector;
 
-pub use admit::{admit, admit_with, fork_point, Admission, Fork, LogView, Staging};
+pub use admit::{admit, admit_with, fork_point, still_counts, Admission, Fork, LogView, Staging};
 pub use bundle::{BundleError, BundleHeader, BundleReader, BundleWriter};
 pub use chain::{check_link, verify_envelope, Head, Placement};
 pub use codec::DecodeError;

@@ -58,14 +58,24 @@ impl LocalLog for StoreLog<'_> {
     fn fork_evidence(&self) -> Result<Vec<Envelope>, LocalLogError> {
         self.0.fork_evidence().map_err(|e| LocalLogError { reason: e.to_string() })
     }
-    /// Holes first (envelopes the log lost to damage), then stripped bodies.
+    /// Holes first (envelopes the log lost to damage), then stripped bodies, of
+    /// envelopes that still count: nobody passes on one past a revocation or a fork,
+    /// and asking for it every minute would only ask in vain.
     fn wanted(&self, limit: usize) -> Result<Vec<Wanted>, LocalLogError> {
         let error = |e: tessera_store::StoreError| LocalLogError { reason: e.to_string() };
-        let holes = self.0.holes(limit).map_err(error)?;
+        let store = self.0;
+        let counts = |(author, seq): &(DeviceKey, Seq)| {
+            tessera_log::still_counts(store.trust(), store.forks(), author, *seq)
+        };
+        let holes = store.holes(usize::MAX).map_err(error)?.into_iter().filter(counts);
         let mut out: Vec<Wanted> =
-            holes.into_iter().map(|(author, seq)| Wanted { author, seq, kind: WantKind::Envelope }).collect();
-        let missing = self.0.bodies_missing(limit - out.len()).map_err(error)?;
-        out.extend(missing.into_iter().map(|(author, seq)| Wanted { author, seq, kind: WantKind::Bodies }));
+            holes.take(limit).map(|(author, seq)| Wanted { author, seq, kind: WantKind::Envelope }).collect();
+        let missing = store.bodies_missing(usize::MAX).map_err(error)?.into_iter().filter(counts);
+        out.extend(missing.take(limit - out.len()).map(|(author, seq)| Wanted {
+            author,
+            seq,
+            kind: WantKind::Bodies,
+        }));
         Ok(out)
     }
 }

@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::rc::Rc;
 
 use tessera_log::{
-    admit_with, Admission, DeviceKey, DocId, Envelope, EnvelopeId, Fork, Head, LogEntry, LogView, Seq,
-    Staging, TrustEntry, TrustState, VerifyError, VersionVector,
+    admit_with, still_counts, Admission, DeviceKey, DocId, Envelope, EnvelopeId, Fork, Head, LogEntry,
+    LogView, Seq, Staging, TrustEntry, TrustState, VerifyError, VersionVector,
 };
 use tessera_sync::{LocalLog, LocalLogError, WantKind, Wanted};
 
@@ -122,6 +122,8 @@ impl SimStore {
                     }
                 }
                 Ok(admission) => admitted.push((admission, entry)),
+                // Late news for its sender, as in the real store: left out.
+                Err(error) if error.is_past_revocation() => {}
                 Err(error) => return Err(Refused { index, error }),
             }
         }
@@ -258,8 +260,7 @@ impl SimStore {
     /// the node's materializer (certified for that seq under the current trust, and not
     /// at or after a fork of its author), which depends only on the set of entries held.
     pub fn counts(&self, author: &DeviceKey, seq: Seq) -> bool {
-        self.trust.authorize(author, seq).is_ok()
-            && !self.forks.iter().any(|f| f.author == *author && seq >= f.seq)
+        still_counts(&self.trust, &self.forks, author, seq)
     }
 
     /// A digest of what the store holds as a set: trust entries, forks, and each
@@ -340,11 +341,12 @@ impl LocalLog for SimStore {
     fn forks_known(&self) -> usize {
         self.forks.len()
     }
+    /// Holes, then stripped bodies, of envelopes that still count (as the real node's).
     fn wanted(&self, limit: usize) -> Result<Vec<Wanted>, LocalLogError> {
         let holes = self.holes.iter().map(|&(author, seq)| Wanted { author, seq, kind: WantKind::Envelope });
         let bodies =
             self.stripped.iter().map(|&(author, seq)| Wanted { author, seq, kind: WantKind::Bodies });
-        Ok(holes.chain(bodies).take(limit).collect())
+        Ok(holes.chain(bodies).filter(|w| self.counts(&w.author, w.seq)).take(limit).collect())
     }
     fn fork_evidence(&self) -> Result<Vec<Envelope>, LocalLogError> {
         Ok(self

@@ -41,7 +41,9 @@ const DERIVED_DIR: &str = "derived";
 /// What to do with the valid entries of a batch when one entry is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Policy {
-    /// Store nothing from the batch (a sync session: a bad envelope ends it).
+    /// Store nothing from the batch (a sync session: a bad envelope ends it). An
+    /// envelope past its author's revocation is not bad, only late news for its
+    /// sender: it is left out and the rest stored.
     AllOrNothing,
     /// Store every valid entry; an author's envelopes after a refused one are refused
     /// too, since they no longer follow its chain (an import from a bundle).
@@ -76,6 +78,9 @@ pub struct IngestReport {
     pub forks: Vec<Fork>,
     /// Refused entries (only with [`Policy::SkipInvalid`]).
     pub rejected: Vec<Rejected>,
+    /// Envelopes past their author's revocation, left out without refusing the batch
+    /// (only with [`Policy::AllOrNothing`]; see [`VerifyError::is_past_revocation`]).
+    pub past_revocation: usize,
 }
 
 impl IngestReport {
@@ -675,6 +680,7 @@ impl Store {
                     effects.push(effect);
                 }
                 Err(error) => match policy {
+                    Policy::AllOrNothing if error.is_past_revocation() => report.past_revocation += 1,
                     Policy::AllOrNothing => return Err(StoreError::Rejected { index, error }),
                     Policy::SkipInvalid => report.rejected.push(Rejected { index, error }),
                 },
