@@ -1385,6 +1385,80 @@ mod tests {
     }
 
     #[test]
+    fn another_branch_answering_a_hole_is_kept_as_fork_evidence_with_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut net = TestNetwork::new(9, 1, 2);
+        let mut store = open_new(dir.path(), &net);
+        let other = net.devices[1].id;
+        let theirs = envs(&mut net, 1, 4);
+        store.ingest(&theirs, Policy::AllOrNothing).unwrap();
+        damage_record_of(dir.path(), store, &other, Seq(2));
+        let (mut store, _) = Store::open(dir.path(), Some(net.network)).unwrap();
+        assert_eq!(store.holes(10).unwrap(), vec![(other, Seq(2))]);
+        // A copied data directory signed its own seq 2 after seq 1; seq 3 held here
+        // names the genuine seq 2, so this one proves the fork and the batch stays.
+        let LogEntry::Envelope(first) = &theirs[0] else { unreachable!() };
+        let network = net.network;
+        net.devices[1].head = Some((first.seq(), first.id()));
+        let branch = net.devices[1].next_simple(&network, 77, 64);
+        let mine = envs(&mut net, 0, 1);
+        let report = store
+            .ingest(&[LogEntry::Envelope(branch.clone()), mine[0].clone()], Policy::AllOrNothing)
+            .unwrap();
+        assert_eq!(report.evidence_added, 1);
+        assert_eq!(report.appended, vec![(net.devices[0].id, Seq(1))]);
+        let fork = report.forks[0];
+        assert_eq!((fork.author, fork.seq, fork.other), (other, Seq(2), branch.id()));
+        // Past the fork nothing counts: the hole is no longer worth asking for.
+        assert!(!tessera_log::still_counts(store.trust(), store.forks(), &other, Seq(2)));
+        assert!(tessera_log::still_counts(store.trust(), store.forks(), &other, Seq(1)));
+        // The genuine copy still fills the hole.
+        store.ingest(&theirs[1..2], Policy::AllOrNothing).unwrap();
+        assert!(store.holes(10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_session_batch_leaves_out_envelopes_past_a_revocation_and_stores_the_rest() {
+        // The revocation arrived before the certificate of the device it revokes (it
+        // waits); a peer that never saw the revocation sends the certificate and the
+        // device's envelopes together. The certificate is stored, the envelopes left
+        // out: refusing the batch would keep the peer from ever learning why.
+        let dir = tempfile::tempdir().unwrap();
+        let mut net = TestNetwork::new(10, 1, 2);
+        let device = net.devices[1].id;
+        let is_cert =
+            |e: &TrustEntry| matches!(&e.statement, TrustStatement::Device(c) if c.device == device);
+        let cert = net.entries.iter().find(|e| is_cert(e)).unwrap().clone();
+        let (mut store, _) = Store::open(dir.path(), Some(net.network)).unwrap();
+        let others: Vec<LogEntry> =
+            net.entries.iter().filter(|e| !is_cert(e)).cloned().map(LogEntry::Trust).collect();
+        store.ingest(&others, Policy::AllOrNothing).unwrap();
+        let revoke = net.sign_as_partner(
+            0,
+            TrustStatement::RevokeDevice(DeviceRevocation {
+                issuer: net.partner_keys[0].public(),
+                device,
+                last_valid: Seq(1),
+                reason: "tablet smarrito".into(),
+            }),
+        );
+        store.ingest(&[LogEntry::Trust(revoke)], Policy::AllOrNothing).unwrap();
+        assert_eq!(store.trust().waiting().count(), 1);
+        let mut batch = vec![LogEntry::Trust(cert)];
+        batch.extend(envs(&mut net, 1, 3));
+        batch.extend(envs(&mut net, 0, 1));
+        let report = store.ingest(&batch, Policy::AllOrNothing).unwrap();
+        assert_eq!(report.trust_added, 1);
+        assert_eq!(report.past_revocation, 2);
+        assert_eq!(report.appended, vec![(device, Seq(1)), (net.devices[0].id, Seq(1))]);
+        assert_eq!(store.trust().device_revoked_after(&device), Some(Seq(1)));
+        // Anything else wrong in a session batch still refuses it whole (here a gap).
+        let later = envs(&mut net, 0, 2);
+        let err = store.ingest(&later[1..], Policy::AllOrNothing).unwrap_err();
+        assert!(matches!(err, StoreError::Rejected { error: VerifyError::SeqGap { .. }, .. }), "{err}");
+    }
+
+    #[test]
     fn ingest_then_reopen_keeps_everything() {
         let dir = tempfile::tempdir().unwrap();
         let mut net = TestNetwork::new(1, 2, 2);
