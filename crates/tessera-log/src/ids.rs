@@ -132,6 +132,12 @@ impl PublicKey {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+    /// The same key as an X25519 public key (the Montgomery u-coordinate of the
+    /// point), so that keys can be wrapped for a device with the key it is certified
+    /// with (see `tessera-seal`).
+    pub fn to_x25519(&self) -> [u8; 32] {
+        self.verifying_key().to_montgomery().to_bytes()
+    }
     pub(crate) fn verifying_key(&self) -> VerifyingKey {
         // Invariant: only constructed through `from_bytes`, which checked the point.
         VerifyingKey::from_bytes(&self.0).unwrap_or_else(|_| unreachable!("checked in from_bytes"))
@@ -245,6 +251,12 @@ impl SecretKey {
     }
     pub fn public(&self) -> PublicKey {
         PublicKey(self.0.verifying_key().to_bytes())
+    }
+    /// The X25519 secret scalar of this key (the first half of SHA-512 of the seed,
+    /// as ed25519 derives it), matching [`PublicKey::to_x25519`]. The caller clamps
+    /// and must wipe it after use.
+    pub fn to_x25519_scalar_bytes(&self) -> [u8; 32] {
+        self.0.to_scalar_bytes()
     }
     pub(crate) fn sign(&self, message: &[u8]) -> Signature {
         Signature(self.0.sign(message).to_bytes())
