@@ -1,19 +1,30 @@
 //! Reports for funders: aggregate figures (people reached, sessions held, training
-//! hours, devices lent, overdue loans, headcount) over a period, grouped by site,
+//! hours, devices on loan, overdue loans, headcount) over a period, grouped by site,
 //! partner, month or audience, as CSV or as an aligned text table in English or
 //! Italian.
 //!
 //! Aggregates only: a report names sites, partner organisations, months and
-//! audiences, never a person, and counts attendees by id. Every figure counts the
-//! records whose date (a session's start, a loan's start) falls in the period and is
-//! not after `today`: what was planned but has not happened yet is not reported as
-//! done. An attendee merged into another counts as that other person. Records whose
-//! dates cannot be read are left out and counted in [`Report::skipped`], so a total is
-//! never silently short.
+//! audiences, never a person, and counts attendees by id. The period ends at its `to`
+//! or at `today`, whichever comes first: what was planned but has not happened yet is
+//! not reported as done. Every figure is defined in `docs/report-glossary.md`:
+//!
+//! - a session counts in the period (and the month) its start falls in;
+//! - a device is **on loan** in a period when one of its loans was open at any moment
+//!   of it: started on or before the period's last day and not returned before its
+//!   first day (a device lent from 1 October to 30 November counts in both months);
+//! - a loan is **overdue** at the end of a period when it was open then (returned
+//!   after that day, or not yet) and its expected return was before that day; a return
+//!   after the period never changes a past period's figure;
+//! - a loan closed by resolving a conflict (a device recorded as lent twice) was never
+//!   a loan: it counts nowhere.
+//!
+//! An attendee merged into another counts as that other person. Records whose dates
+//! cannot be read are left out and counted in [`Report::skipped`], so a total is never
+//! silently short.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::NaiveDate;
+use chrono::{Datelike, Months, NaiveDate};
 use tessera_log::DocId;
 
 use crate::kind::short_id;
@@ -53,9 +64,10 @@ pub struct ReportRow {
     pub sessions_held: u64,
     /// Hours of courses and school labs held.
     pub training_hours: f64,
-    /// Loans started.
-    pub devices_lent: u64,
-    /// Of those, loans still open whose expected return is before `today`.
+    /// Distinct devices on loan at some moment of the period (of the month, grouped
+    /// by month).
+    pub devices_on_loan: u64,
+    /// Loans open at the end of the period (of the month) past their expected return.
     pub overdue_loans: u64,
     /// People counted at sessions: the anonymous headcount of public meetings plus the
     /// registered participants present.
@@ -85,7 +97,7 @@ struct Tally {
     attendees: BTreeSet<DocId>,
     sessions_held: u64,
     training_minutes: u64,
-    devices_lent: u64,
+    devices: BTreeSet<DocId>,
     overdue_loans: u64,
     headcount: u64,
 }
@@ -97,7 +109,7 @@ impl Tally {
             unique_attendees: self.attendees.len() as u64,
             sessions_held: self.sessions_held,
             training_hours: self.training_minutes as f64 / 60.0,
-            devices_lent: self.devices_lent,
+            devices_on_loan: self.devices.len() as u64,
             overdue_loans: self.overdue_loans,
             headcount: self.headcount,
         }
@@ -188,6 +200,7 @@ fn audience_of(role: AttendeeRole) -> Audience {
 /// Computes the report of `query` over `records`.
 pub fn report(records: &[(DocId, Record)], query: &ReportQuery) -> Report {
     let lookup = Lookup::new(records);
+    let end = query.to.map_or(query.today, |to| to.min(query.today));
     let in_period = |date: NaiveDate| {
         date <= query.today
             && query.from.is_none_or(|from| date >= from)
@@ -212,19 +225,33 @@ pub fn report(records: &[(DocId, Record)], query: &ReportQuery) -> Report {
                 count_session(session, &lookup, &mut total);
             }
             Record::Loan(loan) => {
-                let Some(start) = parse_date(&loan.start) else {
+                if loan.closed_reason.is_some() {
+                    continue; // closed resolving a conflict: never a loan
+                }
+                let Some(span) = LoanSpan::of(loan) else {
                     skipped += 1;
                     continue;
                 };
-                if !in_period(start) {
+                if !span.open_during(query.from, end) {
                     continue;
                 }
                 let borrower = lookup.attendees.get(&lookup.person(loan.attendee.id()));
                 let audience = borrower.map(|a| audience_of(a.role));
-                let group = lookup.group(query.group_by, loan.site, start, audience);
-                let tally = groups.entry(group).or_default();
-                count_loan(loan, &lookup, query.today, tally);
-                count_loan(loan, &lookup, query.today, &mut total);
+                if query.group_by == GroupBy::Month {
+                    for (month_from, month_end) in
+                        months(span.start.max(query.from.unwrap_or(span.start)), end)
+                    {
+                        let first = query.from.map_or(month_from, |from| from.max(month_from));
+                        if span.open_during(Some(first), month_end) {
+                            let tally = groups.entry(month_end.format("%Y-%m").to_string()).or_default();
+                            count_loan(loan, &span, &lookup, month_end, tally);
+                        }
+                    }
+                } else {
+                    let group = lookup.group(query.group_by, loan.site, span.start, audience);
+                    count_loan(loan, &span, &lookup, end, groups.entry(group).or_default());
+                }
+                count_loan(loan, &span, &lookup, end, &mut total);
             }
             Record::Site(_) | Record::Attendee(_) | Record::Device(_) => {}
         }
@@ -251,10 +278,58 @@ fn count_session(session: &Session, lookup: &Lookup<'_>, tally: &mut Tally) {
     }
 }
 
-fn count_loan(loan: &Loan, lookup: &Lookup<'_>, today: NaiveDate, tally: &mut Tally) {
-    tally.devices_lent += 1;
+/// A loan's dates, read.
+struct LoanSpan {
+    start: NaiveDate,
+    expected_return: NaiveDate,
+    returned: Option<NaiveDate>,
+}
+
+impl LoanSpan {
+    /// `None` when a date cannot be read (the loan is then skipped and counted).
+    fn of(loan: &Loan) -> Option<LoanSpan> {
+        let returned = match &loan.returned_at {
+            Some(text) => Some(parse_date(text)?),
+            None => None,
+        };
+        Some(LoanSpan {
+            start: parse_date(&loan.start)?,
+            expected_return: parse_date(&loan.expected_return)?,
+            returned,
+        })
+    }
+
+    /// Open at some moment of the days `from..=end`: started by `end`, not returned
+    /// before `from` (a return on `from` itself still counts: the device was out that
+    /// morning).
+    fn open_during(&self, from: Option<NaiveDate>, end: NaiveDate) -> bool {
+        self.start <= end
+            && from.is_none_or(|from| from <= end && self.returned.is_none_or(|returned| returned >= from))
+    }
+
+    /// Open at the end of `day` and past its expected return.
+    fn overdue_at(&self, day: NaiveDate) -> bool {
+        self.start <= day && self.expected_return < day && self.returned.is_none_or(|returned| returned > day)
+    }
+}
+
+/// The months from the one of `first` to the one of `end`, each as its first day and
+/// its last day (the last one cut at `end`).
+fn months(first: NaiveDate, end: NaiveDate) -> impl Iterator<Item = (NaiveDate, NaiveDate)> {
+    let mut month = first.with_day(1);
+    std::iter::from_fn(move || {
+        let from = month.filter(|m| *m <= end)?;
+        let next = from.checked_add_months(Months::new(1));
+        month = next;
+        let last = next.and_then(|n| n.pred_opt()).map_or(end, |l| l.min(end));
+        Some((from, last))
+    })
+}
+
+fn count_loan(loan: &Loan, span: &LoanSpan, lookup: &Lookup<'_>, end: NaiveDate, tally: &mut Tally) {
+    tally.devices.insert(loan.device.id());
     tally.attendees.insert(lookup.person(loan.attendee.id()));
-    if loan.is_open() && parse_date(&loan.expected_return).is_some_and(|expected| expected < today) {
+    if span.overdue_at(end) {
         tally.overdue_loans += 1;
     }
 }
@@ -279,7 +354,7 @@ impl Report {
                 "Unique attendees",
                 "Sessions held",
                 "Training hours",
-                "Devices lent",
+                "Devices on loan",
                 "Overdue loans",
                 "Headcount",
             ],
@@ -313,7 +388,7 @@ impl Report {
             row.unique_attendees.to_string(),
             row.sessions_held.to_string(),
             format_hours(row.training_hours, decimal),
-            row.devices_lent.to_string(),
+            row.devices_on_loan.to_string(),
             row.overdue_loans.to_string(),
             row.headcount.to_string(),
         ]
@@ -488,7 +563,7 @@ mod tests {
             unique_attendees: people,
             sessions_held: sessions,
             training_hours: hours,
-            devices_lent: lent,
+            devices_on_loan: lent,
             overdue_loans: overdue,
             headcount: heads,
         }
@@ -498,8 +573,8 @@ mod tests {
     fn totals_of_a_small_programme() {
         let report = report(&programme(), &query(GroupBy::Site));
         // 3 sessions held (the future one and the one before the period do not count),
-        // 2 people (the merged duplicate is Giulia), 2 h + 2.5 h of training, 3 loans
-        // started, 1 overdue, 40 counted + 3 present.
+        // 2 people (the merged duplicate is Giulia), 2 h + 2.5 h of training, 3 devices
+        // on loan at some moment, 1 loan overdue on June 15, 40 counted + 3 present.
         assert_eq!(report.total, row("total", 2, 3, 4.5, 3, 1, 43));
         assert_eq!(report.skipped, 1, "the session with an unreadable start");
         assert_eq!(
@@ -515,10 +590,16 @@ mod tests {
         assert_eq!(
             by_month.rows,
             vec![
+                // Device 3 (lent in January, back on March 1) in January to March;
+                // device 1 from February, device 2 from March, both to June.
                 row("2025-01", 1, 0, 0.0, 1, 0, 0),
-                row("2025-02", 1, 0, 0.0, 1, 1, 0),
-                row("2025-03", 2, 2, 4.5, 1, 0, 2),
-                row("2025-04", 1, 1, 0.0, 0, 0, 41),
+                row("2025-02", 1, 0, 0.0, 2, 0, 0),
+                row("2025-03", 2, 2, 4.5, 3, 0, 2),
+                row("2025-04", 2, 1, 0.0, 2, 0, 41),
+                row("2025-05", 2, 0, 0.0, 2, 0, 0),
+                // Device 1 was due back on May 31: overdue at the end of June's part
+                // of the period (June 15, today), not at the end of May.
+                row("2025-06", 2, 0, 0.0, 2, 1, 0),
             ]
         );
         let by_partner = report(&records, &query(GroupBy::Partner));
@@ -538,6 +619,131 @@ mod tests {
             ]
         );
         assert_eq!(by_audience.total, by_month.total);
+    }
+
+    /// One site, one student, and the given loans of devices 1, 2, 3... in order.
+    fn loans(list: &[(&str, &str, Option<&str>, bool)]) -> Vec<(DocId, Record)> {
+        let alfa = r(RecordKind::Site, 1);
+        let mut records = vec![
+            (id(RecordKind::Site, 1), Record::Site(site("Polo Alfa", "Cooperativa Uno"))),
+            (id(RecordKind::Attendee, 1), Record::Attendee(student("Giulia", "Esempio", alfa))),
+        ];
+        for (n, (start, expected, returned, voided)) in list.iter().enumerate() {
+            let mut l =
+                loan(r(RecordKind::Device, n as u8 + 1), r(RecordKind::Attendee, 1), alfa, start, expected);
+            l.returned_at = returned.map(str::to_string);
+            if *voided {
+                l = crate::conflicts::close_loan(&l, day("2025-10-20"), "closed resolving lent-1a2b3c4d");
+            }
+            records.push((id(RecordKind::Loan, n as u8), Record::Loan(l)));
+        }
+        records
+    }
+
+    fn months_query(from: &str, to: &str, today: &str) -> ReportQuery {
+        ReportQuery { from: Some(day(from)), to: Some(day(to)), group_by: GroupBy::Month, today: day(today) }
+    }
+
+    #[test]
+    fn a_device_on_loan_for_two_months_counts_in_both_and_a_voided_loan_nowhere() {
+        let records = loans(&[
+            ("2025-10-01", "2025-11-30", Some("2025-11-30"), false),
+            // Recorded twice by two hubs; the conflict resolution closed this one.
+            ("2025-10-10", "2025-12-31", None, true),
+        ]);
+        let report = report(&records, &months_query("2025-10-01", "2025-11-30", "2025-12-15"));
+        let lent: Vec<(&str, u64)> =
+            report.rows.iter().map(|r| (r.group.as_str(), r.devices_on_loan)).collect();
+        assert_eq!(lent, vec![("2025-10", 1), ("2025-11", 1)]);
+        assert_eq!(report.total.devices_on_loan, 1);
+        assert_eq!(report.total.overdue_loans, 0);
+    }
+
+    #[test]
+    fn overdue_is_judged_at_the_end_of_each_month_and_a_late_return_changes_no_past_month() {
+        // Due back on November 10, returned on December 3.
+        let late = |returned: Option<&str>| loans(&[("2025-10-01", "2025-11-10", returned, false)]);
+        let q = months_query("2025-10-01", "2025-12-31", "2025-12-02");
+        let before_return = report(&late(None), &q);
+        let overdue: Vec<(&str, u64)> =
+            before_return.rows.iter().map(|r| (r.group.as_str(), r.overdue_loans)).collect();
+        // Not overdue at the end of October; overdue at the end of November and today.
+        assert_eq!(overdue, vec![("2025-10", 0), ("2025-11", 1), ("2025-12", 1)]);
+        // Re-run after the return: October and November do not change.
+        let q = ReportQuery { today: day("2026-01-10"), ..q };
+        let after_return = report(&late(Some("2025-12-03")), &q);
+        assert_eq!(after_return.rows[..2], before_return.rows[..2]);
+        assert_eq!(after_return.rows[2].overdue_loans, 0, "back before the end of December");
+    }
+
+    proptest::proptest! {
+        /// Devices on loan and overdue loans, per month and in total, against a
+        /// day-by-day recount over random loans and periods.
+        #[test]
+        fn loan_figures_match_a_day_by_day_recount(
+            raw in proptest::collection::vec((0u8..4, 0i64..150, 0i64..90, proptest::option::of(0i64..120), proptest::bool::weighted(0.2)), 0..12),
+            from in 0i64..150, length in 0i64..150, today in 0i64..200,
+        ) {
+            let base = day("2025-09-01");
+            let at = |offset: i64| base + chrono::Duration::days(offset);
+            let text = |d: NaiveDate| crate::model::format_date(d);
+            let alfa = r(RecordKind::Site, 1);
+            let mut records = vec![
+                (id(RecordKind::Site, 1), Record::Site(site("Polo Alfa", "Cooperativa Uno"))),
+                (id(RecordKind::Attendee, 1), Record::Attendee(student("Giulia", "Esempio", alfa))),
+            ];
+            // (device, start, expected, returned, voided)
+            let mut truth = Vec::new();
+            for (n, (device, start, due, back, voided)) in raw.iter().enumerate() {
+                let (start, expected) = (at(*start), at(start + due));
+                let returned = back.map(|b| at(start.signed_duration_since(base).num_days() + b));
+                let mut l = loan(r(RecordKind::Device, device + 1), r(RecordKind::Attendee, 1), alfa, &text(start), &text(expected));
+                l.returned_at = returned.map(text);
+                if *voided {
+                    l.closed_reason = Some("closed resolving lent-1a2b3c4d".into());
+                    l.returned_at = Some(text(start));
+                }
+                truth.push((*device, start, expected, returned, *voided));
+                records.push((id(RecordKind::Loan, n as u8), Record::Loan(l)));
+            }
+            let q = ReportQuery { from: Some(at(from)), to: Some(at(from + length)), group_by: GroupBy::Month, today: at(today) };
+            let end = at(from + length).min(at(today));
+            let report = report(&records, &q);
+
+            let on_loan = |d: NaiveDate| -> BTreeSet<u8> {
+                truth.iter()
+                    .filter(|(_, start, _, returned, voided)| !voided && *start <= d && returned.is_none_or(|r| d <= r))
+                    .map(|(device, ..)| *device)
+                    .collect()
+            };
+            let overdue_at = |e: NaiveDate| truth.iter()
+                .filter(|(_, start, expected, returned, voided)| !voided && *start <= e && *expected < e && returned.is_none_or(|r| r > e))
+                .count() as u64;
+            let mut by_month: BTreeMap<String, (BTreeSet<u8>, NaiveDate)> = BTreeMap::new();
+            let mut all = BTreeSet::new();
+            let mut d = at(from);
+            while d <= end {
+                let devices = on_loan(d);
+                let month = by_month.entry(d.format("%Y-%m").to_string()).or_insert((BTreeSet::new(), d));
+                month.0.extend(devices.iter().copied());
+                month.1 = d;
+                all.extend(devices);
+                d = d.succ_opt().unwrap();
+            }
+            let expected_rows: Vec<(String, u64, u64)> = by_month
+                .into_iter()
+                .map(|(month, (devices, last))| (month, devices.len() as u64, overdue_at(last)))
+                .filter(|(_, devices, _)| *devices > 0)
+                .collect();
+            let rows: Vec<(String, u64, u64)> = report.rows.iter()
+                .filter(|r| r.devices_on_loan > 0)
+                .map(|r| (r.group.clone(), r.devices_on_loan, r.overdue_loans))
+                .collect();
+            proptest::prop_assert_eq!(rows, expected_rows);
+            proptest::prop_assert_eq!(report.total.devices_on_loan, all.len() as u64);
+            let total_overdue = if at(from) <= end { overdue_at(end) } else { 0 };
+            proptest::prop_assert_eq!(report.total.overdue_loans, total_overdue);
+        }
     }
 
     #[test]
@@ -567,7 +773,7 @@ mod tests {
         let csv = by_site.to_csv(Lang::En);
         assert_eq!(
             csv,
-            "Site,Unique attendees,Sessions held,Training hours,Devices lent,Overdue loans,Headcount\r\n\
+            "Site,Unique attendees,Sessions held,Training hours,Devices on loan,Overdue loans,Headcount\r\n\
              Polo Alfa,1,2,4.5,2,1,2\r\n\
              Sportello Beta,1,1,0,1,0,41\r\n\
              Total,2,3,4.5,3,1,43\r\n"
