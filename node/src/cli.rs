@@ -477,6 +477,9 @@ pub struct ReportArgs {
     /// Last day included (YYYY-MM-DD).
     #[arg(long)]
     pub to: Option<String>,
+    /// Only the sites of this partner organisation (its name, any case).
+    #[arg(long)]
+    pub partner: Option<String>,
     /// CSV instead of a table.
     #[arg(long)]
     pub csv: bool,

@@ -1320,21 +1320,43 @@ fn resolution(
 
 fn report_cmd(node: &Node, args: ReportArgs, ui: &Ui) -> Result<()> {
     let group_by = word(&args.by, GroupBy::parse)?;
-    let from = args
-        .from
-        .map(|d| parse_date(&d).with_context(|| format!("--from `{d}` is not a date (YYYY-MM-DD)")))
-        .transpose()?;
-    let to = args
-        .to
-        .map(|d| parse_date(&d).with_context(|| format!("--to `{d}` is not a date (YYYY-MM-DD)")))
-        .transpose()?;
+    let date = |flag: &str, text: &Option<String>| -> Result<Option<NaiveDate>> {
+        text.as_deref()
+            .map(|d| {
+                parse_date(d).ok_or_else(|| {
+                    anyhow!(
+                        "{}",
+                        ui.t(
+                            &format!("{flag} `{d}` is not a date (YYYY-MM-DD)"),
+                            &format!("{flag} `{d}` non è una data (AAAA-MM-GG)"),
+                        )
+                    )
+                })
+            })
+            .transpose()
+    };
+    let (from, to) = (date("--from", &args.from)?, date("--to", &args.to)?);
     if let (Some(f), Some(t)) = (from, to) {
         if t < f {
-            bail!("--to is before --from");
+            bail!("{}", ui.t("--to is before --from", "--to è prima di --from"));
         }
     }
     let records = node.docs().all_records()?;
-    let query = ReportQuery { from, to, group_by, today: today() };
+    let known = report::partners(&records);
+    if let Some(partner) = &args.partner {
+        let wanted = partner.trim().to_lowercase();
+        if !known.iter().any(|k| k.to_lowercase() == wanted) {
+            let list = if known.is_empty() { "-".to_string() } else { known.join(", ") };
+            bail!(
+                "{}",
+                ui.t(
+                    &format!("no site of this network belongs to a partner named `{partner}`; the partners are: {list}"),
+                    &format!("nessuna sede di questa rete appartiene a un ente chiamato `{partner}`; gli enti sono: {list}"),
+                )
+            );
+        }
+    }
+    let query = ReportQuery { from, to, group_by, today: today(), partner: args.partner };
     let report = report::report(&records, &query);
     if args.csv {
         print!("{}", report.to_csv(ui.lang));

@@ -499,6 +499,12 @@ fn quickstart_makes_a_usable_node() {
     assert_eq!(hub.ok(&["attendee", "list"]).lines().count(), 2 + 12);
     let report = hub.ok(&["report"]);
     assert!(report.to_lowercase().contains("total"), "{report}");
+    // One partner's figures; a partner nobody has is refused with the names there are.
+    let err = hub.fails(&["report", "--partner", "Nessuno"]);
+    let (_, known) = err.split_once("the partners are: ").unwrap_or_else(|| panic!("{err}"));
+    let first = known.trim().split(", ").next().unwrap();
+    let partner_report = hub.ok(&["report", "--partner", &first.to_uppercase()]);
+    assert!(partner_report.contains("Total"), "{partner_report}");
     // Italian labels.
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
     let out = cmd

@@ -578,7 +578,13 @@ fn phase_sessions_month(node: &Node, s: &mut Steps) -> Result<usize> {
 
 fn phase_report(node: &Node, s: &mut Steps, group_by: GroupBy) -> Result<usize> {
     let records = timed(s, "index scan + JSON decode, every kind", || node.docs().all_records())?;
-    let query = ReportQuery { from: None, to: None, group_by, today: chrono::Local::now().date_naive() };
+    let query = ReportQuery {
+        from: None,
+        to: None,
+        group_by,
+        today: chrono::Local::now().date_naive(),
+        partner: None,
+    };
     let report = timed(s, "report::report", || Ok(report::report(&records, &query)))?;
     timed(s, "render table", || Ok(black_box(report.to_table(Lang::En)).len()))?;
     Ok(report.rows.len())

@@ -51,6 +51,22 @@ pub struct ReportQuery {
     pub group_by: GroupBy,
     /// The operator's date: nothing after it counts, and overdue means before it.
     pub today: NaiveDate,
+    /// Only the sessions and loans of the sites of this partner organisation (its
+    /// name as its sites record it, in any case); `None`: every partner.
+    pub partner: Option<String>,
+}
+
+/// The partner organisations named by the sites among `records`, each once, sorted:
+/// what [`ReportQuery::partner`] can be.
+pub fn partners(records: &[(DocId, Record)]) -> Vec<String> {
+    let names: BTreeSet<String> = records
+        .iter()
+        .filter_map(|(_, record)| match record {
+            Record::Site(site) if !site.partner.trim().is_empty() => Some(site.partner.trim().to_string()),
+            _ => None,
+        })
+        .collect();
+    names.into_iter().collect()
 }
 
 /// The figures of one group (or of all, in [`Report::total`]).
@@ -201,6 +217,9 @@ fn audience_of(role: AttendeeRole) -> Audience {
 pub fn report(records: &[(DocId, Record)], query: &ReportQuery) -> Report {
     let lookup = Lookup::new(records);
     let end = query.to.map_or(query.today, |to| to.min(query.today));
+    let wanted = query.partner.as_deref().map(|p| p.trim().to_lowercase());
+    let of_partner =
+        |site: RecordRef| wanted.as_ref().is_none_or(|p| lookup.partner_group(site).to_lowercase() == *p);
     let in_period = |date: NaiveDate| {
         date <= query.today
             && query.from.is_none_or(|from| date >= from)
@@ -216,7 +235,7 @@ pub fn report(records: &[(DocId, Record)], query: &ReportQuery) -> Report {
                     skipped += 1;
                     continue;
                 };
-                if !in_period(start.date()) {
+                if !in_period(start.date()) || !of_partner(session.site) {
                     continue;
                 }
                 let group = lookup.group(query.group_by, session.site, start.date(), Some(session.audience));
@@ -225,7 +244,7 @@ pub fn report(records: &[(DocId, Record)], query: &ReportQuery) -> Report {
                 count_session(session, &lookup, &mut total);
             }
             Record::Loan(loan) => {
-                if loan.closed_reason.is_some() {
+                if loan.closed_reason.is_some() || !of_partner(loan.site) {
                     continue; // closed resolving a conflict: never a loan
                 }
                 let Some(span) = LoanSpan::of(loan) else {
@@ -497,6 +516,7 @@ mod tests {
             to: Some(day("2025-06-30")),
             group_by,
             today: day("2025-06-15"),
+            partner: None,
         }
     }
 
@@ -641,7 +661,13 @@ mod tests {
     }
 
     fn months_query(from: &str, to: &str, today: &str) -> ReportQuery {
-        ReportQuery { from: Some(day(from)), to: Some(day(to)), group_by: GroupBy::Month, today: day(today) }
+        ReportQuery {
+            from: Some(day(from)),
+            to: Some(day(to)),
+            group_by: GroupBy::Month,
+            today: day(today),
+            partner: None,
+        }
     }
 
     #[test]
@@ -706,7 +732,7 @@ mod tests {
                 truth.push((*device, start, expected, returned, *voided));
                 records.push((id(RecordKind::Loan, n as u8), Record::Loan(l)));
             }
-            let q = ReportQuery { from: Some(at(from)), to: Some(at(from + length)), group_by: GroupBy::Month, today: at(today) };
+            let q = ReportQuery { from: Some(at(from)), to: Some(at(from + length)), group_by: GroupBy::Month, today: at(today), partner: None };
             let end = at(from + length).min(at(today));
             let report = report(&records, &q);
 
@@ -744,6 +770,17 @@ mod tests {
             let total_overdue = if at(from) <= end { overdue_at(end) } else { 0 };
             proptest::prop_assert_eq!(report.total.overdue_loans, total_overdue);
         }
+    }
+
+    #[test]
+    fn one_partners_figures() {
+        let records = programme();
+        assert_eq!(partners(&records), vec!["Comune Due".to_string(), "Cooperativa Uno".to_string()]);
+        let q = ReportQuery { partner: Some(" cooperativa uno ".into()), ..query(GroupBy::Site) };
+        let report = report(&records, &q);
+        // Only Polo Alfa's sessions and loans, in the rows and in the total.
+        assert_eq!(report.rows, vec![row("Polo Alfa", 1, 2, 4.5, 2, 1, 2)]);
+        assert_eq!(report.total, row("total", 1, 2, 4.5, 2, 1, 2));
     }
 
     #[test]
