@@ -464,6 +464,13 @@ pub struct ResolveArgs {
     /// ...and this end.
     #[arg(long)]
     pub end: Option<String>,
+    /// Device lent with no open loan: this loan (closed by a resolution) is the one
+    /// with the borrower; it is open again.
+    #[arg(long, value_name = "LOAN")]
+    pub reopen_loan: Option<String>,
+    /// Device lent with no open loan: the device is back; it is in stock again.
+    #[arg(long)]
+    pub device_back: bool,
 }
 
 #[derive(Debug, Args)]

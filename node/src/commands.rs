@@ -1200,6 +1200,16 @@ fn describe_conflict(c: &Conflict, ui: &Ui) -> String {
             short_id(site),
             ids(sessions)
         ),
+        Conflict::DeviceLentWithoutLoan { device, closed } => format!(
+            "{} {} {} {}",
+            ui.t("device", "dispositivo"),
+            short_id(device),
+            ui.t(
+                "is marked lent but none of its loans is open (two hubs resolved a double loan differently); loans closed by a resolution:",
+                "risulta in comodato ma nessun suo prestito è aperto (due sedi hanno risolto diversamente un doppio prestito); prestiti chiusi da una risoluzione:"
+            ),
+            if closed.is_empty() { "-".to_string() } else { ids(closed) }
+        ),
     }
 }
 
@@ -1220,7 +1230,7 @@ fn conflicts_cmd(node: &mut Node, cmd: ConflictsCommand, ui: &Ui) -> Result<()> 
                 .iter()
                 .find(|c| c.id() == args.id)
                 .with_context(|| format!("no open conflict `{}` (see `tessera conflicts list`)", args.id))?;
-            let writes = resolution(node, conflict, &args, &records)?;
+            let writes = resolution(node, conflict, &args, &records, ui)?;
             node.transact(&writes)?;
             println!("{} {}", ui.t("Resolved", "Risolto"), args.id);
         }
@@ -1233,6 +1243,7 @@ fn resolution(
     conflict: &Conflict,
     args: &ResolveArgs,
     records: &[(DocId, Record)],
+    ui: &Ui,
 ) -> Result<Vec<(DocId, Record)>> {
     let get = |id: &DocId| records.iter().find(|(x, _)| x == id).map(|(_, r)| r.clone());
     match conflict {
@@ -1311,6 +1322,39 @@ fn resolution(
             let record = Record::Session(moved);
             validate::validate(&record, today()).map_err(|e| anyhow!("{e}"))?;
             Ok(vec![(id, record)])
+        }
+        Conflict::DeviceLentWithoutLoan { device, closed } => {
+            if args.device_back {
+                let Some(Record::Device(mut d)) = get(device) else {
+                    bail!("{}", ui.t("device not readable", "dispositivo non leggibile"))
+                };
+                d.status = DeviceStatus::InStock;
+                return Ok(vec![(*device, Record::Device(d))]);
+            }
+            let text = args.reopen_loan.as_deref().with_context(|| {
+                ui.t(
+                    "this conflict needs --reopen-loan LOAN (the loan that is with the borrower) or --device-back",
+                    "questo conflitto richiede --reopen-loan PRESTITO (il prestito che è davvero in corso) oppure --device-back",
+                )
+                .to_string()
+            })?;
+            let loan_id = resolve(node, RecordKind::Loan, text)?;
+            if !closed.contains(&loan_id) {
+                bail!(
+                    "{} {}",
+                    short_id(&loan_id),
+                    ui.t(
+                        "is not one of the loans closed by a resolution of this device",
+                        "non è uno dei prestiti di questo dispositivo chiusi da una risoluzione"
+                    )
+                );
+            }
+            let Some(Record::Loan(l)) = get(&loan_id) else {
+                bail!("{}", ui.t("loan not readable", "prestito non leggibile"))
+            };
+            let record = Record::Loan(conflicts::reopen_loan(&l));
+            validate::validate(&record, today()).map_err(|e| anyhow!("{e}"))?;
+            Ok(vec![(loan_id, record)])
         }
     }
 }

@@ -18,7 +18,7 @@ use tessera_log::DocId;
 
 use crate::model::{format_date, format_date_time, parse_date, Attendee, Loan, Record, RecordRef, Session};
 use crate::text::fold;
-use crate::vocab::SessionKind;
+use crate::vocab::{DeviceStatus, SessionKind};
 
 /// A problem found in the merged records. The ids in each list are sorted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +31,12 @@ pub enum Conflict {
     ProbableDuplicateAttendee { attendees: Vec<DocId> },
     /// Help-desk appointments at one site whose times overlap.
     DoubleBookedAppointment { site: DocId, sessions: Vec<DocId> },
+    /// A device marked lent with no open loan. Two hubs resolved a
+    /// [`Conflict::DeviceLentTwice`] differently (each closed the loan the other kept):
+    /// `closed` are the device's loans closed by a resolution, one of which is with
+    /// the borrower. Never a silent state: it stays a conflict until an operator says
+    /// which loan is open ([`reopen_loan`]) or that the device is back.
+    DeviceLentWithoutLoan { device: DocId, closed: Vec<DocId> },
 }
 
 impl Conflict {
@@ -53,6 +59,7 @@ impl Conflict {
             Conflict::DeviceLentTwice { .. } => "lent",
             Conflict::ProbableDuplicateAttendee { .. } => "dup",
             Conflict::DoubleBookedAppointment { .. } => "overlap",
+            Conflict::DeviceLentWithoutLoan { .. } => "unlent",
         }
     }
 
@@ -62,6 +69,10 @@ impl Conflict {
             Conflict::DeviceLentTwice { loans, .. } => loans,
             Conflict::ProbableDuplicateAttendee { attendees } => attendees,
             Conflict::DoubleBookedAppointment { sessions, .. } => sessions,
+            Conflict::DeviceLentWithoutLoan { device, closed } if closed.is_empty() => {
+                std::slice::from_ref(device)
+            }
+            Conflict::DeviceLentWithoutLoan { closed, .. } => closed,
         }
     }
 
@@ -70,6 +81,7 @@ impl Conflict {
             Conflict::DeviceLentTwice { .. } => 0,
             Conflict::ProbableDuplicateAttendee { .. } => 1,
             Conflict::DoubleBookedAppointment { .. } => 2,
+            Conflict::DeviceLentWithoutLoan { .. } => 3,
         }
     }
 }
@@ -81,6 +93,7 @@ pub fn detect(records: &[(DocId, Record)]) -> Vec<Conflict> {
     conflicts.extend(devices_lent_twice(records));
     conflicts.extend(probable_duplicates(records));
     conflicts.extend(double_bookings(records));
+    conflicts.extend(devices_lent_without_loan(records));
     conflicts.sort_by(|a, b| (a.rank(), a.records()).cmp(&(b.rank(), b.records())));
     conflicts
 }
@@ -98,6 +111,36 @@ fn devices_lent_twice(records: &[(DocId, Record)]) -> Vec<Conflict> {
         .filter(|(_, loans)| loans.len() > 1)
         .map(|(device, loans)| Conflict::DeviceLentTwice { device, loans: loans.into_iter().collect() })
         .collect()
+}
+
+fn devices_lent_without_loan(records: &[(DocId, Record)]) -> Vec<Conflict> {
+    let mut open: BTreeSet<DocId> = BTreeSet::new();
+    let mut closed: BTreeMap<DocId, BTreeSet<DocId>> = BTreeMap::new();
+    for (id, record) in records {
+        if let Record::Loan(loan) = record {
+            if loan.is_open() {
+                open.insert(loan.device.id());
+            } else if loan.closed_reason.is_some() {
+                closed.entry(loan.device.id()).or_default().insert(*id);
+            }
+        }
+    }
+    records
+        .iter()
+        .filter(|(id, record)| {
+            matches!(record, Record::Device(d) if d.status == DeviceStatus::Lent) && !open.contains(id)
+        })
+        .map(|(device, _)| Conflict::DeviceLentWithoutLoan {
+            device: *device,
+            closed: closed.remove(device).unwrap_or_default().into_iter().collect(),
+        })
+        .collect()
+}
+
+/// The loan `loan`, closed by a resolution, open again: the operator found it is the
+/// one with the borrower (two hubs had resolved a device lent twice differently).
+pub fn reopen_loan(loan: &Loan) -> Loan {
+    Loan { returned_at: None, return_condition: None, closed_reason: None, ..loan.clone() }
 }
 
 /// Two folded names, in sorted order, and a birth year.
@@ -408,6 +451,37 @@ mod tests {
         assert_eq!(closed.returned_at.as_deref(), Some("2025-06-15"));
         assert!(!closed.is_open());
         records[1].1 = Record::Loan(closed);
+        assert!(detect(&records).is_empty());
+    }
+
+    #[test]
+    fn two_hubs_that_resolve_a_double_loan_differently_leave_a_conflict_not_a_lent_device_without_loan() {
+        let mut records = lent_twice();
+        if let Record::Device(d) = &mut records[0].1 {
+            d.status = DeviceStatus::Lent;
+        }
+        let lent = detect(&records)[0].clone();
+        let today = parse_date("2025-03-10").unwrap();
+        // Hub A closes loan 2, hub B closes loan 1, each offline: after the merge both
+        // are closed and the device is still marked lent.
+        for at in [1, 2] {
+            let Record::Loan(l) = &records[at].1 else { unreachable!() };
+            records[at].1 = Record::Loan(close_loan(l, today, &format!("closed resolving {}", lent.id())));
+        }
+        let conflicts = detect(&records);
+        let device = id(RecordKind::Device, 1);
+        let expected = Conflict::DeviceLentWithoutLoan {
+            device,
+            closed: vec![id(RecordKind::Loan, 1), id(RecordKind::Loan, 2)],
+        };
+        assert_eq!(conflicts, vec![expected.clone()]);
+        assert!(expected.id().starts_with("unlent-"));
+        // The operator reopens the loan that is with the borrower: nothing left.
+        let Record::Loan(l) = &records[2].1 else { unreachable!() };
+        let reopened = reopen_loan(l);
+        assert!(reopened.is_open());
+        assert_eq!(crate::validate::validate(&Record::Loan(reopened.clone()), today), Ok(()));
+        records[2].1 = Record::Loan(reopened);
         assert!(detect(&records).is_empty());
     }
 

@@ -111,6 +111,8 @@ pub enum ValidationError {
     DeviceBroken,
     #[error("the device is already lent ({open_loans} open loans on record): record its return first")]
     DeviceAlreadyLent { open_loans: usize },
+    #[error("the device is marked lent but none of its loans is open (two hubs resolved a conflict differently): see `tessera conflicts list`")]
+    DeviceLentWithoutLoan,
     #[error("the loan agreement (comodato d'uso) must be signed before the device is handed over")]
     AgreementNotSigned,
 }
@@ -140,7 +142,11 @@ impl ValidationError {
             V::HeadcountOnlyForPublicMeetings | V::HeadcountTooLarge { .. } => "headcount",
             V::DuplicateParticipant { .. } => "participants",
             V::MediatorRequired => "mediator",
-            V::DeviceRetired | V::DeviceInRepair | V::DeviceBroken | V::DeviceAlreadyLent { .. } => "device",
+            V::DeviceRetired
+            | V::DeviceInRepair
+            | V::DeviceBroken
+            | V::DeviceAlreadyLent { .. }
+            | V::DeviceLentWithoutLoan => "device",
             V::AgreementNotSigned => "agreement",
         }
     }
@@ -168,6 +174,9 @@ pub fn validate_new_loan(loan: &Loan, device: &Device, open_loans_of_device: usi
     match device.status {
         DeviceStatus::Retired => return Err(ValidationError::DeviceRetired),
         DeviceStatus::InRepair => return Err(ValidationError::DeviceInRepair),
+        DeviceStatus::Lent if open_loans_of_device == 0 => {
+            return Err(ValidationError::DeviceLentWithoutLoan)
+        }
         DeviceStatus::Lent => {
             return Err(ValidationError::DeviceAlreadyLent { open_loans: open_loans_of_device })
         }
@@ -777,7 +786,7 @@ mod tests {
             (
                 Device { status: DeviceStatus::Lent, ..free.clone() },
                 0,
-                ValidationError::DeviceAlreadyLent { open_loans: 0 },
+                ValidationError::DeviceLentWithoutLoan,
             ),
         ];
         for (device, open, expected) in cases {
