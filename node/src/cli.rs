@@ -417,6 +417,16 @@ pub enum SessionCommand {
         #[arg(long)]
         absent: bool,
     },
+    /// Cancel a session or appointment (booked twice, or not held): it is kept, with
+    /// its reason, but counts nowhere. `--undo` takes the cancellation back.
+    Cancel {
+        id: String,
+        /// Why (e.g. "prenotato due volte"); the date is recorded when omitted.
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long, conflicts_with = "reason")]
+        undo: bool,
+    },
     Show {
         id: String,
     },

@@ -1075,6 +1075,7 @@ fn session(node: &mut Node, cmd: SessionCommand, ui: &Ui) -> Result<()> {
                 headcount: 0,
                 language: String::new(),
                 mediator: None,
+                cancelled: None,
             };
             let f = SessionFields { site: None, kind: None, audience: None, start: None, end: None, ..f };
             apply_session_fields(&mut s, f, node, ui)?;
@@ -1097,6 +1098,15 @@ fn session(node: &mut Node, cmd: SessionCommand, ui: &Ui) -> Result<()> {
             let id = resolve(node, RecordKind::Session, &id)?;
             let who = RecordRef(resolve(node, RecordKind::Attendee, &attendee)?);
             let Record::Session(mut s) = load(node, &id)? else { bail!("not a session") };
+            if s.is_cancelled() {
+                bail!(
+                    "{}",
+                    ui.t(
+                        "this session is cancelled: `tessera session cancel ID --undo` restores it first",
+                        "questo incontro è annullato: ripristinalo prima con `tessera session cancel ID --undo`"
+                    )
+                );
+            }
             match s.participants.iter_mut().find(|p| p.attendee == who) {
                 Some(p) => p.present = !absent,
                 None => s.participants.push(Participant { attendee: who, present: !absent }),
@@ -1105,6 +1115,30 @@ fn session(node: &mut Node, cmd: SessionCommand, ui: &Ui) -> Result<()> {
             validate_record(&record, ui)?;
             node.transact(&[(id, record)])?;
             saved(ui, ui.t("attendance", "presenza"), &id);
+        }
+        SessionCommand::Cancel { id, reason, undo } => {
+            let id = resolve(node, RecordKind::Session, &id)?;
+            let Record::Session(mut s) = load(node, &id)? else { bail!("not a session") };
+            s.cancelled = if undo {
+                None
+            } else {
+                Some(reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).unwrap_or_else(|| {
+                    format!("{} {}", ui.t("cancelled on", "annullato il"), today().format("%Y-%m-%d"))
+                }))
+            };
+            let record = Record::Session(s);
+            validate_record(&record, ui)?;
+            node.transact(&[(id, record)])?;
+            if undo {
+                println!("{} {}", ui.t("Restored session", "Ripristinato l'incontro"), short_id(&id));
+            } else {
+                println!(
+                    "{} {} {}",
+                    ui.t("Cancelled session", "Annullato l'incontro"),
+                    short_id(&id),
+                    ui.t("(kept, counted nowhere)", "(resta registrato, non conta nei totali)")
+                );
+            }
         }
         SessionCommand::Show { id } => {
             let id = resolve(node, RecordKind::Session, &id)?;
@@ -1127,6 +1161,7 @@ fn session(node: &mut Node, cmd: SessionCommand, ui: &Ui) -> Result<()> {
                 (ui.t("Language", "Lingua"), s.language.clone()),
                 (ui.t("Mediator", "Mediatore"), s.mediator.clone().unwrap_or_default()),
                 (ui.t("Site", "Sede"), site_name(node, &s.site)),
+                (ui.t("Cancelled", "Annullato"), s.cancelled.clone().unwrap_or_default()),
             ]);
         }
         SessionCommand::List { site, kind, from, to } => {
@@ -1150,7 +1185,10 @@ fn session(node: &mut Node, cmd: SessionCommand, ui: &Ui) -> Result<()> {
                 rows.push(vec![
                     short_id(&id),
                     s.start.clone(),
-                    s.kind.label(ui.lang).to_string(),
+                    match s.is_cancelled() {
+                        true => format!("{} ({})", s.kind.label(ui.lang), ui.t("cancelled", "annullato")),
+                        false => s.kind.label(ui.lang).to_string(),
+                    },
                     s.topic.clone(),
                     present.to_string(),
                     sites.name(&s.site),

@@ -125,6 +125,7 @@ pub fn populate(node: &mut Node, ui: &Ui) -> Result<()> {
             headcount: 0,
             language: "italiano".into(),
             mediator: None,
+            cancelled: None,
         };
         node.transact(&[(Node::new_id(RecordKind::Session)?, Record::Session(course))])?;
     }
@@ -143,6 +144,7 @@ pub fn populate(node: &mut Node, ui: &Ui) -> Result<()> {
         headcount: 35,
         language: "italiano".into(),
         mediator: None,
+        cancelled: None,
     };
     node.transact(&[(Node::new_id(RecordKind::Session)?, Record::Session(meeting))])?;
     println!(

@@ -197,6 +197,34 @@ fn register_lend_return_and_report() {
     let listed = hub.ok(&["attendee", "list", "--search", "giulia"]);
     assert!(listed.contains(&student) && !listed.contains(&other), "{listed}");
     assert!(hub.ok(&["status"]).contains("Certified"));
+
+    // The same course typed twice by mistake: cancelled, it is kept but counts nowhere.
+    let twice = Hub::saved_id(&hub.ok(&[
+        "session",
+        "add",
+        "--kind",
+        "course",
+        "--start",
+        "2026-11-02T15:00",
+        "--end",
+        "2026-11-02T17:30",
+        "--participant",
+        &student,
+    ]));
+    let sessions_held = |hub: &Hub| {
+        let csv = hub.ok(&["report", "--csv"]);
+        let total = csv.lines().last().unwrap_or_default().to_string();
+        total.split(',').nth(2).unwrap_or_default().to_string()
+    };
+    assert_eq!(sessions_held(&hub), "2");
+    hub.ok(&["session", "cancel", &twice, "--reason", "typed twice"]);
+    assert_eq!(sessions_held(&hub), "1");
+    assert!(hub.ok(&["session", "list"]).contains("(cancelled)"));
+    assert!(hub.ok(&["session", "show", &twice]).contains("typed twice"));
+    let err = hub.fails(&["session", "attend", &twice, "--attendee", &other]);
+    assert!(err.contains("cancelled"), "{err}");
+    hub.ok(&["session", "cancel", &twice, "--undo"]);
+    assert_eq!(sessions_held(&hub), "2");
 }
 
 #[test]

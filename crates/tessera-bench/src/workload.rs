@@ -1060,6 +1060,7 @@ pub fn node_transactions(spec: &Spec, plan: &NodePlan) -> Vec<Txn> {
             headcount: 0,
             language: "italiano".to_string(),
             mediator: (kind == SessionKind::Mediation).then(|| format!("Mediatore {}", rng.pick(LANGUAGES))),
+            cancelled: None,
         };
         if kind == SessionKind::Mediation {
             s.language = rng.pick(LANGUAGES).to_string();

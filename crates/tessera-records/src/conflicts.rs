@@ -202,8 +202,8 @@ fn double_bookings(records: &[(DocId, Record)]) -> Vec<Conflict> {
     let mut by_site: BTreeMap<DocId, Vec<(NaiveDateTime, NaiveDateTime, DocId)>> = BTreeMap::new();
     for (id, record) in records {
         if let Record::Session(session) = record {
-            if session.kind != SessionKind::HelpDeskAppointment {
-                continue;
+            if session.kind != SessionKind::HelpDeskAppointment || session.is_cancelled() {
+                continue; // a cancelled appointment holds no time
             }
             // An appointment without readable times cannot be placed; validation
             // reports it where it is typed.
@@ -665,6 +665,18 @@ mod tests {
         );
         assert_eq!((moved.start.as_str(), moved.end.as_str()), ("2025-03-03T10:15", "2025-03-03T10:45"));
         records[1].1 = Record::Session(moved);
+        assert!(detect(&records).is_empty());
+    }
+
+    #[test]
+    fn a_cancelled_appointment_holds_no_time() {
+        let mut records = vec![
+            (id(RecordKind::Session, 1), appointment(1, "2025-03-03T09:00", "2025-03-03T09:30")),
+            (id(RecordKind::Session, 2), appointment(1, "2025-03-03T09:00", "2025-03-03T09:30")),
+        ];
+        assert_eq!(detect(&records).len(), 1);
+        let Record::Session(second) = &mut records[1].1 else { unreachable!() };
+        second.cancelled = Some("prenotato due volte".into());
         assert!(detect(&records).is_empty());
     }
 

@@ -331,9 +331,19 @@ pub struct Session {
     #[serde(default)]
     #[autosurgeon(missing = "Default::default")]
     pub mediator: Option<String>,
+    /// Why the session was cancelled, when it was (`session cancel`). A cancelled
+    /// session is kept, so its history stays, but counts nowhere: not in reports, not
+    /// in double bookings.
+    #[serde(default)]
+    #[autosurgeon(missing = "Default::default")]
+    pub cancelled: Option<String>,
 }
 
 impl Session {
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.is_some()
+    }
+
     pub fn start_time(&self) -> Option<NaiveDateTime> {
         parse_date_time(&self.start)
     }
@@ -534,6 +544,7 @@ pub(crate) mod samples {
             headcount: 0,
             language: "italiano".into(),
             mediator: None,
+            cancelled: None,
         }
     }
 

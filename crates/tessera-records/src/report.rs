@@ -235,8 +235,8 @@ pub fn report(records: &[(DocId, Record)], query: &ReportQuery) -> Report {
                     skipped += 1;
                     continue;
                 };
-                if !in_period(start.date()) || !of_partner(session.site) {
-                    continue;
+                if session.is_cancelled() || !in_period(start.date()) || !of_partner(session.site) {
+                    continue; // a cancelled session is kept but never held
                 }
                 let group = lookup.group(query.group_by, session.site, start.date(), Some(session.audience));
                 let tally = groups.entry(group).or_default();
@@ -601,6 +601,26 @@ mod tests {
             report.rows,
             vec![row("Polo Alfa", 1, 2, 4.5, 2, 1, 2), row("Sportello Beta", 1, 1, 0.0, 1, 0, 41)]
         );
+    }
+
+    #[test]
+    fn a_cancelled_session_is_kept_but_counts_nowhere() {
+        let mut records = programme();
+        let before = report(&records, &query(GroupBy::Site)).total;
+        // Cancel the session with the most people in it (the public meeting).
+        let (_, Record::Session(meeting)) = records
+            .iter_mut()
+            .find(|(_, r)| matches!(r, Record::Session(s) if s.kind == SessionKind::PublicMeeting))
+            .expect("the programme has a public meeting")
+        else {
+            unreachable!()
+        };
+        let heads =
+            u64::from(meeting.headcount) + meeting.participants.iter().filter(|p| p.present).count() as u64;
+        meeting.cancelled = Some("doppione".into());
+        let after = report(&records, &query(GroupBy::Site)).total;
+        assert_eq!(after.sessions_held, before.sessions_held - 1);
+        assert_eq!(after.headcount, before.headcount - heads);
     }
 
     #[test]

@@ -309,6 +309,7 @@ fn validate_session(session: &Session) -> Check {
     optional_line(&session.topic, "topic", SHORT_TEXT_CHARS_MAX)?;
     optional_line(&session.facilitator, "facilitator", NAME_CHARS_MAX)?;
     optional_line(&session.language, "language", LANGUAGE_CHARS_MAX)?;
+    optional_line(session.cancelled.as_deref().unwrap_or(""), "reason for cancelling", SHORT_TEXT_CHARS_MAX)?;
     match &session.mediator {
         Some(mediator) => name(mediator, "mediator")?,
         None if session.kind == SessionKind::Mediation => return Err(ValidationError::MediatorRequired),

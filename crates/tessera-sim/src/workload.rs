@@ -126,6 +126,7 @@ pub fn session(rng: &mut Rng, site: RecordRef, participants: &[RecordRef]) -> Se
         headcount: 0,
         language: "italiano".into(),
         mediator: None,
+        cancelled: None,
     }
 }
 
