@@ -485,7 +485,7 @@ pub struct ResolveArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Group by site, partner, month or audience.
+    /// Group by site, partner, month, audience or age (bands 0-13, 14-17, 18-64, 65+).
     #[arg(long, default_value = "site")]
     pub by: String,
     /// First day included (YYYY-MM-DD).

@@ -16,7 +16,10 @@
 //!   after that day, or not yet) and its expected return was before that day; a return
 //!   after the period never changes a past period's figure;
 //! - a loan closed by resolving a conflict (a device recorded as lent twice) was never
-//!   a loan: it counts nowhere.
+//!   a loan: it counts nowhere; a cancelled session was never held;
+//! - by age band (0-13, 14-17, 18-64, 65+, by the age reached in the year of the
+//!   session or of the loan's start), a session counts in each band of the people
+//!   present, with their presences; a public meeting's anonymous headcount has no age.
 //!
 //! An attendee merged into another counts as that other person. Records whose dates
 //! cannot be read are left out and counted in [`Report::skipped`], so a total is never
@@ -38,7 +41,22 @@ closed_set! {
         Partner => "partner", "partner", "ente partner", ["ente", "organisation", "organization", "organizzazione"];
         Month => "month", "month", "mese", [];
         Audience => "audience", "audience", "destinatari", ["pubblico", "target"];
+        AgeBand => "age", "age band", "fascia d'età", ["eta", "età", "age-band", "fascia", "fasce"];
     }
+}
+
+/// The age bands of [`GroupBy::AgeBand`], by the age a person reaches in the year of
+/// the session or of the loan's start (only the birth year is recorded).
+const AGE_BANDS: [(u16, &str); 4] = [(13, "0-13"), (17, "14-17"), (64, "18-64"), (u16::MAX, "65+")];
+
+/// The band of someone born in `birth_year`, in `year`; [`UNKNOWN_GROUP`] when the
+/// birth year is missing or after `year`.
+fn age_band(birth_year: u16, year: i32) -> &'static str {
+    let age = i64::from(year) - i64::from(birth_year);
+    if birth_year == 0 || age < 0 {
+        return UNKNOWN_GROUP;
+    }
+    AGE_BANDS.iter().find(|(max, _)| age <= i64::from(*max)).map_or(UNKNOWN_GROUP, |(_, band)| band)
 }
 
 /// What to report.
@@ -102,7 +120,9 @@ const MERGE_CHAIN_MAX: usize = 16;
 pub struct Report {
     pub group_by: GroupBy,
     pub rows: Vec<ReportRow>,
-    /// Sums of the rows, except `unique_attendees`, which counts each person once.
+    /// Sums of the rows, except `unique_attendees`, which counts each person once, and,
+    /// grouped by age band, sessions held and training hours (a session counts in each
+    /// band of the people present at it, and once in the total).
     pub total: ReportRow,
     /// Sessions and loans left out because their dates could not be read.
     pub skipped: u64,
@@ -193,12 +213,30 @@ impl<'a> Lookup<'a> {
         }
     }
 
-    fn group(&self, by: GroupBy, site: RecordRef, date: NaiveDate, audience: Option<Audience>) -> String {
+    /// The age band of the person `attendee` stands for, in the year of `date`.
+    fn band(&self, attendee: RecordRef, date: NaiveDate) -> &'static str {
+        match self.attendees.get(&self.person(attendee.id())) {
+            Some(a) => age_band(a.birth_year, date.year()),
+            None => UNKNOWN_GROUP,
+        }
+    }
+
+    /// The group of a record of `site` dated `date`; `person` is the one person it is
+    /// about (a loan's borrower), for grouping by age band.
+    fn group(
+        &self,
+        by: GroupBy,
+        site: RecordRef,
+        date: NaiveDate,
+        audience: Option<Audience>,
+        person: Option<RecordRef>,
+    ) -> String {
         match by {
             GroupBy::Site => self.site_group(site),
             GroupBy::Partner => self.partner_group(site),
             GroupBy::Month => date.format("%Y-%m").to_string(),
             GroupBy::Audience => audience.map_or(UNKNOWN_GROUP, Audience::as_str).to_string(),
+            GroupBy::AgeBand => person.map_or(UNKNOWN_GROUP, |p| self.band(p, date)).to_string(),
         }
     }
 }
@@ -238,9 +276,36 @@ pub fn report(records: &[(DocId, Record)], query: &ReportQuery) -> Report {
                 if session.is_cancelled() || !in_period(start.date()) || !of_partner(session.site) {
                     continue; // a cancelled session is kept but never held
                 }
-                let group = lookup.group(query.group_by, session.site, start.date(), Some(session.audience));
-                let tally = groups.entry(group).or_default();
-                count_session(session, &lookup, tally);
+                if query.group_by == GroupBy::AgeBand {
+                    // One session, several bands: it counts in each band of the people
+                    // present, with their presences only; the anonymous headcount of
+                    // a public meeting has no age.
+                    let mut bands: BTreeSet<&str> = BTreeSet::new();
+                    bands.extend(
+                        session
+                            .participants
+                            .iter()
+                            .filter(|p| p.present)
+                            .map(|p| lookup.band(p.attendee, start.date())),
+                    );
+                    if session.headcount > 0 || bands.is_empty() {
+                        bands.insert(UNKNOWN_GROUP);
+                    }
+                    for band in bands {
+                        let in_band = |who: RecordRef| lookup.band(who, start.date()) == band;
+                        let tally = groups.entry(band.to_string()).or_default();
+                        count_session_part(session, &lookup, tally, in_band, band == UNKNOWN_GROUP);
+                    }
+                } else {
+                    let group = lookup.group(
+                        query.group_by,
+                        session.site,
+                        start.date(),
+                        Some(session.audience),
+                        None,
+                    );
+                    count_session(session, &lookup, groups.entry(group).or_default());
+                }
                 count_session(session, &lookup, &mut total);
             }
             Record::Loan(loan) => {
@@ -267,7 +332,8 @@ pub fn report(records: &[(DocId, Record)], query: &ReportQuery) -> Report {
                         }
                     }
                 } else {
-                    let group = lookup.group(query.group_by, loan.site, span.start, audience);
+                    let group =
+                        lookup.group(query.group_by, loan.site, span.start, audience, Some(loan.attendee));
                     count_loan(loan, &span, &lookup, end, groups.entry(group).or_default());
                 }
                 count_loan(loan, &span, &lookup, end, &mut total);
@@ -284,14 +350,26 @@ pub fn report(records: &[(DocId, Record)], query: &ReportQuery) -> Report {
 }
 
 fn count_session(session: &Session, lookup: &Lookup<'_>, tally: &mut Tally) {
+    count_session_part(session, lookup, tally, |_| true, true);
+}
+
+/// Counts `session` as held, with the presences of the participants `counted` picks
+/// and, when `anonymous`, the anonymous headcount of a public meeting.
+fn count_session_part(
+    session: &Session,
+    lookup: &Lookup<'_>,
+    tally: &mut Tally,
+    counted: impl Fn(RecordRef) -> bool,
+    anonymous: bool,
+) {
     tally.sessions_held += 1;
     if matches!(session.kind, SessionKind::Course | SessionKind::SchoolLab) {
         tally.training_minutes += session.duration_minutes().unwrap_or(0);
     }
-    if session.kind == SessionKind::PublicMeeting {
+    if anonymous && session.kind == SessionKind::PublicMeeting {
         tally.headcount += u64::from(session.headcount);
     }
-    for participant in session.participants.iter().filter(|p| p.present) {
+    for participant in session.participants.iter().filter(|p| p.present && counted(p.attendee)) {
         tally.headcount += 1;
         tally.attendees.insert(lookup.person(participant.attendee.id()));
     }
@@ -366,6 +444,8 @@ impl Report {
             (GroupBy::Month, Lang::It) => "Mese",
             (GroupBy::Audience, Lang::En) => "Audience",
             (GroupBy::Audience, Lang::It) => "Destinatari",
+            (GroupBy::AgeBand, Lang::En) => "Age band",
+            (GroupBy::AgeBand, Lang::It) => "Fascia d'età",
         };
         match lang {
             Lang::En => [
@@ -601,6 +681,40 @@ mod tests {
             report.rows,
             vec![row("Polo Alfa", 1, 2, 4.5, 2, 1, 2), row("Sportello Beta", 1, 1, 0.0, 1, 0, 41)]
         );
+    }
+
+    #[test]
+    fn grouped_by_age_band_in_the_year_of_each_session_and_loan() {
+        // Giulia (born 2012) is 13 in 2025, Ahmed (born 1950) 75; the public meeting
+        // counts in Ahmed's band with his presence and in "?" with its anonymous 40.
+        let by_age = report(&programme(), &query(GroupBy::AgeBand));
+        assert_eq!(
+            by_age.rows,
+            vec![
+                row("0-13", 1, 2, 4.5, 2, 1, 2),
+                row("65+", 1, 1, 0.0, 1, 0, 1),
+                row("?", 0, 1, 0.0, 0, 0, 40)
+            ]
+        );
+        assert_eq!(by_age.total, row("total", 2, 3, 4.5, 3, 1, 43), "the total counts each session once");
+        let table = by_age.to_table(Lang::It);
+        assert!(table.contains("Fascia d'età") && table.contains("(non indicato)"), "{table}");
+    }
+
+    #[test]
+    fn age_bands_have_their_edges_where_the_programmes_put_them() {
+        for (birth, year, band) in [
+            (2012, 2025, "0-13"),
+            (2011, 2025, "14-17"),
+            (2008, 2025, "14-17"),
+            (2007, 2025, "18-64"),
+            (1961, 2025, "18-64"),
+            (1960, 2025, "65+"),
+            (2026, 2025, "?"),
+            (0, 2025, "?"),
+        ] {
+            assert_eq!(age_band(birth, year), band, "born {birth}, in {year}");
+        }
     }
 
     #[test]
@@ -883,6 +997,7 @@ Totale                           2                3                4,5          
     fn group_by_parses_both_languages() {
         assert_eq!(GroupBy::parse("mese"), Ok(GroupBy::Month));
         assert_eq!(GroupBy::parse("Ente"), Ok(GroupBy::Partner));
+        assert_eq!(GroupBy::parse("età"), Ok(GroupBy::AgeBand));
         crate::vocab::tests::check_set::<GroupBy>();
     }
 }
