@@ -1,10 +1,20 @@
 //! What the operator reads: the chosen language, and plain tables.
 //!
-//! Labels come in Italian and English; the language is `--lang`, else `$LANG`
-//! (`it_IT.UTF-8` → Italian), else English.
+//! Labels come in Italian and English; the language is `--lang`, else English when
+//! `$LC_ALL` or `$LANG` asks for it (`en_GB.UTF-8`), else Italian: the people at the
+//! hubs read Italian, and many of their computers say only `C.UTF-8` or nothing.
 
 use anyhow::{bail, Result};
 use tessera_records::vocab::Lang;
+
+/// The language of a locale name: English for `en...`, Italian for anything else.
+fn lang_of_locale(locale: &str) -> Lang {
+    if locale.to_lowercase().starts_with("en") {
+        Lang::En
+    } else {
+        Lang::It
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Ui {
@@ -24,11 +34,7 @@ impl Ui {
                     .filter(|v| !v.is_empty())
                     .or_else(|| std::env::var("LANG").ok())
                     .unwrap_or_default();
-                if env.to_lowercase().starts_with("it") {
-                    Lang::It
-                } else {
-                    Lang::En
-                }
+                lang_of_locale(&env)
             }
         };
         Ok(Ui { lang })
@@ -84,5 +90,24 @@ pub fn print_fields(fields: &[(&str, String)]) {
     for (label, value) in fields {
         let pad = width - label.chars().count();
         println!("{label}:{} {value}", " ".repeat(pad));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn italian_unless_the_computer_asks_for_english() {
+        for (locale, lang) in [
+            ("it_IT.UTF-8", Lang::It),
+            ("C.UTF-8", Lang::It),
+            ("POSIX", Lang::It),
+            ("", Lang::It),
+            ("en_GB.UTF-8", Lang::En),
+            ("EN_us", Lang::En),
+        ] {
+            assert_eq!(lang_of_locale(locale), lang, "{locale:?}");
+        }
     }
 }
