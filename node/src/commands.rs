@@ -345,7 +345,10 @@ fn status(node: &Node, ui: &Ui) -> Result<()> {
     let counts: Vec<String> =
         [RecordKind::Site, RecordKind::Attendee, RecordKind::Device, RecordKind::Loan, RecordKind::Session]
             .iter()
-            .map(|k| Ok(format!("{} {}", node.docs().count(*k)?, k.as_str())))
+            .map(|k| {
+                let n = node.docs().count(*k)?;
+                Ok(format!("{n} {}", count_noun(*k, n, ui)))
+            })
             .collect::<Result<_>>()?;
     fields.push((ui.t("Records", "Schede"), counts.join(", ")));
     fields.push((
@@ -1213,6 +1216,21 @@ fn session(node: &mut Node, cmd: SessionCommand, ui: &Ui) -> Result<()> {
 
 // ---------------------------------------------------------------------------------
 // Conflicts
+
+/// The name of `n` records of `kind`, singular or plural, in the operator's language.
+fn count_noun(kind: RecordKind, n: usize, ui: &Ui) -> &'static str {
+    let (en_one, en_many, it_one, it_many) = match kind {
+        RecordKind::Site => ("site", "sites", "sede", "sedi"),
+        RecordKind::Attendee => ("attendee", "attendees", "iscritto", "iscritti"),
+        RecordKind::Device => ("device", "devices", "dispositivo", "dispositivi"),
+        RecordKind::Loan => ("loan", "loans", "prestito", "prestiti"),
+        RecordKind::Session => ("session", "sessions", "incontro", "incontri"),
+    };
+    match n {
+        1 => ui.t(en_one, it_one),
+        _ => ui.t(en_many, it_many),
+    }
+}
 
 fn describe_conflict(c: &Conflict, ui: &Ui) -> String {
     let ids = |v: &[DocId]| v.iter().map(short_id).collect::<Vec<_>>().join(", ");
