@@ -479,7 +479,7 @@ pub struct ResolveArgs {
     #[arg(long, value_name = "LOAN")]
     pub reopen_loan: Option<String>,
     /// Device lent with no open loan: the device is back; it is in stock again.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "reopen_loan")]
     pub device_back: bool,
 }
 

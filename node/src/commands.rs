@@ -1122,6 +1122,15 @@ fn session(node: &mut Node, cmd: SessionCommand, ui: &Ui) -> Result<()> {
         SessionCommand::Cancel { id, reason, undo } => {
             let id = resolve(node, RecordKind::Session, &id)?;
             let Record::Session(mut s) = load(node, &id)? else { bail!("not a session") };
+            if undo && !s.is_cancelled() {
+                println!(
+                    "{} {} {}",
+                    ui.t("Session", "L'incontro"),
+                    short_id(&id),
+                    ui.t("is not cancelled: nothing to restore", "non è annullato: niente da ripristinare")
+                );
+                return Ok(());
+            }
             s.cancelled = if undo {
                 None
             } else {
@@ -1147,7 +1156,7 @@ fn session(node: &mut Node, cmd: SessionCommand, ui: &Ui) -> Result<()> {
             let id = resolve(node, RecordKind::Session, &id)?;
             let Record::Session(s) = load(node, &id)? else { bail!("not a session") };
             let present = s.participants.iter().filter(|p| p.present).count();
-            print_fields(&[
+            let mut fields = vec![
                 ("id", short_id(&id)),
                 (ui.t("Kind", "Tipo"), s.kind.label(ui.lang).to_string()),
                 (ui.t("Topic", "Argomento"), s.topic.clone()),
@@ -1164,8 +1173,11 @@ fn session(node: &mut Node, cmd: SessionCommand, ui: &Ui) -> Result<()> {
                 (ui.t("Language", "Lingua"), s.language.clone()),
                 (ui.t("Mediator", "Mediatore"), s.mediator.clone().unwrap_or_default()),
                 (ui.t("Site", "Sede"), site_name(node, &s.site)),
-                (ui.t("Cancelled", "Annullato"), s.cancelled.clone().unwrap_or_default()),
-            ]);
+            ];
+            if let Some(reason) = &s.cancelled {
+                fields.push((ui.t("Cancelled", "Annullato"), reason.clone()));
+            }
+            print_fields(&fields);
         }
         SessionCommand::List { site, kind, from, to } => {
             let site = site.map(|s| resolve(node, RecordKind::Site, &s)).transpose()?;

@@ -225,6 +225,8 @@ fn register_lend_return_and_report() {
     assert!(err.contains("cancelled"), "{err}");
     hub.ok(&["session", "cancel", &twice, "--undo"]);
     assert_eq!(sessions_held(&hub), "2");
+    assert!(hub.ok(&["session", "cancel", &twice, "--undo"]).contains("not cancelled"));
+    assert!(!hub.ok(&["session", "show", &twice]).contains("Cancelled"));
 }
 
 #[test]

@@ -277,25 +277,7 @@ pub fn report(records: &[(DocId, Record)], query: &ReportQuery) -> Report {
                     continue; // a cancelled session is kept but never held
                 }
                 if query.group_by == GroupBy::AgeBand {
-                    // One session, several bands: it counts in each band of the people
-                    // present, with their presences only; the anonymous headcount of
-                    // a public meeting has no age.
-                    let mut bands: BTreeSet<&str> = BTreeSet::new();
-                    bands.extend(
-                        session
-                            .participants
-                            .iter()
-                            .filter(|p| p.present)
-                            .map(|p| lookup.band(p.attendee, start.date())),
-                    );
-                    if session.headcount > 0 || bands.is_empty() {
-                        bands.insert(UNKNOWN_GROUP);
-                    }
-                    for band in bands {
-                        let in_band = |who: RecordRef| lookup.band(who, start.date()) == band;
-                        let tally = groups.entry(band.to_string()).or_default();
-                        count_session_part(session, &lookup, tally, in_band, band == UNKNOWN_GROUP);
-                    }
+                    count_session_by_age(session, start.date(), &lookup, &mut groups);
                 } else {
                     let group = lookup.group(
                         query.group_by,
@@ -351,6 +333,27 @@ pub fn report(records: &[(DocId, Record)], query: &ReportQuery) -> Report {
 
 fn count_session(session: &Session, lookup: &Lookup<'_>, tally: &mut Tally) {
     count_session_part(session, lookup, tally, |_| true, true);
+}
+
+/// One session, several bands: it counts in each band of the people present, with
+/// their presences only. The anonymous headcount of a public meeting has no age, and a
+/// session with nobody present none either: both count in [`UNKNOWN_GROUP`].
+fn count_session_by_age(
+    session: &Session,
+    date: NaiveDate,
+    lookup: &Lookup<'_>,
+    groups: &mut BTreeMap<String, Tally>,
+) {
+    let present = || session.participants.iter().filter(|p| p.present);
+    let mut bands: BTreeSet<&str> = present().map(|p| lookup.band(p.attendee, date)).collect();
+    if session.headcount > 0 || bands.is_empty() {
+        bands.insert(UNKNOWN_GROUP);
+    }
+    for band in bands {
+        let in_band = |who: RecordRef| lookup.band(who, date) == band;
+        let tally = groups.entry(band.to_string()).or_default();
+        count_session_part(session, lookup, tally, in_band, band == UNKNOWN_GROUP);
+    }
 }
 
 /// Counts `session` as held, with the presences of the participants `counted` picks
