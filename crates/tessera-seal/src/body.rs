@@ -2,19 +2,20 @@
 //! and the document it belongs to.
 //!
 //! ```text
-//! version (1) = 1 | scope (1 or 33) | epoch (4, big-endian) | nonce (24) | ciphertext+tag (n+16)
+//! version (1) = 1 | scope (1 or 33) | epoch (4, big-endian) | key id (16) | nonce (24) | ciphertext+tag (n+16)
 //! ```
 //!
 //! XChaCha20-Poly1305 with a random 24-byte nonce; the associated data is the context
 //! string, the network id, the document id and the header above, so a sealed body
-//! moved to another document, network, scope or epoch does not open.
+//! moved to another document, network, scope or epoch does not open. The key id tells
+//! a reader which key to use, and so whether it lacks that key or the body is forged.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use tessera_log::{DocId, NetworkId};
 
 use crate::error::OpenError;
-use crate::scope::{Epoch, KeyRing, Scope, ScopeKey};
+use crate::scope::{Epoch, KeyId, KeyRing, Scope, ScopeKey};
 use crate::FORMAT_VERSION;
 
 pub const NONCE_BYTES: usize = 24;
@@ -22,14 +23,16 @@ const TAG_BYTES: usize = 16;
 const BODY_CONTEXT: &[u8] = b"tessera/seal/body/v1";
 /// The most bytes sealing adds to a body (a partner scope): bodies are sealed within
 /// the envelope's body limit, so plaintext may be this much shorter.
-pub const SEALED_OVERHEAD_MAX: usize = 1 + 33 + 4 + NONCE_BYTES + TAG_BYTES;
+pub const SEALED_OVERHEAD_MAX: usize = 1 + 33 + 4 + 16 + NONCE_BYTES + TAG_BYTES;
 
 /// What anyone can read of a sealed body without a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SealedHeader {
     pub scope: Scope,
     pub epoch: Epoch,
-    /// Bytes of the header (version, scope, epoch), before the nonce.
+    /// The key it is sealed with.
+    pub key: KeyId,
+    /// Bytes of the header (version, scope, epoch, key id), before the nonce.
     header_len: usize,
 }
 
@@ -48,19 +51,25 @@ impl SealedHeader {
             .and_then(|b| <[u8; 4]>::try_from(b).ok())
             .map(|b| Epoch(u32::from_be_bytes(b)))
             .ok_or(OpenError::Malformed { reason: "epoch cut short" })?;
-        let header_len = at + 4;
+        let key = sealed
+            .get(at + 4..at + 20)
+            .and_then(|b| <[u8; 16]>::try_from(b).ok())
+            .map(KeyId)
+            .ok_or(OpenError::Malformed { reason: "key id cut short" })?;
+        let header_len = at + 20;
         if sealed.len() < header_len + NONCE_BYTES + TAG_BYTES {
             return Err(OpenError::Malformed { reason: "shorter than a nonce and a tag" });
         }
-        Ok(SealedHeader { scope, epoch, header_len })
+        Ok(SealedHeader { scope, epoch, key, header_len })
     }
 }
 
 fn header(key: &ScopeKey) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + 33 + 4);
+    let mut out = Vec::with_capacity(1 + 33 + 4 + 16);
     out.push(FORMAT_VERSION);
     key.scope().encode_into(&mut out);
     out.extend_from_slice(&key.epoch().0.to_be_bytes());
+    out.extend_from_slice(&key.id().0);
     out
 }
 
@@ -115,8 +124,11 @@ pub fn open_body(
     sealed: &[u8],
 ) -> Result<Vec<u8>, OpenError> {
     let head = SealedHeader::parse(sealed)?;
-    let key =
-        ring.get(&head.scope, head.epoch).ok_or(OpenError::NoKey { scope: head.scope, epoch: head.epoch })?;
+    let key = ring
+        .get(&head.scope, head.epoch)
+        .iter()
+        .find(|k| k.id() == head.key)
+        .ok_or(OpenError::NoKey { scope: head.scope, epoch: head.epoch })?;
     let (header, rest) = sealed.split_at(head.header_len);
     let (nonce, ciphertext) = rest.split_at(NONCE_BYTES);
     let aad = associated_data(network, doc, header);

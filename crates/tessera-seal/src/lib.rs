@@ -15,12 +15,16 @@
 
 mod body;
 mod error;
+mod grant;
 mod scope;
 mod wrap;
 
 pub use body::{open_body, seal_body, seal_body_with_nonce, SealedHeader, NONCE_BYTES, SEALED_OVERHEAD_MAX};
 pub use error::OpenError;
-pub use scope::{Epoch, KeyRing, Scope, ScopeKey};
+pub use grant::{
+    decode_grants, encode_grants, grant_doc_id, is_grant_doc, Grant, GRANTS_PER_BODY_MAX, GRANT_DOC_KIND,
+};
+pub use scope::{Epoch, KeyId, KeyRing, Scope, ScopeKey, KEYS_PER_EPOCH_MAX};
 pub use wrap::{unwrap_key, wrap_key, wrap_key_with_ephemeral, WrappedKey, WRAPPED_KEY_BYTES};
 
 /// The first byte of every sealed body and wrapped key of this format.

@@ -115,37 +115,108 @@ impl fmt::Debug for ScopeKey {
     }
 }
 
+/// A key's public fingerprint: 16 bytes of BLAKE3 (derive-key mode) over the secret.
+/// Grants name the key they carry by it, so every device can tell which readers hold
+/// which key without being able to open the grant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyId(pub [u8; 16]);
+
+const KEY_ID_CONTEXT: &str = "tessera 2026-12 scope key id v1";
+
+impl KeyId {
+    pub fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl ScopeKey {
+    /// The key's fingerprint (reveals nothing of the key).
+    pub fn id(&self) -> KeyId {
+        let hash = blake3::derive_key(KEY_ID_CONTEXT, &self.key);
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&hash[..16]);
+        KeyId(id)
+    }
+}
+
 /// The scope keys a device holds, by scope and epoch. Old epochs stay: bodies sealed
-/// before a rotation are read with the key of their epoch.
+/// before a rotation are read with the key of their epoch. Two devices that start a
+/// scope or rotate it at the same time make two keys of one epoch: both are kept,
+/// a body opens with whichever it was sealed with, and new bodies are sealed with the
+/// one of lowest [`KeyId`], so every device converges on the same key.
 #[derive(Clone, Debug, Default)]
 pub struct KeyRing {
-    keys: BTreeMap<(Scope, Epoch), ScopeKey>,
+    keys: BTreeMap<(Scope, Epoch), Vec<ScopeKey>>,
 }
+
+/// Keys one ring holds for one scope and epoch, at most: more means a device makes
+/// keys it should not, and are dropped.
+pub const KEYS_PER_EPOCH_MAX: usize = 64;
 
 impl KeyRing {
     pub fn new() -> KeyRing {
         KeyRing::default()
     }
 
-    /// Adds a key; a key already held for its scope and epoch is kept.
-    pub fn insert(&mut self, key: ScopeKey) {
-        self.keys.entry((key.scope, key.epoch)).or_insert(key);
+    /// Adds a key. Returns whether it is new to the ring.
+    pub fn insert(&mut self, key: ScopeKey) -> bool {
+        let keys = self.keys.entry((key.scope, key.epoch)).or_default();
+        let id = key.id();
+        if keys.iter().any(|k| k.id() == id) || keys.len() >= KEYS_PER_EPOCH_MAX {
+            return false;
+        }
+        keys.push(key);
+        keys.sort_by_key(|k| k.id());
+        true
     }
 
-    pub fn get(&self, scope: &Scope, epoch: Epoch) -> Option<&ScopeKey> {
-        self.keys.get(&(*scope, epoch))
+    /// Every key held of `scope` at `epoch`, lowest id first.
+    pub fn get(&self, scope: &Scope, epoch: Epoch) -> &[ScopeKey] {
+        self.keys.get(&(*scope, epoch)).map(Vec::as_slice).unwrap_or(&[])
     }
 
-    /// The newest epoch's key of `scope`: the one new bodies are sealed with.
+    /// The key new bodies of `scope` are sealed with: the newest epoch's, lowest id.
     pub fn current(&self, scope: &Scope) -> Option<&ScopeKey> {
-        self.keys.range((*scope, Epoch(0))..=(*scope, Epoch(u32::MAX))).next_back().map(|(_, key)| key)
+        self.keys
+            .range((*scope, Epoch(0))..=(*scope, Epoch(u32::MAX)))
+            .next_back()
+            .and_then(|(_, keys)| keys.first())
     }
 
+    /// Every key held, oldest epoch first.
+    pub fn iter(&self) -> impl Iterator<Item = &ScopeKey> {
+        self.keys.values().flatten()
+    }
+
+    /// The number of keys held.
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.keys.values().map(Vec::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_keys_of_one_epoch_are_both_held_and_the_lowest_id_is_current() {
+        let a = ScopeKey::from_bytes(Scope::Network, Epoch(0), [1; 32]);
+        let b = ScopeKey::from_bytes(Scope::Network, Epoch(0), [2; 32]);
+        let lowest = if a.id() < b.id() { a.clone() } else { b.clone() };
+        let mut ring = KeyRing::new();
+        assert!(ring.insert(a.clone()));
+        assert!(ring.insert(b.clone()));
+        assert!(!ring.insert(a.clone()), "a key already held is not new");
+        assert_eq!(ring.len(), 2);
+        assert_eq!(ring.get(&Scope::Network, Epoch(0)).len(), 2);
+        assert_eq!(ring.current(&Scope::Network).map(ScopeKey::id), Some(lowest.id()));
+        let newer = ScopeKey::from_bytes(Scope::Network, Epoch(1), [3; 32]);
+        ring.insert(newer.clone());
+        assert_eq!(ring.current(&Scope::Network).map(ScopeKey::id), Some(newer.id()));
+        assert!(ring.get(&Scope::Network, Epoch(7)).is_empty());
     }
 }
