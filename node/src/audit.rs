@@ -15,7 +15,26 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use tessera_log::bundle::BundleReader;
-use tessera_log::{DeviceKey, EnvelopeId, LogEntry, NetworkId, Seq, TrustState, VerifyError};
+use tessera_log::{DeviceKey, EnvelopeId, LogEntry, NetworkId, SecretKey, Seq, TrustState, VerifyError};
+
+use crate::keys::{Keys, Opened};
+
+/// One line for a grant change: how many read keys, of which scopes, for how many devices.
+fn describe_grants(body: &[u8]) -> String {
+    match tessera_seal::decode_grants(body) {
+        Err(e) => format!("malformed read keys: {e}"),
+        Ok(grants) => {
+            let devices: BTreeSet<_> = grants.iter().map(|g| g.recipient).collect();
+            let scopes: BTreeSet<String> =
+                grants.iter().map(|g| format!("{}, epoch {}", g.scope, g.epoch)).collect();
+            format!(
+                "read keys for {} device(s): {}",
+                devices.len(),
+                scopes.into_iter().collect::<Vec<_>>().join("; ")
+            )
+        }
+    }
+}
 
 /// Entries read from a bundle or a store, and where they came from.
 #[derive(Debug)]
@@ -532,12 +551,42 @@ fn flatten(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, S
     }
 }
 
+/// The read keys granted to `reader` in the verified envelopes of `source`.
+fn keys_in(source: &Source, trust: &TrustState, network: NetworkId, reader: &SecretKey) -> Keys {
+    let mut keys = Keys::new(network, DeviceKey(reader.public()));
+    for entry in &source.entries {
+        let LogEntry::Envelope(env) = entry else { continue };
+        let Ok(cert) = trust.authorize(&env.author(), env.seq()) else { continue };
+        if trust.verify_envelope_signature(env).is_err() {
+            continue;
+        }
+        for (doc, body) in env.present_changes() {
+            if let (true, Ok(grants)) = (tessera_seal::is_grant_doc(&doc), tessera_seal::decode_grants(body))
+            {
+                keys.learn(cert, grants, reader);
+            }
+        }
+    }
+    keys
+}
+
 /// Who changed what and when: field-level changes decoded by replaying each record's
-/// changes in order. Attendee values are personal data: shown only when asked.
-pub fn log(source: &Source, pinned: Option<NetworkId>, filter: &LogFilter) -> Vec<LogLine> {
+/// changes in order. Attendee values are personal data: shown only when asked. Sealed
+/// bodies are read with the keys granted to `reader` (this computer's device), else
+/// shown as encrypted.
+pub fn log(
+    source: &Source,
+    pinned: Option<NetworkId>,
+    filter: &LogFilter,
+    reader: Option<&SecretKey>,
+) -> Vec<LogLine> {
     use tessera_records::{kind_of, short_id, RecordDoc};
     let network = pinned.unwrap_or(source.network);
     let (trust, _) = trust_of(source, network, &mut Vec::new());
+    let keys = match reader {
+        Some(reader) => keys_in(source, &trust, network, reader),
+        None => Keys::new(network, DeviceKey(network.0)),
+    };
     let mut docs: BTreeMap<tessera_log::DocId, (RecordDoc, BTreeMap<String, String>)> = BTreeMap::new();
     let mut lines = Vec::new();
     for entry in &source.entries {
@@ -558,6 +607,22 @@ pub fn log(source: &Source, pinned: Option<NetworkId>, filter: &LogFilter) -> Ve
             && filter.from.is_none_or(|f| day.is_some_and(|d| d >= f))
             && filter.to.is_none_or(|t| day.is_some_and(|d| d <= t));
         for (change, body) in env.changes().iter().zip(env.bodies()) {
+            if tessera_seal::is_grant_doc(&change.doc) {
+                let wanted = selected && filter.kind.is_none() && filter.doc.is_none();
+                if let (true, tessera_log::Body::Present { bytes, .. }) = (wanted, body) {
+                    lines.push(LogLine {
+                        time_ms: env.time().0,
+                        device: device_hex.clone(),
+                        site: cert.site.clone(),
+                        partner: partner.clone(),
+                        seq: env.seq().0,
+                        record: "-".into(),
+                        kind: "read keys".into(),
+                        changes: vec![describe_grants(bytes)],
+                    });
+                }
+                continue;
+            }
             let kind = kind_of(&change.doc);
             let (doc, before) = docs.entry(change.doc).or_insert_with(|| {
                 (RecordDoc::empty(tessera_records::actor_for(&env.author())), BTreeMap::new())
@@ -566,38 +631,48 @@ pub fn log(source: &Source, pinned: Option<NetworkId>, filter: &LogFilter) -> Ve
                 tessera_log::Body::Absent => {
                     vec!["body erased or not present (the signed commitment remains)".into()]
                 }
-                tessera_log::Body::Present { bytes, .. } => match doc.apply_change(bytes) {
-                    Err(e) => vec![format!("change not readable: {e}")],
-                    Ok(()) => match doc.hydrate() {
-                        Err(_) => vec!["waiting for earlier changes of this record".into()],
-                        Ok(record) => {
-                            let mut after = BTreeMap::new();
-                            if let Ok(value) = serde_json::to_value(&record) {
-                                flatten("", &value["record"], &mut after);
-                            }
-                            let personal = kind == Some(tessera_records::RecordKind::Attendee)
-                                && !filter.show_personal_data;
-                            let mut out = Vec::new();
-                            for (field, value) in &after {
-                                let old = before.get(field);
-                                if old == Some(value) {
-                                    continue;
+                tessera_log::Body::Present { bytes, .. } => match keys.open(&change.doc, bytes) {
+                    Opened::NoKey => vec![match tessera_seal::SealedHeader::parse(bytes) {
+                        Ok(head) => format!(
+                            "encrypted ({}, epoch {}): no read key on this computer",
+                            head.scope, head.epoch
+                        ),
+                        Err(_) => "encrypted".into(),
+                    }],
+                    Opened::Forged(e) => vec![format!("encrypted change that does not open: {e}")],
+                    Opened::Change(bytes) => match doc.apply_change(&bytes) {
+                        Err(e) => vec![format!("change not readable: {e}")],
+                        Ok(()) => match doc.hydrate() {
+                            Err(_) => vec!["waiting for earlier changes of this record".into()],
+                            Ok(record) => {
+                                let mut after = BTreeMap::new();
+                                if let Ok(value) = serde_json::to_value(&record) {
+                                    flatten("", &value["record"], &mut after);
                                 }
-                                out.push(if personal {
-                                    format!("{field} changed")
-                                } else {
-                                    match old {
-                                        Some(old) => format!("{field}: {old} -> {value}"),
-                                        None => format!("{field}: {value}"),
+                                let personal = kind == Some(tessera_records::RecordKind::Attendee)
+                                    && !filter.show_personal_data;
+                                let mut out = Vec::new();
+                                for (field, value) in &after {
+                                    let old = before.get(field);
+                                    if old == Some(value) {
+                                        continue;
                                     }
-                                });
+                                    out.push(if personal {
+                                        format!("{field} changed")
+                                    } else {
+                                        match old {
+                                            Some(old) => format!("{field}: {old} -> {value}"),
+                                            None => format!("{field}: {value}"),
+                                        }
+                                    });
+                                }
+                                for field in before.keys().filter(|f| !after.contains_key(*f)) {
+                                    out.push(format!("{field} removed"));
+                                }
+                                *before = after;
+                                out
                             }
-                            for field in before.keys().filter(|f| !after.contains_key(*f)) {
-                                out.push(format!("{field} removed"));
-                            }
-                            *before = after;
-                            out
-                        }
+                        },
                     },
                 },
             };

@@ -44,7 +44,7 @@ pub fn dispatch(cli: Cli, ui: &Ui) -> Result<()> {
         Command::Init(args) => init(&dir, args, ui),
         Command::Quickstart => crate::commands::quickstart(&dir, ui),
         Command::Admin(cmd) => admin(cmd, ui),
-        Command::Audit(cmd) => audit(cmd),
+        Command::Audit(cmd) => audit(&dir, cmd),
         Command::Status => status(&Node::open(&dir)?, ui),
         Command::Site(cmd) => site(&mut Node::open(&dir)?, cmd, ui),
         Command::Attendee(cmd) => attendee(&mut Node::open(&dir)?, cmd, ui),
@@ -278,6 +278,20 @@ fn admin(cmd: AdminCommand, ui: &Ui) -> Result<()> {
     Ok(())
 }
 
+/// What to tell an operator whose hub holds changes sealed with keys it lacks.
+pub fn unreadable_note(ui: &Ui) -> String {
+    ui.t(
+        "some changes are sealed with a read key this hub has not been given yet. A hub that \
+         holds it gives it at its next sync or export once it has seen this hub's certificate: \
+         sync again, or export a bundle from here and import it there",
+        "alcune modifiche sono cifrate con una chiave di lettura che questo polo non ha ancora \
+         ricevuto. Un polo che la possiede la consegna alla sua prossima sincronizzazione o \
+         esportazione, dopo aver visto il certificato di questo polo: sincronizza di nuovo, \
+         oppure esporta un pacchetto da qui e importalo là",
+    )
+    .to_string()
+}
+
 fn status(node: &Node, ui: &Ui) -> Result<()> {
     let store = node.store();
     let own = store.head(&node.device());
@@ -315,6 +329,22 @@ fn status(node: &Node, ui: &Ui) -> Result<()> {
             },
         ),
     ];
+    let keys = node.docs().keys();
+    fields.push((
+        ui.t("Read keys held", "Chiavi di lettura"),
+        match keys.ring().len() {
+            0 => ui
+                .t("none yet (made at the first change)", "nessuna (creata alla prima modifica)")
+                .to_string(),
+            n => n.to_string(),
+        },
+    ));
+    if !node.docs().unreadable_scopes().is_empty() {
+        fields.push((
+            ui.t("Changes not readable here yet", "Modifiche non ancora leggibili qui"),
+            unreadable_note(ui),
+        ));
+    }
     let damage = store.damage();
     if !damage.is_empty() {
         let unknown = damage.iter().filter(|d| d.held == tessera_store::DamagedEntry::Unknown).count();
@@ -1479,6 +1509,8 @@ fn report_cmd(node: &Node, args: ReportArgs, ui: &Ui) -> Result<()> {
 }
 
 fn export(node: &mut Node, args: ExportArgs, ui: &Ui) -> Result<()> {
+    // The keys readers lack travel with the bundle.
+    node.grant_owed()?;
     let out = crate::bundle_io::export(node, &args.file)?;
     if let Some(head) = node.store().head(&node.device()) {
         node.config.exported_own_seq = head.seq.0;
@@ -1552,6 +1584,12 @@ fn import(node: &mut Node, args: ImportArgs, ui: &Ui) -> Result<()> {
                 "attenzione: importazione senza verificare chi ha esportato il pacchetto (--allow-unknown-exporter)"
             )
         );
+    }
+    // Readers the bundle made known get the keys this node holds (sent at the next
+    // sync or export).
+    node.grant_owed()?;
+    if !node.docs().unreadable_scopes().is_empty() {
+        eprintln!("{}: {}", ui.t("Note", "Nota"), unreadable_note(ui));
     }
     let r = &imported.report;
     println!(
@@ -1644,7 +1682,7 @@ fn import(node: &mut Node, args: ImportArgs, ui: &Ui) -> Result<()> {
 // ---------------------------------------------------------------------------------
 // Audit
 
-fn audit(cmd: AuditCommand) -> Result<()> {
+fn audit(dir: &std::path::Path, cmd: AuditCommand) -> Result<()> {
     use crate::audit::{compare, print, read_source, verify, AuditFailed};
     match cmd {
         AuditCommand::Verify { source, network, json } => {
@@ -1705,7 +1743,14 @@ fn audit(cmd: AuditCommand) -> Result<()> {
                 to: day(to, "--to")?,
                 show_personal_data,
             };
-            let lines = crate::audit::log(&read_source(&source)?, pinned, &filter);
+            // Sealed bodies open with the read keys granted to this computer's device,
+            // if it has one (the file only: the store is not opened, nor locked).
+            let key_file = dir.join(crate::config::KEYS_DIR).join(crate::config::DEVICE_KEY_FILE);
+            let reader = match key_file.exists() {
+                true => Some(tessera_store::read_secret_key(&key_file, "device")?),
+                false => None,
+            };
+            let lines = crate::audit::log(&read_source(&source)?, pinned, &filter, reader.as_ref());
             if json {
                 println!("{}", serde_json::to_string_pretty(&lines)?);
                 return Ok(());

@@ -14,6 +14,7 @@ pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod identity;
+pub mod keys;
 pub mod materialize;
 pub mod net_cmd;
 pub mod node;

@@ -23,21 +23,32 @@
 //! readers see exactly what a synchronous catch-up would have written; a process that
 //! stops early loses only derived state, which the next open replays from the cursor.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
-use tessera_log::{DeviceKey, DocId, Envelope, LogEntry};
+use tessera_log::{DeviceKey, DocId, Envelope, LogEntry, NetworkId, SecretKey};
 use tessera_records::{Record, RecordDoc, RecordKind};
+use tessera_seal::{Epoch, Scope};
 use tessera_store::{LogPosition, Store};
+
+use crate::keys::{Keys, Opened};
 
 const TREE: &str = "docs";
 const CURSOR: &[u8] = b"cursor";
 const LOG_ID: &[u8] = b"log_id";
 const EPOCH: &[u8] = b"epoch";
+/// The grants accepted so far (see `keys`), always covering at least the cursor.
+const KEYS: &[u8] = b"keys";
+/// The scopes and epochs of bodies met that this node had no key for: when a key of
+/// one of them arrives, the documents are rebuilt so those bodies count.
+const UNREADABLE: &[u8] = b"unreadable";
+/// Scope epochs remembered as unreadable, at most (then any new key rebuilds).
+const UNREADABLE_MAX: usize = 1024;
 const DOC: u8 = b'd';
 const RECORD: u8 = b'r';
 const PENDING: u8 = b'p';
@@ -59,6 +70,10 @@ const IDLE_WRITE_AFTER: Duration = Duration::from_millis(200);
 pub struct Materializer {
     tree: sled::Tree,
     actor: DeviceKey,
+    secret: Arc<SecretKey>,
+    keys: Keys,
+    /// Scope epochs of bodies this node could not open (persisted in `UNREADABLE`).
+    unreadable: BTreeSet<(Scope, Epoch)>,
     /// The end of what was handed to the worker: where the next catch-up reads from.
     /// `None`: read the cursor stored in the tree.
     next: Option<LogPosition>,
@@ -83,6 +98,8 @@ pub struct CatchUp {
     pub rebuilt: bool,
     pub envelopes: u64,
     pub changes: u64,
+    /// Bodies sealed with a key this node does not hold.
+    pub unreadable: u64,
     /// Changes that could not be applied (malformed automerge bytes), including those
     /// of earlier catch-ups that did not wait for the worker.
     pub bad_changes: u64,
@@ -137,6 +154,10 @@ fn epoch(store: &Store) -> [u8; 32] {
     *h.finalize().as_bytes()
 }
 
+fn store_network(store: &Store) -> Result<NetworkId> {
+    Ok(store.network())
+}
+
 fn excluded(store: &Store, envelope: &Envelope) -> bool {
     !tessera_log::still_counts(store.trust(), store.forks(), &envelope.author(), envelope.seq())
 }
@@ -152,9 +173,49 @@ fn load_saved(tree: &sled::Tree, actor: &DeviceKey, doc: &DocId) -> Result<Optio
     }
 }
 
+fn encode_unreadable(set: &BTreeSet<(Scope, Epoch)>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (scope, epoch) in set {
+        scope.encode_into(&mut out);
+        out.extend_from_slice(&epoch.0.to_be_bytes());
+    }
+    out
+}
+
+fn decode_unreadable(mut bytes: &[u8]) -> Option<BTreeSet<(Scope, Epoch)>> {
+    let mut set = BTreeSet::new();
+    while !bytes.is_empty() {
+        let (scope, used) = Scope::decode(bytes).ok()?;
+        let epoch = u32::from_be_bytes(bytes.get(used..used + 4)?.try_into().ok()?);
+        set.insert((scope, Epoch(epoch)));
+        bytes = &bytes[used + 4..];
+    }
+    Some(set)
+}
+
 impl Materializer {
-    pub fn open(store: &Store, actor: DeviceKey) -> Result<Materializer> {
+    pub fn open(store: &Store, actor: DeviceKey, secret: Arc<SecretKey>) -> Result<Materializer> {
         let tree = store.derived_tree(TREE)?;
+        let network = store_network(store)?;
+        // Damaged key or unreadable rows: a rebuild from the log makes them again.
+        let mut keys = Keys::new(network, actor);
+        let mut damaged = false;
+        if let Some(bytes) = tree.get(KEYS)? {
+            match Keys::decode(network, actor, &bytes, &secret) {
+                Some(decoded) => keys = decoded,
+                None => damaged = true,
+            }
+        }
+        let unreadable = match tree.get(UNREADABLE)? {
+            None => BTreeSet::new(),
+            Some(bytes) => decode_unreadable(&bytes).unwrap_or_else(|| {
+                damaged = true;
+                BTreeSet::new()
+            }),
+        };
+        if damaged {
+            tree.remove(LOG_ID)?;
+        }
         let (jobs, queue) = mpsc::sync_channel(JOBS_MAX);
         let worker = Worker {
             tree: tree.clone(),
@@ -173,6 +234,9 @@ impl Materializer {
         Ok(Materializer {
             tree,
             actor,
+            secret,
+            keys,
+            unreadable,
             next: None,
             lost: AtomicBool::new(false),
             unsettled: AtomicBool::new(false),
@@ -185,7 +249,7 @@ impl Materializer {
     /// applied. Call after each ingest.
     pub fn catch_up(&mut self, store: &Store) -> Result<CatchUp> {
         let mut report = self.catch_up_in_background(store)?;
-        report.bad_changes = self.settle(false)?;
+        report.bad_changes += self.settle(false)?;
         Ok(report)
     }
 
@@ -218,6 +282,8 @@ impl Materializer {
             self.tree.clear()?;
             self.tree.insert(LOG_ID, &store.log_id())?;
             self.tree.insert(EPOCH, &epoch_now)?;
+            self.keys = Keys::new(store_network(store)?, self.actor);
+            self.unreadable.clear();
             self.next = Some(store.log_start());
             report.rebuilt = true;
         }
@@ -225,10 +291,14 @@ impl Materializer {
             Some(at) => at,
             None => stored_cursor.flatten().unwrap_or_else(|| store.log_start()),
         };
+        // Scope epochs this pass got a key for, that bodies were unreadable in.
+        let mut now_readable = false;
         loop {
             let mut changes: BTreeMap<DocId, Vec<Vec<u8>>> = BTreeMap::new();
             let mut read = 0usize;
             let mut next = cursor;
+            let grants_before = self.keys.accepted();
+            let unreadable_before = self.unreadable.len();
             for item in store.entries_from(cursor) {
                 let (at, entry) = item?;
                 next = at.end();
@@ -236,10 +306,7 @@ impl Materializer {
                 if let LogEntry::Envelope(env) = entry {
                     if store.is_in_chain(&env)? && !excluded(store, &env) {
                         report.envelopes += 1;
-                        for (doc, body) in env.present_changes() {
-                            report.changes += 1;
-                            changes.entry(doc).or_default().push(body.to_vec());
-                        }
+                        now_readable |= self.take_changes(store, &env, &mut changes, &mut report);
                     }
                 }
                 if read >= CATCH_UP_RECORDS_MAX {
@@ -249,6 +316,13 @@ impl Materializer {
             if read == 0 {
                 break;
             }
+            // Before the worker can write a cursor past them.
+            if self.keys.accepted() != grants_before {
+                self.tree.insert(KEYS, self.keys.encode())?;
+            }
+            if self.unreadable.len() != unreadable_before {
+                self.tree.insert(UNREADABLE, encode_unreadable(&self.unreadable))?;
+            }
             self.unsettled.store(true, Ordering::SeqCst);
             self.send(Job::Apply { changes, cursor: next })?;
             cursor = next;
@@ -257,7 +331,81 @@ impl Materializer {
                 break;
             }
         }
+        if now_readable {
+            // Bodies met before their key are in the log, not in the documents: apply
+            // everything again, keeping the keys (they come from the same log).
+            tracing::info!("a read key arrived after the changes it opens: rebuilding the records");
+            let (reply, answer) = mpsc::sync_channel(1);
+            self.send(Job::Reset { reply })?;
+            answer.recv().map_err(|_| stopped())?;
+            self.tree.clear()?;
+            self.tree.insert(LOG_ID, &store.log_id())?;
+            self.tree.insert(EPOCH, &epoch(store))?;
+            self.tree.insert(KEYS, self.keys.encode())?;
+            self.unreadable.clear();
+            self.next = Some(store.log_start());
+            let again = self.catch_up_in_background(store)?;
+            report.rebuilt = true;
+            report.envelopes = again.envelopes;
+            report.changes = again.changes;
+            report.unreadable = again.unreadable;
+        }
         Ok(report)
+    }
+
+    /// Sorts the changes of one counted envelope: grants go to the keys, bodies are
+    /// opened and queued for their documents. Returns whether a key arrived for a
+    /// scope epoch met unreadable before.
+    fn take_changes(
+        &mut self,
+        store: &Store,
+        env: &Envelope,
+        changes: &mut BTreeMap<DocId, Vec<Vec<u8>>>,
+        report: &mut CatchUp,
+    ) -> bool {
+        let mut now_readable = false;
+        for (doc, body) in env.present_changes() {
+            if tessera_seal::is_grant_doc(&doc) {
+                let Ok(author) = store.trust().authorize(&env.author(), env.seq()) else { continue };
+                match tessera_seal::decode_grants(body) {
+                    Ok(grants) => {
+                        for (scope, epoch) in self.keys.learn(author, grants, &self.secret) {
+                            now_readable |= self.unreadable.contains(&(scope, epoch))
+                                || self.unreadable.len() >= UNREADABLE_MAX;
+                        }
+                    }
+                    Err(e) => tracing::warn!(doc = %doc, error = %e, "a grant document change is malformed"),
+                }
+                continue;
+            }
+            report.changes += 1;
+            match self.keys.open(&doc, body) {
+                Opened::Change(change) => changes.entry(doc).or_default().push(change),
+                Opened::NoKey => {
+                    report.unreadable += 1;
+                    if let Ok(head) = tessera_seal::SealedHeader::parse(body) {
+                        if self.unreadable.len() < UNREADABLE_MAX {
+                            self.unreadable.insert((head.scope, head.epoch));
+                        }
+                    }
+                }
+                Opened::Forged(e) => {
+                    tracing::warn!(doc = %doc, error = %e, "a sealed change does not open");
+                    report.bad_changes += 1;
+                }
+            }
+        }
+        now_readable
+    }
+
+    /// The scope epochs of bodies met that this node holds no key for.
+    pub fn unreadable_scopes(&self) -> Vec<(Scope, Epoch)> {
+        self.unreadable.iter().copied().collect()
+    }
+
+    /// The read keys this node holds and knows of.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
     }
 
     /// Waits for the worker to finish every job handed over, and with `write` to

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use tessera_log::LogEntry;
 use tessera_net::driver::{run_session, RunOptions, Stored, Summary, FANOUT_BATCHES_MAX};
 use tessera_net::gate::{GateLimits, SessionGate};
 use tessera_net::{Channel, Endpoint};
@@ -28,6 +29,8 @@ pub const SESSIONS_MAX: usize = 64;
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 const PEERS_FILE: &str = "peers.json";
+/// How often a serving node checks for readers that lack its keys.
+const GRANTS_EVERY: Duration = Duration::from_secs(5);
 
 /// What this node remembers of each peer, for `tessera status`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -112,7 +115,8 @@ fn outcome_error(outcome: &CloseReason) -> Option<String> {
 /// `tessera sync --peer HOST:PORT`.
 pub fn sync(dir: &Path, peer: &str, ui: &Ui) -> Result<()> {
     let addr = resolve(peer)?;
-    let node = Node::open(dir)?;
+    let mut node = Node::open(dir)?;
+    node.grant_owed()?;
     let identity = node.net_identity()?;
     let trust = node.store().trust().clone();
     let config = SessionConfig::new(node.network(), node.device());
@@ -122,10 +126,21 @@ pub fn sync(dir: &Path, peer: &str, ui: &Ui) -> Result<()> {
         let endpoint = Endpoint::bind(bind, identity)?;
         let channel =
             endpoint.connect(addr, &trust).await.with_context(|| format!("cannot sync with {peer}"))?;
-        let summary = run_one(channel, node.clone(), config, true, 0, ui).await;
+        let mut summary = run_one(channel, node.clone(), config.clone(), true, 0, ui).await;
+        // Readers met in this session lack the keys this node holds: one more short
+        // session takes the grants to them, so they read what this hub wrote.
+        if summary.is_ok() && lock(&node).grant_owed()?.is_some() {
+            let trust = lock(&node).store().trust().clone();
+            if let Ok(channel) = endpoint.connect(addr, &trust).await {
+                summary = run_one(channel, node.clone(), config, true, 0, ui).await;
+            }
+        }
         endpoint.close();
         let summary = summary?;
         println!("{} {}", ui.t("Sync finished:", "Sincronizzazione finita:"), describe(&summary, ui));
+        if !lock(&node).docs().unreadable_scopes().is_empty() {
+            eprintln!("{}: {}", ui.t("Note", "Nota"), crate::commands::unreadable_note(ui));
+        }
         if let Some(error) = outcome_error(&summary.outcome) {
             bail!("{}: {error}", ui.t("the sync did not complete", "la sincronizzazione non è completa"));
         }
@@ -375,6 +390,30 @@ pub fn serve(dir: &Path, listen: &str, peers: &[String], ui: &Ui) -> Result<()> 
                         _ = stop.changed() => break,
                     }
                     backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            });
+        }
+
+        // Keys for readers that lack them (new devices, a new epoch after a
+        // revocation), written as they become known and pushed to every session.
+        {
+            let node = node.clone();
+            let fanout = fanout.clone();
+            let mut stop = stop.clone();
+            tasks.spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(GRANTS_EVERY) => {}
+                        _ = stop.changed() => break,
+                    }
+                    let written = lock(&node).grant_owed();
+                    match written {
+                        Ok(Some(envelope)) => {
+                            let _ = fanout.send(Stored { by: 0, entries: Arc::new(vec![LogEntry::Envelope(envelope)]) });
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(error = %e, "read keys for new readers could not be written"),
+                    }
                 }
             });
         }

@@ -4,6 +4,7 @@
 //! Opening a node takes the store's lock; the `tessera` command opens, acts and closes.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use tessera_log::{
@@ -11,10 +12,17 @@ use tessera_log::{
     Timestamp,
 };
 use tessera_records::{Record, RecordDoc, RecordKind};
+use tessera_seal::{Grant, Scope};
 use tessera_store::{IngestReport, Policy, Store, StoreOpenReport};
 
 use crate::config::{NodeConfig, DEVICE_KEY_FILE, KEYS_DIR, STORE_DIR};
+use crate::keys::scope_of;
 use crate::materialize::{CatchUp, Materializer};
+
+/// The scopes this node seals bodies in (and so makes and passes on keys of).
+const SCOPES_WRITTEN: [Scope; 1] = [Scope::Network];
+/// Grant changes in one envelope, at most (each holds up to 256 grants).
+const GRANT_CHANGES_PER_ENVELOPE_MAX: usize = 8;
 
 /// The wall clock, as the log's informational timestamp.
 pub fn now() -> Timestamp {
@@ -30,7 +38,7 @@ pub fn now() -> Timestamp {
 pub struct Node {
     dir: PathBuf,
     pub config: NodeConfig,
-    key: SecretKey,
+    key: Arc<SecretKey>,
     device: DeviceKey,
     store: Store,
     docs: Materializer,
@@ -42,7 +50,8 @@ impl Node {
     pub fn open(dir: &Path) -> Result<Node> {
         let config = NodeConfig::load(dir)?;
         let network = crate::trust_file::parse_network(&config.network)?;
-        let key = tessera_store::read_secret_key(&dir.join(KEYS_DIR).join(DEVICE_KEY_FILE), "device")?;
+        let key =
+            Arc::new(tessera_store::read_secret_key(&dir.join(KEYS_DIR).join(DEVICE_KEY_FILE), "device")?);
         let device = DeviceKey(key.public());
         if device.0.to_hex() != config.device {
             bail!(
@@ -61,7 +70,7 @@ impl Node {
                 "the log has damaged records (set aside in store/log/quarantine); `tessera status` tells more"
             );
         }
-        let mut docs = Materializer::open(&store, device)?;
+        let mut docs = Materializer::open(&store, device, key.clone())?;
         docs.catch_up(&store)?;
         Ok(Node { dir: dir.to_path_buf(), config, key, device, store, docs, open_report })
     }
@@ -97,6 +106,59 @@ impl Node {
     /// envelope is durable; the materialized records are updated in the background, and
     /// every read of them waits for that.
     pub fn transact(&mut self, records: &[(DocId, Record)]) -> Result<Option<Envelope>> {
+        self.check_may_sign()?;
+        let time = now();
+        let actor = tessera_records::actor_for(&self.device);
+        let (grants, made) = self.docs.keys().owed(self.store.trust(), &SCOPES_WRITTEN)?;
+        let mut ring = self.docs.keys().ring().clone();
+        for key in made {
+            ring.insert(key);
+        }
+        let network = self.network();
+        let mut changes = Vec::with_capacity(records.len() + 1);
+        for (doc, record) in records {
+            let change = match self.docs.load(doc)? {
+                Some(mut existing) => existing.update(record, time.0)?,
+                None => Some(RecordDoc::create(actor.clone(), record, time.0)?.1),
+            };
+            if let Some(body) = change {
+                let scope = scope_of(doc);
+                let key =
+                    ring.current(&scope).with_context(|| format!("no read key of {scope} to seal with"))?;
+                let sealed = tessera_seal::seal_body(key, &network, doc, &body)
+                    .context("the operating system's random source failed")?;
+                changes.push(NewChange { doc: *doc, salt: random_salt()?, body: sealed });
+            }
+        }
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        // Grants first: a reader meets the key before the bodies sealed with it.
+        let mut all = grant_changes(grants)?;
+        all.extend(changes);
+        self.append(time, all).map(Some)
+    }
+
+    /// Writes the grants this node owes (keys for readers that lack them, a new epoch
+    /// after a revocation) as an envelope of their own, if there are any and this node
+    /// may sign. Called while serving, and before and after a sync or an export.
+    pub fn grant_owed(&mut self) -> Result<Option<Envelope>> {
+        if self.role().is_none_or(|role| role == DeviceRole::Relay) || self.check_may_sign().is_err() {
+            return Ok(None);
+        }
+        if self.docs.keys().ring().is_empty() {
+            // Keys are made by the first write, not by reading.
+            return Ok(None);
+        }
+        let (grants, _made) = self.docs.keys().owed(self.store.trust(), &SCOPES_WRITTEN)?;
+        if grants.is_empty() {
+            return Ok(None);
+        }
+        let changes = grant_changes(grants)?;
+        self.append(now(), changes).map(Some)
+    }
+
+    fn check_may_sign(&self) -> Result<()> {
         let next = self.store.head(&self.device).map(|h| Seq(h.seq.0 + 1)).unwrap_or(Seq::FIRST);
         if let Err(e) = self.store.trust().authorize(&self.device, next) {
             bail!(
@@ -111,25 +173,13 @@ impl Node {
                  `tessera status` shows what is missing"
             );
         }
-        let time = now();
-        let actor = tessera_records::actor_for(&self.device);
-        let mut changes = Vec::with_capacity(records.len());
-        for (doc, record) in records {
-            let change = match self.docs.load(doc)? {
-                Some(mut existing) => existing.update(record, time.0)?,
-                None => Some(RecordDoc::create(actor.clone(), record, time.0)?.1),
-            };
-            if let Some(body) = change {
-                let salt = Salt::random().context("the operating system's random source failed")?;
-                changes.push(NewChange { doc: *doc, salt, body });
-            }
-        }
-        if changes.is_empty() {
-            return Ok(None);
-        }
+        Ok(())
+    }
+
+    fn append(&mut self, time: Timestamp, changes: Vec<NewChange>) -> Result<Envelope> {
         let envelope = self.store.append_local(&self.key, time, changes)?;
         self.docs.catch_up_in_background(&self.store)?;
-        Ok(Some(envelope))
+        Ok(envelope)
     }
 
     /// Stores entries received from elsewhere (a bundle, a trust file), then updates
@@ -197,6 +247,26 @@ impl Node {
     pub fn secret_key_public(&self) -> PublicKey {
         self.key.public()
     }
+}
+
+fn random_salt() -> Result<Salt> {
+    Salt::random().context("the operating system's random source failed")
+}
+
+/// Grants as changes of new grant documents, at most [`GRANT_CHANGES_PER_ENVELOPE_MAX`]
+/// (what does not fit is owed again at the next write).
+fn grant_changes(grants: Vec<Grant>) -> Result<Vec<NewChange>> {
+    let mut changes = Vec::new();
+    for chunk in grants.chunks(tessera_seal::GRANTS_PER_BODY_MAX).take(GRANT_CHANGES_PER_ENVELOPE_MAX) {
+        let mut random = [0u8; 15];
+        getrandom::getrandom(&mut random).context("the operating system's random source failed")?;
+        changes.push(NewChange {
+            doc: tessera_seal::grant_doc_id(random),
+            salt: random_salt()?,
+            body: tessera_seal::encode_grants(chunk),
+        });
+    }
+    Ok(changes)
 }
 
 impl Drop for Node {

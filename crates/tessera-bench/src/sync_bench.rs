@@ -255,6 +255,31 @@ fn bound(src: &Source) -> Result<(f64, f64, u64)> {
     Ok((verify, apply, changes))
 }
 
+/// The cost of sealed bodies on one core: every change body of the workload sealed
+/// with one network-scope key (what a writer adds per change), then opened again
+/// (what a reader adds before apply). Returns (seal seconds, open seconds, bodies).
+fn seal_costs(src: &Source) -> Result<(f64, f64, u64)> {
+    use tessera_seal::{Epoch, KeyRing, Scope, ScopeKey};
+    let key = ScopeKey::generate(Scope::Network, Epoch(0))?;
+    let bodies: Vec<(DocId, &[u8])> = src.envelopes.iter().flat_map(|env| env.present_changes()).collect();
+    let t = Instant::now();
+    let sealed: Vec<Vec<u8>> = bodies
+        .iter()
+        .map(|(doc, body)| tessera_seal::seal_body(&key, &src.net.network, doc, body))
+        .collect::<Result<_, _>>()?;
+    let seal = t.elapsed().as_secs_f64();
+    let mut ring = KeyRing::new();
+    ring.insert(key);
+    let t = Instant::now();
+    for ((doc, _), sealed) in bodies.iter().zip(&sealed) {
+        let opened = tessera_seal::open_body(&ring, &src.net.network, doc, sealed)
+            .map_err(|e| anyhow!("a sealed body does not open: {e}"))?;
+        std::hint::black_box(opened);
+    }
+    let open = t.elapsed().as_secs_f64();
+    Ok((seal, open, bodies.len() as u64))
+}
+
 // ---------------------------------------------------------------------------------
 // Sessions
 
@@ -465,6 +490,17 @@ async fn one_run(ctx: &Ctx<'_>, dir: &Path) -> Result<Metrics> {
         put(&mut m, "bound.apply_changes_per_s", applied as f64 / apply);
         put(&mut m, "bound.changes_per_s", applied as f64 / (verify + apply));
         eprintln!("  bound: verify {verify:.1} s, apply {apply:.1} s");
+        let (seal, open, bodies) = seal_costs(src)?;
+        put(&mut m, "seal.seal_us_per_change", seal * 1e6 / bodies as f64);
+        put(&mut m, "seal.open_us_per_change", open * 1e6 / bodies as f64);
+        // A reader verifies, opens and applies: the bound with sealed bodies over today's.
+        put(&mut m, "seal.bound_ratio", (verify + open + apply) / (verify + apply));
+        eprintln!(
+            "  sealed bodies: seal {:.2} µs, open {:.2} µs per change; bound ×{:.3}",
+            seal * 1e6 / bodies as f64,
+            open * 1e6 / bodies as f64,
+            (verify + open + apply) / (verify + apply)
+        );
     }
 
     if wants(ctx.args, "direct") {
