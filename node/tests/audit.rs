@@ -12,6 +12,9 @@ use tessera_node::audit::{read_bundle, verify};
 fn exported(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>) {
     let a = dir.join("a");
     ok(&a, &["init", "--site", "Polo Audit"]);
+    // A hub of the network known to `a` before it writes: the bodies are sealed with
+    // a key `a` grants it (see `audit_verify_and_import_agree...`).
+    common::joined_hub(&a, dir, "Polo Ordine");
     for i in 0..6 {
         ok(&a, &["device", "add", "--tag", &format!("T-{i}"), "--kind", "tablet", "--origin", "donated"]);
     }
@@ -43,7 +46,7 @@ fn a_valid_bundle_verifies_and_no_mutation_passes_as_valid() {
     let source = read_bundle(bytes.as_slice(), "bundle".into()).unwrap();
     let clean = verify(&source, Some(network));
     assert_eq!(clean.exit_code(), 0, "{:?}", clean.problems);
-    assert_eq!(clean.envelopes, 7);
+    assert_eq!(clean.envelopes, 8, "a site, the grant of read keys to the hub, 6 devices");
 
     // Tamper campaign: bit flips, truncations, byte insertions; seeded for replay.
     let mut state = 0x5eed_u64;
@@ -123,7 +126,7 @@ fn the_cli_exit_codes_follow_the_findings() {
     let json =
         common::tessera(&a).args(["audit", "verify", "--json", path.to_str().unwrap()]).output().unwrap();
     let parsed: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(parsed["envelopes"], 7);
+    assert_eq!(parsed["envelopes"], 8);
     let mut cut = bytes.clone();
     cut.truncate(bytes.len() - 40);
     let short = dir.path().join("short.tessera");
@@ -148,7 +151,7 @@ fn the_cli_exit_codes_follow_the_findings() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("only in B: 8"),
+        String::from_utf8_lossy(&out.stdout).contains("only in B: 9"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
@@ -177,12 +180,12 @@ fn audit_verify_and_import_agree_on_reordered_and_cut_bundles() {
         }),
     )
     .unwrap();
-    let hub = common::joined_hub(&a, dir.path(), "Polo Ordine");
+    let hub = dir.path().join("Polo_Ordine");
     let (code, out, _) = run(&hub, &["audit", "verify", reordered.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{out}");
     let (code, out, err) = run(&hub, &["import", reordered.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{out}{err}");
-    assert!(out.contains("Imported: 7 new changes"), "{out}");
+    assert!(out.contains("Imported: 8 new changes"), "{out}");
     assert!(ok(&hub, &["device", "list"]).contains("T-5"));
 
     // The last envelope left out: the header still claims it.
@@ -226,7 +229,7 @@ fn an_audited_store_stays_exactly_as_it_was() {
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(out.status.code(), Some(expected_code), "{stdout}{stderr}");
-        assert!(stdout.contains("7 envelopes"), "{stdout}");
+        assert!(stdout.contains("8 envelopes"), "{stdout}");
         stdout + &stderr
     };
     let before = snapshot(&a);

@@ -403,6 +403,8 @@ fn two_hubs_diverge_offline_exchange_bundles_and_converge() {
         cert.to_str().unwrap(),
     ]);
     b.ok(&["import", cert.to_str().unwrap()]);
+    // The administrator imports B's certificate on A too: A grants B its read keys.
+    a.ok(&["import", cert.to_str().unwrap()]);
 
     // Shared starting point: A registers a device and exports everything to B.
     let tablet = a.add_device("TAB-100");

@@ -24,6 +24,10 @@ fn a_revocation_imported_before_its_certificate_still_revokes() {
     let b = joined_hub(&a, dir.path(), "Sportello B");
     let early = joined_hub(&a, dir.path(), "Sportello Presto");
     let late = joined_hub(&a, dir.path(), "Sportello Tardi");
+    // B knows the two desks it will give bundles to, so they are given its read key.
+    for desk in ["Sportello_Presto", "Sportello_Tardi"] {
+        ok(&b, &["import", dir.path().join(format!("{desk}.trust")).to_str().unwrap()]);
+    }
 
     add_person(&b, "Valida");
     let last_valid = own_changes(&b);

@@ -19,7 +19,34 @@ fn workload() -> (tempfile::TempDir, Vec<LogEntry>, String) {
     let a_dir = dir.path().join("a");
     tessera_node::identity::init_single_machine(&a_dir, "Polo A", tessera_log::DeviceRole::Hub, "Coop Prova")
         .unwrap();
+    // The receiver's device, certified by A's partner before A writes, so A seals
+    // for it too (every receiver opens the same directory afresh: see `receiver`).
+    let config = tessera_node::config::NodeConfig::load(&a_dir).unwrap();
+    let network = tessera_node::trust_file::parse_network(&config.network).unwrap();
+    let r_config = tessera_node::identity::init_joining(
+        &dir.path().join("r-template"),
+        "Ricevente",
+        tessera_log::DeviceRole::Hub,
+        network,
+    )
+    .unwrap();
+    let partner_key = tessera_store::read_secret_key(&a_dir.join("keys/partner.key"), "partner").unwrap();
+    let certificate = tessera_log::TrustEntry::sign(
+        network,
+        tessera_node::node::now(),
+        tessera_log::TrustStatement::Device(tessera_log::DeviceCertificate {
+            partner: tessera_log::PartnerKey(partner_key.public()),
+            device: tessera_log::DeviceKey(
+                tessera_node::identity::parse_public_key(&r_config.device).unwrap(),
+            ),
+            role: tessera_log::DeviceRole::Hub,
+            site: "Ricevente".into(),
+        }),
+        &partner_key,
+    )
+    .unwrap();
     let mut a = Node::open(&a_dir).unwrap();
+    a.ingest(&[LogEntry::Trust(certificate)], Policy::AllOrNothing).unwrap();
     let ui = tessera_node::ui::Ui::new(Some("en")).unwrap();
     let site = tessera_node::commands::own_site(&mut a, &ui).unwrap();
     let mut ids = Vec::new();
@@ -51,13 +78,26 @@ fn workload() -> (tempfile::TempDir, Vec<LogEntry>, String) {
     (dir, entries, fingerprint)
 }
 
-fn receiver(dir: &std::path::Path, source: &std::path::Path) -> Node {
-    // A receiver of the same network: copy the network id and make a joining node
-    // whose trust comes with the entries.
-    let config = tessera_node::config::NodeConfig::load(source).unwrap();
-    let network = tessera_node::trust_file::parse_network(&config.network).unwrap();
-    tessera_node::identity::init_joining(dir, "Ricevente", tessera_log::DeviceRole::Hub, network).unwrap();
+/// A fresh receiver: a copy of the certified joining node made before any entry
+/// (its key and an empty store), whose trust comes with the entries.
+fn receiver(dir: &std::path::Path, template: &std::path::Path) -> Node {
+    copy_dir(template, dir);
     Node::open(dir).unwrap()
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+    let mode = std::fs::metadata(from).unwrap().permissions();
+    std::fs::set_permissions(to, mode).unwrap();
 }
 
 proptest! {
@@ -82,7 +122,7 @@ proptest! {
         let dups: Vec<LogEntry> = shuffled.iter().step_by(3).cloned().collect();
         shuffled.extend(dups);
         let recv_dir = dir.path().join("r");
-        let mut node = receiver(&recv_dir, &dir.path().join("a"));
+        let mut node = receiver(&recv_dir, &dir.path().join("r-template"));
         let mut pending = shuffled;
         for _round in 0..n + 2 {
             if pending.is_empty() { break; }

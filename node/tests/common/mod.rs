@@ -93,8 +93,18 @@ pub fn certify(a: &Path, device: &str, site: &str, role: &str, out: &Path) {
     );
 }
 
-/// A hub joined to `a`'s network, certified and ready to write.
+/// A hub joined to `a`'s network, certified and ready to write. The certificate is
+/// imported on `a` too (as the guide says), so `a` grants the new hub its read keys
+/// at its next write, sync or export.
 pub fn joined_hub(a: &Path, dir: &Path, name: &str) -> PathBuf {
+    let data = joined_hub_unknown_to(a, dir, name);
+    ok(a, &["import", dir.join(format!("{}.trust", name.replace(' ', "_"))).to_str().unwrap()]);
+    data
+}
+
+/// A hub joined to `a`'s network whose certificate `a` has not seen: `a` learns of it
+/// only from a peer, a relay or a bundle.
+pub fn joined_hub_unknown_to(a: &Path, dir: &Path, name: &str) -> PathBuf {
     let network = field(&ok(a, &["status"]), "Network");
     let data = dir.join(name.replace(' ', "_"));
     let init = ok(&data, &["init", "--site", name, "--network", &network]);

@@ -1,0 +1,202 @@
+//! Sealed bodies, through real `tessera` processes and a relay on loopback: the
+//! relay's files and the bundles on a stick hold none of the personal data they
+//! carry; hubs given the read key read each other's records; a revoked device reads
+//! nothing written after its revocation.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{certified_relay, field, joined_hub, joined_hub_unknown_to, ok, RelayProcess};
+
+/// Synthetic canary values, unlikely anywhere by chance.
+const CANARIES: [&str; 8] = [
+    "Zefirina",
+    "Canarinosky",
+    "3470001122",
+    "zefirina.canarinosky@example.org",
+    "Scuola Canarina",
+    "Ortensia Canarinosky",
+    "3489998877",
+    "nota-canarina-riservata",
+];
+
+fn add_canary(data: &Path) -> String {
+    let out = ok(
+        data,
+        &[
+            "attendee",
+            "add",
+            "--given",
+            CANARIES[0],
+            "--family",
+            CANARIES[1],
+            "--birth-year",
+            "2012",
+            "--role",
+            "student",
+            "--phone",
+            CANARIES[2],
+            "--email",
+            CANARIES[3],
+            "--school",
+            CANARIES[4],
+            "--guardian-name",
+            CANARIES[5],
+            "--guardian-phone",
+            CANARIES[6],
+            "--notes",
+            CANARIES[7],
+            "--consent-by",
+            "guardian",
+        ],
+    );
+    common::saved_id(&out).unwrap()
+}
+
+/// Every file under `dir` (recursively) that holds `needle`.
+fn files_holding(dir: &Path, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    if dir.is_file() {
+        let bytes = std::fs::read(dir).unwrap();
+        if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+            found.push(dir.display().to_string());
+        }
+        return found;
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                    found.push(path.display().to_string());
+                }
+            }
+        }
+    }
+    found
+}
+
+fn assert_no_canary(dir: &Path, canaries: &[&str]) {
+    for canary in canaries {
+        let found = files_holding(dir, canary);
+        assert!(found.is_empty(), "{canary:?} found in {found:?}");
+    }
+}
+
+#[test]
+fn relay_child() {
+    common::relay_child_main();
+}
+
+#[test]
+fn the_relay_and_bundles_hold_no_personal_data_and_hubs_with_the_key_read_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    ok(&a, &["init", "--site", "Polo A"]);
+    let b = joined_hub_unknown_to(&a, dir.path(), "Polo B");
+    let relay_dir = certified_relay(&a, dir.path());
+    let relay = RelayProcess::start("relay_child", &relay_dir, 0, Duration::from_secs(30));
+    let addr = relay.addr.to_string();
+
+    let id = add_canary(&a);
+    ok(&a, &["sync", "--peer", &addr]);
+    ok(&b, &["sync", "--peer", &addr]);
+    // B holds A's changes, sealed with a key A made before it knew B: nothing to read.
+    assert!(!ok(&b, &["attendee", "list"]).contains(CANARIES[1]));
+    // A meets B's certificate at the relay and grants it the key; B reads.
+    ok(&a, &["sync", "--peer", &addr]);
+    ok(&b, &["sync", "--peer", &addr]);
+    let shown = ok(&b, &["attendee", "show", &id]);
+    assert!(shown.contains(CANARIES[1]) && shown.contains(CANARIES[5]), "{shown}");
+    // B writes; A reads it.
+    ok(&b, &["device", "add", "--tag", "B-1", "--kind", "tablet", "--origin", "donated"]);
+    ok(&b, &["sync", "--peer", &addr]);
+    ok(&a, &["sync", "--peer", &addr]);
+    assert!(ok(&a, &["device", "list"]).contains("B-1"));
+    assert_eq!(
+        field(&ok(&a, &["status"]), "Records fingerprint"),
+        field(&ok(&b, &["status"]), "Records fingerprint")
+    );
+
+    // Not one canary in any file of the relay, nor in a bundle.
+    drop(relay);
+    assert_no_canary(&relay_dir, &CANARIES);
+    let bundle = dir.path().join("a.tessera");
+    ok(&a, &["export", bundle.to_str().unwrap()]);
+    assert_no_canary(&bundle, &CANARIES);
+    let bundle_bytes = std::fs::read(&bundle).unwrap();
+    assert!(bundle_bytes.len() > 1000, "the bundle carries the changes");
+
+    // The auditor without a read key verifies everything and reads nothing.
+    let auditor = dir.path().join("auditor");
+    let verify =
+        common::tessera(&auditor).args(["audit", "verify", bundle.to_str().unwrap()]).output().unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    let log = common::tessera(&auditor)
+        .args(["audit", "log", bundle.to_str().unwrap(), "--show-personal-data"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&log.stdout);
+    assert!(log.contains("encrypted (the network scope, epoch 0)"), "{log}");
+    assert!(!CANARIES.iter().any(|c| log.contains(c)), "{log}");
+}
+
+#[test]
+fn a_revoked_device_reads_nothing_written_after_its_revocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    ok(&a, &["init", "--site", "Polo A"]);
+    // A learns C's certificate (the partner administrator imports it there too), so
+    // its first write grants C the key.
+    let c = joined_hub(&a, dir.path(), "Polo C");
+    let c_device = field(&ok(&c, &["status"]), "Device key");
+    ok(&a, &["device", "add", "--tag", "A-1", "--kind", "tablet", "--origin", "donated"]);
+    let before = dir.path().join("before.tessera");
+    ok(&a, &["export", before.to_str().unwrap()]);
+    ok(&c, &["import", before.to_str().unwrap()]);
+    assert!(ok(&c, &["device", "list"]).contains("A-1"), "C reads what was written before");
+
+    // C's laptop is stolen: its partner revokes it; A learns of the revocation.
+    let network = field(&ok(&a, &["status"]), "Network");
+    let revocation = dir.path().join("revoke-c.trust");
+    ok(
+        &a,
+        &[
+            "admin",
+            "revoke-device",
+            "--key",
+            a.join("partner2/partner.key").to_str().unwrap(),
+            "--network",
+            &network,
+            "--device",
+            &c_device,
+            "--after",
+            "0",
+            "--reason",
+            "portatile rubato",
+            "--out",
+            revocation.to_str().unwrap(),
+        ],
+    );
+    ok(&a, &["import", revocation.to_str().unwrap()]);
+    let id = add_canary(&a);
+    let after = dir.path().join("after.tessera");
+    ok(&a, &["export", after.to_str().unwrap()]);
+    let log = ok(&a, &["audit", "log", after.to_str().unwrap()]);
+    assert!(log.contains("epoch 1"), "the revocation started a new epoch: {log}");
+
+    // The stolen laptop gets the bundle anyway: the envelopes verify (A is not
+    // revoked), their bodies stay sealed.
+    ok(&c, &["import", after.to_str().unwrap()]);
+    let listed = ok(&c, &["attendee", "list"]);
+    assert!(!listed.contains(CANARIES[1]), "{listed}");
+    assert!(common::tessera(&c).args(["attendee", "show", &id]).output().unwrap().stdout.is_empty());
+    assert_no_canary(&c, &CANARIES);
+    // A still reads everything.
+    assert!(ok(&a, &["attendee", "show", &id]).contains(CANARIES[1]));
+}
