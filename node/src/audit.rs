@@ -649,8 +649,13 @@ pub fn log(
                                 if let Ok(value) = serde_json::to_value(&record) {
                                     flatten("", &value["record"], &mut after);
                                 }
-                                let personal = kind == Some(tessera_records::RecordKind::Attendee)
-                                    && !filter.show_personal_data;
+                                let personal = matches!(
+                                    kind,
+                                    Some(
+                                        tessera_records::RecordKind::Attendee
+                                            | tessera_records::RecordKind::Personal
+                                    )
+                                ) && !filter.show_personal_data;
                                 let mut out = Vec::new();
                                 for (field, value) in &after {
                                     let old = before.get(field);
@@ -676,9 +681,19 @@ pub fn log(
                     },
                 },
             };
+            // Personal details are shown as part of their attendee: same id, same
+            // filters, kind "attendee (personal details)".
+            let (record_id, kind_word) = match kind {
+                Some(tessera_records::RecordKind::Personal) => (
+                    tessera_records::attendee_of_personal(&change.doc),
+                    "attendee (personal details)".to_string(),
+                ),
+                other => (change.doc, other.map(|k| k.as_str().to_string()).unwrap_or_else(|| "?".into())),
+            };
+            let record_kind = kind_of(&record_id);
             let wanted = selected
-                && filter.kind.is_none_or(|k| kind == Some(k))
-                && filter.doc.as_ref().is_none_or(|d| d.matches(&change.doc));
+                && filter.kind.is_none_or(|k| record_kind == Some(k))
+                && filter.doc.as_ref().is_none_or(|d| d.matches(&record_id));
             if wanted {
                 lines.push(LogLine {
                     time_ms: env.time().0,
@@ -686,8 +701,8 @@ pub fn log(
                     site: cert.site.clone(),
                     partner: partner.clone(),
                     seq: env.seq().0,
-                    record: short_id(&change.doc),
-                    kind: kind.map(|k| k.as_str().to_string()).unwrap_or_else(|| "?".into()),
+                    record: short_id(&record_id),
+                    kind: kind_word,
                     changes: described,
                 });
             }

@@ -278,6 +278,12 @@ fn admin(cmd: AdminCommand, ui: &Ui) -> Result<()> {
     Ok(())
 }
 
+/// The name of the organisation that registered `attendee`, if known.
+fn registering_partner(node: &Node, attendee: &Attendee) -> Option<String> {
+    let key = crate::identity::parse_public_key(attendee.registered_by.as_deref()?).ok()?;
+    node.store().trust().partner(&tessera_log::PartnerKey(key)).map(|p| p.name.clone())
+}
+
 /// What to tell an operator whose hub holds changes sealed with keys it lacks.
 pub fn unreadable_note(ui: &Ui) -> String {
     ui.t(
@@ -339,7 +345,7 @@ fn status(node: &Node, ui: &Ui) -> Result<()> {
             n => n.to_string(),
         },
     ));
-    if !node.docs().unreadable_scopes().is_empty() {
+    if node.lacks_read_keys() {
         fields.push((
             ui.t("Changes not readable here yet", "Modifiche non ancora leggibili qui"),
             unreadable_note(ui),
@@ -620,6 +626,8 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
                 site,
                 merged_into: None,
                 not_duplicates_of: Vec::new(),
+                registered_by: None,
+                match_key: None,
             };
             if non_empty(f.operator.clone()).is_none() {
                 bail!("--operator is required: the name of the operator who collected the consent form (or set TESSERA_OPERATOR)");
@@ -635,6 +643,17 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
         AttendeeCommand::Edit { id, fields } => {
             let id = resolve(node, RecordKind::Attendee, &id)?;
             let Record::Attendee(mut a) = load(node, &id)? else { bail!("not an attendee") };
+            if a.is_reserved() {
+                bail!(
+                    "{} {}",
+                    ui.t(
+                        "not saved: this person was registered by",
+                        "non salvato: questa persona è stata registrata da"
+                    ),
+                    registering_partner(node, &a)
+                        .unwrap_or_else(|| ui.t("another organisation", "un altro ente").into()),
+                );
+            }
             apply_attendee_fields(&mut a, fields, node, ui)?;
             let record = Record::Attendee(a);
             validate_record(&record, ui)?;
@@ -644,6 +663,28 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
         AttendeeCommand::Show { id } => {
             let id = resolve(node, RecordKind::Attendee, &id)?;
             let Record::Attendee(a) = load(node, &id)? else { bail!("not an attendee") };
+            if a.is_reserved() {
+                let mut fields = vec![
+                    ("id", short_id(&id)),
+                    (
+                        ui.t("Personal details", "Dati personali"),
+                        format!(
+                            "{} {}",
+                            ui.t("reserved to", "riservati a"),
+                            registering_partner(node, &a)
+                                .unwrap_or_else(|| ui.t("another organisation", "un altro ente").into())
+                        ),
+                    ),
+                    (ui.t("Birth year", "Anno di nascita"), a.birth_year.to_string()),
+                    (ui.t("Role", "Ruolo"), a.role.label(ui.lang).to_string()),
+                    (ui.t("Registered at", "Iscritto presso"), site_name(node, &a.site)),
+                ];
+                if let Some(m) = a.merged_into {
+                    fields.push((ui.t("Merged into", "Unito a"), m.short()));
+                }
+                print_fields(&fields);
+                return Ok(());
+            }
             let mut fields = vec![
                 ("id", short_id(&id)),
                 (ui.t("Given name", "Nome"), a.given_name.clone()),
@@ -692,8 +733,13 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
             let needle = search.as_deref().map(fold);
             let sites = SiteNames::load(node)?;
             let mut rows = Vec::new();
+            let mut reserved = 0usize;
             for (id, r) in node.docs().records(RecordKind::Attendee)? {
                 let Record::Attendee(a) = r else { continue };
+                if a.is_reserved() {
+                    reserved += usize::from(!a.is_merged());
+                    continue;
+                }
                 if a.is_merged()
                     || site.is_some_and(|s| a.site.0 != s)
                     || role.is_some_and(|r| a.role != r)
@@ -724,6 +770,15 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
                 ],
                 &rows,
             );
+            if reserved > 0 {
+                println!(
+                    "{reserved} {}",
+                    ui.t(
+                        "people registered by other organisations are not listed: their personal details are theirs to read",
+                        "persone registrate da altri enti non sono elencate: i loro dati personali sono visibili solo a quegli enti"
+                    )
+                );
+            }
         }
     }
     Ok(())
@@ -1267,6 +1322,7 @@ fn count_noun(kind: RecordKind, n: usize, ui: &Ui) -> &'static str {
         RecordKind::Device => ("device", "devices", "dispositivo", "dispositivi"),
         RecordKind::Loan => ("loan", "loans", "prestito", "prestiti"),
         RecordKind::Session => ("session", "sessions", "incontro", "incontri"),
+        RecordKind::Personal => ("personal details", "personal details", "dati personali", "dati personali"),
     };
     match n {
         1 => ui.t(en_one, it_one),
@@ -1588,7 +1644,7 @@ fn import(node: &mut Node, args: ImportArgs, ui: &Ui) -> Result<()> {
     // Readers the bundle made known get the keys this node holds (sent at the next
     // sync or export).
     node.grant_owed()?;
-    if !node.docs().unreadable_scopes().is_empty() {
+    if node.lacks_read_keys() {
         eprintln!("{}: {}", ui.t("Note", "Nota"), unreadable_note(ui));
     }
     let r = &imported.report;

@@ -58,6 +58,8 @@ pub fn populate(node: &mut Node, ui: &Ui) -> Result<()> {
             site,
             merged_into: None,
             not_duplicates_of: Vec::new(),
+            registered_by: None,
+            match_key: None,
         };
         let id = Node::new_id(RecordKind::Attendee)?;
         node.transact(&[(id, Record::Attendee(attendee))])?;

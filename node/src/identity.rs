@@ -66,6 +66,9 @@ fn sign(network: NetworkId, key: &SecretKey, statement: TrustStatement) -> Resul
     Ok(TrustEntry::sign(network, now(), statement, key)?)
 }
 
+/// The partner's certificate, beside its key, for `admin certify-device`.
+pub const PARTNER_TRUST_FILE: &str = "partner.trust";
+
 /// `tessera init` without a network: a whole network on this machine.
 pub fn init_single_machine(
     dir: &Path,
@@ -84,12 +87,16 @@ pub fn init_single_machine(
     write_secret_key(&keys.join(DEVICE_KEY_FILE), "device", &device_key)?;
     let partner = PartnerKey(partner_key.public());
     let device = DeviceKey(device_key.public());
+    let partner_cert = sign(
+        network,
+        &network_key,
+        TrustStatement::Partner(PartnerCertificate { partner, name: partner_name.to_string() }),
+    )?;
+    // Beside partner.key, as `admin new-partner` leaves it: this machine can certify
+    // more hubs of its own organisation (`admin certify-device`).
+    trust_file::write(&keys.join(PARTNER_TRUST_FILE), &network, &[&partner_cert])?;
     let entries = vec![
-        sign(
-            network,
-            &network_key,
-            TrustStatement::Partner(PartnerCertificate { partner, name: partner_name.to_string() }),
-        )?,
+        partner_cert,
         sign(
             network,
             &partner_key,
@@ -155,7 +162,7 @@ pub fn admin_new_partner(network_key_file: &Path, name: &str, out: &Path) -> Res
         &network_key,
         TrustStatement::Partner(PartnerCertificate { partner, name: name.into() }),
     )?;
-    let trust_path = out.join("partner.trust");
+    let trust_path = out.join(PARTNER_TRUST_FILE);
     trust_file::write(&trust_path, &network, &[&cert])?;
     Ok((partner, trust_path))
 }

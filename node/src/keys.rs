@@ -7,8 +7,8 @@
 //! The rules, checked against the signed author of each grant:
 //! - the network scope is granted by any certified device that is not a relay, to
 //!   every certified device that is not a relay and not revoked;
-//! - a partner's scope is granted by that partner's devices (used by attendees once
-//!   personal fields move to it; today every record is in the network scope).
+//! - a partner's scope (the personal details of the attendees it registered) is
+//!   granted by that partner's devices, to that partner's devices.
 //!
 //! A device that writes and holds no key of a scope makes one (so a new hub works
 //! before its first sync) and wraps it for every reader it knows; a device that holds
@@ -20,11 +20,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{Context, Result};
 use tessera_log::{DeviceCertificate, DeviceKey, DeviceRole, DocId, NetworkId, SecretKey, TrustState};
 use tessera_seal::{Epoch, Grant, KeyId, KeyRing, OpenError, Scope, ScopeKey};
-
-/// The scope a record's bodies are sealed in.
-pub fn scope_of(_doc: &DocId) -> Scope {
-    Scope::Network
-}
 
 /// Who may read `scope`, by certificate.
 fn may_read(scope: &Scope, cert: &DeviceCertificate) -> bool {

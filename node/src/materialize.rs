@@ -467,13 +467,29 @@ impl Materializer {
         }
     }
 
-    /// The current value of a record.
+    /// The current value of a record. An attendee comes with its personal details
+    /// when they are readable here (see `tessera_records::join_attendee`).
     pub fn record(&self, doc: &DocId) -> Result<Option<Record>> {
         self.settled()?;
         match self.tree.get(key(RECORD, doc))? {
             None => Ok(None),
-            Some(json) => Ok(Some(serde_json::from_slice(&json).context("damaged record index")?)),
+            Some(json) => {
+                Ok(Some(self.joined(doc, serde_json::from_slice(&json).context("damaged record index")?)?))
+            }
         }
+    }
+
+    /// `record` with its personal details, if an attendee.
+    fn joined(&self, doc: &DocId, record: Record) -> Result<Record> {
+        let Record::Attendee(card) = record else { return Ok(record) };
+        let personal = match self.tree.get(key(RECORD, &tessera_records::personal_doc_id(doc)))? {
+            None => None,
+            Some(json) => match serde_json::from_slice(&json).context("damaged record index")? {
+                Record::Personal(personal) => Some(personal),
+                _ => None,
+            },
+        };
+        Ok(Record::Attendee(tessera_records::join_attendee(card, personal)))
     }
 
     /// Every record of `kind`, in id order.
@@ -486,7 +502,8 @@ impl Materializer {
             let (k, v) = row?;
             let mut id = [0u8; 16];
             id.copy_from_slice(k.get(1..17).context("damaged record index key")?);
-            out.push((DocId(id), serde_json::from_slice(&v).context("damaged record index")?));
+            let id = DocId(id);
+            out.push((id, self.joined(&id, serde_json::from_slice(&v).context("damaged record index")?)?));
         }
         Ok(out)
     }
@@ -502,7 +519,8 @@ impl Materializer {
         Ok(n)
     }
 
-    /// Every record of every kind.
+    /// Every record of every kind, attendees with their personal details when
+    /// readable here (never listed apart).
     pub fn all_records(&self) -> Result<Vec<(DocId, Record)>> {
         self.settled()?;
         let mut out = Vec::new();
@@ -510,7 +528,11 @@ impl Materializer {
             let (k, v) = row?;
             let mut id = [0u8; 16];
             id.copy_from_slice(k.get(1..17).context("damaged record index key")?);
-            out.push((DocId(id), serde_json::from_slice(&v).context("damaged record index")?));
+            let id = DocId(id);
+            if tessera_records::kind_of(&id) == Some(RecordKind::Personal) {
+                continue;
+            }
+            out.push((id, self.joined(&id, serde_json::from_slice(&v).context("damaged record index")?)?));
         }
         Ok(out)
     }
@@ -530,12 +552,18 @@ impl Materializer {
         Ok(out)
     }
 
-    /// A digest of every materialized record value, to compare two nodes.
+    /// A digest of every materialized record value every hub reads (personal details
+    /// left out: only their partner reads them), to compare two nodes.
     pub fn state_digest(&self) -> Result<String> {
         self.settled()?;
         let mut h = blake3::Hasher::new();
         for row in self.tree.scan_prefix([RECORD]) {
             let (k, v) = row?;
+            // What every hub of the network reads: not the personal details, which
+            // only the registering partner's hubs do.
+            if k.get(1) == Some(&RecordKind::Personal.byte()) {
+                continue;
+            }
             h.update(&k);
             h.update(&v);
         }

@@ -138,7 +138,7 @@ pub fn sync(dir: &Path, peer: &str, ui: &Ui) -> Result<()> {
         endpoint.close();
         let summary = summary?;
         println!("{} {}", ui.t("Sync finished:", "Sincronizzazione finita:"), describe(&summary, ui));
-        if !lock(&node).docs().unreadable_scopes().is_empty() {
+        if lock(&node).lacks_read_keys() {
             eprintln!("{}: {}", ui.t("Note", "Nota"), crate::commands::unreadable_note(ui));
         }
         if let Some(error) = outcome_error(&summary.outcome) {

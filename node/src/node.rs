@@ -8,19 +8,16 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use tessera_log::{
-    DeviceKey, DeviceRole, DocId, Envelope, LogEntry, NetworkId, NewChange, PublicKey, Salt, SecretKey, Seq,
-    Timestamp,
+    DeviceKey, DeviceRole, DocId, Envelope, LogEntry, NetworkId, NewChange, PartnerKey, PublicKey, Salt,
+    SecretKey, Seq, Timestamp,
 };
 use tessera_records::{Record, RecordDoc, RecordKind};
 use tessera_seal::{Grant, Scope};
 use tessera_store::{IngestReport, Policy, Store, StoreOpenReport};
 
 use crate::config::{NodeConfig, DEVICE_KEY_FILE, KEYS_DIR, STORE_DIR};
-use crate::keys::scope_of;
 use crate::materialize::{CatchUp, Materializer};
 
-/// The scopes this node seals bodies in (and so makes and passes on keys of).
-const SCOPES_WRITTEN: [Scope; 1] = [Scope::Network];
 /// Grant changes in one envelope, at most (each holds up to 256 grants).
 const GRANT_CHANGES_PER_ENVELOPE_MAX: usize = 8;
 
@@ -109,22 +106,68 @@ impl Node {
         self.check_may_sign()?;
         let time = now();
         let actor = tessera_records::actor_for(&self.device);
-        let (grants, made) = self.docs.keys().owed(self.store.trust(), &SCOPES_WRITTEN)?;
+        let own_partner = self.partner().context("this node's device has no certificate")?;
+        let scopes = [Scope::Network, Scope::Partner(own_partner)];
+        let (grants, made) = self.docs.keys().owed(self.store.trust(), &scopes)?;
         let mut ring = self.docs.keys().ring().clone();
         for key in made {
             ring.insert(key);
         }
         let network = self.network();
-        let mut changes = Vec::with_capacity(records.len() + 1);
+        // Each record as the documents it is kept in, with the scope each is sealed in:
+        // an attendee is split, its personal details in the registering partner's scope.
+        let mut parts: Vec<(DocId, Record, Scope)> = Vec::with_capacity(records.len() + 1);
         for (doc, record) in records {
+            match record {
+                Record::Attendee(attendee) => {
+                    let stored = self.docs.record(doc)?;
+                    let registered_by = match &stored {
+                        Some(Record::Attendee(card)) => card.registered_by.clone(),
+                        _ => None,
+                    }
+                    .or_else(|| attendee.registered_by.clone())
+                    .unwrap_or_else(|| own_partner.0.to_hex());
+                    let partner = crate::identity::parse_public_key(&registered_by)
+                        .map(PartnerKey)
+                        .context("the attendee names a partner that is not a key")?;
+                    let scope = Scope::Partner(partner);
+                    if attendee.is_reserved() {
+                        // Not readable here (another partner's person): only what every
+                        // hub reads changes (a merge, "not duplicates"); the personal
+                        // details stay as their partner wrote them.
+                        let (mut card, _) = tessera_records::split_attendee(attendee);
+                        card.match_key.clone_from(&attendee.match_key);
+                        card.registered_by = Some(registered_by);
+                        parts.push((*doc, Record::Attendee(card), Scope::Network));
+                        continue;
+                    }
+                    if ring.current(&scope).is_none() {
+                        bail!(
+                            "not saved: this person was registered by {}, and only that organisation's hubs \
+                             (or those it gives access) may read and change their personal details",
+                            self.store
+                                .trust()
+                                .partner(&partner)
+                                .map_or("another organisation".into(), |p| p.name.clone())
+                        );
+                    }
+                    let (mut card, personal) = tessera_records::split_attendee(attendee);
+                    card.registered_by = Some(registered_by);
+                    parts.push((*doc, Record::Attendee(card), Scope::Network));
+                    parts.push((tessera_records::personal_doc_id(doc), Record::Personal(personal), scope));
+                }
+                other => parts.push((*doc, other.clone(), Scope::Network)),
+            }
+        }
+        let mut changes = Vec::with_capacity(parts.len());
+        for (doc, record, scope) in &parts {
             let change = match self.docs.load(doc)? {
                 Some(mut existing) => existing.update(record, time.0)?,
                 None => Some(RecordDoc::create(actor.clone(), record, time.0)?.1),
             };
             if let Some(body) = change {
-                let scope = scope_of(doc);
                 let key =
-                    ring.current(&scope).with_context(|| format!("no read key of {scope} to seal with"))?;
+                    ring.current(scope).with_context(|| format!("no read key of {scope} to seal with"))?;
                 let sealed = tessera_seal::seal_body(key, &network, doc, &body)
                     .context("the operating system's random source failed")?;
                 changes.push(NewChange { doc: *doc, salt: random_salt()?, body: sealed });
@@ -150,7 +193,9 @@ impl Node {
             // Keys are made by the first write, not by reading.
             return Ok(None);
         }
-        let (grants, _made) = self.docs.keys().owed(self.store.trust(), &SCOPES_WRITTEN)?;
+        let Some(own_partner) = self.partner() else { return Ok(None) };
+        let (grants, _made) =
+            self.docs.keys().owed(self.store.trust(), &[Scope::Network, Scope::Partner(own_partner)])?;
         if grants.is_empty() {
             return Ok(None);
         }
@@ -237,6 +282,22 @@ impl Node {
         let mut random = [0u8; 15];
         getrandom::getrandom(&mut random).context("the operating system's random source failed")?;
         Ok(tessera_records::new_doc_id(kind, random))
+    }
+
+    /// Whether changes this node should read (the network's, its own partner's) are
+    /// sealed with a key it has not been given yet. Other partners' personal details
+    /// are never readable here and do not count.
+    pub fn lacks_read_keys(&self) -> bool {
+        let own = self.partner();
+        self.docs.unreadable_scopes().iter().any(|(scope, _)| match scope {
+            Scope::Network => true,
+            Scope::Partner(p) => Some(*p) == own,
+        })
+    }
+
+    /// The partner this node's device is certified by.
+    pub fn partner(&self) -> Option<PartnerKey> {
+        self.store.trust().devices().find(|c| c.device == self.device).map(|c| c.partner)
     }
 
     /// The certificate role of this node, from the trust state.

@@ -33,8 +33,8 @@ use tessera_records::model::{format_date, Attendee, Consent, Record, RecordRef};
 use tessera_records::vocab::{AttendeeRole, ConsentBy};
 
 use common::{
-    certified_relay, field, joined_hub, ok, relay_child_main, saved_id, sync_counts, tessera, wait_timeout,
-    RelayProcess,
+    certified_relay, field, joined_hub_of_same_partner, ok, relay_child_main, saved_id, sync_counts, tessera,
+    wait_timeout, RelayProcess,
 };
 
 const SEED_VAR: &str = "TESSERA_KILL_SEED";
@@ -222,6 +222,8 @@ fn bulk_write(hub: usize, data: &Path, cycle: u64, count: usize) -> Vec<Acked> {
             site,
             merged_into: None,
             not_duplicates_of: Vec::new(),
+            registered_by: None,
+            match_key: None,
         };
         let id = Node::new_id(RecordKind::Attendee).unwrap();
         node.transact(&[(id, Record::Attendee(attendee))]).unwrap();
@@ -303,8 +305,11 @@ impl Cluster {
         std::fs::create_dir_all(&logs).unwrap();
         let a = dir.path().join("a");
         ok(&a, &["init", "--site", "Polo A"]);
-        let hubs =
-            [a.clone(), joined_hub(&a, dir.path(), "Polo B"), joined_hub(&a, dir.path(), "Sportello C")];
+        let hubs = [
+            a.clone(),
+            joined_hub_of_same_partner(&a, dir.path(), "Polo B"),
+            joined_hub_of_same_partner(&a, dir.path(), "Sportello C"),
+        ];
         let relay_dir = certified_relay(&a, dir.path());
         let relay = RelayProcess::start(RELAY_CHILD_TEST, &relay_dir, 0, COMMAND_TIMEOUT);
         let (relay_port, peer) = (relay.addr.port(), relay.addr.to_string());

@@ -94,11 +94,13 @@ fn relay_child() {
 }
 
 #[test]
-fn the_relay_and_bundles_hold_no_personal_data_and_hubs_with_the_key_read_each_other() {
+fn the_relay_bundles_and_other_partners_hold_no_personal_data_and_every_hub_reads_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a");
     ok(&a, &["init", "--site", "Polo A"]);
+    // B and C are hubs of a second partner; A learns of B only through the relay.
     let b = joined_hub_unknown_to(&a, dir.path(), "Polo B");
+    let c = joined_hub(&a, dir.path(), "Polo C");
     let relay_dir = certified_relay(&a, dir.path());
     let relay = RelayProcess::start("relay_child", &relay_dir, 0, Duration::from_secs(30));
     let addr = relay.addr.to_string();
@@ -106,31 +108,70 @@ fn the_relay_and_bundles_hold_no_personal_data_and_hubs_with_the_key_read_each_o
     let id = add_canary(&a);
     ok(&a, &["sync", "--peer", &addr]);
     ok(&b, &["sync", "--peer", &addr]);
-    // B holds A's changes, sealed with a key A made before it knew B: nothing to read.
-    assert!(!ok(&b, &["attendee", "list"]).contains(CANARIES[1]));
-    // A meets B's certificate at the relay and grants it the key; B reads.
+    // B holds A's changes, sealed with keys A made before it knew B: nothing to read.
+    assert!(!ok(&b, &["site", "list"]).contains("Polo A"));
+    // A meets B's certificate at the relay and grants it the network's key.
     ok(&a, &["sync", "--peer", &addr]);
     ok(&b, &["sync", "--peer", &addr]);
+    assert!(ok(&b, &["site", "list"]).contains("Polo A"), "B reads what every hub reads");
+    // Not the personal details of A's attendee: they are A's partner's to read.
     let shown = ok(&b, &["attendee", "show", &id]);
-    assert!(shown.contains(CANARIES[1]) && shown.contains(CANARIES[5]), "{shown}");
-    // B writes; A reads it.
-    ok(&b, &["device", "add", "--tag", "B-1", "--kind", "tablet", "--origin", "donated"]);
-    ok(&b, &["sync", "--peer", &addr]);
-    ok(&a, &["sync", "--peer", &addr]);
-    assert!(ok(&a, &["device", "list"]).contains("B-1"));
-    assert_eq!(
-        field(&ok(&a, &["status"]), "Records fingerprint"),
-        field(&ok(&b, &["status"]), "Records fingerprint")
-    );
+    assert!(shown.contains("reserved to") && shown.contains("2012"), "{shown}");
+    assert!(!CANARIES.iter().any(|c| shown.contains(c)), "{shown}");
+    let listed = ok(&b, &["attendee", "list"]);
+    assert!(listed.contains("1 people registered by other organisations"), "{listed}");
 
-    // Not one canary in any file of the relay, nor in a bundle.
+    // B registers a person of its own: C, of B's partner, reads her; A does not.
+    let own = ok(
+        &b,
+        &[
+            "attendee",
+            "add",
+            "--given",
+            "Berenice",
+            "--family",
+            "Zaffirotti",
+            "--birth-year",
+            "1990",
+            "--role",
+            "citizen",
+            "--phone",
+            "3331112223",
+            "--consent-by",
+            "self",
+        ],
+    );
+    let own = common::saved_id(&own).unwrap();
+    ok(&b, &["sync", "--peer", &addr]);
+    ok(&c, &["sync", "--peer", &addr]);
+    ok(&a, &["sync", "--peer", &addr]);
+    assert!(ok(&c, &["attendee", "show", &own]).contains("Zaffirotti"), "a hub of the same partner reads");
+    assert!(!ok(&a, &["attendee", "show", &own]).contains("Zaffirotti"));
+    // What every hub reads is the same everywhere.
+    let fingerprint = |d: &Path| field(&ok(d, &["status"]), "Records fingerprint");
+    assert_eq!(fingerprint(&a), fingerprint(&b));
+    assert_eq!(fingerprint(&b), fingerprint(&c));
+
+    // The same person registered by both partners is found without either reading
+    // the other's names (the blind index).
+    add_named(&a, "Giulia", "Doppiotti");
+    add_named(&b, "Giulia", "Doppiotti");
+    ok(&a, &["sync", "--peer", &addr]);
+    ok(&b, &["sync", "--peer", &addr]);
+    let conflicts = ok(&b, &["conflicts", "list"]);
+    assert!(conflicts.contains("dup-"), "{conflicts}");
+
+    // Not one canary in any file of the relay, of B or of C, nor in a bundle.
     drop(relay);
-    assert_no_canary(&relay_dir, &CANARIES);
+    for d in [&relay_dir, &b, &c] {
+        assert_no_canary(d, &CANARIES);
+    }
+    assert_no_canary(&relay_dir, &["Zaffirotti", "3331112223", "Doppiotti"]);
+    assert_no_canary(&a, &["Zaffirotti", "3331112223"]);
     let bundle = dir.path().join("a.tessera");
     ok(&a, &["export", bundle.to_str().unwrap()]);
     assert_no_canary(&bundle, &CANARIES);
-    let bundle_bytes = std::fs::read(&bundle).unwrap();
-    assert!(bundle_bytes.len() > 1000, "the bundle carries the changes");
+    assert!(std::fs::read(&bundle).unwrap().len() > 1000, "the bundle carries the changes");
 
     // The auditor without a read key verifies everything and reads nothing.
     let auditor = dir.path().join("auditor");
@@ -143,7 +184,28 @@ fn the_relay_and_bundles_hold_no_personal_data_and_hubs_with_the_key_read_each_o
         .unwrap();
     let log = String::from_utf8_lossy(&log.stdout);
     assert!(log.contains("encrypted (the network scope, epoch 0)"), "{log}");
+    assert!(log.contains("encrypted (the scope of partner"), "{log}");
     assert!(!CANARIES.iter().any(|c| log.contains(c)), "{log}");
+}
+
+fn add_named(data: &Path, given: &str, family: &str) {
+    ok(
+        data,
+        &[
+            "attendee",
+            "add",
+            "--given",
+            given,
+            "--family",
+            family,
+            "--birth-year",
+            "1985",
+            "--role",
+            "citizen",
+            "--consent-by",
+            "self",
+        ],
+    );
 }
 
 #[test]

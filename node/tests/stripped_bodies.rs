@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{add_person, field, joined_hub, ok, tessera, Daemon};
+use common::{add_person, field, joined_hub_of_same_partner, ok, tessera, Daemon};
 use tessera_log::bundle::{read_all, BundleWriter};
 use tessera_log::{LogEntry, SecretKey};
 
@@ -62,8 +62,8 @@ struct Hubs {
 fn hubs(dir: &Path) -> Hubs {
     let a = dir.join("a");
     ok(&a, &["init", "--site", "Polo A"]);
-    let b = joined_hub(&a, dir, "Sportello B");
-    let c = joined_hub(&a, dir, "Sportello C");
+    let b = joined_hub_of_same_partner(&a, dir, "Sportello B");
+    let c = joined_hub_of_same_partner(&a, dir, "Sportello C");
     add_person(&a, "Visibile");
     let genuine = dir.join("genuine.tessera");
     ok(&a, &["export", genuine.to_str().unwrap()]);

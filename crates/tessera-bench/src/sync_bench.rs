@@ -255,6 +255,24 @@ fn bound(src: &Source) -> Result<(f64, f64, u64)> {
     Ok((verify, apply, changes))
 }
 
+/// Median of 200 appends of 1 KiB, each followed by `fdatasync`, in `dir`.
+fn raw_fdatasync_secs(dir: &Path) -> Result<f64> {
+    use std::io::Write as _;
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("raw-fdatasync");
+    let mut file = std::fs::OpenOptions::new().create(true).truncate(true).write(true).open(&path)?;
+    let mut times = Vec::with_capacity(200);
+    for _ in 0..200 {
+        let t = Instant::now();
+        file.write_all(&[0x5a; 1024])?;
+        file.sync_data()?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    std::fs::remove_file(&path)?;
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
 /// The cost of sealed bodies on one core: every change body of the workload sealed
 /// with one network-scope key (what a writer adds per change), then opened again
 /// (what a reader adds before apply). Returns (seal seconds, open seconds, bodies).
@@ -491,6 +509,11 @@ async fn one_run(ctx: &Ctx<'_>, dir: &Path) -> Result<Metrics> {
         put(&mut m, "bound.changes_per_s", applied as f64 / (verify + apply));
         eprintln!("  bound: verify {verify:.1} s, apply {apply:.1} s");
         let (seal, open, bodies) = seal_costs(src)?;
+        // The raw limit of a durable write on this disk, in the same run: what sealing
+        // adds to one registration (one envelope of about one change) is seal / this.
+        let fsync = raw_fdatasync_secs(dir)?;
+        put(&mut m, "seal.raw_fdatasync_us", fsync * 1e6);
+        put(&mut m, "seal.write_ratio", (fsync + seal / bodies as f64) / fsync);
         put(&mut m, "seal.seal_us_per_change", seal * 1e6 / bodies as f64);
         put(&mut m, "seal.open_us_per_change", open * 1e6 / bodies as f64);
         // A reader verifies, opens and applies: the bound with sealed bodies over today's.

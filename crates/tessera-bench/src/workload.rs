@@ -678,6 +678,8 @@ pub fn new_attendee(rng: &mut Rng, site: DocId, desk: bool, day: i64, operator: 
         site: RecordRef(site),
         merged_into: None,
         not_duplicates_of: Vec::new(),
+        registered_by: None,
+        match_key: None,
     }
 }
 

@@ -143,27 +143,24 @@ pub fn reopen_loan(loan: &Loan) -> Loan {
     Loan { returned_at: None, return_condition: None, closed_reason: None, ..loan.clone() }
 }
 
-/// Two folded names, in sorted order, and a birth year.
-type NameKey = (String, String, u16);
-
-/// The folded name pair (in either order) and birth year that make two attendees
-/// probably the same person.
-fn identity(attendee: &Attendee) -> NameKey {
-    let (given, family) = (fold(&attendee.given_name), fold(&attendee.family_name));
-    // Given and family names are often swapped on forms: order them.
-    let (first, second) = if given <= family { (given, family) } else { (family, given) };
-    (first, second, attendee.birth_year)
+/// What makes two attendees probably the same person: the blind index of their folded
+/// names (in either order) and birth year ([`crate::match_key`]), computed from the
+/// names when they are readable here, else the one their record carries (a person
+/// registered by another partner). `None`: nameless, says nothing.
+fn identity(attendee: &Attendee) -> Option<String> {
+    if attendee.given_name.trim().is_empty() && attendee.family_name.trim().is_empty() {
+        return attendee.match_key.clone();
+    }
+    Some(crate::model::match_key(&attendee.given_name, &attendee.family_name, attendee.birth_year))
 }
 
 fn probable_duplicates(records: &[(DocId, Record)]) -> Vec<Conflict> {
-    let mut groups: BTreeMap<NameKey, Vec<(DocId, &Attendee)>> = BTreeMap::new();
+    let mut groups: BTreeMap<String, Vec<(DocId, &Attendee)>> = BTreeMap::new();
     for (id, record) in records {
         if let Record::Attendee(attendee) = record {
-            let key = identity(attendee);
             // Nameless records (invalid, but possible after a merge of bad edits) say
             // nothing about who they are.
-            let nameless = key.0.is_empty() && key.1.is_empty();
-            if !attendee.is_merged() && !nameless {
+            if let (false, Some(key)) = (attendee.is_merged(), identity(attendee)) {
                 groups.entry(key).or_default().push((*id, attendee));
             }
         }

@@ -22,11 +22,25 @@ pub enum RecordKind {
     Device,
     Loan,
     Session,
+    /// An attendee's personal details, in a document of their own beside the attendee
+    /// (same id but the kind byte), readable only in the registering partner's scope.
+    /// Never listed or typed by operators: they see the attendee.
+    Personal,
 }
 
 impl RecordKind {
+    /// The kinds operators list, count and type.
     pub const ALL: [RecordKind; 5] =
         [RecordKind::Site, RecordKind::Attendee, RecordKind::Device, RecordKind::Loan, RecordKind::Session];
+    /// Every kind stored, [`RecordKind::Personal`] included.
+    pub const STORED: [RecordKind; 6] = [
+        RecordKind::Site,
+        RecordKind::Attendee,
+        RecordKind::Device,
+        RecordKind::Loan,
+        RecordKind::Session,
+        RecordKind::Personal,
+    ];
 
     /// The byte stored as the first byte of the record's [`DocId`].
     pub fn byte(self) -> u8 {
@@ -36,11 +50,12 @@ impl RecordKind {
             RecordKind::Device => 3,
             RecordKind::Loan => 4,
             RecordKind::Session => 5,
+            RecordKind::Personal => 6,
         }
     }
 
     pub fn from_byte(byte: u8) -> Option<RecordKind> {
-        RecordKind::ALL.into_iter().find(|kind| kind.byte() == byte)
+        RecordKind::STORED.into_iter().find(|kind| kind.byte() == byte)
     }
 
     /// The letter that starts a short id. Sessions use `E` (event) because `S` is taken
@@ -52,6 +67,7 @@ impl RecordKind {
             RecordKind::Device => 'D',
             RecordKind::Loan => 'L',
             RecordKind::Session => 'E',
+            RecordKind::Personal => 'P',
         }
     }
 
@@ -69,11 +85,12 @@ impl RecordKind {
             RecordKind::Device => "device",
             RecordKind::Loan => "loan",
             RecordKind::Session => "session",
+            RecordKind::Personal => "personal",
         }
     }
 
     pub fn from_str_exact(word: &str) -> Option<RecordKind> {
-        RecordKind::ALL.into_iter().find(|kind| kind.as_str() == word)
+        RecordKind::STORED.into_iter().find(|kind| kind.as_str() == word)
     }
 }
 
@@ -269,7 +286,8 @@ mod tests {
             assert_eq!(RecordKind::from_str_exact(kind.as_str()), Some(kind));
         }
         assert_eq!(kind_of(&DocId([0; 16])), None);
-        assert_eq!(kind_of(&DocId([6; 16])), None);
+        assert_eq!(kind_of(&DocId([6; 16])), Some(RecordKind::Personal));
+        assert_eq!(kind_of(&DocId([7; 16])), None);
     }
 
     #[test]

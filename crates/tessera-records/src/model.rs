@@ -224,11 +224,149 @@ pub struct Attendee {
     #[serde(default)]
     #[autosurgeon(missing = "Default::default")]
     pub not_duplicates_of: Vec<RecordRef>,
+    /// The partner that registered the person (its key, hex): its scope holds the
+    /// personal details. Set by the node when it writes; `None` in records written
+    /// before personal details had a scope of their own.
+    #[serde(default)]
+    #[autosurgeon(missing = "Default::default")]
+    pub registered_by: Option<String>,
+    /// The blind index of the person's folded names and birth year ([`match_key`]):
+    /// what tells duplicates apart across partners without their names. Set by
+    /// [`split_attendee`].
+    #[serde(default)]
+    #[autosurgeon(missing = "Default::default")]
+    pub match_key: Option<String>,
 }
 
 impl Attendee {
     pub fn is_merged(&self) -> bool {
         self.merged_into.is_some()
+    }
+
+    /// Whether the personal details are not readable here: a person registered by
+    /// another partner (only the fields every hub reads are known).
+    pub fn is_reserved(&self) -> bool {
+        self.given_name.is_empty() && self.family_name.is_empty() && self.match_key.is_some()
+    }
+}
+
+/// An attendee's personal details: what only the registering partner's devices (and
+/// those it grants) read. Kept in a document of its own ([`personal_doc_id`]), beside
+/// the attendee's, which holds the rest ([`split_attendee`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Reconcile, Hydrate, Default)]
+pub struct PersonalDetails {
+    pub given_name: String,
+    pub family_name: String,
+    #[serde(default)]
+    #[autosurgeon(missing = "Default::default")]
+    pub school: Option<String>,
+    #[serde(default)]
+    #[autosurgeon(missing = "Default::default")]
+    pub class: Option<String>,
+    #[serde(default)]
+    #[autosurgeon(missing = "Default::default")]
+    pub guardian: Option<Guardian>,
+    #[serde(default)]
+    #[autosurgeon(missing = "Default::default")]
+    pub phone: Option<String>,
+    #[serde(default)]
+    #[autosurgeon(missing = "Default::default")]
+    pub email: Option<String>,
+    #[serde(default)]
+    #[autosurgeon(missing = "Default::default")]
+    pub languages: Vec<String>,
+    #[serde(default)]
+    #[autosurgeon(missing = "Default::default")]
+    pub referent_operator: Option<String>,
+    #[serde(default)]
+    #[autosurgeon(missing = "Default::default")]
+    pub plan_notes: String,
+}
+
+/// The id of the personal-details document of attendee `attendee`: the same random
+/// bytes, the kind byte of [`RecordKind::Personal`].
+pub fn personal_doc_id(attendee: &DocId) -> DocId {
+    let mut id = attendee.0;
+    id[0] = RecordKind::Personal.byte();
+    DocId(id)
+}
+
+/// The attendee a personal-details document belongs to.
+pub fn attendee_of_personal(personal: &DocId) -> DocId {
+    let mut id = personal.0;
+    id[0] = RecordKind::Attendee.byte();
+    DocId(id)
+}
+
+const MATCH_KEY_CONTEXT: &str = "tessera 2026-12 attendee match key v1";
+
+/// The blind index of a person: 16 bytes (hex) of BLAKE3 over the folded given and
+/// family names in sorted order (forms often swap them) and the birth year. Equal for
+/// the same name and year, and reveals neither to someone who does not guess both.
+pub fn match_key(given: &str, family: &str, birth_year: u16) -> String {
+    let (given, family) = (crate::text::fold(given), crate::text::fold(family));
+    let (first, second) = if given <= family { (given, family) } else { (family, given) };
+    let mut hasher = blake3::Hasher::new_derive_key(MATCH_KEY_CONTEXT);
+    hasher.update(first.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(second.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(&birth_year.to_be_bytes());
+    hasher.finalize().as_bytes()[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Splits an attendee into what every hub reads (the attendee with its personal
+/// fields emptied, its match key set) and its personal details.
+pub fn split_attendee(attendee: &Attendee) -> (Attendee, PersonalDetails) {
+    let a = attendee.clone();
+    let personal = PersonalDetails {
+        given_name: a.given_name,
+        family_name: a.family_name,
+        school: a.school,
+        class: a.class,
+        guardian: a.guardian,
+        phone: a.phone,
+        email: a.email,
+        languages: a.languages,
+        referent_operator: a.referent_operator,
+        plan_notes: a.plan_notes,
+    };
+    let card = Attendee {
+        given_name: String::new(),
+        family_name: String::new(),
+        school: None,
+        class: None,
+        guardian: None,
+        phone: None,
+        email: None,
+        languages: Vec::new(),
+        referent_operator: None,
+        plan_notes: String::new(),
+        match_key: Some(match_key(&personal.given_name, &personal.family_name, attendee.birth_year)),
+        ..attendee.clone()
+    };
+    (card, personal)
+}
+
+/// The attendee from what every hub reads and, when readable here, its personal
+/// details. Without them the attendee [`Attendee::is_reserved`] (unless it was written
+/// before personal details had their own document, and holds them itself).
+pub fn join_attendee(card: Attendee, personal: Option<PersonalDetails>) -> Attendee {
+    match personal {
+        None => card,
+        Some(p) => Attendee {
+            given_name: p.given_name,
+            family_name: p.family_name,
+            school: p.school,
+            class: p.class,
+            guardian: p.guardian,
+            phone: p.phone,
+            email: p.email,
+            languages: p.languages,
+            referent_operator: p.referent_operator,
+            plan_notes: p.plan_notes,
+            ..card
+        },
     }
 }
 
@@ -371,6 +509,8 @@ pub enum Record {
     Device(Device),
     Loan(Loan),
     Session(Session),
+    /// The personal details of an attendee (see [`PersonalDetails`]).
+    Personal(PersonalDetails),
 }
 
 /// The root keys of a record document.
@@ -385,6 +525,7 @@ impl Record {
             Record::Device(_) => RecordKind::Device,
             Record::Loan(_) => RecordKind::Loan,
             Record::Session(_) => RecordKind::Session,
+            Record::Personal(_) => RecordKind::Personal,
         }
     }
 }
@@ -401,6 +542,7 @@ impl Reconcile for Record {
             Record::Device(device) => root.put(RECORD_KEY, device),
             Record::Loan(loan) => root.put(RECORD_KEY, loan),
             Record::Session(session) => root.put(RECORD_KEY, session),
+            Record::Personal(personal) => root.put(RECORD_KEY, personal),
         }
     }
 }
@@ -418,6 +560,7 @@ impl Hydrate for Record {
             RecordKind::Device => Record::Device(hydrate_prop(doc, obj, RECORD_KEY)?),
             RecordKind::Loan => Record::Loan(hydrate_prop(doc, obj, RECORD_KEY)?),
             RecordKind::Session => Record::Session(hydrate_prop(doc, obj, RECORD_KEY)?),
+            RecordKind::Personal => Record::Personal(hydrate_prop(doc, obj, RECORD_KEY)?),
         })
     }
 }
@@ -471,6 +614,8 @@ pub(crate) mod samples {
             site,
             merged_into: None,
             not_duplicates_of: Vec::new(),
+            registered_by: None,
+            match_key: None,
         }
     }
 

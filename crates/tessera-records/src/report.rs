@@ -320,7 +320,7 @@ pub fn report(records: &[(DocId, Record)], query: &ReportQuery) -> Report {
                 }
                 count_loan(loan, &span, &lookup, end, &mut total);
             }
-            Record::Site(_) | Record::Attendee(_) | Record::Device(_) => {}
+            Record::Site(_) | Record::Attendee(_) | Record::Device(_) | Record::Personal(_) => {}
         }
     }
     Report {

@@ -80,6 +80,8 @@ pub fn attendee(rng: &mut Rng, site: RecordRef) -> Attendee {
         site,
         merged_into: None,
         not_duplicates_of: Vec::new(),
+        registered_by: None,
+        match_key: None,
     }
 }
 
@@ -167,6 +169,11 @@ pub fn edit(rng: &mut Rng, record: Record, participant: Option<RecordRef>) -> Re
         Record::Site(mut s) => {
             s.opening_hours = format!("lun-ven {}:00-18:30", 9 + rng.below(6));
             Record::Site(s)
+        }
+        // The simulator keeps attendees whole (it models sync, not read scopes).
+        Record::Personal(mut p) => {
+            p.plan_notes = format!("Incontro {} svolto", rng.below(100));
+            Record::Personal(p)
         }
     }
 }

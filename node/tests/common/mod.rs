@@ -102,6 +102,35 @@ pub fn joined_hub(a: &Path, dir: &Path, name: &str) -> PathBuf {
     data
 }
 
+/// A hub of `a`'s own organisation (certified with `a`'s partner key), known to `a`:
+/// it reads the personal details of the attendees `a` registers, and `a` its.
+pub fn joined_hub_of_same_partner(a: &Path, dir: &Path, name: &str) -> PathBuf {
+    let network = field(&ok(a, &["status"]), "Network");
+    let data = dir.join(name.replace(' ', "_"));
+    let init = ok(&data, &["init", "--site", name, "--network", &network]);
+    let cert = dir.join(format!("{}.trust", name.replace(' ', "_")));
+    ok(
+        a,
+        &[
+            "admin",
+            "certify-device",
+            "--partner-key",
+            a.join("keys/partner.key").to_str().unwrap(),
+            "--partner-trust",
+            a.join("keys/partner.trust").to_str().unwrap(),
+            "--device",
+            &field(&init, "Device key"),
+            "--site",
+            name,
+            "--out",
+            cert.to_str().unwrap(),
+        ],
+    );
+    ok(&data, &["import", cert.to_str().unwrap()]);
+    ok(a, &["import", cert.to_str().unwrap()]);
+    data
+}
+
 /// A hub joined to `a`'s network whose certificate `a` has not seen: `a` learns of it
 /// only from a peer, a relay or a bundle.
 pub fn joined_hub_unknown_to(a: &Path, dir: &Path, name: &str) -> PathBuf {
