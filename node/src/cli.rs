@@ -81,12 +81,29 @@ pub enum Command {
         #[arg(long)]
         damage_reviewed: bool,
     },
+    /// Read keys: give this hub's keys to another device (an auditor, another
+    /// organisation's help desk), so it reads your organisation's attendees.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Partner administrator's tools: network and partner keys, certificates.
     #[command(subcommand)]
     Admin(AdminCommand),
     /// Auditor's tools: verify a bundle or store, compare two copies (no node needed).
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Give the read keys this hub holds (the network's and your organisation's) to
+    /// the device with this key (printed by `tessera init` on that computer). It then
+    /// reads your organisation's attendees, also those registered later, until it is
+    /// revoked. The keys travel with the next sync or export.
+    Grant {
+        /// The device key (64 hex digits).
+        #[arg(long)]
+        device: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -56,6 +56,7 @@ pub fn dispatch(cli: Cli, ui: &Ui) -> Result<()> {
         Command::Export(args) => export(&mut Node::open(&dir)?, args, ui),
         Command::Import(args) => import(&mut Node::open(&dir)?, args, ui),
         Command::Repair { damage_reviewed } => repair(&mut Node::open(&dir)?, damage_reviewed, ui),
+        Command::Keys(KeysCommand::Grant { device }) => keys_grant(&mut Node::open(&dir)?, &device, ui),
         Command::Sync { peer } => crate::net_cmd::sync(&dir, &peer, ui),
         Command::Serve { listen, peers } => crate::net_cmd::serve(&dir, &listen, &peers, ui),
     }
@@ -1581,6 +1582,34 @@ fn export(node: &mut Node, args: ExportArgs, ui: &Ui) -> Result<()> {
         ui.t("to", "in"),
         args.file.display()
     );
+    Ok(())
+}
+
+/// `tessera keys grant --device KEY`.
+fn keys_grant(node: &mut Node, device: &str, ui: &Ui) -> Result<()> {
+    let device = tessera_log::DeviceKey(crate::identity::parse_public_key(device)?);
+    let granted = node.grant_read(device)?;
+    if granted == 0 {
+        println!(
+            "{}",
+            ui.t(
+                "That device already holds every read key this hub holds.",
+                "Quel dispositivo ha già tutte le chiavi di lettura di questo polo."
+            )
+        );
+    } else {
+        println!(
+            "{} {} {} {}. {}",
+            ui.t("Read keys given to device", "Chiavi di lettura date al dispositivo"),
+            device.short(),
+            ui.t("keys:", "chiavi:"),
+            granted,
+            ui.t(
+                "They reach it with the next sync or export (`tessera export FILE`).",
+                "Gli arrivano con la prossima sincronizzazione o esportazione (`tessera export FILE`)."
+            )
+        );
+    }
     Ok(())
 }
 

@@ -30,12 +30,14 @@ fn may_read(scope: &Scope, cert: &DeviceCertificate) -> bool {
         }
 }
 
-/// The devices that may read `scope` now: certified, not revoked, not relays.
-fn readers<'a>(trust: &'a TrustState, scope: &'a Scope) -> impl Iterator<Item = DeviceKey> + 'a {
-    trust
-        .devices()
-        .filter(move |cert| may_read(scope, cert) && trust.last_valid(&cert.device).is_none())
-        .map(|cert| cert.device)
+/// The devices that may read `scope` now: its certified readers, and every device some
+/// grant of the scope was ever made to (an auditor, another partner's desk: explicit
+/// grants carry over to new epochs); never a revoked device nor a relay.
+fn readers(trust: &TrustState, scope: &Scope, known: &BTreeMap<KeyId, KnownKey>) -> BTreeSet<DeviceKey> {
+    let certified = trust.devices().filter(|cert| may_read(scope, cert)).map(|cert| cert.device);
+    let granted = known.values().filter(|k| k.scope == *scope).flat_map(|k| k.recipients.iter().copied());
+    let is_relay = |device: &DeviceKey| trust.devices().any(|c| c.device == *device && c.role == DeviceRole::Relay);
+    certified.chain(granted).filter(|device| trust.last_valid(device).is_none() && !is_relay(device)).collect()
 }
 
 /// A key some grant in the log names.
@@ -191,10 +193,11 @@ impl Keys {
                 .iter()
                 .filter(|k| k.scope() == *scope)
                 .chain(made.iter().filter(|k| k.scope() == *scope));
+            let readers = readers(trust, scope, &self.known);
             for key in held {
                 let id = key.id();
                 let has = self.known.get(&id).map(|k| &k.recipients);
-                for reader in readers(trust, scope) {
+                for reader in readers.iter().copied() {
                     if has.is_some_and(|r| r.contains(&reader)) {
                         continue;
                     }
@@ -206,6 +209,18 @@ impl Keys {
             }
         }
         Ok((grants, made))
+    }
+
+    /// Every key held of `scopes` wrapped for `recipient`, but those it holds already.
+    pub fn grants_to(&self, recipient: DeviceKey, scopes: &[Scope]) -> Result<Vec<Grant>> {
+        let mut grants = Vec::new();
+        for key in self.ring.iter().filter(|k| scopes.contains(&k.scope())) {
+            if self.known.get(&key.id()).is_some_and(|k| k.recipients.contains(&recipient)) {
+                continue;
+            }
+            grants.push(Grant::new(key, &self.network, recipient).context("the operating system's random source failed")?);
+        }
+        Ok(grants)
     }
 
     /// The persisted form: every accepted grant.

@@ -203,6 +203,28 @@ impl Node {
         self.append(now(), changes).map(Some)
     }
 
+    /// Wraps every key this node holds of the network's and its own partner's scopes
+    /// for `device` (an explicit grant: an auditor, another partner's help desk), as an
+    /// envelope of its own. Returns the number of keys given.
+    pub fn grant_read(&mut self, device: DeviceKey) -> Result<usize> {
+        self.check_may_sign()?;
+        if self.store.trust().devices().any(|c| c.device == device && c.role == DeviceRole::Relay) {
+            bail!("that device is a relay: relays are never given a read key");
+        }
+        if self.store.trust().last_valid(&device).is_some() {
+            bail!("that device has been revoked: it is given no key");
+        }
+        let own = self.partner().context("this node's device has no certificate")?;
+        let grants = self.docs.keys().grants_to(device, &[Scope::Network, Scope::Partner(own)])?;
+        if grants.is_empty() {
+            return Ok(0);
+        }
+        let n = grants.len();
+        let changes = grant_changes(grants)?;
+        self.append(now(), changes)?;
+        Ok(n)
+    }
+
     fn check_may_sign(&self) -> Result<()> {
         let next = self.store.head(&self.device).map(|h| Seq(h.seq.0 + 1)).unwrap_or(Seq::FIRST);
         if let Err(e) = self.store.trust().authorize(&self.device, next) {

@@ -186,6 +186,20 @@ fn the_relay_bundles_and_other_partners_hold_no_personal_data_and_every_hub_read
     assert!(log.contains("encrypted (the network scope, epoch 0)"), "{log}");
     assert!(log.contains("encrypted (the scope of partner"), "{log}");
     assert!(!CANARIES.iter().any(|c| log.contains(c)), "{log}");
+
+    // A's organisation grants its auditor read access explicitly: the auditor's
+    // computer has a device key (uncertified: it never writes), A gives it the keys.
+    let network = field(&ok(&a, &["status"]), "Network");
+    let auditor = dir.path().join("revisore");
+    let init = ok(&auditor, &["init", "--site", "Revisore", "--network", &network]);
+    let out = ok(&a, &["keys", "grant", "--device", &field(&init, "Device key")]);
+    assert!(out.contains("Read keys given"), "{out}");
+    ok(&a, &["export", bundle.to_str().unwrap()]);
+    let log = ok(&auditor, &["audit", "log", bundle.to_str().unwrap(), "--show-personal-data"]);
+    assert!(log.contains(CANARIES[1]) && log.contains(CANARIES[5]), "the auditor reads A's attendee: {log}");
+    assert!(!log.contains("Zaffirotti"), "not B's: {log}");
+    // Given twice, nothing new is written.
+    assert!(ok(&a, &["keys", "grant", "--device", &field(&init, "Device key")]).contains("already holds"));
 }
 
 fn add_named(data: &Path, given: &str, family: &str) {
