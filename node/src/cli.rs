@@ -97,8 +97,10 @@ pub enum Command {
 pub enum KeysCommand {
     /// Give the read keys this hub holds (the network's and your organisation's) to
     /// the device with this key (printed by `tessera init` on that computer). It then
-    /// reads your organisation's attendees, also those registered later, until it is
-    /// revoked. The keys travel with the next sync or export.
+    /// reads your organisation's attendees. A certified device (another organisation's
+    /// desk) also gets the keys of later epochs until it is revoked; an uncertified one
+    /// (an auditor's computer) keeps what it was given and must be granted again after
+    /// a revocation starts a new epoch. The keys travel with the next sync or export.
     Grant {
         /// The device key (64 hex digits).
         #[arg(long)]

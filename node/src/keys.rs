@@ -30,23 +30,39 @@ fn may_read(scope: &Scope, cert: &DeviceCertificate) -> bool {
         }
 }
 
-/// The devices that may read `scope` now: its certified readers, and every device some
-/// grant of the scope was ever made to (an auditor, another partner's desk: explicit
-/// grants carry over to new epochs); never a revoked device nor a relay.
-fn readers(trust: &TrustState, scope: &Scope, known: &BTreeMap<KeyId, KnownKey>) -> BTreeSet<DeviceKey> {
-    let certified = trust.devices().filter(|cert| may_read(scope, cert)).map(|cert| cert.device);
-    let granted = known.values().filter(|k| k.scope == *scope).flat_map(|k| k.recipients.iter().copied());
-    let is_relay = |device: &DeviceKey| trust.devices().any(|c| c.device == *device && c.role == DeviceRole::Relay);
-    certified.chain(granted).filter(|device| trust.last_valid(device).is_none() && !is_relay(device)).collect()
+/// The devices that may read `scope` now: certified devices that are not relays nor
+/// revoked, of the scope's partner, or (a partner's scope) certified devices of other
+/// partners it granted explicitly. An uncertified key given a grant (an auditor's) is
+/// not carried over to a new epoch: a revocation could not reach it, so it is granted
+/// again, by hand, if it still should read.
+fn readers(
+    trust: &TrustState,
+    scope: &Scope,
+    known: &BTreeMap<(Scope, Epoch, KeyId), KnownKey>,
+) -> BTreeSet<DeviceKey> {
+    let granted: BTreeSet<DeviceKey> = known
+        .iter()
+        .filter(|((s, _, _), _)| s == scope)
+        .flat_map(|(_, k)| k.recipients.iter().copied())
+        .collect();
+    trust
+        .devices()
+        .filter(|cert| cert.role != DeviceRole::Relay && trust.last_valid(&cert.device).is_none())
+        .filter(|cert| may_read(scope, cert) || granted.contains(&cert.device))
+        .map(|cert| cert.device)
+        .collect()
 }
 
-/// A key some grant in the log names.
-#[derive(Debug, Clone)]
+/// A key some grant in the log names (by scope, epoch and key id: a grant cannot
+/// claim another scope's key id and hide it).
+#[derive(Debug, Clone, Default)]
 struct KnownKey {
-    scope: Scope,
-    epoch: Epoch,
     recipients: BTreeSet<DeviceKey>,
 }
+
+/// Epochs beyond this are refused: no network rotates a key a million times, and a
+/// grant naming such an epoch would stop rotations (the next one would overflow).
+const EPOCH_MAX: u32 = 1_000_000;
 
 /// What a body is to this node. Not `Debug`: a change may hold personal data.
 #[allow(missing_debug_implementations)]
@@ -64,7 +80,7 @@ pub struct Keys {
     network: NetworkId,
     device: DeviceKey,
     ring: KeyRing,
-    known: BTreeMap<KeyId, KnownKey>,
+    known: BTreeMap<(Scope, Epoch, KeyId), KnownKey>,
     /// Every grant accepted, in the order learned: what is persisted.
     accepted: Vec<Grant>,
 }
@@ -119,27 +135,32 @@ impl Keys {
 
     /// Records one grant; returns whether it gave this node a key it did not hold.
     fn take(&mut self, grant: Grant, secret: &SecretKey) -> bool {
-        let known = self.known.entry(grant.key).or_insert_with(|| KnownKey {
-            scope: grant.scope,
-            epoch: grant.epoch,
-            recipients: BTreeSet::new(),
-        });
-        if known.scope != grant.scope
-            || known.epoch != grant.epoch
-            || !known.recipients.insert(grant.recipient)
-        {
+        if grant.epoch.0 > EPOCH_MAX {
+            tracing::warn!(epoch = grant.epoch.0, "a grant naming an impossible epoch was ignored");
+            return false;
+        }
+        if self.accepted.len() >= ACCEPTED_GRANTS_MAX {
+            // Dropped whole, so what is held in memory is what is persisted.
+            tracing::warn!("too many grants in this network: one was ignored");
+            return false;
+        }
+        let slot = (grant.scope, grant.epoch, grant.key);
+        if self.known.get(&slot).is_some_and(|k| k.recipients.contains(&grant.recipient)) {
             return false;
         }
         let mut grew = false;
         if grant.recipient == self.device {
             match grant.open(&self.network, secret) {
                 Ok(key) => grew = self.ring.insert(key),
-                Err(e) => tracing::warn!(error = %e, "a key granted to this device does not open"),
+                Err(e) => {
+                    // Not counted as given: holders grant it again.
+                    tracing::warn!(error = %e, "a key granted to this device does not open");
+                    return false;
+                }
             }
         }
-        if self.accepted.len() < ACCEPTED_GRANTS_MAX {
-            self.accepted.push(grant);
-        }
+        self.known.entry(slot).or_default().recipients.insert(grant.recipient);
+        self.accepted.push(grant);
         grew
     }
 
@@ -165,49 +186,65 @@ impl Keys {
     /// the same envelope.
     pub fn owed(&self, trust: &TrustState, scopes: &[Scope]) -> Result<(Vec<Grant>, Vec<ScopeKey>)> {
         let mut grants = Vec::new();
+        let mut rest = Vec::new();
         let mut made = Vec::new();
         for scope in scopes {
-            let epoch_known =
-                self.known.values().filter(|k| k.scope == *scope).map(|k| k.epoch).max().unwrap_or_default();
+            let epoch_known = self
+                .known
+                .keys()
+                .filter(|(s, _, _)| s == scope)
+                .map(|(_, e, _)| *e)
+                .max()
+                .unwrap_or_default();
             let new_epoch = match self.ring.current(scope) {
                 None => Some(epoch_known),
                 Some(current) => {
                     let revoked_holder = self
                         .known
-                        .values()
-                        .filter(|k| k.scope == *scope && k.epoch == current.epoch())
-                        .flat_map(|k| &k.recipients)
+                        .iter()
+                        .filter(|((s, e, _), _)| s == scope && *e == current.epoch())
+                        .flat_map(|(_, k)| &k.recipients)
                         .any(|device| trust.last_valid(device).is_some());
-                    // A rotation somebody else made is followed, not repeated.
-                    (revoked_holder && epoch_known == current.epoch()).then(|| Epoch(current.epoch().0 + 1))
+                    // Two devices rotating at once make two keys of one epoch: both
+                    // are kept, the lowest id seals.
+                    revoked_holder
+                        .then(|| {
+                            epoch_known.max(current.epoch()).0.checked_add(1).filter(|e| *e <= EPOCH_MAX)
+                        })
+                        .flatten()
+                        .map(Epoch)
                 }
             };
-            if let Some(epoch) = new_epoch {
-                made.push(
-                    ScopeKey::generate(*scope, epoch)
-                        .context("the operating system's random source failed")?,
-                );
-            }
-            let held = self
-                .ring
-                .iter()
-                .filter(|k| k.scope() == *scope)
-                .chain(made.iter().filter(|k| k.scope() == *scope));
             let readers = readers(trust, scope, &self.known);
-            for key in held {
-                let id = key.id();
-                let has = self.known.get(&id).map(|k| &k.recipients);
+            if let Some(epoch) = new_epoch {
+                let key = ScopeKey::generate(*scope, epoch)
+                    .context("the operating system's random source failed")?;
+                // A new key's grants come first (this device's own first of all), so a
+                // cut at the envelope's limit never leaves a key nobody holds.
+                let mut first = vec![self.device];
+                first.extend(readers.iter().copied().filter(|d| *d != self.device));
+                for reader in first {
+                    grants.push(
+                        Grant::new(&key, &self.network, reader)
+                            .context("the operating system's random source failed")?,
+                    );
+                }
+                made.push(key);
+            }
+            for key in self.ring.iter().filter(|k| k.scope() == *scope) {
+                let has = self.known.get(&(key.scope(), key.epoch(), key.id())).map(|k| &k.recipients);
                 for reader in readers.iter().copied() {
                     if has.is_some_and(|r| r.contains(&reader)) {
                         continue;
                     }
-                    grants.push(
+                    rest.push(
                         Grant::new(key, &self.network, reader)
                             .context("the operating system's random source failed")?,
                     );
                 }
             }
         }
+        grants.extend(rest);
         Ok((grants, made))
     }
 
@@ -215,10 +252,17 @@ impl Keys {
     pub fn grants_to(&self, recipient: DeviceKey, scopes: &[Scope]) -> Result<Vec<Grant>> {
         let mut grants = Vec::new();
         for key in self.ring.iter().filter(|k| scopes.contains(&k.scope())) {
-            if self.known.get(&key.id()).is_some_and(|k| k.recipients.contains(&recipient)) {
+            if self
+                .known
+                .get(&(key.scope(), key.epoch(), key.id()))
+                .is_some_and(|k| k.recipients.contains(&recipient))
+            {
                 continue;
             }
-            grants.push(Grant::new(key, &self.network, recipient).context("the operating system's random source failed")?);
+            grants.push(
+                Grant::new(key, &self.network, recipient)
+                    .context("the operating system's random source failed")?,
+            );
         }
         Ok(grants)
     }
@@ -252,5 +296,64 @@ impl Keys {
             bytes = &bytes[4 + len..];
         }
         Some(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_log::testkit::TestNetwork;
+
+    fn keys_of(net: &TestNetwork, d: usize) -> Keys {
+        Keys::new(net.network, net.devices[d].id)
+    }
+
+    fn cert(net: &TestNetwork, d: usize) -> DeviceCertificate {
+        net.trust().devices().find(|c| c.device == net.devices[d].id).unwrap().clone()
+    }
+
+    #[test]
+    fn a_first_key_is_granted_to_its_maker_first_and_to_every_certified_reader() {
+        let net = TestNetwork::new(7, 2, 2);
+        let keys = keys_of(&net, 0);
+        let (grants, made) = keys.owed(&net.trust(), &[Scope::Network]).unwrap();
+        assert_eq!(made.len(), 1);
+        assert_eq!(grants[0].recipient, net.devices[0].id, "its maker first");
+        assert_eq!(grants.len(), 4, "every certified device of both partners");
+    }
+
+    #[test]
+    fn a_grant_claiming_another_scopes_key_id_does_not_hide_the_key() {
+        let net = TestNetwork::new(8, 1, 2);
+        let key = ScopeKey::from_bytes(Scope::Network, Epoch(0), [4; 32]);
+        let mut fake = Grant::new(&key, &net.network, net.devices[1].id).unwrap();
+        fake.scope = Scope::Partner(net.devices[0].partner);
+        let genuine = Grant::new(&key, &net.network, net.devices[1].id).unwrap();
+        let mut keys = keys_of(&net, 1);
+        keys.learn(&cert(&net, 0), vec![fake], &net.devices[1].key);
+        let new = keys.learn(&cert(&net, 0), vec![genuine], &net.devices[1].key);
+        assert_eq!(new, vec![(Scope::Network, Epoch(0))]);
+        assert_eq!(keys.ring().len(), 1);
+    }
+
+    #[test]
+    fn a_revoked_holder_starts_a_new_epoch_and_an_impossible_epoch_is_ignored() {
+        let mut net = TestNetwork::new(9, 1, 3);
+        let key = ScopeKey::from_bytes(Scope::Network, Epoch(0), [5; 32]);
+        let mut keys = keys_of(&net, 0);
+        let grants: Vec<Grant> =
+            net.devices.iter().map(|d| Grant::new(&key, &net.network, d.id).unwrap()).collect();
+        keys.learn(&cert(&net, 0), grants, &net.devices[0].key);
+        let far = ScopeKey::from_bytes(Scope::Network, Epoch(u32::MAX), [6; 32]);
+        let far = Grant::new(&far, &net.network, net.devices[0].id).unwrap();
+        assert!(keys.learn(&cert(&net, 1), vec![far], &net.devices[0].key).is_empty());
+        assert!(keys.owed(&net.trust(), &[Scope::Network]).unwrap().1.is_empty(), "nothing owed");
+        let revoked = net.devices[2].id;
+        net.entries.push(net.revoke_device(0, revoked, tessera_log::Seq(0), "rubato"));
+        let (grants, made) = keys.owed(&net.trust(), &[Scope::Network]).unwrap();
+        assert_eq!(made.len(), 1);
+        assert_eq!(made[0].epoch(), Epoch(1));
+        assert!(grants.iter().all(|g| g.recipient != revoked), "the revoked device is given nothing");
+        assert_eq!(grants.len(), 2);
     }
 }

@@ -121,12 +121,16 @@ impl Node {
             match record {
                 Record::Attendee(attendee) => {
                     let stored = self.docs.record(doc)?;
-                    let registered_by = match &stored {
+                    let named = match &stored {
                         Some(Record::Attendee(card)) => card.registered_by.clone(),
                         _ => None,
                     }
-                    .or_else(|| attendee.registered_by.clone())
-                    .unwrap_or_else(|| own_partner.0.to_hex());
+                    .or_else(|| attendee.registered_by.clone());
+                    let registered_by = match (named, &stored) {
+                        (Some(named), _) => named,
+                        (None, Some(_)) => self.first_writer_partner(doc)?.unwrap_or(own_partner).0.to_hex(),
+                        (None, None) => own_partner.0.to_hex(),
+                    };
                     let partner = crate::identity::parse_public_key(&registered_by)
                         .map(PartnerKey)
                         .context("the attendee names a partner that is not a key")?;
@@ -315,6 +319,22 @@ impl Node {
             Scope::Network => true,
             Scope::Partner(p) => Some(*p) == own,
         })
+    }
+
+    /// The partner of the device that wrote the first change of `doc` (by the time of
+    /// its envelope): who registered an attendee written before attendees named it.
+    fn first_writer_partner(&self, doc: &DocId) -> Result<Option<PartnerKey>> {
+        let mut first: Option<(Timestamp, DeviceKey)> = None;
+        for (author, seq, _) in self.store.doc_changes(doc)? {
+            if let Some(env) = self.store.get(&author, seq)? {
+                if first.is_none_or(|(t, _)| env.time() < t) {
+                    first = Some((env.time(), author));
+                }
+            }
+        }
+        Ok(first.and_then(|(_, author)| {
+            self.store.trust().devices().find(|c| c.device == author).map(|c| c.partner)
+        }))
     }
 
     /// The partner this node's device is certified by.

@@ -151,7 +151,7 @@ pub struct KeyRing {
 
 /// Keys one ring holds for one scope and epoch, at most: more means a device makes
 /// keys it should not, and are dropped.
-pub const KEYS_PER_EPOCH_MAX: usize = 64;
+pub const KEYS_PER_EPOCH_MAX: usize = 1024;
 
 impl KeyRing {
     pub fn new() -> KeyRing {
