@@ -556,15 +556,11 @@ fn keys_in(source: &Source, trust: &TrustState, network: NetworkId, reader: &Sec
     let mut keys = Keys::new(network, DeviceKey(reader.public()));
     for entry in &source.entries {
         let LogEntry::Envelope(env) = entry else { continue };
-        let Ok(cert) = trust.authorize(&env.author(), env.seq()) else { continue };
         if trust.verify_envelope_signature(env).is_err() {
             continue;
         }
         for (doc, body) in env.present_changes() {
-            if let (true, Ok(grants)) = (tessera_seal::is_grant_doc(&doc), tessera_seal::decode_grants(body))
-            {
-                keys.learn(cert, grants, reader);
-            }
+            keys.learn_change(trust, env, &doc, body, reader);
         }
     }
     keys
@@ -606,20 +602,21 @@ pub fn log(
             })
             && filter.from.is_none_or(|f| day.is_some_and(|d| d >= f))
             && filter.to.is_none_or(|t| day.is_some_and(|d| d <= t));
+        let line = |record: String, kind: String, changes: Vec<String>| LogLine {
+            time_ms: env.time().0,
+            device: device_hex.clone(),
+            site: cert.site.clone(),
+            partner: partner.clone(),
+            seq: env.seq().0,
+            record,
+            kind,
+            changes,
+        };
         for (change, body) in env.changes().iter().zip(env.bodies()) {
             if tessera_seal::is_grant_doc(&change.doc) {
                 let wanted = selected && filter.kind.is_none() && filter.doc.is_none();
                 if let (true, tessera_log::Body::Present { bytes, .. }) = (wanted, body) {
-                    lines.push(LogLine {
-                        time_ms: env.time().0,
-                        device: device_hex.clone(),
-                        site: cert.site.clone(),
-                        partner: partner.clone(),
-                        seq: env.seq().0,
-                        record: "-".into(),
-                        kind: "read keys".into(),
-                        changes: vec![describe_grants(bytes)],
-                    });
+                    lines.push(line("-".into(), "read keys".into(), vec![describe_grants(bytes)]));
                 }
                 continue;
             }
@@ -695,16 +692,7 @@ pub fn log(
                 && filter.kind.is_none_or(|k| record_kind == Some(k))
                 && filter.doc.as_ref().is_none_or(|d| d.matches(&record_id));
             if wanted {
-                lines.push(LogLine {
-                    time_ms: env.time().0,
-                    device: device_hex.clone(),
-                    site: cert.site.clone(),
-                    partner: partner.clone(),
-                    seq: env.seq().0,
-                    record: short_id(&record_id),
-                    kind: kind_word,
-                    changes: described,
-                });
+                lines.push(line(short_id(&record_id), kind_word, described));
             }
         }
     }

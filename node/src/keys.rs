@@ -18,7 +18,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result};
-use tessera_log::{DeviceCertificate, DeviceKey, DeviceRole, DocId, NetworkId, SecretKey, TrustState};
+use tessera_log::{
+    DeviceCertificate, DeviceKey, DeviceRole, DocId, Envelope, NetworkId, SecretKey, TrustState,
+};
 use tessera_seal::{Epoch, Grant, KeyId, KeyRing, OpenError, Scope, ScopeKey};
 
 /// Who may read `scope`, by certificate.
@@ -113,7 +115,7 @@ impl Keys {
     /// Returns the scope epochs of the keys this node now holds and did not. Grants the
     /// author may not make, and grants for this device that do not open, are dropped
     /// with a warning.
-    pub fn learn(
+    fn learn(
         &mut self,
         author: &DeviceCertificate,
         grants: Vec<Grant>,
@@ -131,6 +133,30 @@ impl Keys {
             }
         }
         new
+    }
+
+    /// Takes one change of `envelope` if it is a grant document's: its grants, checked
+    /// against the envelope's author under `trust`. Returns the scope epochs now held
+    /// that were not, or `None` when `doc` is not a grant document (a record's change).
+    pub fn learn_change(
+        &mut self,
+        trust: &TrustState,
+        envelope: &Envelope,
+        doc: &DocId,
+        body: &[u8],
+        secret: &SecretKey,
+    ) -> Option<Vec<(Scope, Epoch)>> {
+        if !tessera_seal::is_grant_doc(doc) {
+            return None;
+        }
+        let Ok(author) = trust.authorize(&envelope.author(), envelope.seq()) else { return Some(Vec::new()) };
+        match tessera_seal::decode_grants(body) {
+            Ok(grants) => Some(self.learn(author, grants, secret)),
+            Err(e) => {
+                tracing::warn!(doc = %doc, error = %e, "a grant document change is malformed");
+                Some(Vec::new())
+            }
+        }
     }
 
     /// Records one grant; returns whether it gave this node a key it did not hold.

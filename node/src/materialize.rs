@@ -31,7 +31,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
-use tessera_log::{DeviceKey, DocId, Envelope, LogEntry, NetworkId, SecretKey};
+use tessera_log::{DeviceKey, DocId, Envelope, LogEntry, SecretKey};
 use tessera_records::{Record, RecordDoc, RecordKind};
 use tessera_seal::{Epoch, Scope};
 use tessera_store::{LogPosition, Store};
@@ -98,8 +98,6 @@ pub struct CatchUp {
     pub rebuilt: bool,
     pub envelopes: u64,
     pub changes: u64,
-    /// Bodies sealed with a key this node does not hold.
-    pub unreadable: u64,
     /// Changes that could not be applied (malformed automerge bytes), including those
     /// of earlier catch-ups that did not wait for the worker.
     pub bad_changes: u64,
@@ -154,10 +152,6 @@ fn epoch(store: &Store) -> [u8; 32] {
     *h.finalize().as_bytes()
 }
 
-fn store_network(store: &Store) -> Result<NetworkId> {
-    Ok(store.network())
-}
-
 fn excluded(store: &Store, envelope: &Envelope) -> bool {
     !tessera_log::still_counts(store.trust(), store.forks(), &envelope.author(), envelope.seq())
 }
@@ -196,7 +190,7 @@ fn decode_unreadable(mut bytes: &[u8]) -> Option<BTreeSet<(Scope, Epoch)>> {
 impl Materializer {
     pub fn open(store: &Store, actor: DeviceKey, secret: Arc<SecretKey>) -> Result<Materializer> {
         let tree = store.derived_tree(TREE)?;
-        let network = store_network(store)?;
+        let network = store.network();
         // Damaged key or unreadable rows: a rebuild from the log makes them again.
         let mut keys = Keys::new(network, actor);
         let mut damaged = false;
@@ -276,15 +270,7 @@ impl Materializer {
             && self.tree.get(LOG_ID)?.as_deref() == Some(&store.log_id()[..])
             && self.tree.get(EPOCH)?.as_deref() == Some(&epoch_now[..]);
         if !valid {
-            let (reply, answer) = mpsc::sync_channel(1);
-            self.send(Job::Reset { reply })?;
-            answer.recv().map_err(|_| stopped())?;
-            self.tree.clear()?;
-            self.tree.insert(LOG_ID, &store.log_id())?;
-            self.tree.insert(EPOCH, &epoch_now)?;
-            self.keys = Keys::new(store_network(store)?, self.actor);
-            self.unreadable.clear();
-            self.next = Some(store.log_start());
+            self.restart(store, false)?;
             report.rebuilt = true;
         }
         let mut cursor = match self.next {
@@ -335,22 +321,33 @@ impl Materializer {
             // Bodies met before their key are in the log, not in the documents: apply
             // everything again, keeping the keys (they come from the same log).
             tracing::info!("a read key arrived after the changes it opens: rebuilding the records");
-            let (reply, answer) = mpsc::sync_channel(1);
-            self.send(Job::Reset { reply })?;
-            answer.recv().map_err(|_| stopped())?;
-            self.tree.clear()?;
-            self.tree.insert(LOG_ID, &store.log_id())?;
-            self.tree.insert(EPOCH, &epoch(store))?;
-            self.tree.insert(KEYS, self.keys.encode())?;
-            self.unreadable.clear();
-            self.next = Some(store.log_start());
+            self.restart(store, true)?;
             let again = self.catch_up_in_background(store)?;
             report.rebuilt = true;
             report.envelopes = again.envelopes;
             report.changes = again.changes;
-            report.unreadable = again.unreadable;
         }
         Ok(report)
+    }
+
+    /// Drops every document (the worker's and sled's) so the next catch-up applies the
+    /// log from its start. `keep_keys`: the keys stay (they come from the same log and
+    /// the same trust), else they are learned again too.
+    fn restart(&mut self, store: &Store, keep_keys: bool) -> Result<()> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.send(Job::Reset { reply })?;
+        answer.recv().map_err(|_| stopped())?;
+        self.tree.clear()?;
+        self.tree.insert(LOG_ID, &store.log_id())?;
+        self.tree.insert(EPOCH, &epoch(store))?;
+        if keep_keys {
+            self.tree.insert(KEYS, self.keys.encode())?;
+        } else {
+            self.keys = Keys::new(store.network(), self.actor);
+        }
+        self.unreadable.clear();
+        self.next = Some(store.log_start());
+        Ok(())
     }
 
     /// Sorts the changes of one counted envelope: grants go to the keys, bodies are
@@ -365,24 +362,16 @@ impl Materializer {
     ) -> bool {
         let mut now_readable = false;
         for (doc, body) in env.present_changes() {
-            if tessera_seal::is_grant_doc(&doc) {
-                let Ok(author) = store.trust().authorize(&env.author(), env.seq()) else { continue };
-                match tessera_seal::decode_grants(body) {
-                    Ok(grants) => {
-                        for (scope, epoch) in self.keys.learn(author, grants, &self.secret) {
-                            now_readable |= self.unreadable.contains(&(scope, epoch))
-                                || self.unreadable.len() >= UNREADABLE_MAX;
-                        }
-                    }
-                    Err(e) => tracing::warn!(doc = %doc, error = %e, "a grant document change is malformed"),
-                }
+            if let Some(held) = self.keys.learn_change(store.trust(), env, &doc, body, &self.secret) {
+                now_readable |= held.iter().any(|scope_epoch| {
+                    self.unreadable.contains(scope_epoch) || self.unreadable.len() >= UNREADABLE_MAX
+                });
                 continue;
             }
             report.changes += 1;
             match self.keys.open(&doc, body) {
                 Opened::Change(change) => changes.entry(doc).or_default().push(change),
                 Opened::NoKey => {
-                    report.unreadable += 1;
                     if let Ok(head) = tessera_seal::SealedHeader::parse(body) {
                         if self.unreadable.len() < UNREADABLE_MAX {
                             self.unreadable.insert((head.scope, head.epoch));

@@ -107,7 +107,7 @@ impl Node {
         let time = now();
         let actor = tessera_records::actor_for(&self.device);
         let own_partner = self.partner().context("this node's device has no certificate")?;
-        let scopes = [Scope::Network, Scope::Partner(own_partner)];
+        let scopes = scopes_written(own_partner);
         let (grants, made) = self.docs.keys().owed(self.store.trust(), &scopes)?;
         let mut ring = self.docs.keys().ring().clone();
         for key in made {
@@ -197,9 +197,10 @@ impl Node {
             // Keys are made by the first write, not by reading.
             return Ok(None);
         }
-        let Some(own_partner) = self.partner() else { return Ok(None) };
-        let (grants, _made) =
-            self.docs.keys().owed(self.store.trust(), &[Scope::Network, Scope::Partner(own_partner)])?;
+        let Some(scopes) = self.partner().map(scopes_written) else { return Ok(None) };
+        // A key made here (a new epoch) is granted to this device first: it is learned
+        // from the envelope like any other.
+        let (grants, _made) = self.docs.keys().owed(self.store.trust(), &scopes)?;
         if grants.is_empty() {
             return Ok(None);
         }
@@ -218,8 +219,8 @@ impl Node {
         if self.store.trust().last_valid(&device).is_some() {
             bail!("that device has been revoked: it is given no key");
         }
-        let own = self.partner().context("this node's device has no certificate")?;
-        let grants = self.docs.keys().grants_to(device, &[Scope::Network, Scope::Partner(own)])?;
+        let scopes = scopes_written(self.partner().context("this node's device has no certificate")?);
+        let grants = self.docs.keys().grants_to(device, &scopes)?;
         if grants.is_empty() {
             return Ok(0);
         }
@@ -350,6 +351,11 @@ impl Node {
     pub fn secret_key_public(&self) -> PublicKey {
         self.key.public()
     }
+}
+
+/// The scopes a device of `partner` seals in, makes keys of and passes them on.
+fn scopes_written(partner: PartnerKey) -> [Scope; 2] {
+    [Scope::Network, Scope::Partner(partner)]
 }
 
 fn random_salt() -> Result<Salt> {

@@ -154,8 +154,8 @@ fn the_relay_bundles_and_other_partners_hold_no_personal_data_and_every_hub_read
 
     // The same person registered by both partners is found without either reading
     // the other's names (the blind index).
-    add_named(&a, "Giulia", "Doppiotti");
-    add_named(&b, "Giulia", "Doppiotti");
+    common::add_person_named(&a, "Giulia", "Doppiotti");
+    common::add_person_named(&b, "Giulia", "Doppiotti");
     ok(&a, &["sync", "--peer", &addr]);
     ok(&b, &["sync", "--peer", &addr]);
     let conflicts = ok(&b, &["conflicts", "list"]);
@@ -202,26 +202,6 @@ fn the_relay_bundles_and_other_partners_hold_no_personal_data_and_every_hub_read
     assert!(ok(&a, &["keys", "grant", "--device", &field(&init, "Device key")]).contains("already holds"));
 }
 
-fn add_named(data: &Path, given: &str, family: &str) {
-    ok(
-        data,
-        &[
-            "attendee",
-            "add",
-            "--given",
-            given,
-            "--family",
-            family,
-            "--birth-year",
-            "1985",
-            "--role",
-            "citizen",
-            "--consent-by",
-            "self",
-        ],
-    );
-}
-
 #[test]
 fn a_revoked_device_reads_nothing_written_after_its_revocation() {
     let dir = tempfile::tempdir().unwrap();
@@ -238,27 +218,7 @@ fn a_revoked_device_reads_nothing_written_after_its_revocation() {
     assert!(ok(&c, &["device", "list"]).contains("A-1"), "C reads what was written before");
 
     // C's laptop is stolen: its partner revokes it; A learns of the revocation.
-    let network = field(&ok(&a, &["status"]), "Network");
-    let revocation = dir.path().join("revoke-c.trust");
-    ok(
-        &a,
-        &[
-            "admin",
-            "revoke-device",
-            "--key",
-            a.join("partner2/partner.key").to_str().unwrap(),
-            "--network",
-            &network,
-            "--device",
-            &c_device,
-            "--after",
-            "0",
-            "--reason",
-            "portatile rubato",
-            "--out",
-            revocation.to_str().unwrap(),
-        ],
-    );
+    let revocation = common::revoke_on(&a, &c_device, 0, &dir.path().join("revoke-c.trust"));
     ok(&a, &["import", revocation.to_str().unwrap()]);
     let id = add_canary(&a);
     let after = dir.path().join("after.tessera");

@@ -32,28 +32,8 @@ fn a_revocation_imported_before_its_certificate_still_revokes() {
     add_person(&b, "Valida");
     let last_valid = own_changes(&b);
     add_person(&b, "Dopo");
-    let network = field(&ok(&a, &["status"]), "Network");
     let device = field(&ok(&b, &["status"]), "Device key");
-    let revocation = dir.path().join("revoke-b.trust");
-    ok(
-        &a,
-        &[
-            "admin",
-            "revoke-device",
-            "--key",
-            a.join("partner2/partner.key").to_str().unwrap(),
-            "--network",
-            &network,
-            "--device",
-            &device,
-            "--after",
-            &last_valid.to_string(),
-            "--reason",
-            "portatile rubato",
-            "--out",
-            revocation.to_str().unwrap(),
-        ],
-    );
+    let revocation = common::revoke_on(&a, &device, last_valid, &dir.path().join("revoke-b.trust"));
     let bundle = dir.path().join("b.tessera");
     ok(&b, &["export", bundle.to_str().unwrap()]);
 

@@ -35,6 +35,11 @@ pub fn field(text: &str, label: &str) -> String {
 
 /// Registers an adult attendee with family name "Prova" (synthetic) on `data`.
 pub fn add_person(data: &Path, given: &str) {
+    add_person_named(data, given, "Prova");
+}
+
+/// Registers an adult attendee (synthetic names) on `data`.
+pub fn add_person_named(data: &Path, given: &str, family: &str) {
     ok(
         data,
         &[
@@ -43,7 +48,7 @@ pub fn add_person(data: &Path, given: &str) {
             "--given",
             given,
             "--family",
-            "Prova",
+            family,
             "--birth-year",
             "1980",
             "--role",
@@ -91,6 +96,32 @@ pub fn certify(a: &Path, device: &str, site: &str, role: &str, out: &Path) {
             out.to_str().unwrap(),
         ],
     );
+}
+
+/// Has the second partner of `a`'s network (see [`certify`]) revoke `device` after its
+/// change `after`; returns the revocation's trust file (imported nowhere yet).
+pub fn revoke_on(a: &Path, device: &str, after: u64, out: &Path) -> PathBuf {
+    let network = field(&ok(a, &["status"]), "Network");
+    ok(
+        a,
+        &[
+            "admin",
+            "revoke-device",
+            "--key",
+            a.join("partner2/partner.key").to_str().unwrap(),
+            "--network",
+            &network,
+            "--device",
+            device,
+            "--after",
+            &after.to_string(),
+            "--reason",
+            "portatile rubato",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    out.to_path_buf()
 }
 
 /// A hub joined to `a`'s network, certified and ready to write. The certificate is
