@@ -566,6 +566,68 @@ fn keys_in(source: &Source, trust: &TrustState, network: NetworkId, reader: &Sec
     keys
 }
 
+/// The persons an erasure in `source` erases (by the rule every store applies, see
+/// `tessera_log::erasure`), with when and why; and the erasures that do not count,
+/// with the partner that signed them.
+fn erasures_in(
+    source: &Source,
+    trust: &TrustState,
+) -> (BTreeMap<tessera_log::Person, tessera_log::Erasure>, BTreeMap<tessera_log::Person, String>) {
+    use tessera_log::erasure::{is_erasure_doc, PERSONAL_DOC_KIND};
+    let partner_of = |device: &DeviceKey| trust.devices().find(|c| c.device == *device).map(|c| c.partner);
+    let mut writers: BTreeMap<tessera_log::Person, Vec<tessera_log::PartnerKey>> = BTreeMap::new();
+    let mut signed: Vec<(tessera_log::Person, tessera_log::PartnerKey, Option<tessera_log::Erasure>)> =
+        Vec::new();
+    for entry in &source.entries {
+        let LogEntry::Envelope(env) = entry else { continue };
+        if trust.authorize(&env.author(), env.seq()).is_err() || trust.verify_envelope_signature(env).is_err()
+        {
+            continue;
+        }
+        let Some(partner) = partner_of(&env.author()) else { continue };
+        for (change, body) in env.changes().iter().zip(env.bodies()) {
+            let person = tessera_log::Person::of(&change.doc);
+            if change.doc.0[0] == PERSONAL_DOC_KIND {
+                writers.entry(person).or_default().push(partner);
+            } else if is_erasure_doc(&change.doc) {
+                let erasure = match body {
+                    tessera_log::Body::Present { bytes, .. } => tessera_log::Erasure::decode(bytes).ok(),
+                    tessera_log::Body::Absent => None,
+                };
+                signed.push((person, partner, erasure));
+            }
+        }
+    }
+    let mut effective = BTreeMap::new();
+    let mut refused = BTreeMap::new();
+    for (person, partner, erasure) in signed {
+        let wrote = writers.get(&person).map(Vec::as_slice).unwrap_or_default();
+        if tessera_log::erasure::may_erase(&partner, wrote) {
+            let erasure = erasure.unwrap_or(tessera_log::Erasure {
+                erased_on: "?".into(),
+                reason: tessera_log::ErasureReason::Request,
+                stub: Vec::new(),
+            });
+            effective.entry(person).or_insert(erasure);
+        } else {
+            refused.insert(person, trust.partner(&partner).map(|p| p.name.clone()).unwrap_or_default());
+        }
+    }
+    refused.retain(|person, _| !effective.contains_key(person));
+    (effective, refused)
+}
+
+fn erasure_words(erasure: &tessera_log::Erasure) -> String {
+    match erasure.reason {
+        tessera_log::ErasureReason::Request => {
+            format!("erased on {} (art. 17, at the person's request)", erasure.erased_on)
+        }
+        tessera_log::ErasureReason::Mistake => {
+            format!("erased on {} (registered by mistake)", erasure.erased_on)
+        }
+    }
+}
+
 /// Who changed what and when: field-level changes decoded by replaying each record's
 /// changes in order. Attendee values are personal data: shown only when asked. Sealed
 /// bodies are read with the keys granted to `reader` (this computer's device), else
@@ -583,6 +645,7 @@ pub fn log(
         Some(reader) => keys_in(source, &trust, network, reader),
         None => Keys::new(network, DeviceKey(network.0)),
     };
+    let (erased, refused) = erasures_in(source, &trust);
     let mut docs: BTreeMap<tessera_log::DocId, (RecordDoc, BTreeMap<String, String>)> = BTreeMap::new();
     let mut lines = Vec::new();
     for entry in &source.entries {
@@ -620,7 +683,34 @@ pub fn log(
                 }
                 continue;
             }
+            let person = tessera_log::Person::of(&change.doc);
+            let attendee = person.doc(tessera_records::RecordKind::Attendee.byte());
+            let wanted_attendee = selected
+                && filter.kind.is_none_or(|k| k == tessera_records::RecordKind::Attendee)
+                && filter.doc.as_ref().is_none_or(|d| d.matches(&attendee));
+            if tessera_log::erasure::is_erasure_doc(&change.doc) {
+                if wanted_attendee {
+                    let what = match (erased.get(&person), refused.get(&person)) {
+                        (Some(erasure), _) => erasure_words(erasure),
+                        (None, Some(by)) => format!(
+                            "erasure not effective: signed by {by}, which did not write this person's details"
+                        ),
+                        (None, None) => "erasure waiting for the person's details to arrive".into(),
+                    };
+                    lines.push(line(short_id(&attendee), "attendee".into(), vec![what]));
+                }
+                continue;
+            }
             let kind = kind_of(&change.doc);
+            if let Some(erasure) = erased.get(&person) {
+                // Nothing of an erased person is shown, even from a copy that still
+                // carries their bodies (an old bundle).
+                if wanted_attendee {
+                    let what = format!("{}: content removed", erasure_words(erasure));
+                    lines.push(line(short_id(&attendee), "attendee".into(), vec![what]));
+                }
+                continue;
+            }
             let (doc, before) = docs.entry(change.doc).or_insert_with(|| {
                 (RecordDoc::empty(tessera_records::actor_for(&env.author())), BTreeMap::new())
             });

@@ -264,6 +264,18 @@ pub enum AttendeeCommand {
     Show {
         id: String,
     },
+    /// Erase a person (GDPR art. 17, or a registration made by mistake): their
+    /// details and history are removed from this hub and from every hub and relay it
+    /// syncs with; what stays is the id, "erased on DATE" and anonymous counts.
+    Erase {
+        id: String,
+        /// Why: `request` (the person asked, art. 17) or `mistake` (registered by mistake).
+        #[arg(long, default_value = "request")]
+        reason: String,
+        /// Confirm: an erasure cannot be undone.
+        #[arg(long)]
+        yes: bool,
+    },
     List {
         /// Only people registered at this site.
         #[arg(long)]

@@ -629,6 +629,7 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
                 not_duplicates_of: Vec::new(),
                 registered_by: None,
                 match_key: None,
+                erased: None,
             };
             if non_empty(f.operator.clone()).is_none() {
                 bail!("--operator is required: the name of the operator who collected the consent form (or set TESSERA_OPERATOR)");
@@ -644,6 +645,16 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
         AttendeeCommand::Edit { id, fields } => {
             let id = resolve(node, RecordKind::Attendee, &id)?;
             let Record::Attendee(mut a) = load(node, &id)? else { bail!("not an attendee") };
+            if let Some(erased) = &a.erased {
+                bail!(
+                    "{} {}",
+                    ui.t(
+                        "not saved: this person was erased on",
+                        "non salvato: questa persona è stata cancellata il"
+                    ),
+                    erased.on
+                );
+            }
             if a.is_reserved() {
                 bail!(
                     "{} {}",
@@ -664,6 +675,16 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
         AttendeeCommand::Show { id } => {
             let id = resolve(node, RecordKind::Attendee, &id)?;
             let Record::Attendee(a) = load(node, &id)? else { bail!("not an attendee") };
+            if let Some(erased) = &a.erased {
+                print_fields(&[
+                    ("id", short_id(&id)),
+                    (ui.t("Erased", "Cancellato"), erased_words(erased, ui)),
+                    (ui.t("Birth year", "Anno di nascita"), a.birth_year.to_string()),
+                    (ui.t("Role", "Ruolo"), a.role.label(ui.lang).to_string()),
+                    (ui.t("Registered at", "Iscritto presso"), site_name(node, &a.site)),
+                ]);
+                return Ok(());
+            }
             if a.is_reserved() {
                 let mut fields = vec![
                     ("id", short_id(&id)),
@@ -735,8 +756,13 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
             let sites = SiteNames::load(node)?;
             let mut rows = Vec::new();
             let mut reserved = 0usize;
+            let mut erased = 0usize;
             for (id, r) in node.docs().records(RecordKind::Attendee)? {
                 let Record::Attendee(a) = r else { continue };
+                if a.is_erased() {
+                    erased += 1;
+                    continue;
+                }
                 if a.is_reserved() {
                     reserved += usize::from(!a.is_merged());
                     continue;
@@ -780,9 +806,85 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
                     )
                 );
             }
+            if erased > 0 {
+                println!(
+                    "{erased} {}",
+                    ui.t(
+                        "people erased (GDPR art. 17) are not listed: they still count, anonymously, in reports",
+                        "persone cancellate (GDPR art. 17) non sono elencate: restano contate, in forma anonima, nei report"
+                    )
+                );
+            }
+        }
+        AttendeeCommand::Erase { id, reason, yes } => {
+            let id = resolve(node, RecordKind::Attendee, &id)?;
+            let Record::Attendee(a) = load(node, &id)? else { bail!("not an attendee") };
+            if let Some(erased) = &a.erased {
+                bail!(
+                    "{} {}",
+                    ui.t(
+                        "nothing to do: this person was erased on",
+                        "niente da fare: questa persona è stata cancellata il"
+                    ),
+                    erased.on
+                );
+            }
+            let reason = match reason.trim() {
+                "request" | "richiesta" => tessera_log::ErasureReason::Request,
+                "mistake" | "errore" => tessera_log::ErasureReason::Mistake,
+                other => bail!(
+                    "{} \"{other}\": {}",
+                    ui.t("unknown --reason", "--reason sconosciuto"),
+                    ui.t(
+                        "use `request` (the person asked, art. 17) or `mistake` (registered by mistake)",
+                        "usare `richiesta` (la persona l'ha chiesto, art. 17) o `errore` (iscritto per errore)"
+                    )
+                ),
+            };
+            if a.is_reserved() {
+                bail!(
+                    "{} {}",
+                    ui.t(
+                        "not erased: only the organisation that registered this person may erase them:",
+                        "non cancellato: solo l'ente che ha iscritto questa persona può cancellarla:"
+                    ),
+                    registering_partner(node, &a)
+                        .unwrap_or_else(|| ui.t("another organisation", "un altro ente").into()),
+                );
+            }
+            if !yes {
+                bail!(
+                    "{}",
+                    ui.t(
+                        "not erased: an erasure cannot be undone. It removes this person's details and history from this hub and from every hub and relay it syncs with. Run again with --yes to confirm",
+                        "non cancellato: una cancellazione non si può annullare. Toglie i dati e la storia di questa persona da questo polo e da ogni polo e relay con cui si sincronizza. Ripetere con --yes per confermare"
+                    )
+                );
+            }
+            let on = tessera_records::model::format_date(today());
+            node.erase(&id, &a, &on, reason)?;
+            println!(
+                "{} {} {}. {}",
+                short_id(&id),
+                ui.t("erased", "cancellato"),
+                erased_words(&tessera_records::Erased::new(&on, reason), ui),
+                ui.t(
+                    "Their details are gone from this hub; every hub and relay removes them when it syncs.",
+                    "I suoi dati sono stati tolti da questo polo; ogni polo e relay li toglie quando si sincronizza."
+                )
+            );
         }
     }
     Ok(())
+}
+
+/// "on 2026-12-07 (art. 17, at the person's request)" in the operator's language.
+fn erased_words(erased: &tessera_records::Erased, ui: &Ui) -> String {
+    let why = match erased.reason.as_str() {
+        "mistake" => ui.t("registered by mistake", "iscritto per errore"),
+        _ => ui.t("art. 17, at the person's request", "art. 17, su richiesta della persona"),
+    };
+    format!("{} {} ({why})", ui.t("on", "il"), erased.on)
 }
 
 // ---------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ pub fn populate(node: &mut Node, ui: &Ui) -> Result<()> {
             not_duplicates_of: Vec::new(),
             registered_by: None,
             match_key: None,
+            erased: None,
         };
         let id = Node::new_id(RecordKind::Attendee)?;
         node.transact(&[(id, Record::Attendee(attendee))])?;

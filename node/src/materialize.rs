@@ -52,6 +52,15 @@ const UNREADABLE_MAX: usize = 1024;
 const DOC: u8 = b'd';
 const RECORD: u8 = b'r';
 const PENDING: u8 = b'p';
+/// An erased attendee (row key: the attendee's id): the stub that stays, as JSON.
+const ERASED: u8 = b'x';
+/// The people database (attendees and their personal details), beside the store's:
+/// deleted whole and rebuilt from the log when a person is erased, so no page of it
+/// keeps an erased person's bytes (sled keeps old pages of a tree it rewrites).
+const PEOPLE_DIR: &str = "people";
+/// In the people tree: the cursor it covers (written with its documents, before the
+/// main tree's; a people tree behind the main cursor is rebuilt).
+const PEOPLE_CURSOR: &[u8] = b"people_cursor";
 /// Log records read per job handed to the worker.
 const CATCH_UP_RECORDS_MAX: usize = 2048;
 /// Jobs queued for the worker before the caller waits for it.
@@ -69,6 +78,15 @@ const IDLE_WRITE_AFTER: Duration = Duration::from_millis(200);
 /// The materialized documents of one store.
 pub struct Materializer {
     tree: sled::Tree,
+    /// Attendee and personal-details documents (see [`PEOPLE_DIR`]); `None` only
+    /// while it is being replaced.
+    people: Option<sled::Tree>,
+    people_dir: std::path::PathBuf,
+    /// Erased persons whose stub is written here (rows [`ERASED`]).
+    erased: BTreeSet<tessera_log::Person>,
+    /// Erased persons whose stubs a restart dropped: written again, without deleting
+    /// the people database (it was deleted after their erasure already).
+    restub: BTreeSet<tessera_log::Person>,
     actor: DeviceKey,
     secret: Arc<SecretKey>,
     keys: Keys,
@@ -101,6 +119,8 @@ pub struct CatchUp {
     /// Changes that could not be applied (malformed automerge bytes), including those
     /// of earlier catch-ups that did not wait for the worker.
     pub bad_changes: u64,
+    /// Persons found erased (their documents dropped, a stub left).
+    pub erased: usize,
 }
 
 /// Work for the worker thread, done in the order sent.
@@ -115,6 +135,9 @@ enum Job {
     Snapshot { doc: DocId, reply: SyncSender<Result<Option<Vec<u8>>>> },
     /// Drop every cached document without writing it (before the tree is cleared).
     Reset { reply: SyncSender<()> },
+    /// Drop the cached people documents and use `people` from now on (`None`: none
+    /// until the next one, while the old database is deleted).
+    SetPeople { people: Option<sled::Tree>, reply: SyncSender<()> },
 }
 
 fn key(prefix: u8, doc: &DocId) -> [u8; 17] {
@@ -150,6 +173,19 @@ fn epoch(store: &Store) -> [u8; 32] {
         h.update(&fork.seq.0.to_le_bytes());
     }
     *h.finalize().as_bytes()
+}
+
+/// Whether `doc` is kept in the people database: an attendee or its personal details.
+fn is_people(doc: &DocId) -> bool {
+    matches!(tessera_records::kind_of(doc), Some(RecordKind::Attendee | RecordKind::Personal))
+}
+
+fn open_people(dir: &std::path::Path) -> Result<sled::Tree> {
+    let db = sled::Config::new()
+        .path(dir)
+        .open()
+        .with_context(|| format!("cannot open the people database in {}", dir.display()))?;
+    Ok((*db).clone())
 }
 
 fn excluded(store: &Store, envelope: &Envelope) -> bool {
@@ -207,12 +243,35 @@ impl Materializer {
                 BTreeSet::new()
             }),
         };
+        let people_dir = store.dir().join(PEOPLE_DIR);
+        // Left by a rebuild that stopped midway: only derived bytes of the log.
+        let _ = std::fs::remove_dir_all(people_dir.with_extension("old"));
+        let people = match open_people(&people_dir) {
+            Ok(people) => people,
+            Err(e) => {
+                tracing::warn!(error = %e, "the people database is damaged; rebuilding it from the log");
+                std::fs::remove_dir_all(&people_dir)
+                    .with_context(|| format!("cannot remove {}", people_dir.display()))?;
+                damaged = true;
+                open_people(&people_dir)?
+            }
+        };
         if damaged {
             tree.remove(LOG_ID)?;
+        }
+        let mut erased = BTreeSet::new();
+        for row in tree.scan_prefix([ERASED]).keys() {
+            let k = row?;
+            if let Some(id) = k.get(1..17) {
+                let mut doc = [0u8; 16];
+                doc.copy_from_slice(id);
+                erased.insert(tessera_log::Person::of(&DocId(doc)));
+            }
         }
         let (jobs, queue) = mpsc::sync_channel(JOBS_MAX);
         let worker = Worker {
             tree: tree.clone(),
+            people: Some(people.clone()),
             actor,
             docs: HashMap::new(),
             dirty: 0,
@@ -227,6 +286,10 @@ impl Materializer {
             .context("cannot start the materializer thread")?;
         Ok(Materializer {
             tree,
+            people: Some(people),
+            people_dir,
+            erased,
+            restub: BTreeSet::new(),
             actor,
             secret,
             keys,
@@ -266,7 +329,14 @@ impl Materializer {
             (None, Some(None)) => false,
             (None, Some(Some(at))) => *at <= store.log_end(),
         };
+        // The people tree is written before the main one: it may be ahead, never behind.
+        let people_cursor = self.people()?.get(PEOPLE_CURSOR)?.and_then(|v| decode_position(&v));
+        let people_fit = match (self.next, &stored_cursor) {
+            (Some(_), _) | (None, None) => true,
+            (None, Some(at)) => people_cursor.is_some_and(|p| Some(p) >= *at),
+        };
         let valid = cursor_fits
+            && people_fit
             && self.tree.get(LOG_ID)?.as_deref() == Some(&store.log_id()[..])
             && self.tree.get(EPOCH)?.as_deref() == Some(&epoch_now[..]);
         if !valid {
@@ -327,7 +397,143 @@ impl Materializer {
             report.envelopes = again.envelopes;
             report.changes = again.changes;
         }
+        for person in std::mem::take(&mut self.restub) {
+            if store.erased().contains(&person) {
+                self.write_stub(store, &person)?;
+            }
+        }
+        let newly: Vec<tessera_log::Person> = store.erased().difference(&self.erased).copied().collect();
+        if !newly.is_empty() {
+            // The stubs after the rebuild: a stub row says its person's bytes are gone.
+            self.rebuild_people(store)?;
+            for person in &newly {
+                self.write_stub(store, person)?;
+            }
+            report.erased += newly.len();
+        }
         Ok(report)
+    }
+
+    /// Writes what stays of an erased attendee (see `tessera_records::erased_stub`),
+    /// from their erasure's sealed summary; nothing when it cannot be read here.
+    fn write_stub(&mut self, store: &Store, person: &tessera_log::Person) -> Result<()> {
+        let erasure_doc = person.erasure_doc();
+        let mut stub = None;
+        for (author, seq, index) in store.doc_changes(&erasure_doc)? {
+            let Some(env) = store.get(&author, seq)? else { continue };
+            let Some(tessera_log::Body::Present { bytes, .. }) = env.bodies().get(usize::from(index)) else {
+                continue;
+            };
+            let Ok(erasure) = tessera_log::Erasure::decode(bytes) else { continue };
+            let Opened::Change(json) = self.keys.open(&erasure_doc, &erasure.stub) else { continue };
+            let Ok(card) = serde_json::from_slice::<tessera_records::Attendee>(&json) else { continue };
+            let erased = tessera_records::Erased::new(&erasure.erased_on, erasure.reason);
+            stub = Some(tessera_records::erased_stub(&card, erased));
+            break;
+        }
+        let value = match stub {
+            Some(stub) => serde_json::to_vec(&Record::Attendee(stub))?,
+            None => b"null".to_vec(),
+        };
+        self.tree.insert(key(ERASED, &person.doc(RecordKind::Attendee.byte())), value)?;
+        self.erased.insert(*person);
+        Ok(())
+    }
+
+    /// Deletes the people database and makes it again from the log (whose erased
+    /// bodies are gone): the only way to be sure no sled page keeps them.
+    fn rebuild_people(&mut self, store: &Store) -> Result<()> {
+        self.settled()?;
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.send(Job::SetPeople { people: None, reply })?;
+        answer.recv().map_err(|_| stopped())?;
+        // The last handle: the database closes.
+        self.people = None;
+        let old = self.people_dir.with_extension("old");
+        let _ = std::fs::remove_dir_all(&old);
+        std::fs::rename(&self.people_dir, &old)
+            .with_context(|| format!("cannot move {} aside", self.people_dir.display()))?;
+        std::fs::remove_dir_all(&old).with_context(|| format!("cannot remove {}", old.display()))?;
+        let people = open_people(&self.people_dir)?;
+        self.people = Some(people.clone());
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.send(Job::SetPeople { people: Some(people), reply })?;
+        answer.recv().map_err(|_| stopped())?;
+        // Every change of a person, from the start of the log to where the documents are.
+        let end = match self.next {
+            Some(at) => at,
+            None => {
+                self.tree.get(CURSOR)?.and_then(|v| decode_position(&v)).unwrap_or_else(|| store.log_start())
+            }
+        };
+        let mut changes: BTreeMap<DocId, Vec<Vec<u8>>> = BTreeMap::new();
+        let mut held = 0usize;
+        for item in store.entries_from(store.log_start()) {
+            let (at, entry) = item?;
+            if at.start() >= end {
+                break;
+            }
+            let LogEntry::Envelope(env) = entry else { continue };
+            if !store.is_in_chain(&env)? || excluded(store, &env) {
+                continue;
+            }
+            for (doc, body) in env.present_changes() {
+                if !is_people(&doc) {
+                    continue;
+                }
+                if let Opened::Change(change) = self.keys.open(&doc, body) {
+                    changes.entry(doc).or_default().push(change);
+                    held += 1;
+                }
+            }
+            if held >= CATCH_UP_RECORDS_MAX {
+                self.unsettled.store(true, Ordering::SeqCst);
+                self.send(Job::Apply { changes: std::mem::take(&mut changes), cursor: end })?;
+                held = 0;
+            }
+        }
+        self.unsettled.store(true, Ordering::SeqCst);
+        self.send(Job::Apply { changes, cursor: end })?;
+        self.settled()?;
+        tracing::info!("people database rebuilt after an erasure");
+        Ok(())
+    }
+
+    fn people(&self) -> Result<&sled::Tree> {
+        self.people.as_ref().ok_or_else(|| anyhow!("the people database is being rebuilt"))
+    }
+
+    /// The tree `doc` is kept in.
+    fn tree_of(&self, doc: &DocId) -> Result<&sled::Tree> {
+        if is_people(doc) {
+            self.people()
+        } else {
+            Ok(&self.tree)
+        }
+    }
+
+    /// The stub of an erased attendee, if `doc` is one.
+    fn erased_record(&self, doc: &DocId) -> Result<Option<Record>> {
+        match self.tree.get(key(ERASED, doc))? {
+            None => Ok(None),
+            Some(json) => Ok(serde_json::from_slice(&json).context("damaged erased record")?),
+        }
+    }
+
+    /// Every erased attendee's stub, by id.
+    fn erased_records(&self) -> Result<BTreeMap<DocId, Record>> {
+        let mut out = BTreeMap::new();
+        for row in self.tree.scan_prefix([ERASED]) {
+            let (k, v) = row?;
+            let mut id = [0u8; 16];
+            id.copy_from_slice(k.get(1..17).context("damaged erased record key")?);
+            if let Some(record) =
+                serde_json::from_slice::<Option<Record>>(&v).context("damaged erased record")?
+            {
+                out.insert(DocId(id), record);
+            }
+        }
+        Ok(out)
     }
 
     /// Drops every document (the worker's and sled's) so the next catch-up applies the
@@ -338,6 +544,8 @@ impl Materializer {
         self.send(Job::Reset { reply })?;
         answer.recv().map_err(|_| stopped())?;
         self.tree.clear()?;
+        self.people()?.clear()?;
+        self.restub.extend(std::mem::take(&mut self.erased));
         self.tree.insert(LOG_ID, &store.log_id())?;
         self.tree.insert(EPOCH, &epoch(store))?;
         if keep_keys {
@@ -362,6 +570,10 @@ impl Materializer {
     ) -> bool {
         let mut now_readable = false;
         for (doc, body) in env.present_changes() {
+            if tessera_log::erasure::is_erasure_doc(&doc) {
+                // Read when the store finds it effective (see `write_stub`).
+                continue;
+            }
             if let Some(held) = self.keys.learn_change(store.trust(), env, &doc, body, &self.secret) {
                 now_readable |= held.iter().any(|scope_epoch| {
                     self.unreadable.contains(scope_epoch) || self.unreadable.len() >= UNREADABLE_MAX
@@ -452,15 +664,19 @@ impl Materializer {
                 RecordDoc::load(&bytes, tessera_records::actor_for(&self.actor))
                     .with_context(|| format!("document {doc} is damaged"))?,
             )),
-            None => load_saved(&self.tree, &self.actor, doc),
+            None => load_saved(self.tree_of(doc)?, &self.actor, doc),
         }
     }
 
     /// The current value of a record. An attendee comes with its personal details
-    /// when they are readable here (see `tessera_records::join_attendee`).
+    /// when they are readable here (see `tessera_records::join_attendee`); an erased
+    /// one is its stub.
     pub fn record(&self, doc: &DocId) -> Result<Option<Record>> {
         self.settled()?;
-        match self.tree.get(key(RECORD, doc))? {
+        if let Some(stub) = self.erased_record(doc)? {
+            return Ok(Some(stub));
+        }
+        match self.tree_of(doc)?.get(key(RECORD, doc))? {
             None => Ok(None),
             Some(json) => {
                 Ok(Some(self.joined(doc, serde_json::from_slice(&json).context("damaged record index")?)?))
@@ -471,7 +687,7 @@ impl Materializer {
     /// `record` with its personal details, if an attendee.
     fn joined(&self, doc: &DocId, record: Record) -> Result<Record> {
         let Record::Attendee(card) = record else { return Ok(record) };
-        let personal = match self.tree.get(key(RECORD, &tessera_records::personal_doc_id(doc)))? {
+        let personal = match self.people()?.get(key(RECORD, &tessera_records::personal_doc_id(doc)))? {
             None => None,
             Some(json) => match serde_json::from_slice(&json).context("damaged record index")? {
                 Record::Personal(personal) => Some(personal),
@@ -481,64 +697,72 @@ impl Materializer {
         Ok(Record::Attendee(tessera_records::join_attendee(card, personal)))
     }
 
-    /// Every record of `kind`, in id order.
+    /// Every record of `kind` in id order, erased attendees as their stubs.
     pub fn records(&self, kind: RecordKind) -> Result<Vec<(DocId, Record)>> {
         self.settled()?;
-        let mut prefix = vec![RECORD];
-        prefix.push(kind.byte());
-        let mut out = Vec::new();
-        for row in self.tree.scan_prefix(prefix) {
+        let mut out = BTreeMap::new();
+        let tree = if matches!(kind, RecordKind::Attendee | RecordKind::Personal) {
+            self.people()?
+        } else {
+            &self.tree
+        };
+        for row in tree.scan_prefix([RECORD, kind.byte()]) {
             let (k, v) = row?;
             let mut id = [0u8; 16];
             id.copy_from_slice(k.get(1..17).context("damaged record index key")?);
             let id = DocId(id);
-            out.push((id, self.joined(&id, serde_json::from_slice(&v).context("damaged record index")?)?));
+            out.insert(id, self.joined(&id, serde_json::from_slice(&v).context("damaged record index")?)?);
         }
-        Ok(out)
+        if kind == RecordKind::Attendee {
+            out.extend(self.erased_records()?);
+        }
+        Ok(out.into_iter().collect())
     }
 
-    /// How many records of `kind` are readable (keys only: nothing is decoded).
+    /// How many records of `kind` there are (erased attendees included).
     pub fn count(&self, kind: RecordKind) -> Result<usize> {
+        Ok(self.ids(kind)?.len())
+    }
+
+    /// The ids of every record of `kind` (keys only: nothing is decoded).
+    fn ids(&self, kind: RecordKind) -> Result<BTreeSet<DocId>> {
         self.settled()?;
-        let mut n = 0;
-        for row in self.tree.scan_prefix([RECORD, kind.byte()]).keys() {
-            row?;
-            n += 1;
+        let mut out = BTreeSet::new();
+        let tree = if matches!(kind, RecordKind::Attendee | RecordKind::Personal) {
+            self.people()?
+        } else {
+            &self.tree
+        };
+        let mut add = |prefix: [u8; 2], tree: &sled::Tree| -> Result<()> {
+            for row in tree.scan_prefix(prefix).keys() {
+                let k = row?;
+                let mut id = [0u8; 16];
+                id.copy_from_slice(k.get(1..17).context("damaged record index key")?);
+                out.insert(DocId(id));
+            }
+            Ok(())
+        };
+        add([RECORD, kind.byte()], tree)?;
+        if kind == RecordKind::Attendee {
+            add([ERASED, kind.byte()], &self.tree)?;
         }
-        Ok(n)
+        Ok(out)
     }
 
     /// Every record of every kind, attendees with their personal details when
     /// readable here (never listed apart).
     pub fn all_records(&self) -> Result<Vec<(DocId, Record)>> {
-        self.settled()?;
         let mut out = Vec::new();
-        for row in self.tree.scan_prefix([RECORD]) {
-            let (k, v) = row?;
-            let mut id = [0u8; 16];
-            id.copy_from_slice(k.get(1..17).context("damaged record index key")?);
-            let id = DocId(id);
-            if tessera_records::kind_of(&id) == Some(RecordKind::Personal) {
-                continue;
-            }
-            out.push((id, self.joined(&id, serde_json::from_slice(&v).context("damaged record index")?)?));
+        for kind in RecordKind::ALL {
+            out.extend(self.records(kind)?);
         }
+        out.sort_by_key(|(id, _)| *id);
         Ok(out)
     }
 
     /// Ids of `kind` whose hex starts with `hex_prefix`.
     pub fn ids_with_prefix(&self, kind: RecordKind, hex_prefix: &str) -> Result<Vec<DocId>> {
-        self.settled()?;
-        let mut out = Vec::new();
-        for row in self.tree.scan_prefix([RECORD, kind.byte()]) {
-            let (k, _) = row?;
-            let mut id = [0u8; 16];
-            id.copy_from_slice(k.get(1..17).context("damaged record index key")?);
-            if hex::encode(id).starts_with(hex_prefix) {
-                out.push(DocId(id));
-            }
-        }
-        Ok(out)
+        Ok(self.ids(kind)?.into_iter().filter(|id| hex::encode(id.0).starts_with(hex_prefix)).collect())
     }
 
     /// A digest of every materialized record value every hub reads (personal details
@@ -546,13 +770,20 @@ impl Materializer {
     pub fn state_digest(&self) -> Result<String> {
         self.settled()?;
         let mut h = blake3::Hasher::new();
-        for row in self.tree.scan_prefix([RECORD]) {
-            let (k, v) = row?;
-            // What every hub of the network reads: not the personal details, which
-            // only the registering partner's hubs do.
-            if k.get(1) == Some(&RecordKind::Personal.byte()) {
-                continue;
+        // What every hub of the network reads: not the personal details, which only
+        // the registering partner's hubs do.
+        for tree in [&self.tree, self.people()?] {
+            for row in tree.scan_prefix([RECORD]) {
+                let (k, v) = row?;
+                if k.get(1) == Some(&RecordKind::Personal.byte()) {
+                    continue;
+                }
+                h.update(&k);
+                h.update(&v);
             }
+        }
+        for row in self.tree.scan_prefix([ERASED]) {
+            let (k, v) = row?;
             h.update(&k);
             h.update(&v);
         }
@@ -584,6 +815,7 @@ struct Cached {
 /// The worker thread's state: the cache, and what it has not written yet.
 struct Worker {
     tree: sled::Tree,
+    people: Option<sled::Tree>,
     actor: DeviceKey,
     docs: HashMap<DocId, Cached>,
     /// Dirty documents in `docs`.
@@ -635,6 +867,13 @@ impl Worker {
                     self.failed = None;
                     let _ = reply.send(());
                 }
+                Job::SetPeople { people, reply } => {
+                    // Written before (the caller settled): only the cache goes.
+                    self.docs.retain(|doc, _| !is_people(doc));
+                    self.dirty = self.docs.values().filter(|c| c.dirty).count();
+                    self.people = people;
+                    let _ = reply.send(());
+                }
             }
         }
     }
@@ -656,15 +895,25 @@ impl Worker {
         self.applied = None;
     }
 
+    /// The tree `doc` is kept in.
+    fn tree_of(&self, doc: &DocId) -> Result<&sled::Tree> {
+        if is_people(doc) {
+            self.people.as_ref().ok_or_else(|| anyhow!("the people database is being rebuilt"))
+        } else {
+            Ok(&self.tree)
+        }
+    }
+
     fn apply(&mut self, changes: BTreeMap<DocId, Vec<Vec<u8>>>, cursor: LogPosition) -> Result<()> {
         for (doc, bodies) in changes {
             self.clock += 1;
+            let tree = self.tree_of(&doc)?.clone();
             let cached = match self.docs.entry(doc) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => {
-                    let mut document = load_saved(&self.tree, &self.actor, &doc)?
+                    let mut document = load_saved(&tree, &self.actor, &doc)?
                         .unwrap_or_else(|| RecordDoc::empty(tessera_records::actor_for(&self.actor)));
-                    if let Some(pending) = self.tree.get(key(PENDING, &doc))? {
+                    if let Some(pending) = tree.get(key(PENDING, &doc))? {
                         for body in decode_list(&pending) {
                             let _ = document.apply_change(&body);
                         }
@@ -703,8 +952,10 @@ impl Worker {
     /// cursor they cover in one sled batch, then trims the cache.
     fn write(&mut self) -> Result<()> {
         let Some(cursor) = self.applied else { return Ok(()) };
-        let mut batch = sled::Batch::default();
+        let mut main = sled::Batch::default();
+        let mut people = sled::Batch::default();
         for (doc, cached) in self.docs.iter_mut().filter(|(_, c)| c.dirty) {
+            let batch = if is_people(doc) { &mut people } else { &mut main };
             let document = &mut cached.doc;
             let pending = document.pending_changes();
             if pending.is_empty() {
@@ -721,8 +972,14 @@ impl Worker {
                 }
             }
         }
-        batch.insert(CURSOR, &encode_position(cursor));
-        self.tree.apply_batch(batch)?;
+        // People first: their tree may run ahead of the main cursor, never behind.
+        people.insert(PEOPLE_CURSOR, &encode_position(cursor));
+        self.people
+            .as_ref()
+            .ok_or_else(|| anyhow!("the people database is being rebuilt"))?
+            .apply_batch(people)?;
+        main.insert(CURSOR, &encode_position(cursor));
+        self.tree.apply_batch(main)?;
         for cached in self.docs.values_mut() {
             cached.dirty = false;
         }

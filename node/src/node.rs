@@ -118,6 +118,11 @@ impl Node {
         // an attendee is split, its personal details in the registering partner's scope.
         let mut parts: Vec<(DocId, Record, Scope)> = Vec::with_capacity(records.len() + 1);
         for (doc, record) in records {
+            if matches!(record, Record::Attendee(_) | Record::Personal(_))
+                && self.store.erased().contains(&tessera_log::Person::of(doc))
+            {
+                bail!("not saved: this person was erased, nothing of them can be written again");
+            }
             match record {
                 Record::Attendee(attendee) => {
                     let stored = self.docs.record(doc)?;
@@ -184,6 +189,62 @@ impl Node {
         let mut all = grant_changes(grants)?;
         all.extend(changes);
         self.append(time, all).map(Some)
+    }
+
+    /// Erases the attendee `doc` (whose current value is `attendee`): one signed
+    /// erasure change, after which the store drops every body of the person from its
+    /// log (and refuses them from any copy), and the people database is made again
+    /// without them. Allowed to a device of a partner that wrote the person's details.
+    pub fn erase(
+        &mut self,
+        doc: &DocId,
+        attendee: &tessera_records::Attendee,
+        on: &str,
+        reason: tessera_log::ErasureReason,
+    ) -> Result<Envelope> {
+        self.check_may_sign()?;
+        let person = tessera_log::Person::of(doc);
+        let own = self.partner().context("this node's device has no certificate")?;
+        let mut writers = Vec::new();
+        for (author, _, _) in self.store.doc_changes(&person.personal_doc())? {
+            if let Some(cert) = self.store.trust().devices().find(|c| c.device == author) {
+                writers.push(cert.partner);
+            }
+        }
+        if writers.is_empty() {
+            bail!(
+                "not erased: this person's details were saved by an older release, in a form an \
+                 erasure cannot reach yet. Edit and save the person once (`tessera attendee edit`), then erase"
+            );
+        }
+        if !tessera_log::erasure::may_erase(&own, &writers) {
+            bail!("not erased: only the organisation that registered this person (or one it gave access) may erase them");
+        }
+        let erased = tessera_records::Erased::new(on, reason);
+        let stub = tessera_records::erased_stub(attendee, erased);
+        let scopes = scopes_written(own);
+        let (grants, made) = self.docs.keys().owed(self.store.trust(), &scopes)?;
+        let mut ring = self.docs.keys().ring().clone();
+        for key in made {
+            ring.insert(key);
+        }
+        let key = ring.current(&Scope::Network).context("no read key of the network to seal with")?;
+        let erasure_doc = person.erasure_doc();
+        let sealed = tessera_seal::seal_body(key, &self.network(), &erasure_doc, &serde_json::to_vec(&stub)?)
+            .context("the operating system's random source failed")?;
+        let body = tessera_log::Erasure { erased_on: on.to_string(), reason, stub: sealed }
+            .encode()
+            .context("the erasure could not be encoded")?;
+        let mut changes = grant_changes(grants)?;
+        changes.push(NewChange { doc: erasure_doc, salt: random_salt()?, body });
+        let envelope = self.append(now(), changes)?;
+        // The people database is made again before this returns (the catch-up after
+        // the write sees the erasure).
+        self.docs.catch_up(&self.store)?;
+        if !self.store.erased().contains(&person) {
+            bail!("the erasure was saved but is not effective: `tessera status` tells more");
+        }
+        Ok(envelope)
     }
 
     /// Writes the grants this node owes (keys for readers that lack them, a new epoch

@@ -41,6 +41,7 @@ fn attendee(site: RecordRef, given: &str) -> Record {
         not_duplicates_of: Vec::new(),
         registered_by: None,
         match_key: None,
+        erased: None,
     })
 }
 

@@ -224,6 +224,7 @@ fn bulk_write(hub: usize, data: &Path, cycle: u64, count: usize) -> Vec<Acked> {
             not_duplicates_of: Vec::new(),
             registered_by: None,
             match_key: None,
+            erased: None,
         };
         let id = Node::new_id(RecordKind::Attendee).unwrap();
         node.transact(&[(id, Record::Attendee(attendee))]).unwrap();

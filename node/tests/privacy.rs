@@ -236,3 +236,140 @@ fn a_revoked_device_reads_nothing_written_after_its_revocation() {
     // A still reads everything.
     assert!(ok(&a, &["attendee", "show", &id]).contains(CANARIES[1]));
 }
+
+/// The erased persons of the copy in `data` (a node's or relay's data directory), and
+/// how many bodies of their documents it still holds (the erasures' own excepted).
+fn erased_bodies_held(data: &Path) -> (usize, usize) {
+    let store = if data.join("store").is_dir() { data.join("store") } else { data.to_path_buf() };
+    let contents = tessera_store::read_store(&store).unwrap();
+    let envelopes = || {
+        contents.entries.iter().filter_map(|e| match e {
+            tessera_log::LogEntry::Envelope(env) => Some(env),
+            _ => None,
+        })
+    };
+    let erased: std::collections::BTreeSet<tessera_log::Person> = envelopes()
+        .flat_map(|env| env.changes().iter().map(|c| c.doc))
+        .filter(tessera_log::erasure::is_erasure_doc)
+        .map(|doc| tessera_log::Person::of(&doc))
+        .collect();
+    let held = envelopes()
+        .flat_map(|env| env.present_changes().map(|(doc, _)| doc).collect::<Vec<_>>())
+        .filter(|doc| {
+            tessera_log::erasure::erases_body_of(&|p: &tessera_log::Person| erased.contains(p), doc)
+        })
+        .count();
+    (erased.len(), held)
+}
+
+/// The total line of `report --csv` (sessions held, unique attendees, hours...).
+fn report_total(data: &Path) -> String {
+    ok(data, &["report", "--csv"]).lines().last().unwrap_or_default().to_string()
+}
+
+#[test]
+fn an_erased_person_is_gone_from_every_copy_and_nothing_brings_them_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    ok(&a, &["init", "--site", "Polo A"]);
+    // A2 and the stale hub S are hubs of A's organisation (they read its people); B is
+    // another organisation's hub.
+    let a2 = common::joined_hub_of_same_partner(&a, dir.path(), "Polo A2");
+    let stale = common::joined_hub_of_same_partner(&a, dir.path(), "Polo S");
+    let b = joined_hub(&a, dir.path(), "Polo B");
+    let relay_dir = certified_relay(&a, dir.path());
+    let relay = RelayProcess::start("relay_child", &relay_dir, 0, Duration::from_secs(60));
+    let addr = relay.addr.to_string();
+    // The organisation's auditor, granted read access: what it reads, is there.
+    let network = field(&ok(&a, &["status"]), "Network");
+    let auditor = dir.path().join("revisore");
+    let init = ok(&auditor, &["init", "--site", "Revisore", "--network", &network]);
+
+    let id = add_canary(&a);
+    let session = ok(
+        &a,
+        &[
+            "session",
+            "add",
+            "--kind",
+            "course",
+            "--topic",
+            "Tablet sicuro",
+            "--start",
+            "2026-11-02T15:00",
+            "--end",
+            "2026-11-02T17:00",
+            "--participant",
+            &id,
+        ],
+    );
+    assert!(common::saved_id(&session).is_some(), "{session}");
+    ok(&a, &["keys", "grant", "--device", &field(&init, "Device key")]);
+    for hub in [&a, &a2, &stale, &b, &a, &a2, &stale, &b] {
+        ok(hub, &["sync", "--peer", &addr]);
+    }
+    assert!(ok(&a2, &["attendee", "show", &id]).contains(CANARIES[1]), "A2 reads A's people");
+    assert!(ok(&stale, &["attendee", "show", &id]).contains(CANARIES[1]));
+    let counted = report_total(&b);
+    assert!(counted.starts_with("Total,1,1,"), "{counted}");
+    let old_bundle = dir.path().join("old.tessera");
+    ok(&a, &["export", old_bundle.to_str().unwrap()]);
+    let log = ok(&auditor, &["audit", "log", relay_dir.to_str().unwrap(), "--show-personal-data"]);
+    assert!(log.contains(CANARIES[1]), "the auditor reads the person in the relay's copy: {log}");
+
+    // Another organisation may not erase A's person; nobody erases without --yes.
+    let refused = common::tessera(&b).args(["attendee", "erase", &id, "--yes"]).output().unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("only the organisation that registered"));
+    let unconfirmed = common::tessera(&a).args(["attendee", "erase", &id]).output().unwrap();
+    assert!(!unconfirmed.status.success());
+    assert!(String::from_utf8_lossy(&unconfirmed.stderr).contains("--yes"));
+    assert!(ok(&a, &["attendee", "show", &id]).contains(CANARIES[1]), "nothing was erased yet");
+
+    let erased = ok(&a, &["attendee", "erase", &id, "--yes"]);
+    assert!(erased.contains("erased on"), "{erased}");
+    assert_no_canary(&a, &CANARIES);
+    let shown = ok(&a, &["attendee", "show", &id]);
+    assert!(shown.contains("art. 17") && shown.contains("2012"), "{shown}");
+    let edit = common::tessera(&a).args(["attendee", "edit", &id, "--phone", "3330000000"]).output().unwrap();
+    assert!(!edit.status.success(), "an erased person is not written again");
+
+    // Every hub that syncs removes them; the stale hub, syncing last, offers the old
+    // bodies to the relay, which refuses them, and then removes its own.
+    for hub in [&a, &a2, &b, &stale, &a2, &b] {
+        ok(hub, &["sync", "--peer", &addr]);
+    }
+    // The old bundle, imported anywhere, brings nothing back.
+    for hub in [&a, &a2] {
+        ok(hub, &["import", old_bundle.to_str().unwrap()]);
+    }
+    drop(relay);
+    for d in [&a, &a2, &stale, &b, &relay_dir] {
+        assert_no_canary(d, &CANARIES);
+    }
+    for hub in [&a2, &stale, &b] {
+        let shown = ok(hub, &["attendee", "show", &id]);
+        assert!(shown.contains("art. 17"), "{shown}");
+    }
+    // The session stays counted, anonymously, everywhere.
+    assert_eq!(report_total(&b), counted);
+    assert_eq!(report_total(&a2), counted);
+    let fingerprint = |d: &Path| field(&ok(d, &["status"]), "Records fingerprint");
+    for hub in [&a2, &stale, &b] {
+        assert_eq!(fingerprint(hub), fingerprint(&a));
+    }
+    // Not one body of the person's documents is left in any log (the relay's included).
+    for d in [&a, &a2, &stale, &b, &relay_dir] {
+        assert_eq!(erased_bodies_held(d), (1, 0), "{}", d.display());
+    }
+    // The relay's copy verifies, and the auditor, who could read the person's
+    // details before, finds only that they were erased.
+    for copy in [&relay_dir, &a, &stale] {
+        let verify =
+            common::tessera(&auditor).args(["audit", "verify", copy.to_str().unwrap()]).output().unwrap();
+        assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+        let log = ok(&auditor, &["audit", "log", copy.to_str().unwrap(), "--show-personal-data"]);
+        assert!(log.contains("erased on") && log.contains("art. 17"), "{log}");
+        assert!(!CANARIES.iter().any(|c| log.contains(c)), "{log}");
+    }
+}

@@ -680,6 +680,7 @@ pub fn new_attendee(rng: &mut Rng, site: DocId, desk: bool, day: i64, operator: 
         not_duplicates_of: Vec::new(),
         registered_by: None,
         match_key: None,
+        erased: None,
     }
 }
 

@@ -9,7 +9,8 @@
 //! Map: [`ids`] (keys and hashes), [`trust`] (certificates, revocations,
 //! [`TrustState`]), [`envelope`] (the signed transaction), [`chain`] (where an envelope
 //! sits, and [`verify_envelope`]), [`version_vector`], [`entry`] (the tagged record),
-//! [`bundle`] (the signed file of entries carried offline).
+//! [`bundle`] (the signed file of entries carried offline), [`erasure`] (a person's
+//! bodies removed from every copy).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod admit;
@@ -19,6 +20,7 @@ pub mod channel;
 pub mod codec;
 pub mod entry;
 pub mod envelope;
+pub mod erasure;
 pub mod error;
 pub mod ids;
 pub mod limits;
@@ -33,6 +35,7 @@ pub use chain::{check_link, verify_envelope, Head, Placement};
 pub use codec::DecodeError;
 pub use entry::LogEntry;
 pub use envelope::{commit, Body, ChangeRef, Envelope, Header, NewChange};
+pub use erasure::{Erasure, ErasureError, ErasureReason, Person};
 pub use error::{BuildError, VerifyError};
 pub use ids::{
     Commitment, DeviceKey, DocId, EnvelopeId, Hash, NetworkId, PartnerKey, PublicKey, Salt, SecretKey, Seq,

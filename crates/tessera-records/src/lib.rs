@@ -29,9 +29,9 @@ pub use conflicts::{
 pub use doc::{actor_for, RecordDoc, RecordError};
 pub use kind::{kind_of, new_doc_id, parse_doc_id, parse_id_prefix, short_id, IdError, IdPrefix, RecordKind};
 pub use model::{
-    attendee_of_personal, format_date, format_date_time, join_attendee, match_key, parse_date,
-    parse_date_time, personal_doc_id, split_attendee, Attendee, Consent, Device, Guardian, Loan, Participant,
-    PersonalDetails, Record, RecordRef, Session, Site,
+    attendee_of_personal, erased_stub, format_date, format_date_time, join_attendee, match_key, parse_date,
+    parse_date_time, personal_doc_id, split_attendee, Attendee, Consent, Device, Erased, Guardian, Loan,
+    Participant, PersonalDetails, Record, RecordRef, Session, Site,
 };
 pub use report::{report, GroupBy, Report, ReportQuery, ReportRow};
 pub use validate::{validate, validate_new_loan, ValidationError};

@@ -236,9 +236,70 @@ pub struct Attendee {
     #[serde(default)]
     #[autosurgeon(missing = "Default::default")]
     pub match_key: Option<String>,
+    /// Set when the person was erased (GDPR art. 17, or a mistaken registration):
+    /// what is left is this stub ([`erased_stub`]), never written to a document but
+    /// made by the node from the erasure, so reports keep counting anonymously.
+    #[serde(default)]
+    #[autosurgeon(missing = "Default::default")]
+    pub erased: Option<Erased>,
+}
+
+/// When and why a person was erased.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Reconcile, Hydrate)]
+pub struct Erased {
+    /// `YYYY-MM-DD`.
+    pub on: String,
+    /// `"request"` (art. 17) or `"mistake"` (registered by mistake).
+    pub reason: String,
+}
+
+impl Erased {
+    pub fn new(on: &str, reason: tessera_log::ErasureReason) -> Erased {
+        let reason = match reason {
+            tessera_log::ErasureReason::Request => "request",
+            tessera_log::ErasureReason::Mistake => "mistake",
+        };
+        Erased { on: on.to_string(), reason: reason.to_string() }
+    }
+}
+
+/// What stays of an erased attendee: the fields reports count by (birth year, role,
+/// site, the partner, a merge), nothing that tells who they were (no name, no match
+/// key, no consent operator, no notes).
+pub fn erased_stub(card: &Attendee, erased: Erased) -> Attendee {
+    Attendee {
+        given_name: String::new(),
+        family_name: String::new(),
+        birth_year: card.birth_year,
+        role: card.role,
+        school: None,
+        class: None,
+        guardian: None,
+        phone: None,
+        email: None,
+        languages: Vec::new(),
+        consent: Consent {
+            date: card.consent.date.clone(),
+            given_by: card.consent.given_by,
+            operator: String::new(),
+        },
+        referent_operator: None,
+        plan_notes: String::new(),
+        site: card.site,
+        merged_into: card.merged_into,
+        not_duplicates_of: Vec::new(),
+        registered_by: card.registered_by.clone(),
+        match_key: None,
+        erased: Some(erased),
+    }
 }
 
 impl Attendee {
+    /// Whether this is what stays of an erased person.
+    pub fn is_erased(&self) -> bool {
+        self.erased.is_some()
+    }
+
     pub fn is_merged(&self) -> bool {
         self.merged_into.is_some()
     }
@@ -616,6 +677,7 @@ pub(crate) mod samples {
             not_duplicates_of: Vec::new(),
             registered_by: None,
             match_key: None,
+            erased: None,
         }
     }
 

@@ -82,6 +82,7 @@ pub fn attendee(rng: &mut Rng, site: RecordRef) -> Attendee {
         not_duplicates_of: Vec::new(),
         registered_by: None,
         match_key: None,
+        erased: None,
     }
 }
 

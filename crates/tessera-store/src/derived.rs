@@ -18,13 +18,15 @@
 //! | `d` doc(16) author(32) seq(u64)       | change index in the envelope (u16)      |
 //! | `b` author(32) seq(u64)               | (empty) the envelope lacks some bodies  |
 //! | `o` author(32) seq(u64)               | (empty) a hole: below the head, not held |
+//! | `x` person(15)                        | (empty) an erased person's bodies are gone from the log |
 
 use tessera_log::{DeviceKey, DocId, EnvelopeId, Head, Seq, TrustEntryId};
 
 use crate::segments::{LogPosition, RecordLocation};
 
 /// 2: rows `b` (envelopes held without some of their bodies). 3: rows `o` (holes).
-pub(crate) const LAYOUT_VERSION: u32 = 3;
+/// 4: rows `x` (erased persons scrubbed), and `b` rows ignore erased bodies.
+pub(crate) const LAYOUT_VERSION: u32 = 4;
 
 pub(crate) const META_LOG_ID: &[u8] = b"mlog_id";
 pub(crate) const META_APPLIED: &[u8] = b"mapplied";
@@ -76,6 +78,16 @@ pub(crate) fn bodies_missing_key(author: &DeviceKey, seq: Seq) -> Vec<u8> {
 /// A seq below its author's head whose envelope the log lost to damage: kept until a
 /// copy arrives, so sessions can ask for it.
 pub(crate) const HOLE: u8 = b'o';
+
+/// An erased person whose bodies this log no longer holds (see `store::erase`).
+pub(crate) const ERASED: u8 = b'x';
+
+pub(crate) fn erased_key(person: &tessera_log::Person) -> Vec<u8> {
+    let mut k = Vec::with_capacity(16);
+    k.push(ERASED);
+    k.extend_from_slice(&person.0);
+    k
+}
 
 pub(crate) fn hole_key(author: &DeviceKey, seq: Seq) -> Vec<u8> {
     let mut k = chain_key(author, seq);

@@ -4,7 +4,8 @@
 //! everything else (sled, documents, indexes) is derived from this log and can be
 //! rebuilt from it. It is not a database: it knows nothing about envelopes, keys or
 //! sled, has no index (a record is found by the [`RecordLocation`] returned when it was
-//! appended, or by iterating), and never rewrites or deletes a record it acknowledged.
+//! appended, or by iterating), and never rewrites or deletes a record it acknowledged,
+//! except when asked to by [`SegmentLog::rewrite_records`] (erasure, see below).
 //!
 //! # On-disk format (format version 1)
 //!
@@ -25,11 +26,20 @@
 //! advance. It is followed by zero or more record frames, back to back, up to the end of
 //! the file:
 //!
-//! | offset | size | field                                                               |
-//! |-------:|-----:|---------------------------------------------------------------------|
-//! |      0 |    4 | payload length `n` (u32), at most `record_bytes_max`                |
-//! |      4 |    4 | CRC-32 (IEEE, as `crc32fast`) of bytes 0..4 followed by the payload |
-//! |      8 |  `n` | payload                                                             |
+//! | offset | size | field                                                                          |
+//! |-------:|-----:|--------------------------------------------------------------------------------|
+//! |      0 |    4 | payload length `n` (u32), at most `record_bytes_max`; padding if bit 31 is set |
+//! |      4 |    4 | CRC-32 (IEEE, as `crc32fast`) of bytes 0..4 followed by the payload            |
+//! |      8 |  `n` | payload (zero bytes in a padding frame)                                        |
+//!
+//! A frame whose length field has its top bit ([`PADDING_FLAG`]) set is a padding frame:
+//! its payload length is the field without that bit, its payload is zero bytes, and its
+//! checksum is computed like any other (over the four length bytes as written, flag
+//! included). Padding is a valid frame for verification, damage resync and torn-tail
+//! detection, but not a record: iteration and [`read_records`] skip it, reading it is
+//! an error, and `record_bytes_max` does not bound it (its segment does). Records are
+//! at most [`RECORD_BYTES_MAX_LIMIT`] (1 GiB) long, so the bit is never set in theirs.
+//! Only [`SegmentLog::rewrite_records`] writes padding.
 //!
 //! The checksum covers the length so that a zero-filled area (a crash after the file
 //! size was updated but before the data reached the disk) never reads as a valid empty
@@ -67,12 +77,44 @@
 //! batch, which was never acknowledged. A valid record above `record_bytes_max` (a
 //! lowered limit), a zero-filled segment header in front of data, or more than
 //! [`DAMAGED_RANGES_MAX`] damaged ranges make opening fail without touching anything.
+//!
+//! # Rewriting a record (erasure)
+//!
+//! [`SegmentLog::rewrite_records`] replaces the payload of acknowledged records with
+//! shorter ones (the same record with its bodies stripped) so that the old bytes are
+//! physically gone from the log, while every record keeps its position: the new frame
+//! starts where the old one did, and one padding frame fills the rest of the old
+//! frame's space (so a new payload is as long as the old one, or at least
+//! [`FRAME_HEADER_BYTES`] shorter). For each affected segment a complete new copy is
+//! written to `<segment file stem>.tlog.rewrite` in the log directory, fsync'd, renamed
+//! over the segment and the directory fsync'd: after a crash at any point either the old
+//! or the new segment is there, whole. `open` removes leftover `.tlog.rewrite` files (a
+//! crash before the rename) before anything else; [`read_records`] ignores them. A
+//! rewrite needs free space for one more segment file while it runs.
+//!
+//! Only the segment files are rewritten. Copies in `quarantine/` (torn tails cut and
+//! damaged ranges found by `open`) are separate files that may hold the same bytes: if
+//! they matter, the caller must deal with them. Records in a damaged range cannot be
+//! rewritten. Whether the freed disk blocks of the old file are overwritten is up to the
+//! file system and the device.
+//!
+//! The format version stays 1, and binaries older than padding frames do not refuse a
+//! log holding them: they read the flag as part of the length, a frame claiming over
+//! 2 GiB that runs past the end of its segment, that is damage. Padding followed by a
+//! valid frame is reported as a [`DamagedRange`] (its zeros copied to quarantine) and
+//! the records around it read as they should; but padding at the very end of the last
+//! segment (the last record of the log was rewritten) is taken for a torn tail and cut,
+//! which moves the end of the log back so that their next appends land at other
+//! positions than this code would use; and more than [`DAMAGED_RANGES_MAX`] padding
+//! frames make them refuse to open, without touching anything. An erased log must not
+//! be opened by an older binary.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::iter::FusedIterator;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -94,8 +136,13 @@ pub const SEGMENT_BYTES_MAX_DEFAULT: u64 = 64 << 20;
 pub const RECORD_BYTES_MAX_LIMIT: u32 = 1 << 30;
 /// The largest `segment_bytes_max` accepted: 4 GiB (a batch is buffered per segment).
 pub const SEGMENT_BYTES_MAX_LIMIT: u64 = 4 << 30;
+/// Set in the length field of a padding frame (see the module documentation). Never set
+/// in a record's: records are at most [`RECORD_BYTES_MAX_LIMIT`] bytes.
+pub const PADDING_FLAG: u32 = 1 << 31;
 
 const SEGMENT_FILE_EXTENSION: &str = "tlog";
+/// Appended to a segment file name for the new copy written by a rewrite.
+const REWRITE_FILE_EXTENSION: &str = "rewrite";
 const LOCK_FILE_NAME: &str = "segments.lock";
 const QUARANTINE_DIR_NAME: &str = "quarantine";
 /// Read buffer for sequential scans and iteration.
@@ -130,8 +177,9 @@ impl fmt::Debug for LogId {
     }
 }
 
-/// Size limits of a log. Both are checked on append and on read: a frame claiming a
-/// longer payload than `record_bytes_max` is treated as damage, never allocated.
+/// Size limits of a log. Both are checked on append and on read: a record frame claiming
+/// a longer payload than `record_bytes_max` is treated as damage, never allocated
+/// (padding frames are bounded by their segment only, and never allocated either).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SegmentLimits {
     /// Largest payload of one record.
@@ -478,6 +526,14 @@ pub enum SegmentError {
     RecordTooLarge { index: usize, len: usize, record_bytes_max: u32 },
     #[error("no record at segment {segment} offset {offset}: {reason} (log end is {end})")]
     InvalidPosition { segment: u64, offset: u64, reason: &'static str, end: LogPosition },
+    /// A replacement given to [`SegmentLog::rewrite_records`] that it refused; nothing
+    /// was changed.
+    #[error(
+        "replacement {index} (segment {} offset {}, {} payload bytes to {new_len}) refused, \
+         nothing rewritten: {reason}",
+        .location.segment, .location.offset, .location.len
+    )]
+    InvalidReplacement { index: usize, location: RecordLocation, new_len: usize, reason: &'static str },
     #[error(
         "the log in {} has {ranges} damaged areas (the first at {first}): more than a few bad \
          sectors, the disk is failing",
@@ -551,9 +607,10 @@ struct TailSnapshot {
 
 impl SegmentLog {
     /// Opens or creates the log in `dir`. `new_log_id` is used only when the directory
-    /// holds no segment yet. Verifies every record of every segment (CRC), repairs a torn
-    /// tail of the last segment (see the module documentation) and reports it. Any other
-    /// damage is an error and leaves the files untouched.
+    /// holds no segment yet. Removes the copies of an unfinished rewrite, verifies every
+    /// frame of every segment (CRC), repairs a torn tail of the last segment (see the
+    /// module documentation) and reports it. Any other damage is an error and leaves the
+    /// segment files untouched.
     pub fn open(
         dir: &Path,
         limits: SegmentLimits,
@@ -562,6 +619,8 @@ impl SegmentLog {
         limits.validate()?;
         create_dir_durably(dir)?;
         let lock = lock_dir(dir)?;
+        // A rewrite that crashed before its rename left the segment as it was.
+        remove_leftover_rewrites(dir)?;
         let numbers = list_segments(dir)?;
 
         // Phase 1: read and verify everything, change nothing.
@@ -729,6 +788,57 @@ impl SegmentLog {
         }
     }
 
+    /// Replaces the payloads of records in place, for erasure. Each replacement pairs the
+    /// location of a record of this log with its new payload, which must be as long as
+    /// the old one or at least [`FRAME_HEADER_BYTES`] shorter: the new frame starts where
+    /// the old one did and a padding frame fills the rest of its space, so no other
+    /// record moves and [`SegmentLog::end`] and [`SegmentLog::total_bytes`] stay as they
+    /// were. Returns the new location of each replacement, in order (same offset, new
+    /// length).
+    ///
+    /// Every replacement is checked before anything is written: one whose location is
+    /// not a record of the log (or is in a damaged range), whose payload is longer, or
+    /// shorter by less than a frame header, fails with
+    /// [`SegmentError::InvalidReplacement`] and nothing changes. Then each affected
+    /// segment is rewritten once, into a new file renamed over it (see the module
+    /// documentation), so that the old payloads are in no segment file when this
+    /// returns. Segments are rewritten one after another, each atomically: an IO error
+    /// leaves those before it rewritten. A failed fsync, or any error once a new file
+    /// has replaced a segment, poisons the log.
+    pub fn rewrite_records(
+        &mut self,
+        replacements: &[(RecordLocation, Vec<u8>)],
+    ) -> Result<Vec<RecordLocation>, SegmentError> {
+        self.ensure_usable()?;
+        // Phase 1: check everything, change nothing.
+        let mut by_segment: BTreeMap<u64, Vec<PlannedReplacement<'_>>> = BTreeMap::new();
+        for (index, (at, payload)) in replacements.iter().enumerate() {
+            self.check_replacement(index, *at, payload)?;
+            by_segment.entry(at.segment).or_default().push(PlannedReplacement { index, at: *at, payload });
+        }
+        for (&segment, planned) in &mut by_segment {
+            // Stable: of two replacements of one record, the later one is refused.
+            planned.sort_by_key(|replacement| replacement.at.offset);
+            for pair in planned.windows(2) {
+                if pair[0].at.offset == pair[1].at.offset {
+                    return Err(pair[1].refuse("another replacement names the same record"));
+                }
+            }
+            self.check_frame_starts(segment, planned)?;
+        }
+
+        // Phase 2: one new copy per segment.
+        for (&segment, planned) in &by_segment {
+            self.rewrite_segment(segment, planned)?;
+        }
+        self.check_invariants();
+        // Each new length is at most the old one (checked), so it fits a u32.
+        Ok(replacements
+            .iter()
+            .map(|(at, payload)| RecordLocation { len: payload.len() as u32, ..*at })
+            .collect())
+    }
+
     /// Reads one record back, checking that `at` is inside the log, that a frame of
     /// that length starts there, and its checksum.
     pub fn read(&self, at: RecordLocation) -> Result<Vec<u8>, SegmentError> {
@@ -762,6 +872,9 @@ impl SegmentLog {
                 Some(at.offset),
             ))?;
             let (len, stored) = parse_frame_header(&frame_header);
+            if len & PADDING_FLAG != 0 {
+                return Err(invalid("the frame at this offset is padding, not a record"));
+            }
             if len != at.len {
                 return Err(invalid("the frame at this offset has another length"));
             }
@@ -1015,10 +1128,198 @@ impl SegmentLog {
     }
 
     fn sync_dir(&self) -> Result<(), SegmentError> {
+        if let Some(fault) = self.faults.sync_fault() {
+            return Err(SegmentError::SyncFailed { path: self.dir.clone(), source: fault });
+        }
         match sync_dir(&self.dir) {
             Err(SegmentError::Io { path, source, .. }) => Err(SegmentError::SyncFailed { path, source }),
             other => other,
         }
+    }
+
+    /// Checks one replacement given to `rewrite_records`: sizes, place, and that a record
+    /// of that length with a valid checksum is there. Whether a frame of the log starts
+    /// there is left to `check_frame_starts`.
+    fn check_replacement(
+        &self,
+        index: usize,
+        at: RecordLocation,
+        payload: &[u8],
+    ) -> Result<(), SegmentError> {
+        let refuse =
+            |reason| SegmentError::InvalidReplacement { index, location: at, new_len: payload.len(), reason };
+        let old_len = at.len as usize;
+        if payload.len() > old_len {
+            return Err(refuse("the new payload is longer than the old one"));
+        }
+        let spare = old_len - payload.len();
+        if spare > 0 && spare < FRAME_HEADER_BYTES as usize {
+            return Err(refuse(
+                "the new payload must be as long as the old one or at least 8 bytes shorter \
+                 (the rest becomes a padding frame)",
+            ));
+        }
+        let end = at.offset.checked_add(frame_bytes(u64::from(at.len)));
+        let in_damage = |range: &DamagedRange| {
+            range.segment == at.segment && range.start < end.unwrap_or(u64::MAX) && at.offset < range.end
+        };
+        if self.damaged.iter().any(in_damage) {
+            return Err(refuse("the location is in a damaged range"));
+        }
+        match self.read(at) {
+            Ok(_) => Ok(()),
+            Err(SegmentError::InvalidPosition { reason, .. }) => Err(refuse(reason)),
+            Err(SegmentError::Corrupt { .. }) => {
+                Err(refuse("the record there fails its checksum (damaged since the log was opened?)"))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Checks that a frame of `segment` starts at each of `planned` (sorted by offset),
+    /// walking the frame lengths from the segment header (damaged ranges skipped): a
+    /// frame that reads well inside another record's payload (a record may hold the
+    /// bytes of one) is not a record of the log.
+    fn check_frame_starts(
+        &self,
+        segment: u64,
+        planned: &[PlannedReplacement<'_>],
+    ) -> Result<(), SegmentError> {
+        const INSIDE: &str = "no frame of the log starts at this offset (it is inside another one)";
+        let segment_len = self.segment_len(segment).unwrap_or(SEGMENT_HEADER_BYTES);
+        let path = segment_path(&self.dir, segment);
+        let file = File::open(&path).map_err(io_error("open", &path, None))?;
+        let mut reader = BufReader::with_capacity(SCAN_BUFFER_BYTES, file);
+        let mut position = SEGMENT_HEADER_BYTES;
+        reader.seek(SeekFrom::Start(position)).map_err(io_error("seek in", &path, Some(position)))?;
+        let mut pending = planned;
+        loop {
+            while let Some((first, rest)) = pending.split_first() {
+                if first.at.offset > position {
+                    break;
+                }
+                if first.at.offset < position {
+                    return Err(first.refuse(INSIDE));
+                }
+                pending = rest;
+            }
+            let Some(first) = pending.first() else { return Ok(()) };
+            if position >= segment_len {
+                return Err(first.refuse(INSIDE));
+            }
+            if let Some(range) = self.damaged.iter().find(|r| r.segment == segment && r.start == position) {
+                position = range.end;
+                reader.seek(SeekFrom::Start(position)).map_err(io_error("seek in", &path, Some(position)))?;
+                continue;
+            }
+            let mut header = [0u8; FRAME_HEADER_BYTES as usize];
+            reader.read_exact(&mut header).map_err(io_error("read", &path, Some(position)))?;
+            let frame = Frame::from_length_field(parse_frame_header(&header).0);
+            reader.seek_relative(i64::from(frame.len)).map_err(io_error("seek in", &path, Some(position)))?;
+            position += frame.bytes();
+        }
+    }
+
+    /// Rewrites one segment with `planned` (checked, sorted by offset): writes the new
+    /// copy next to it, makes it durable, renames it over the segment, points every
+    /// handle at the new file and makes the rename durable.
+    fn rewrite_segment(
+        &mut self,
+        segment: u64,
+        planned: &[PlannedReplacement<'_>],
+    ) -> Result<(), SegmentError> {
+        let path = segment_path(&self.dir, segment);
+        let copy_path = rewrite_path(&self.dir, segment);
+        let segment_len = self.segment_len(segment).unwrap_or(SEGMENT_HEADER_BYTES);
+        let written = self.write_rewrite_copy(&path, &copy_path, segment_len, planned);
+        let renamed = written.and_then(|()| {
+            fs::rename(&copy_path, &path).map_err(io_error("rename over the segment", &copy_path, None))
+        });
+        if let Err(error) = renamed {
+            // The segment is as it was; the copy is of no use (or open removes it).
+            if let Err(remove) = fs::remove_file(&copy_path) {
+                if remove.kind() != io::ErrorKind::NotFound {
+                    tracing::warn!(path = %copy_path.display(), error = %remove, "could not remove a rewrite copy");
+                }
+            }
+            if matches!(error, SegmentError::SyncFailed { .. }) {
+                self.poisoned = true;
+            }
+            return Err(error);
+        }
+        // The segment is the new file now: a handle left on the old one would read old
+        // bytes or append to an unlinked file, so a failure from here on poisons.
+        let result = self.reopen_segment(segment, &path).and_then(|()| self.sync_dir());
+        match &result {
+            Ok(()) => tracing::debug!(segment, records = planned.len(), "rewrote records of a segment"),
+            Err(_) => self.poisoned = true,
+        }
+        result
+    }
+
+    /// Writes the new copy of a segment to `copy_path` and makes it durable: the bytes
+    /// of `path` up to `segment_len`, streamed, except that each of `planned` (sorted by
+    /// offset) becomes its new frame followed by a padding frame over the rest of the old.
+    fn write_rewrite_copy(
+        &self,
+        path: &Path,
+        copy_path: &Path,
+        segment_len: u64,
+        planned: &[PlannedReplacement<'_>],
+    ) -> Result<(), SegmentError> {
+        let source = File::open(path).map_err(io_error("open", path, None))?;
+        let permissions = source.metadata().map_err(io_error("read metadata of", path, None))?.permissions();
+        let copy = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(copy_path)
+            .map_err(io_error("create", copy_path, None))?;
+        copy.set_permissions(permissions).map_err(io_error("set permissions of", copy_path, None))?;
+        let mut out = CopyWriter {
+            writer: BufWriter::with_capacity(SCAN_BUFFER_BYTES, copy),
+            path: copy_path,
+            written: 0,
+            faults: &self.faults,
+        };
+        let mut buffer = vec![0u8; SCAN_BUFFER_BYTES];
+        let mut copied_to = 0;
+        for replacement in planned {
+            let at = replacement.at;
+            out.copy_range(&source, path, copied_to, at.offset, &mut buffer)?;
+            let mut frame = Vec::with_capacity(FRAME_HEADER_BYTES as usize + replacement.payload.len());
+            encode_frame(&mut frame, replacement.payload);
+            out.write(&frame)?;
+            // Checked: the new payload is not longer, and 0 or at least a header shorter.
+            let spare = at.len - replacement.payload.len() as u32;
+            if spare > 0 {
+                let padding_len = spare - FRAME_HEADER_BYTES as u32;
+                out.write(&padding_frame_header(padding_len))?;
+                out.write_zeros(u64::from(padding_len), &mut buffer)?;
+            }
+            copied_to = at.end().offset;
+        }
+        out.copy_range(&source, path, copied_to, segment_len, &mut buffer)?;
+        debug_assert_eq!(out.written, segment_len, "a rewrite keeps the segment's size");
+        let copy = out
+            .writer
+            .into_inner()
+            .map_err(|error| io_error("write", copy_path, None)(error.into_error()))?;
+        self.sync_file(&copy, copy_path)
+    }
+
+    /// After a rewrite renamed a new file over `segment`: drops the cached read handle
+    /// on the old file and, for the last segment, reopens the writer handle.
+    fn reopen_segment(&mut self, segment: u64, path: &Path) -> Result<(), SegmentError> {
+        self.read_handles.lock().unwrap_or_else(PoisonError::into_inner).forget(segment);
+        if segment == self.last_segment() {
+            self.tail = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .map_err(io_error("reopen", path, None))?;
+        }
+        Ok(())
     }
 
     /// A read-only handle on a sealed (non-last) segment, from the cache.
@@ -1032,6 +1333,79 @@ impl SegmentLog {
         let file = Arc::new(File::open(&path).map_err(io_error("open", &path, None))?);
         handles.insert(segment, Arc::clone(&file));
         Ok(file)
+    }
+}
+
+/// One replacement of [`SegmentLog::rewrite_records`], with its index in the call.
+#[derive(Clone, Copy, Debug)]
+struct PlannedReplacement<'call> {
+    index: usize,
+    at: RecordLocation,
+    payload: &'call [u8],
+}
+
+impl PlannedReplacement<'_> {
+    fn refuse(&self, reason: &'static str) -> SegmentError {
+        SegmentError::InvalidReplacement {
+            index: self.index,
+            location: self.at,
+            new_len: self.payload.len(),
+            reason,
+        }
+    }
+}
+
+/// The buffered writer of a segment copy made by a rewrite, counting what it wrote.
+struct CopyWriter<'a> {
+    writer: BufWriter<File>,
+    path: &'a Path,
+    written: u64,
+    faults: &'a FaultInjector,
+}
+
+impl CopyWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), SegmentError> {
+        let result = match self.faults.write_fault() {
+            // Simulate a partial write: half the bytes land, then the disk is full.
+            Some(fault) => self.writer.write_all(&bytes[..bytes.len() / 2]).and(Err(fault)),
+            None => self.writer.write_all(bytes),
+        };
+        result.map_err(io_error("write", self.path, Some(self.written)))?;
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Copies bytes `from..to` of `source` through `buffer`.
+    fn copy_range(
+        &mut self,
+        source: &File,
+        source_path: &Path,
+        from: u64,
+        to: u64,
+        buffer: &mut [u8],
+    ) -> Result<(), SegmentError> {
+        debug_assert_eq!(self.written, from, "copies are contiguous");
+        let mut offset = from;
+        while offset < to {
+            let chunk_len = usize::try_from(to - offset).map_or(buffer.len(), |left| left.min(buffer.len()));
+            let chunk = &mut buffer[..chunk_len];
+            source.read_exact_at(chunk, offset).map_err(io_error("read", source_path, Some(offset)))?;
+            self.write(chunk)?;
+            offset += chunk_len as u64;
+        }
+        Ok(())
+    }
+
+    /// Writes `len` zero bytes, using `buffer` (overwritten).
+    fn write_zeros(&mut self, len: u64, buffer: &mut [u8]) -> Result<(), SegmentError> {
+        buffer.fill(0);
+        let mut remaining = len;
+        while remaining > 0 {
+            let chunk_len = usize::try_from(remaining).map_or(buffer.len(), |left| left.min(buffer.len()));
+            self.write(&buffer[..chunk_len])?;
+            remaining -= chunk_len as u64;
+        }
+        Ok(())
     }
 }
 
@@ -1065,6 +1439,10 @@ impl ReadHandles {
     fn forget_from(&mut self, segment: u64) {
         self.entries.retain(|entry| entry.0 < segment);
     }
+
+    fn forget(&mut self, segment: u64) {
+        self.entries.retain(|entry| entry.0 != segment);
+    }
 }
 
 /// Iterator returned by [`SegmentLog::iter_from`].
@@ -1079,11 +1457,32 @@ struct RecordIter<'log> {
 
 impl RecordIter<'_> {
     fn next_record(&mut self) -> Result<Option<(RecordLocation, Vec<u8>)>, SegmentError> {
+        let mut payload = Vec::new();
+        while self.seek_frame() {
+            let frame = self.read_frame_here(&mut payload)?;
+            if frame.kind == FrameKind::Record {
+                let location = RecordLocation {
+                    segment: self.position.segment,
+                    offset: self.position.offset,
+                    len: frame.len,
+                };
+                self.position = location.end();
+                return Ok(Some((location, payload)));
+            }
+            // Padding: not a record, the reader is already past it.
+            self.position.offset += frame.bytes();
+        }
+        Ok(None)
+    }
+
+    /// Moves `position` past damaged ranges and ends of sealed segments, to the next
+    /// frame to read; false at the end of the log.
+    fn seek_frame(&mut self) -> bool {
         let log = self.log;
         let end = log.end();
         loop {
             if self.position >= end {
-                return Ok(None);
+                return false;
             }
             if let Some(range) = log
                 .damaged
@@ -1097,12 +1496,17 @@ impl RecordIter<'_> {
             }
             let segment_len = log.segment_len(self.position.segment).unwrap_or(0);
             if self.position.offset < segment_len {
-                break;
+                return true;
             }
             // End of a sealed segment: continue with the first record of the next one.
             self.position = LogPosition { segment: self.position.segment + 1, offset: SEGMENT_HEADER_BYTES };
             self.reader = None;
         }
+    }
+
+    /// Reads and verifies the frame at `position` (payload into `payload` if a record).
+    fn read_frame_here(&mut self, payload: &mut Vec<u8>) -> Result<Frame, SegmentError> {
+        let log = self.log;
         let LogPosition { segment, offset } = self.position;
         let segment_len = log.segment_len(segment).unwrap_or(0);
         let path = segment_path(&log.dir, segment);
@@ -1115,12 +1519,8 @@ impl RecordIter<'_> {
                 self.reader.insert(reader)
             }
         };
-        let mut payload = Vec::new();
-        let len = read_frame(reader, segment_len - offset, log.limits.record_bytes_max, Some(&mut payload))
-            .map_err(|error| error.into_segment_error(&path, segment, offset))?;
-        let location = RecordLocation { segment, offset, len };
-        self.position = location.end();
-        Ok(Some((location, payload)))
+        read_frame(reader, segment_len - offset, log.limits.record_bytes_max, Some(payload))
+            .map_err(|error| error.into_segment_error(&path, segment, offset))
     }
 }
 
@@ -1259,6 +1659,40 @@ fn frame_bytes(payload_len: u64) -> u64 {
     FRAME_HEADER_BYTES + payload_len
 }
 
+/// Whether a frame is a record or padding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FrameKind {
+    Record,
+    Padding,
+}
+
+/// What a frame's length field says: its kind and payload length (flag removed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Frame {
+    kind: FrameKind,
+    len: u32,
+}
+
+impl Frame {
+    fn from_length_field(field: u32) -> Frame {
+        if field & PADDING_FLAG == 0 {
+            Frame { kind: FrameKind::Record, len: field }
+        } else {
+            Frame { kind: FrameKind::Padding, len: field & !PADDING_FLAG }
+        }
+    }
+
+    /// Whether `record_bytes_max` forbids this frame (it does not bound padding).
+    fn over_limit(&self, record_bytes_max: u32) -> bool {
+        self.kind == FrameKind::Record && self.len > record_bytes_max
+    }
+
+    /// Header and payload.
+    fn bytes(&self) -> u64 {
+        frame_bytes(u64::from(self.len))
+    }
+}
+
 fn parse_frame_header(bytes: &[u8; FRAME_HEADER_BYTES as usize]) -> (u32, u32) {
     let [l0, l1, l2, l3, c0, c1, c2, c3] = *bytes;
     (u32::from_le_bytes([l0, l1, l2, l3]), u32::from_le_bytes([c0, c1, c2, c3]))
@@ -1282,6 +1716,25 @@ fn encode_frame(buffer: &mut Vec<u8>, payload: &[u8]) {
     buffer.extend_from_slice(payload);
 }
 
+/// The header of a padding frame of `len` zero bytes (`len` below [`PADDING_FLAG`]).
+fn padding_frame_header(len: u32) -> [u8; FRAME_HEADER_BYTES as usize] {
+    debug_assert!(len < PADDING_FLAG);
+    let field = (len | PADDING_FLAG).to_le_bytes();
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&field);
+    let zeros = [0u8; 4096];
+    let mut remaining = len as usize;
+    while remaining > 0 {
+        let take = remaining.min(zeros.len());
+        hasher.update(&zeros[..take]);
+        remaining -= take;
+    }
+    let mut header = [0u8; FRAME_HEADER_BYTES as usize];
+    header[..4].copy_from_slice(&field);
+    header[4..].copy_from_slice(&hasher.finalize().to_le_bytes());
+    header
+}
+
 /// Why `read_frame` did not return a record.
 enum FrameError {
     Io(io::Error),
@@ -1300,16 +1753,17 @@ impl FrameError {
 }
 
 /// Reads and verifies the frame at the reader's position, `bytes_left` being the bytes
-/// between that position and the end of the segment. Returns the payload length; the
-/// payload goes into `payload` if given, otherwise it is only checksummed (streamed,
-/// never allocated). Nothing is allocated before the length is checked against both
-/// `record_bytes_max` and `bytes_left`.
+/// between that position and the end of the segment. Returns the frame's kind and
+/// payload length; a record's payload goes into `payload` if given, otherwise (and
+/// always for padding) it is only checksummed (streamed, never allocated). Nothing is
+/// allocated before the length is checked against both `record_bytes_max` and
+/// `bytes_left`.
 fn read_frame<R: BufRead>(
     reader: &mut R,
     bytes_left: u64,
     record_bytes_max: u32,
     payload: Option<&mut Vec<u8>>,
-) -> Result<u32, FrameError> {
+) -> Result<Frame, FrameError> {
     if bytes_left < FRAME_HEADER_BYTES {
         return Err(FrameError::Bad(CorruptReason::TruncatedFrameHeader { bytes_left }));
     }
@@ -1318,16 +1772,18 @@ fn read_frame<R: BufRead>(
     if frame_header.iter().all(|&byte| byte == 0) {
         return Err(FrameError::Bad(CorruptReason::ZeroFilled));
     }
-    let (len, stored) = parse_frame_header(&frame_header);
+    let (field, stored) = parse_frame_header(&frame_header);
+    let frame = Frame::from_length_field(field);
+    let len = frame.len;
     let payload_left = bytes_left - FRAME_HEADER_BYTES;
     if u64::from(len) > payload_left {
         return Err(FrameError::Bad(CorruptReason::TruncatedPayload { len, bytes_left: payload_left }));
     }
-    let over_limit = len > record_bytes_max;
+    let over_limit = frame.over_limit(record_bytes_max);
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&frame_header[..4]);
     match payload {
-        Some(payload) if !over_limit => {
+        Some(payload) if !over_limit && frame.kind == FrameKind::Record => {
             payload.clear();
             payload.resize(len as usize, 0);
             reader.read_exact(payload).map_err(FrameError::Io)?;
@@ -1337,6 +1793,7 @@ fn read_frame<R: BufRead>(
             // Stream the payload through the hasher: an over-limit length is bounded by
             // the file size here, and reading it tells a torn length from a real record
             // written with a larger limit (never allocated, even if a payload was asked).
+            // Padding is streamed too: it is not a record and may be large.
             let mut remaining = u64::from(len);
             while remaining > 0 {
                 let available = reader.fill_buf().map_err(FrameError::Io)?;
@@ -1352,7 +1809,7 @@ fn read_frame<R: BufRead>(
     }
     let computed = hasher.finalize();
     match (computed == stored, over_limit) {
-        (true, false) => Ok(len),
+        (true, false) => Ok(frame),
         (true, true) => Err(FrameError::Bad(CorruptReason::ValidRecordOverLimit { len, record_bytes_max })),
         (false, true) => Err(FrameError::Bad(CorruptReason::LengthOverLimit { len, record_bytes_max })),
         (false, false) => Err(FrameError::Bad(CorruptReason::ChecksumMismatch { stored, computed })),
@@ -1378,8 +1835,9 @@ struct SegmentPlace {
     is_last: bool,
 }
 
-/// Verifies every record of a segment whose header is valid; pushes each good record
+/// Verifies every frame of a segment whose header is valid; pushes each good record
 /// into `sink` if given (otherwise payloads are only checksummed, never allocated).
+/// Padding frames are verified like records, then passed over.
 fn scan_records(
     file: &File,
     path: &Path,
@@ -1401,12 +1859,14 @@ fn scan_records(
         let mut payload = Vec::new();
         let want_payload = sink.is_some().then_some(&mut payload);
         match read_frame(&mut reader, file_bytes - scan.valid_end, record_bytes_max, want_payload) {
-            Ok(len) => {
-                if let Some(sink) = sink.as_deref_mut() {
-                    sink.push((LogPosition { segment, offset: scan.valid_end }, payload));
+            Ok(frame) => {
+                if frame.kind == FrameKind::Record {
+                    if let Some(sink) = sink.as_deref_mut() {
+                        sink.push((LogPosition { segment, offset: scan.valid_end }, payload));
+                    }
+                    scan.records += 1;
                 }
-                scan.valid_end += frame_bytes(u64::from(len));
-                scan.records += 1;
+                scan.valid_end += frame.bytes();
             }
             Err(FrameError::Bad(reason)) => {
                 let at = scan.valid_end;
@@ -1449,8 +1909,9 @@ fn scan_records(
 /// checksum), then at every later offset (a flipped length). A candidate counts when
 /// [`RESYNC_CONFIRM_FRAMES`] valid frames follow in a row, or fewer ending exactly at
 /// the end of the segment; a frame that ends exactly at the end of the segment alone
-/// does not (a torn last record looks the same). Lengths are walked before any checksum
-/// is computed, so false candidates cost a few header reads each.
+/// does not (a torn last record looks the same). Padding frames count as valid frames.
+/// Lengths are walked before any checksum is computed, so false candidates cost a few
+/// header reads each.
 fn find_resync(
     file: &File,
     path: &Path,
@@ -1467,8 +1928,8 @@ fn find_resync(
     let header_at = |at: usize| -> Option<(u32, [u8; FRAME_HEADER_BYTES as usize])> {
         let header: [u8; FRAME_HEADER_BYTES as usize] =
             bytes.get(at..at + FRAME_HEADER_BYTES as usize)?.try_into().ok()?;
-        let (len, _) = parse_frame_header(&header);
-        (header.iter().any(|&b| b != 0) && len <= record_bytes_max).then_some((len, header))
+        let frame = Frame::from_length_field(parse_frame_header(&header).0);
+        (header.iter().any(|&b| b != 0) && !frame.over_limit(record_bytes_max)).then_some((frame.len, header))
     };
     // The frames from `at`, by their lengths only: Some(ends) when they confirm.
     let walk = |at: usize| -> Option<Vec<usize>> {
@@ -1505,6 +1966,36 @@ fn find_resync(
 
 fn segment_path(dir: &Path, segment: u64) -> PathBuf {
     dir.join(format!("{segment:016x}.{SEGMENT_FILE_EXTENSION}"))
+}
+
+/// Where a rewrite writes the new copy of a segment before renaming it over the segment.
+fn rewrite_path(dir: &Path, segment: u64) -> PathBuf {
+    dir.join(format!("{segment:016x}.{SEGMENT_FILE_EXTENSION}.{REWRITE_FILE_EXTENSION}"))
+}
+
+/// Removes the `*.tlog.rewrite` files in `dir`, left by rewrites that stopped before
+/// their rename (the segments are intact), and makes the removal durable.
+fn remove_leftover_rewrites(dir: &Path) -> Result<(), SegmentError> {
+    let suffix = format!(".{SEGMENT_FILE_EXTENSION}.{REWRITE_FILE_EXTENSION}");
+    let mut removed = false;
+    let entries = fs::read_dir(dir).map_err(io_error("list directory", dir, None))?;
+    for entry in entries {
+        let entry = entry.map_err(io_error("list directory", dir, None))?;
+        let path = entry.path();
+        if !entry.file_name().to_str().is_some_and(|name| name.ends_with(&suffix)) {
+            continue;
+        }
+        if !entry.file_type().map_err(io_error("read metadata of", &path, None))?.is_file() {
+            continue;
+        }
+        fs::remove_file(&path).map_err(io_error("remove", &path, None))?;
+        tracing::warn!(path = %path.display(), "removed the copy of a segment rewrite that did not finish");
+        removed = true;
+    }
+    if removed {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// Lists the segment numbers in `dir`, sorted, checking that they are 1, 2, 3, ...
@@ -2486,6 +2977,348 @@ mod tests {
         assert!(fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing created");
     }
 
+    /// How many times `needle` appears in the files under `dir`.
+    fn occurrences(dir: &Path, needle: &[u8]) -> usize {
+        snapshot(dir).values().map(|bytes| bytes.windows(needle.len()).filter(|w| *w == needle).count()).sum()
+    }
+
+    fn in_any_file(dir: &Path, needle: &[u8]) -> bool {
+        occurrences(dir, needle) > 0
+    }
+
+    fn rewrite_copies(dir: &Path) -> Vec<PathBuf> {
+        snapshot(dir).into_keys().filter(|path| path.to_string_lossy().ends_with(".tlog.rewrite")).collect()
+    }
+
+    /// `locations` and their `record(index)` payloads, with `replaced` (index, new
+    /// location, new payload) in place of the old ones.
+    fn with_replaced(
+        locations: &[RecordLocation],
+        replaced: &[(usize, RecordLocation, Vec<u8>)],
+    ) -> Vec<(RecordLocation, Vec<u8>)> {
+        let mut expected = all_but(locations, &[]);
+        for (index, location, payload) in replaced {
+            expected[*index] = (*location, payload.clone());
+        }
+        expected
+    }
+
+    #[test]
+    fn rewrite_in_a_sealed_segment_and_in_the_tail_keeps_every_other_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = open(dir.path()).unwrap();
+        let locations = append_records(&mut log, 100);
+        // Payloads found nowhere else in the log (`record` payloads overlap).
+        let (sealed, tail) = (93, 99);
+        assert!(locations[sealed].segment < locations[tail].segment);
+        assert_eq!(locations[tail].segment, log.segment_count() as u64);
+        // A cached read handle on the sealed segment must not outlive the rewrite.
+        assert_eq!(log.read(locations[sealed]).unwrap(), record(sealed));
+        let (end, total_bytes, segments) = (log.end(), log.total_bytes(), log.segment_count());
+        let sizes =
+            |dir: &Path| segment_files(dir).into_iter().map(|(p, b)| (p, b.len())).collect::<Vec<_>>();
+        let sizes_before = sizes(dir.path());
+        assert_eq!(
+            (occurrences(dir.path(), &record(sealed)), occurrences(dir.path(), &record(tail))),
+            (1, 1)
+        );
+
+        // 40 bytes shorter (a padding frame of 32), and exactly a frame header shorter
+        // (an empty padding frame, at the end of the log).
+        let new_sealed = vec![0xEE; record(sealed).len() - 40];
+        let new_tail = vec![0xEE; record(tail).len() - 8];
+        let replaced = log
+            .rewrite_records(&[(locations[tail], new_tail.clone()), (locations[sealed], new_sealed.clone())])
+            .unwrap();
+        assert_eq!(
+            replaced,
+            vec![
+                RecordLocation { len: new_tail.len() as u32, ..locations[tail] },
+                RecordLocation { len: new_sealed.len() as u32, ..locations[sealed] },
+            ]
+        );
+        assert_eq!((log.end(), log.total_bytes(), log.segment_count()), (end, total_bytes, segments));
+        assert_eq!(sizes(dir.path()), sizes_before);
+        assert!(!in_any_file(dir.path(), &record(sealed)), "the old payload is still in the directory");
+        assert!(!in_any_file(dir.path(), &record(tail)), "the old payload is still in the directory");
+        assert_eq!(rewrite_copies(dir.path()), Vec::<PathBuf>::new());
+
+        assert_eq!(log.read(replaced[0]).unwrap(), new_tail);
+        assert_eq!(log.read(replaced[1]).unwrap(), new_sealed);
+        assert!(matches!(log.read(locations[sealed]), Err(SegmentError::InvalidPosition { .. })));
+        let padding = RecordLocation { offset: replaced[1].end().offset, len: 32, ..replaced[1] };
+        let error = log.read(padding).unwrap_err();
+        assert!(error.to_string().contains("padding"), "{error}");
+        let expected =
+            with_replaced(&locations, &[(tail, replaced[0], new_tail), (sealed, replaced[1], new_sealed)]);
+        assert_eq!(read_all(&log), expected);
+        for (location, payload) in &expected {
+            assert_eq!(&log.read(*location).unwrap(), payload);
+        }
+        drop(log);
+
+        let (log, report) = open(dir.path()).unwrap();
+        assert_eq!(
+            report,
+            OpenReport { segments, records: 100, torn_tail: None, damaged: Vec::new() },
+            "padding is neither a record nor damage"
+        );
+        assert_eq!((log.end(), log.total_bytes()), (end, total_bytes));
+        assert_eq!(read_all(&log), expected);
+        let read = read_records(dir.path(), small_limits()).unwrap();
+        let positioned: Vec<_> = expected.iter().map(|(at, payload)| (at.start(), payload.clone())).collect();
+        assert_eq!((read.records, read.tail, read.damaged), (positioned, None, Vec::new()));
+    }
+
+    #[test]
+    fn appends_and_rewrites_after_a_rewrite_of_the_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = |dir: &Path| SegmentLog::open(dir, SegmentLimits::default(), LOG_ID);
+        let (mut log, _) = open(dir.path()).unwrap();
+        let locations = append_records(&mut log, 20);
+        assert_eq!(log.segment_count(), 1, "one segment: the tail");
+        let victim = locations[19];
+        assert_eq!(occurrences(dir.path(), &record(19)), 1);
+        let replaced = log.rewrite_records(&[(victim, vec![0xEE; 3])]).unwrap()[0];
+        assert!(!in_any_file(dir.path(), &record(19)));
+        // The writer handle is on the new file: what is appended now is still there
+        // after a reopen.
+        let more = log.append_batch(&[b"after", b"the rewrite"]).unwrap();
+        assert_eq!(more[0].start(), victim.end());
+        assert_eq!(log.read(more[1]).unwrap(), b"the rewrite");
+        // A record rewritten twice (equal length the second time) and one just appended.
+        let again = log.rewrite_records(&[(replaced, b"xyz".to_vec()), (more[1], b"the".to_vec())]).unwrap();
+        assert_eq!(again, vec![replaced, RecordLocation { len: 3, ..more[1] }]);
+        let last = log.append(b"last").unwrap();
+        let end = log.end();
+        assert_eq!(last.end(), end);
+        drop(log);
+
+        let (log, report) = open(dir.path()).unwrap();
+        assert_eq!((report.records, report.torn_tail, report.damaged.len()), (23, None, 0));
+        assert_eq!(log.end(), end);
+        let mut expected = with_replaced(&locations, &[(19, replaced, b"xyz".to_vec())]);
+        expected.push((more[0], b"after".to_vec()));
+        expected.push((again[1], b"the".to_vec()));
+        expected.push((last, b"last".to_vec()));
+        assert_eq!(read_all(&log), expected);
+        assert!(!in_any_file(dir.path(), b"the rewrite"));
+    }
+
+    #[test]
+    fn invalid_replacements_are_refused_and_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = open(dir.path()).unwrap();
+        let locations = append_records(&mut log, 60);
+        // A record holding the bytes of a frame: that frame reads well (`read` checks a
+        // frame, not that it is one of the log's), but it is not a record.
+        let mut holder_payload = b"prefix".to_vec();
+        encode_frame(&mut holder_payload, &[0xAB; 40]);
+        let holder = log.append(&holder_payload).unwrap();
+        let fake = RecordLocation {
+            segment: holder.segment,
+            offset: holder.offset + FRAME_HEADER_BYTES + 6,
+            len: 40,
+        };
+        assert_eq!(log.read(fake).unwrap(), vec![0xAB; 40]);
+        let victim = locations[50];
+        let replaced = log.rewrite_records(&[(victim, vec![0xEE; 10])]).unwrap()[0];
+        let padding = RecordLocation { offset: replaced.end().offset, len: 50 - 10 - 8, ..victim };
+        assert_eq!(log.rewrite_records(&[]).unwrap(), Vec::new());
+
+        let target = locations[40];
+        let good = (target, vec![0xEE; 30]);
+        let mut cases = vec![
+            ("longer", target, vec![1; 41]),
+            ("inside a record", RecordLocation { offset: target.offset + 1, ..target }, Vec::new()),
+            ("a frame inside a payload", fake, vec![1; 10]),
+            ("padding", padding, Vec::new()),
+            ("the old location of a rewritten record", victim, vec![1; 10]),
+            ("no such segment", RecordLocation { segment: 999, ..target }, Vec::new()),
+            ("segment 0", RecordLocation { segment: 0, ..target }, Vec::new()),
+            ("the segment header", RecordLocation { offset: 0, ..target }, Vec::new()),
+            ("past the end", RecordLocation { offset: u64::MAX - 4, ..target }, Vec::new()),
+            ("above record_bytes_max", RecordLocation { len: u32::MAX, ..target }, Vec::new()),
+            ("the end of the log", RecordLocation { offset: log.end().offset, len: 0, ..holder }, Vec::new()),
+        ];
+        for shrink in 1..FRAME_HEADER_BYTES as usize {
+            cases.push(("shrunk by less than a frame header", target, vec![1; 40 - shrink]));
+        }
+        let before = snapshot(dir.path());
+        for (name, at, payload) in cases {
+            for batch in [vec![(at, payload.clone())], vec![good.clone(), (at, payload.clone())]] {
+                let error = log.rewrite_records(&batch).unwrap_err();
+                match &error {
+                    SegmentError::InvalidReplacement { index, location, new_len, .. } => {
+                        assert_eq!(
+                            (*index, *location, *new_len),
+                            (batch.len() - 1, at, payload.len()),
+                            "{name}"
+                        )
+                    }
+                    other => panic!("{name}: {other:?}"),
+                }
+                assert!(error.to_string().contains("refused, nothing rewritten"), "{error}");
+                assert_eq!(snapshot(dir.path()), before, "{name}");
+            }
+        }
+        let error = log.rewrite_records(&[good.clone(), (locations[10], vec![]), good.clone()]).unwrap_err();
+        assert!(matches!(error, SegmentError::InvalidReplacement { index: 2, .. }), "{error:?}");
+        assert_eq!(snapshot(dir.path()), before, "the same record twice");
+
+        // The log is as usable as before.
+        let done = log.rewrite_records(&[good]).unwrap();
+        assert_eq!(log.read(done[0]).unwrap(), vec![0xEE; 30]);
+    }
+
+    #[test]
+    fn leftover_rewrite_copies_are_removed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let locations = closed_log(dir.path(), 30);
+        let before = snapshot(dir.path());
+        // A crash after part of the copy was written, before the rename.
+        let leftover = rewrite_path(dir.path(), 2);
+        fs::write(&leftover, &fs::read(segment_path(dir.path(), 2)).unwrap()[..50]).unwrap();
+        let read = read_records(dir.path(), small_limits()).unwrap();
+        assert_eq!((read.records.len(), read.tail, read.damaged), (30, None, Vec::new()));
+        assert!(leftover.exists(), "read_records changes nothing");
+
+        let (log, report) = open(dir.path()).unwrap();
+        assert!(!leftover.exists());
+        assert_eq!((report.records, report.torn_tail, report.damaged.len()), (30, None, 0));
+        assert_eq!(read_all(&log), all_but(&locations, &[]));
+        assert_eq!(snapshot(dir.path()), before);
+    }
+
+    #[test]
+    fn a_damaged_padding_frame_is_damage_like_any_frame() {
+        type Damage = fn(&Path, u64);
+        let flip_flag: Damage = |path, offset| {
+            let mut bytes = fs::read(path).unwrap();
+            bytes[offset as usize] ^= 0x80;
+            fs::write(path, bytes).unwrap();
+        };
+        let cases: [(&str, u64, Damage); 4] = [
+            ("payload", FRAME_HEADER_BYTES + 2, flip_byte),
+            ("checksum", 5, flip_byte),
+            ("length", 1, flip_byte),
+            ("padding flag", 3, flip_flag),
+        ];
+        for (name, offset_in_frame, damage) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let open = |dir: &Path| SegmentLog::open(dir, SegmentLimits::default(), LOG_ID);
+            let (mut log, _) = open(dir.path()).unwrap();
+            let locations = append_records(&mut log, 40);
+            let replaced = log.rewrite_records(&[(locations[20], vec![0xEE; 4])]).unwrap()[0];
+            drop(log);
+            // A padding frame of 8 zero bytes, followed by valid records.
+            let padding_at = replaced.end().offset;
+            damage(&segment_path(dir.path(), 1), padding_at + offset_in_frame);
+
+            let (mut log, report) = open(dir.path()).unwrap();
+            assert_eq!(report.torn_tail, None, "{name}");
+            let span = |d: &DamagedRange| (d.segment, d.start, d.end);
+            let expected_span = vec![(1, padding_at, padding_at + 16)];
+            assert_eq!(report.damaged.iter().map(span).collect::<Vec<_>>(), expected_span, "{name}");
+            let expected = with_replaced(&locations, &[(20, replaced, vec![0xEE; 4])]);
+            assert_eq!(read_all(&log), expected, "{name}");
+            let read = read_records(dir.path(), SegmentLimits::default()).unwrap();
+            assert_eq!(read.damaged.iter().map(span).collect::<Vec<_>>(), expected_span, "{name}");
+            assert_eq!(read.records.len(), 40, "{name}");
+            // What is in a damaged range cannot be rewritten.
+            let in_damage = RecordLocation { segment: 1, offset: padding_at, len: 8 };
+            let error = log.rewrite_records(&[(in_damage, Vec::new())]).unwrap_err();
+            assert!(error.to_string().contains("damaged range"), "{name}: {error}");
+            // The records around it can, and the damaged range stays where it is.
+            let next = log.rewrite_records(&[(locations[21], Vec::new())]).unwrap()[0];
+            drop(log);
+            let (log, again) = open(dir.path()).unwrap();
+            assert_eq!(again.damaged.iter().map(span).collect::<Vec<_>>(), expected_span, "{name}");
+            assert_eq!(read_all(&log)[21], (next, Vec::new()), "{name}");
+        }
+    }
+
+    #[test]
+    fn torn_tail_after_a_rewrite_is_still_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = open(dir.path()).unwrap();
+        let locations = append_records(&mut log, 40);
+        let last = *locations.last().unwrap();
+        let replaced = log.rewrite_records(&[(last, vec![0xEE; 9])]).unwrap()[0];
+        let end = log.end();
+        assert_eq!(end, last.end());
+        drop(log);
+        let expected = with_replaced(&locations, &[(39, replaced, vec![0xEE; 9])]);
+
+        // A torn append after the padding frame that ends the log.
+        let path = segment_path(dir.path(), last.segment);
+        let garbage = b"\x05\x00\x00\x00half a record";
+        append_to_file(&path, garbage);
+        let (log, report) = open(dir.path()).unwrap();
+        let torn = report.torn_tail.unwrap();
+        assert_eq!(
+            (torn.segment, torn.offset, torn.bytes_cut),
+            (last.segment, end.offset, garbage.len() as u64)
+        );
+        assert_eq!(log.end(), end);
+        assert_eq!(read_all(&log), expected);
+        drop(log);
+
+        // The padding frame cut short reads like any torn frame: cut back to its start.
+        let bytes = fs::read(&path).unwrap();
+        fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();
+        let (mut log, report) = open(dir.path()).unwrap();
+        let torn = report.torn_tail.unwrap();
+        assert_eq!((torn.offset, torn.bytes_cut), (replaced.end().offset, 30 - 5));
+        assert_eq!(log.end(), replaced.end());
+        assert_eq!(read_all(&log), expected);
+        let appended = log.append(b"after").unwrap();
+        assert_eq!(appended.start(), replaced.end());
+    }
+
+    #[test]
+    fn a_failed_rewrite_leaves_the_segment_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = open(dir.path()).unwrap();
+        let locations = append_records(&mut log, 100);
+        let victim = locations[70];
+        let replacement = [(victim, vec![0xEE; 20])];
+        // The header and records before the victim, its new frame, the padding header,
+        // the padding: every write of the copy fails once.
+        for writes_before_failure in 0..4 {
+            let before = snapshot(dir.path());
+            log.faults.plan.lock().unwrap().writes_before_failure = Some(writes_before_failure);
+            let error = log.rewrite_records(&replacement).unwrap_err();
+            assert!(
+                matches!(&error, SegmentError::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull),
+                "{error:?}"
+            );
+            assert_eq!(snapshot(dir.path()), before, "after {writes_before_failure} writes");
+            assert_eq!(read_all(&log), all_but(&locations, &[]));
+        }
+
+        // The copy's fsync fails: poisoned, the segment is as it was.
+        let before = snapshot(dir.path());
+        log.faults.plan.lock().unwrap().syncs_before_failure = Some(0);
+        assert!(matches!(log.rewrite_records(&replacement), Err(SegmentError::SyncFailed { .. })));
+        assert!(matches!(log.append(b"x"), Err(SegmentError::Poisoned)));
+        assert!(matches!(log.rewrite_records(&replacement), Err(SegmentError::Poisoned)));
+        assert_eq!(snapshot(dir.path()), before);
+        drop(log);
+
+        // The directory fsync after the rename fails: poisoned, the new file is in place.
+        let (mut log, _) = open(dir.path()).unwrap();
+        log.faults.plan.lock().unwrap().syncs_before_failure = Some(1);
+        assert!(matches!(log.rewrite_records(&replacement), Err(SegmentError::SyncFailed { .. })));
+        assert!(matches!(log.read(victim), Err(SegmentError::Poisoned)));
+        drop(log);
+        let (log, report) = open(dir.path()).unwrap();
+        assert_eq!((report.records, report.torn_tail, report.damaged.len()), (100, None, 0));
+        let replaced = RecordLocation { len: 20, ..victim };
+        assert_eq!(read_all(&log), with_replaced(&locations, &[(70, replaced, vec![0xEE; 20])]));
+        assert_eq!(rewrite_copies(dir.path()), Vec::<PathBuf>::new());
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig {
             cases: 48,
@@ -2549,6 +3382,78 @@ mod tests {
                 if truncate {
                     prop_assert_eq!(&all[..], &records[..all.len()]);
                 }
+            }
+        }
+
+        #[test]
+        fn rewrites_keep_every_other_record(
+            payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..=100), 1..40),
+            rounds in proptest::collection::vec(
+                proptest::collection::vec(
+                    (any::<proptest::sample::Index>(), any::<u8>(), any::<bool>()),
+                    0..6,
+                ),
+                1..4,
+            ),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut log, _) = open(dir.path()).unwrap();
+            let batch: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+            let locations = log.append_batch(&batch).unwrap();
+            // What the log should hold, and the payloads that must be gone.
+            let mut model: Vec<(RecordLocation, Vec<u8>)> =
+                locations.iter().copied().zip(payloads.iter().cloned()).collect();
+            // Only the original (random) payloads: the new ones are runs of one byte that
+            // other new payloads may contain.
+            let mut original = vec![true; model.len()];
+            let mut erased = Vec::new();
+            for (round, picks) in rounds.iter().enumerate() {
+                let mut replacements = Vec::new();
+                let mut picked = Vec::new();
+                for (pick, byte, same_len) in picks {
+                    let index = pick.index(model.len());
+                    if picked.contains(&index) {
+                        continue;
+                    }
+                    let (at, old) = &model[index];
+                    let n = old.len();
+                    let new_len = if *same_len || n < 8 { n } else { usize::from(*byte) % (n - 7) };
+                    let new = vec![*byte; new_len];
+                    if original[index] && old.len() >= 16 {
+                        erased.push(old.clone());
+                    }
+                    original[index] = false;
+                    picked.push(index);
+                    replacements.push((*at, new));
+                }
+                let (end, total_bytes) = (log.end(), log.total_bytes());
+                let replaced = log.rewrite_records(&replacements).unwrap();
+                prop_assert_eq!((log.end(), log.total_bytes()), (end, total_bytes));
+                for ((index, location), (_, payload)) in picked.iter().zip(replaced).zip(replacements) {
+                    prop_assert_eq!(location.start(), model[*index].0.start());
+                    model[*index] = (location, payload);
+                }
+                // The tail's writer handle follows the rewrite.
+                let extra = format!("appended after round {round}").into_bytes();
+                let location = log.append(&extra).unwrap();
+                model.push((location, extra));
+                original.push(false);
+            }
+            let (end, total_bytes) = (log.end(), log.total_bytes());
+            drop(log);
+
+            let (log, report) = open(dir.path()).unwrap();
+            prop_assert_eq!((report.records, report.torn_tail, report.damaged.len()), (model.len() as u64, None, 0));
+            prop_assert_eq!((log.end(), log.total_bytes()), (end, total_bytes));
+            prop_assert_eq!(&read_all(&log), &model);
+            for (location, payload) in &model {
+                prop_assert_eq!(&log.read(*location).unwrap(), payload);
+            }
+            let read = read_records(dir.path(), small_limits()).unwrap();
+            let positioned: Vec<_> = model.iter().map(|(at, payload)| (at.start(), payload.clone())).collect();
+            prop_assert_eq!(read.records, positioned);
+            for old in &erased {
+                prop_assert!(!in_any_file(dir.path(), old), "an erased payload is still there: {:?}", old);
             }
         }
     }

@@ -34,6 +34,9 @@ const REPLAY_BATCH_RECORDS: usize = 4096;
 /// Derived rows buffered in memory before they are written to sled in one batch.
 pub const DERIVED_BUFFER_ROWS_MAX: usize = 8192;
 
+mod erase;
+pub use erase::ScrubReport;
+
 const NETWORK_FILE: &str = "network";
 const LOG_DIR: &str = "log";
 const DERIVED_DIR: &str = "derived";
@@ -81,6 +84,9 @@ pub struct IngestReport {
     /// Envelopes past their author's revocation, left out without refusing the batch
     /// (only with [`Policy::AllOrNothing`]; see [`VerifyError::is_past_revocation`]).
     pub past_revocation: usize,
+    /// Persons whose erasure became effective with this batch (their bodies removed
+    /// from the log).
+    pub erased: usize,
 }
 
 impl IngestReport {
@@ -168,6 +174,8 @@ pub struct Store {
     /// the log, kept beside it (`signed`): a log whose last record was damaged is cut
     /// like a torn write, and without this mark the device could sign that seq again.
     signed: BTreeMap<DeviceKey, Seq>,
+    /// Persons whose erasure is effective here (see [`erase`]).
+    erased: BTreeSet<tessera_log::Person>,
 }
 
 /// A damaged range of the log (see [`DamagedRange`]) and what it held, as far as the
@@ -294,6 +302,7 @@ impl Store {
             pending_applied: None,
             damage: Vec::new(),
             signed: read_signed(&dir.join(SIGNED_FILE)),
+            erased: BTreeSet::new(),
         };
         if rebuild_reason.is_none() {
             rebuild_reason = store.check_derived();
@@ -306,6 +315,7 @@ impl Store {
             rebuild_reason.get_or_insert(format!("the derived database is inconsistent ({reason})"));
         }
         let (records, skipped) = store.catch_up()?;
+        store.load_erasures()?;
         store.damage = store.identify_damage()?;
         let derived = match (rebuild_reason, records) {
             (Some(reason), records) => DerivedStatus::Rebuilt { reason, records },
@@ -656,10 +666,17 @@ impl Store {
         let mut report = IngestReport::default();
         let mut effects = Vec::new();
         let mut records = Vec::new();
+        let mut added_docs: BTreeSet<DocId> = BTreeSet::new();
         for (index, entry) in entries.iter().enumerate() {
+            // An erased person's bodies are refused on arrival, from any copy.
+            let stripped = self.without_erased_bodies(entry);
+            let entry = stripped.as_ref().unwrap_or(entry);
             match self.classify(&mut staging, &mut bodies, entry) {
                 Ok(None) => report.duplicates += 1,
                 Ok(Some(effect)) => {
+                    if let LogEntry::Envelope(env) = entry {
+                        added_docs.extend(env.changes().iter().map(|c| c.doc));
+                    }
                     match &effect {
                         Effect::Chain { author, seq, .. } => report.appended.push((*author, *seq)),
                         Effect::Fill { envelope } => {
@@ -698,6 +715,13 @@ impl Store {
         // in the logs and repaired from the log, never returned as a failed write.
         if let Err(e) = self.apply(staging, effects, end) {
             tracing::error!(error = %e, "derived state update failed after a durable write; will catch up");
+        } else {
+            match self.erasures_after_batch(&added_docs) {
+                Ok(scrubbed) => report.erased = scrubbed.map(|s| s.persons).unwrap_or(0),
+                // The erasure is durable and its bodies refused from now on; those still
+                // in the log are removed at the next open.
+                Err(e) => tracing::error!(error = %e, "erased bodies could not be removed from the log yet"),
+            }
         }
         for fork in &report.forks {
             tracing::warn!(author = %fork.author.short(), seq = %fork.seq, "fork detected: a device signed two histories");
@@ -721,7 +745,7 @@ impl Store {
             }
             (Admission::Chain { author, seq, id }, LogEntry::Envelope(env)) => {
                 let docs = env.changes().iter().map(|c| c.doc).collect();
-                let complete = env.has_all_bodies();
+                let complete = !self.lacks_wanted_bodies(env);
                 if !complete {
                     bodies.insert((author, seq), env.clone());
                 }
@@ -774,6 +798,15 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut new_heads: BTreeMap<DeviceKey, Head> = BTreeMap::new();
         let mut new_forks = Vec::new();
+        // Whether each filled envelope still lacks a body a peer can give.
+        let still_lacking: Vec<bool> = effects
+            .iter()
+            .filter_map(|(_, effect)| match effect {
+                Effect::Fill { envelope } => Some(self.lacks_wanted_bodies(envelope)),
+                _ => None,
+            })
+            .collect();
+        let mut still_lacking = still_lacking.into_iter();
         let rows = &mut self.pending_rows;
         for (at, effect) in &effects {
             match effect {
@@ -807,7 +840,7 @@ impl Store {
                         derived::chain_key(&author, seq),
                         Some(derived::encode_chain(at, &envelope.id())),
                     );
-                    let missing = (!envelope.has_all_bodies()).then(Vec::new);
+                    let missing = still_lacking.next().unwrap_or(true).then(Vec::new);
                     rows.insert(derived::bodies_missing_key(&author, seq), missing);
                 }
                 Effect::ForkEvidence { fork, seq, id } => {
