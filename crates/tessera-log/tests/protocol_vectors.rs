@@ -128,6 +128,27 @@ fn vectors() -> String {
     );
     writeln!(out, "(first 40 bytes shown; the rest is the envelope above)\n").unwrap();
 
+    // An erasure: the body of a change of the erasure document of a person.
+    let person = tessera_log::Person::of(&test_doc(2026, 1));
+    let erasure = tessera_log::Erasure {
+        erased_on: "2026-12-07".into(),
+        reason: tessera_log::ErasureReason::Request,
+        stub: b"sealed stub".to_vec(),
+    };
+    let body = erasure.encode().unwrap();
+    assert_eq!(tessera_log::Erasure::decode(&body).unwrap(), erasure);
+    hex_block(
+        &mut out,
+        "Erasure body (the change of erasure document `f1` + the person's 15 id bytes)",
+        &[
+            format!("erasure document `{}`", hex::encode(person.erasure_doc().0)),
+            "version 1, erased on `2026-12-07`, reason 1 (art. 17 request), stub: the ASCII \
+             `sealed stub` standing in for a body sealed in the network scope"
+                .to_string(),
+        ],
+        &body,
+    );
+
     // A bundle a new hub could start from: both certificates, then envelope seq 1.
     let mut heads = VersionVector::new();
     heads.advance(first.author(), Head { seq: first.seq(), id: first.id() });
