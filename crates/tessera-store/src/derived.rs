@@ -27,6 +27,13 @@ use crate::segments::{LogPosition, RecordLocation};
 /// 2: rows `b` (envelopes held without some of their bodies). 3: rows `o` (holes).
 /// 4: rows `x` (erased persons scrubbed), and `b` rows ignore erased bodies.
 pub(crate) const LAYOUT_VERSION: u32 = 4;
+/// The first layout whose database never held attendees in clear (the node keeps them
+/// in a database of its own since): an older one is deleted whole, not cleared.
+pub(crate) const LAYOUT_PEOPLE_APART: u32 = 4;
+
+pub(crate) fn decode_layout(v: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(v.try_into().ok()?))
+}
 
 pub(crate) const META_LOG_ID: &[u8] = b"mlog_id";
 pub(crate) const META_APPLIED: &[u8] = b"mapplied";

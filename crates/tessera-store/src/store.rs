@@ -274,7 +274,7 @@ impl Store {
             write_network_file(&network_path, &network)?;
         }
         let derived_path = dir.join(DERIVED_DIR);
-        let (db, mut rebuild_reason) = match open_sled(&derived_path) {
+        let (db, rebuild_reason) = match open_sled(&derived_path) {
             Ok(db) => (db, None),
             Err(e) => {
                 // A damaged sled is only a cache: move it aside and rebuild.
@@ -287,6 +287,24 @@ impl Store {
                 (open_sled(&derived_path)?, Some(reason))
             }
         };
+        // Before layout 4 the derived database also held attendees in clear (the
+        // materializer's rows): deleted whole, not cleared, so no old page keeps them.
+        let (db, rebuild_reason) = match db.get(derived::META_LAYOUT)? {
+            Some(layout)
+                if derived::decode_layout(&layout).is_some_and(|l| l < derived::LAYOUT_PEOPLE_APART) =>
+            {
+                drop(db);
+                fs::remove_dir_all(&derived_path).map_err(StoreError::io(
+                    "delete the derived database of an older release",
+                    &derived_path,
+                ))?;
+                let reason =
+                    "the derived database was written by an older release (deleted, rebuilt)".to_string();
+                (open_sled(&derived_path)?, rebuild_reason.or(Some(reason)))
+            }
+            _ => (db, rebuild_reason),
+        };
+        let mut rebuild_reason = rebuild_reason;
         let tree: sled::Tree = (*db).clone();
         let mut store = Store {
             dir: dir.to_path_buf(),

@@ -471,4 +471,23 @@ mod tests {
         assert_eq!(canaries_in(dir.path()), Vec::<String>::new());
         assert!(quarantine.join("0000000000000001-12.torn").exists());
     }
+
+    #[test]
+    fn a_derived_database_of_an_older_release_is_deleted_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = TestNetwork::new(45, 1, 1);
+        let store = open_new(dir.path(), &net);
+        // An older node kept attendees in clear in a tree of this database.
+        store.derived_tree("docs").unwrap().insert(b"r-attendee", &b"CANARY-OLD-RELEASE"[..]).unwrap();
+        store.tree.insert(crate::derived::META_LAYOUT, &3u32.to_be_bytes()).unwrap();
+        store.db.flush().unwrap();
+        drop(store);
+        assert!(!files_holding(&dir.path().join("derived"), b"CANARY-OLD-RELEASE").is_empty());
+        let (store, report) = Store::open(dir.path(), Some(net.network)).unwrap();
+        assert!(matches!(report.derived, crate::DerivedStatus::Rebuilt { .. }), "{:?}", report.derived);
+        assert!(store.derived_tree("docs").unwrap().is_empty());
+        store.db.flush().unwrap();
+        assert_eq!(files_holding(&dir.path().join("derived"), b"CANARY-OLD-RELEASE"), Vec::<String>::new());
+        assert_eq!(store.trust().devices().count(), 1, "rebuilt from the log");
+    }
 }
