@@ -181,8 +181,11 @@ fn is_people(doc: &DocId) -> bool {
 }
 
 fn open_people(dir: &std::path::Path) -> Result<sled::Tree> {
+    // A cache like the store's derived database: a long flush interval keeps its
+    // background fsyncs off the write path.
     let db = sled::Config::new()
         .path(dir)
+        .flush_every_ms(Some(2_000))
         .open()
         .with_context(|| format!("cannot open the people database in {}", dir.display()))?;
     Ok((*db).clone())
