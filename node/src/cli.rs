@@ -531,6 +531,11 @@ pub struct ReportArgs {
     /// CSV instead of a table.
     #[arg(long)]
     pub csv: bool,
+    /// Field separator of the CSV: `semicolon` (`;` and a decimal comma, what Italian
+    /// spreadsheets open directly) or `comma` (`,` and a decimal point). Default: the
+    /// language's convention (Italian: semicolon).
+    #[arg(long, requires = "csv")]
+    pub csv_style: Option<String>,
 }
 
 #[derive(Debug, Args)]

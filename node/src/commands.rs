@@ -1657,10 +1657,20 @@ fn report_cmd(node: &Node, args: ReportArgs, ui: &Ui) -> Result<()> {
             );
         }
     }
+    let style = match args.csv_style.as_deref().map(str::trim) {
+        None => tessera_records::CsvStyle::of(ui.lang),
+        Some("semicolon" | "punto-e-virgola" | ";") => tessera_records::CsvStyle::Semicolon,
+        Some("comma" | "virgola" | ",") => tessera_records::CsvStyle::Comma,
+        Some(other) => bail!(
+            "{} `{other}`: {}",
+            ui.t("unknown --csv-style", "--csv-style sconosciuto"),
+            ui.t("use `semicolon` or `comma`", "usare `punto-e-virgola` (semicolon) o `virgola` (comma)")
+        ),
+    };
     let query = ReportQuery { from, to, group_by, today: today(), partner: args.partner };
     let report = report::report(&records, &query);
     if args.csv {
-        print!("{}", report.to_csv(ui.lang));
+        print!("{}", report.to_csv(ui.lang, style));
     } else {
         print!("{}", report.to_table(ui.lang));
     }

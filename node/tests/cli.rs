@@ -194,6 +194,25 @@ fn register_lend_return_and_report() {
     let report = hub.ok(&["report", "--by", "month", "--csv"]);
     assert!(report.lines().count() >= 2, "{report}");
     assert!(!report.contains("Giulia") && !report.contains("Esempio"), "reports carry no names: {report}");
+    // In Italian, what an Italian spreadsheet opens as it is; the other style on request.
+    let italian = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .arg("--data")
+            .arg(&hub.data)
+            .args(["--lang", "it", "report", "--csv"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let semicolons = italian(&[]);
+    assert!(semicolons.starts_with("Sede;Partecipanti unici;"), "{semicolons}");
+    assert!(semicolons.contains("Totale;1;1;2,5;"), "decimal comma: {semicolons}");
+    assert!(italian(&["--csv-style", "comma"]).starts_with("Sede,Partecipanti unici,"));
+    let refused = hub.run(&["report", "--csv", "--csv-style", "tab"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown --csv-style"));
     let listed = hub.ok(&["attendee", "list", "--search", "giulia"]);
     assert!(listed.contains(&student) && !listed.contains(&other), "{listed}");
     assert!(hub.ok(&["status"]).contains("Certified"));

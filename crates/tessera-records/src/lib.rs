@@ -33,7 +33,7 @@ pub use model::{
     parse_date_time, personal_doc_id, split_attendee, Attendee, Consent, Device, Erased, Guardian, Loan,
     Participant, PersonalDetails, Record, RecordRef, Session, Site,
 };
-pub use report::{report, GroupBy, Report, ReportQuery, ReportRow};
+pub use report::{report, CsvStyle, GroupBy, Report, ReportQuery, ReportRow};
 pub use validate::{validate, validate_new_loan, ValidationError};
 pub use vocab::{
     AttendeeRole, Audience, ConsentBy, DeviceCondition, DeviceKind, DeviceOrigin, DeviceStatus, Lang,

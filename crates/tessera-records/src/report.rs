@@ -499,18 +499,22 @@ impl Report {
     /// The report as CSV (RFC 4180: commas, `.` decimals, CRLF line ends), headers in
     /// `lang`, the total last. Text cells that a spreadsheet would run as a formula are
     /// prefixed with `'`.
-    pub fn to_csv(&self, lang: Lang) -> String {
+    pub fn to_csv(&self, lang: Lang, style: CsvStyle) -> String {
+        let (separator, decimal) = match style {
+            CsvStyle::Comma => (',', '.'),
+            CsvStyle::Semicolon => (';', ','),
+        };
         let mut out = String::new();
         let mut line = |cells: &[String]| {
-            let escaped: Vec<String> = cells.iter().map(|cell| csv_cell(cell)).collect();
-            out.push_str(&escaped.join(","));
+            let escaped: Vec<String> = cells.iter().map(|cell| csv_cell(cell, separator)).collect();
+            out.push_str(&escaped.join(&separator.to_string()));
             out.push_str("\r\n");
         };
         line(&self.headers(lang).map(str::to_string));
         for row in &self.rows {
-            line(&self.cells(row, lang, '.'));
+            line(&self.cells(row, lang, decimal));
         }
-        line(&self.cells(&self.total, lang, '.'));
+        line(&self.cells(&self.total, lang, decimal));
         out
     }
 
@@ -569,13 +573,33 @@ fn format_hours(hours: f64, decimal: char) -> String {
     trimmed.replace('.', &decimal.to_string())
 }
 
-fn csv_cell(cell: &str) -> String {
+/// How a CSV file separates its fields: what a spreadsheet of the operator's locale
+/// opens without an import dialog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CsvStyle {
+    /// `,` between fields, `.` in decimals (English spreadsheets).
+    Comma,
+    /// `;` between fields, `,` in decimals (Italian spreadsheets: Excel, LibreOffice).
+    Semicolon,
+}
+
+impl CsvStyle {
+    /// The convention of `lang`'s spreadsheets.
+    pub fn of(lang: Lang) -> CsvStyle {
+        match lang {
+            Lang::En => CsvStyle::Comma,
+            Lang::It => CsvStyle::Semicolon,
+        }
+    }
+}
+
+fn csv_cell(cell: &str, separator: char) -> String {
     let guarded = if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{cell}")
     } else {
         cell.to_string()
     };
-    if guarded.contains([',', '"', '\n', '\r']) {
+    if guarded.contains([separator, '"', '\n', '\r']) {
         format!("\"{}\"", guarded.replace('"', "\"\""))
     } else {
         guarded
@@ -944,13 +968,21 @@ mod tests {
     fn csv_and_table_in_both_languages_carry_no_names() {
         let records = programme();
         let by_site = report(&records, &query(GroupBy::Site));
-        let csv = by_site.to_csv(Lang::En);
+        let csv = by_site.to_csv(Lang::En, CsvStyle::Comma);
         assert_eq!(
             csv,
             "Site,Unique attendees,Sessions held,Training hours,Devices on loan,Overdue loans,Headcount\r\n\
              Polo Alfa,1,2,4.5,2,1,2\r\n\
              Sportello Beta,1,1,0,1,0,41\r\n\
              Total,2,3,4.5,3,1,43\r\n"
+        );
+        // What an Italian spreadsheet opens as it is: `;` between fields, decimal comma.
+        assert_eq!(
+            by_site.to_csv(Lang::It, CsvStyle::of(Lang::It)),
+            "Sede;Partecipanti unici;Incontri svolti;Ore di formazione;Dispositivi in comodato;Comodati scaduti;Presenze\r\n\
+             Polo Alfa;1;2;4,5;2;1;2\r\n\
+             Sportello Beta;1;1;0;1;0;41\r\n\
+             Totale;2;3;4,5;3;1;43\r\n"
         );
         let table = by_site.to_table(Lang::It);
         let expected = "\
@@ -964,7 +996,12 @@ Totale                           2                3                4,5          
         assert_eq!(table, expected);
         let by_audience = report(&records, &query(GroupBy::Audience)).to_table(Lang::It);
         assert!(by_audience.contains("anziani") && by_audience.contains("studenti"));
-        for output in [csv, table, by_audience, report(&records, &query(GroupBy::Month)).to_csv(Lang::It)] {
+        for output in [
+            csv,
+            table,
+            by_audience,
+            report(&records, &query(GroupBy::Month)).to_csv(Lang::It, CsvStyle::Semicolon),
+        ] {
             for name in ["Giulia", "Esempio", "Ahmed", "Prova", "Facilitatore", "Operatrice", "Mario"] {
                 assert!(!output.contains(name), "{name} in {output}");
             }
@@ -973,9 +1010,11 @@ Totale                           2                3                4,5          
 
     #[test]
     fn csv_cells_are_escaped_and_defused() {
-        assert_eq!(csv_cell("Polo \"San Nabore\", Lodi"), "\"Polo \"\"San Nabore\"\", Lodi\"");
-        assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(csv_cell("-1"), "'-1");
+        assert_eq!(csv_cell("Polo \"San Nabore\", Lodi", ','), "\"Polo \"\"San Nabore\"\", Lodi\"");
+        assert_eq!(csv_cell("Polo; Lodi", ';'), "\"Polo; Lodi\"");
+        assert_eq!(csv_cell("Polo, Lodi", ';'), "Polo, Lodi");
+        assert_eq!(csv_cell("=HYPERLINK(\"x\")", ','), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_cell("-1", ','), "'-1");
         assert_eq!(format_hours(1.0 / 3.0 + 1.0, '.'), "1.33");
         assert_eq!(format_hours(3.0, ','), "3");
         assert_eq!(format_hours(0.25, ','), "0,25");
