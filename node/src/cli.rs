@@ -516,7 +516,8 @@ pub struct ResolveArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Group by site, partner, month, audience or age (bands 0-13, 14-17, 18-64, 65+).
+    /// Group by site, partner, month, audience, age (bands 0-13, 14-17, 18-64, 65+) or
+    /// topic (the request type: SPID, CIE, e-mail, bonus...).
     #[arg(long, default_value = "site")]
     pub by: String,
     /// First day included (YYYY-MM-DD).

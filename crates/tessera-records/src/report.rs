@@ -32,7 +32,7 @@ use tessera_log::DocId;
 
 use crate::kind::short_id;
 use crate::model::{parse_date, Attendee, Loan, Record, RecordRef, Session, Site};
-use crate::vocab::{closed_set, AttendeeRole, Audience, Lang, SessionKind};
+use crate::vocab::{closed_set, AttendeeRole, Audience, Lang, SessionKind, Topic};
 
 closed_set! {
     /// How the rows of a report are grouped.
@@ -42,6 +42,7 @@ closed_set! {
         Month => "month", "month", "mese", [];
         Audience => "audience", "audience", "destinatari", ["pubblico", "target"];
         AgeBand => "age", "age band", "fascia d'età", ["eta", "età", "age-band", "fascia", "fasce"];
+        Topic => "topic", "request type", "tipo di richiesta", ["richiesta", "tema", "argomento", "request", "request-type", "tipo"];
     }
 }
 
@@ -229,6 +230,7 @@ impl<'a> Lookup<'a> {
         site: RecordRef,
         date: NaiveDate,
         audience: Option<Audience>,
+        topic: Option<Topic>,
         person: Option<RecordRef>,
     ) -> String {
         match by {
@@ -237,6 +239,7 @@ impl<'a> Lookup<'a> {
             GroupBy::Month => date.format("%Y-%m").to_string(),
             GroupBy::Audience => audience.map_or(UNKNOWN_GROUP, Audience::as_str).to_string(),
             GroupBy::AgeBand => person.map_or(UNKNOWN_GROUP, |p| self.band(p, date)).to_string(),
+            GroupBy::Topic => topic.map_or(UNKNOWN_GROUP, Topic::as_str).to_string(),
         }
     }
 }
@@ -284,6 +287,7 @@ pub fn report(records: &[(DocId, Record)], query: &ReportQuery) -> Report {
                         session.site,
                         start.date(),
                         Some(session.audience),
+                        session.topic_code,
                         None,
                     );
                     count_session(session, &lookup, groups.entry(group).or_default());
@@ -314,8 +318,14 @@ pub fn report(records: &[(DocId, Record)], query: &ReportQuery) -> Report {
                         }
                     }
                 } else {
-                    let group =
-                        lookup.group(query.group_by, loan.site, span.start, audience, Some(loan.attendee));
+                    let group = lookup.group(
+                        query.group_by,
+                        loan.site,
+                        span.start,
+                        audience,
+                        None,
+                        Some(loan.attendee),
+                    );
                     count_loan(loan, &span, &lookup, end, groups.entry(group).or_default());
                 }
                 count_loan(loan, &span, &lookup, end, &mut total);
@@ -449,6 +459,8 @@ impl Report {
             (GroupBy::Audience, Lang::It) => "Destinatari",
             (GroupBy::AgeBand, Lang::En) => "Age band",
             (GroupBy::AgeBand, Lang::It) => "Fascia d'età",
+            (GroupBy::Topic, Lang::En) => "Request type",
+            (GroupBy::Topic, Lang::It) => "Tipo di richiesta",
         };
         match lang {
             Lang::En => [
@@ -480,6 +492,9 @@ impl Report {
             (UNKNOWN_GROUP, Lang::It) => "(non indicato)".to_string(),
             _ if self.group_by == GroupBy::Audience => Audience::from_str_exact(group)
                 .map_or_else(|| group.to_string(), |a| a.label(lang).to_string()),
+            _ if self.group_by == GroupBy::Topic => {
+                Topic::from_str_exact(group).map_or_else(|| group.to_string(), |t| t.label(lang).to_string())
+            }
             _ => group.to_string(),
         }
     }
@@ -694,6 +709,41 @@ mod tests {
             overdue_loans: overdue,
             headcount: heads,
         }
+    }
+
+    #[test]
+    fn by_request_type_each_session_counts_under_its_topic() {
+        let mut records = programme();
+        // The course is about SPID, the public meeting about online scams; the lab has
+        // no topic; loans have none either.
+        for (_, record) in &mut records {
+            if let Record::Session(session) = record {
+                session.topic_code = match session.kind {
+                    SessionKind::Course => Some(Topic::Spid),
+                    SessionKind::PublicMeeting => Some(Topic::OnlineScams),
+                    _ => None,
+                };
+            }
+        }
+        let by_topic = report(&records, &query(GroupBy::Topic));
+        assert_eq!(
+            by_topic.total,
+            row("total", 2, 3, 4.5, 3, 1, 43),
+            "the total does not depend on grouping"
+        );
+        assert_eq!(
+            by_topic.rows,
+            vec![
+                // The lab (Giulia, as her merged duplicate) and the loans (to Giulia and Ahmed).
+                row(UNKNOWN_GROUP, 2, 1, 2.5, 3, 1, 1),
+                row("online-scams", 1, 1, 0.0, 0, 0, 41),
+                row("spid", 1, 1, 2.0, 0, 0, 1),
+            ]
+        );
+        let table = by_topic.to_table(Lang::It);
+        assert!(table.starts_with("Tipo di richiesta"), "{table}");
+        assert!(table.contains("identità digitale SPID") && table.contains("truffe online"), "{table}");
+        assert_eq!(GroupBy::parse("tipo di richiesta"), Ok(GroupBy::Topic));
     }
 
     #[test]
