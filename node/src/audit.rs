@@ -566,55 +566,47 @@ fn keys_in(source: &Source, trust: &TrustState, network: NetworkId, reader: &Sec
     keys
 }
 
-/// The persons an erasure in `source` erases (by the rule every store applies, see
-/// `tessera_log::erasure`), with when and why; and the erasures that do not count,
-/// with the partner that signed them.
+/// The persons an erasure in `source` erases (by the rule every store applies,
+/// `tessera_log::erasure_counts`, the first in (device, seq) order when several do),
+/// with when and why; and the erasures that do not count, with the organisation that
+/// signed them.
 fn erasures_in(
     source: &Source,
     trust: &TrustState,
 ) -> (BTreeMap<tessera_log::Person, tessera_log::Erasure>, BTreeMap<tessera_log::Person, String>) {
-    use tessera_log::erasure::{is_erasure_doc, PERSONAL_DOC_KIND};
-    let partner_of = |device: &DeviceKey| trust.devices().find(|c| c.device == *device).map(|c| c.partner);
-    let mut writers: BTreeMap<tessera_log::Person, Vec<tessera_log::PartnerKey>> = BTreeMap::new();
-    let mut signed: Vec<(tessera_log::Person, tessera_log::PartnerKey, Option<tessera_log::Erasure>)> =
-        Vec::new();
+    let mut counting: BTreeMap<tessera_log::Person, (DeviceKey, Seq, tessera_log::Erasure)> = BTreeMap::new();
+    let mut refused = BTreeMap::new();
     for entry in &source.entries {
         let LogEntry::Envelope(env) = entry else { continue };
-        if trust.authorize(&env.author(), env.seq()).is_err() || trust.verify_envelope_signature(env).is_err()
-        {
+        let Ok(cert) = trust.authorize(&env.author(), env.seq()) else { continue };
+        if trust.verify_envelope_signature(env).is_err() {
             continue;
         }
-        let Some(partner) = partner_of(&env.author()) else { continue };
         for (change, body) in env.changes().iter().zip(env.bodies()) {
+            if !tessera_log::erasure::is_erasure_doc(&change.doc) {
+                continue;
+            }
             let person = tessera_log::Person::of(&change.doc);
-            if change.doc.0[0] == PERSONAL_DOC_KIND {
-                writers.entry(person).or_default().push(partner);
-            } else if is_erasure_doc(&change.doc) {
-                let erasure = match body {
-                    tessera_log::Body::Present { bytes, .. } => tessera_log::Erasure::decode(bytes).ok(),
-                    tessera_log::Body::Absent => None,
-                };
-                signed.push((person, partner, erasure));
+            let erasure = match body {
+                tessera_log::Body::Present { bytes, .. } => tessera_log::Erasure::decode(bytes).ok(),
+                tessera_log::Body::Absent => None,
+            };
+            match erasure {
+                Some(erasure) if tessera_log::erasure_counts(trust, &env.author(), &person, &erasure) => {
+                    let key = (env.author(), env.seq());
+                    if counting.get(&person).is_none_or(|(a, s, _)| key < (*a, *s)) {
+                        counting.insert(person, (key.0, key.1, erasure));
+                    }
+                }
+                _ => {
+                    let by = trust.partner(&cert.partner).map(|p| p.name.clone()).unwrap_or_default();
+                    refused.insert(person, by);
+                }
             }
         }
     }
-    let mut effective = BTreeMap::new();
-    let mut refused = BTreeMap::new();
-    for (person, partner, erasure) in signed {
-        let wrote = writers.get(&person).map(Vec::as_slice).unwrap_or_default();
-        if tessera_log::erasure::may_erase(&partner, wrote) {
-            let erasure = erasure.unwrap_or(tessera_log::Erasure {
-                erased_on: "?".into(),
-                reason: tessera_log::ErasureReason::Request,
-                stub: Vec::new(),
-            });
-            effective.entry(person).or_insert(erasure);
-        } else {
-            refused.insert(person, trust.partner(&partner).map(|p| p.name.clone()).unwrap_or_default());
-        }
-    }
-    refused.retain(|person, _| !effective.contains_key(person));
-    (effective, refused)
+    refused.retain(|person, _| !counting.contains_key(person));
+    (counting.into_iter().map(|(person, (_, _, erasure))| (person, erasure)).collect(), refused)
 }
 
 fn erasure_words(erasure: &tessera_log::Erasure) -> String {
@@ -693,9 +685,9 @@ pub fn log(
                     let what = match (erased.get(&person), refused.get(&person)) {
                         (Some(erasure), _) => erasure_words(erasure),
                         (None, Some(by)) => format!(
-                            "erasure not effective: signed by {by}, which did not write this person's details"
+                            "erasure not effective: signed by {by}, which did not register this person"
                         ),
-                        (None, None) => "erasure waiting for the person's details to arrive".into(),
+                        (None, None) => "erasure whose content is not in this copy".into(),
                     };
                     lines.push(line(short_id(&attendee), "attendee".into(), vec![what]));
                 }

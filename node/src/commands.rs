@@ -630,15 +630,17 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
                 registered_by: None,
                 match_key: None,
                 erased: None,
+                id_nonce: None,
             };
             if non_empty(f.operator.clone()).is_none() {
                 bail!("--operator is required: the name of the operator who collected the consent form (or set TESSERA_OPERATOR)");
             }
             let f = AttendeeFields { site: None, ..f };
             apply_attendee_fields(&mut a, f, node, ui)?;
+            let (id, nonce) = node.new_attendee_id()?;
+            a.id_nonce = Some(nonce);
             let record = Record::Attendee(a);
             validate_record(&record, ui)?;
-            let id = Node::new_id(RecordKind::Attendee)?;
             node.transact(&[(id, record)])?;
             saved(ui, ui.t("attendee", "iscritto"), &id);
         }
@@ -862,10 +864,25 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
                 );
             }
             let on = tessera_records::model::format_date(today());
-            node.erase(&id, &a, &on, reason)?;
+            // The records merged into this one are the same person: erased with it.
+            let everyone = node.docs().records(RecordKind::Attendee)?;
+            let mut targets = vec![(id, a)];
+            let mut frontier = vec![id];
+            while let Some(into) = frontier.pop() {
+                for (other, record) in &everyone {
+                    let Record::Attendee(duplicate) = record else { continue };
+                    let merged_here = duplicate.merged_into.is_some_and(|m| m.0 == into);
+                    if merged_here && !duplicate.is_erased() && targets.iter().all(|(t, _)| t != other) {
+                        targets.push((*other, duplicate.clone()));
+                        frontier.push(*other);
+                    }
+                }
+            }
+            node.erase_all(&targets, &on, reason)?;
+            let ids: Vec<String> = targets.iter().map(|(t, _)| short_id(t)).collect();
             println!(
                 "{} {} {}. {}",
-                short_id(&id),
+                ids.join(", "),
                 ui.t("erased", "cancellato"),
                 erased_words(&tessera_records::Erased::new(&on, reason), ui),
                 ui.t(

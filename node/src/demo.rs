@@ -61,8 +61,10 @@ pub fn populate(node: &mut Node, ui: &Ui) -> Result<()> {
             registered_by: None,
             match_key: None,
             erased: None,
+            id_nonce: None,
         };
-        let id = Node::new_id(RecordKind::Attendee)?;
+        let (id, nonce) = node.new_attendee_id()?;
+        let attendee = Attendee { id_nonce: Some(nonce), ..attendee };
         node.transact(&[(id, Record::Attendee(attendee))])?;
         attendees.push(id);
     }

@@ -175,6 +175,13 @@ fn epoch(store: &Store) -> [u8; 32] {
     *h.finalize().as_bytes()
 }
 
+/// Whether the body of a change of `doc` is of a person erased in `store`.
+fn erased_body(store: &Store, doc: &DocId) -> bool {
+    let erased = store.erased();
+    !erased.is_empty()
+        && tessera_log::erasure::erases_body_of(&|p: &tessera_log::Person| erased.contains(p), doc)
+}
+
 /// Whether `doc` is kept in the people database: an attendee or its personal details.
 fn is_people(doc: &DocId) -> bool {
     matches!(tessera_records::kind_of(doc), Some(RecordKind::Attendee | RecordKind::Personal))
@@ -400,8 +407,20 @@ impl Materializer {
             report.envelopes = again.envelopes;
             report.changes = again.changes;
         }
+        if self.erased.iter().any(|person| !store.erased().contains(person)) {
+            // An erasure stopped counting (its device was revoked before it): the
+            // person's documents come back from the log as their bodies return.
+            tracing::info!("an erasure no longer counts: rebuilding the records");
+            self.erased.retain(|person| store.erased().contains(person));
+            self.restart(store, true)?;
+            let again = self.catch_up_in_background(store)?;
+            report.rebuilt = true;
+            report.envelopes = again.envelopes;
+            report.changes = again.changes;
+            return Ok(report);
+        }
         for person in std::mem::take(&mut self.restub) {
-            if store.erased().contains(&person) {
+            if store.erased().contains(&person) && self.erased.contains(&person) {
                 self.write_stub(store, &person)?;
             }
         }
@@ -422,17 +441,13 @@ impl Materializer {
     fn write_stub(&mut self, store: &Store, person: &tessera_log::Person) -> Result<()> {
         let erasure_doc = person.erasure_doc();
         let mut stub = None;
-        for (author, seq, index) in store.doc_changes(&erasure_doc)? {
-            let Some(env) = store.get(&author, seq)? else { continue };
-            let Some(tessera_log::Body::Present { bytes, .. }) = env.bodies().get(usize::from(index)) else {
-                continue;
-            };
-            let Ok(erasure) = tessera_log::Erasure::decode(bytes) else { continue };
-            let Opened::Change(json) = self.keys.open(&erasure_doc, &erasure.stub) else { continue };
-            let Ok(card) = serde_json::from_slice::<tessera_records::Attendee>(&json) else { continue };
-            let erased = tessera_records::Erased::new(&erasure.erased_on, erasure.reason);
-            stub = Some(tessera_records::erased_stub(&card, erased));
-            break;
+        if let Some((_, _, erasure)) = store.erasure_of(person)? {
+            if let Opened::Change(json) = self.keys.open(&erasure_doc, &erasure.stub) {
+                if let Ok(card) = serde_json::from_slice::<tessera_records::Attendee>(&json) {
+                    let erased = tessera_records::Erased::new(&erasure.erased_on, erasure.reason);
+                    stub = Some(tessera_records::erased_stub(&card, erased));
+                }
+            }
         }
         let value = match stub {
             Some(stub) => serde_json::to_vec(&Record::Attendee(stub))?,
@@ -481,7 +496,7 @@ impl Materializer {
                 continue;
             }
             for (doc, body) in env.present_changes() {
-                if !is_people(&doc) {
+                if !is_people(&doc) || erased_body(store, &doc) {
                     continue;
                 }
                 if let Opened::Change(change) = self.keys.open(&doc, body) {
@@ -548,7 +563,9 @@ impl Materializer {
         answer.recv().map_err(|_| stopped())?;
         self.tree.clear()?;
         self.people()?.clear()?;
-        self.restub.extend(std::mem::take(&mut self.erased));
+        // Their stubs are written again; their documents were deleted with the people
+        // database when they were erased, and are not applied again (`erased_body`).
+        self.restub.extend(self.erased.iter().copied());
         self.tree.insert(LOG_ID, &store.log_id())?;
         self.tree.insert(EPOCH, &epoch(store))?;
         if keep_keys {
@@ -574,7 +591,13 @@ impl Materializer {
         let mut now_readable = false;
         for (doc, body) in env.present_changes() {
             if tessera_log::erasure::is_erasure_doc(&doc) {
-                // Read when the store finds it effective (see `write_stub`).
+                // Read when the store finds it counts (see `write_stub`); a new one may
+                // change which erasure the stub comes from.
+                self.restub.insert(tessera_log::Person::of(&doc));
+                continue;
+            }
+            if erased_body(store, &doc) {
+                // Whatever the log still holds (a scrub not finished yet).
                 continue;
             }
             if let Some(held) = self.keys.learn_change(store.trust(), env, &doc, body, &self.secret) {

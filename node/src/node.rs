@@ -191,10 +191,8 @@ impl Node {
         self.append(time, all).map(Some)
     }
 
-    /// Erases the attendee `doc` (whose current value is `attendee`): one signed
-    /// erasure change, after which the store drops every body of the person from its
-    /// log (and refuses them from any copy), and the people database is made again
-    /// without them. Allowed to a device of a partner that wrote the person's details.
+    /// Erases the attendee `doc` (whose current value is `attendee`); see
+    /// [`Node::erase_all`].
     pub fn erase(
         &mut self,
         doc: &DocId,
@@ -202,26 +200,23 @@ impl Node {
         on: &str,
         reason: tessera_log::ErasureReason,
     ) -> Result<Envelope> {
+        self.erase_all(&[(*doc, attendee.clone())], on, reason)
+    }
+
+    /// Erases these attendees in one envelope: one signed erasure change each, after
+    /// which the store drops every body of their documents from its log (and refuses
+    /// them from any copy), and the people database is made again without them. Only
+    /// a device of the partner that registered each person may (its id proves it).
+    /// Fails if the log could not be rewritten yet (the erasure is saved, bodies are
+    /// refused, and the rewrite is retried at the next open).
+    pub fn erase_all(
+        &mut self,
+        attendees: &[(DocId, tessera_records::Attendee)],
+        on: &str,
+        reason: tessera_log::ErasureReason,
+    ) -> Result<Envelope> {
         self.check_may_sign()?;
-        let person = tessera_log::Person::of(doc);
         let own = self.partner().context("this node's device has no certificate")?;
-        let mut writers = Vec::new();
-        for (author, _, _) in self.store.doc_changes(&person.personal_doc())? {
-            if let Some(cert) = self.store.trust().devices().find(|c| c.device == author) {
-                writers.push(cert.partner);
-            }
-        }
-        if writers.is_empty() {
-            bail!(
-                "not erased: this person's details were saved by an older release, in a form an \
-                 erasure cannot reach yet. Edit and save the person once (`tessera attendee edit`), then erase"
-            );
-        }
-        if !tessera_log::erasure::may_erase(&own, &writers) {
-            bail!("not erased: only the organisation that registered this person (or one it gave access) may erase them");
-        }
-        let erased = tessera_records::Erased::new(on, reason);
-        let stub = tessera_records::erased_stub(attendee, erased);
         let scopes = scopes_written(own);
         let (grants, made) = self.docs.keys().owed(self.store.trust(), &scopes)?;
         let mut ring = self.docs.keys().ring().clone();
@@ -229,22 +224,68 @@ impl Node {
             ring.insert(key);
         }
         let key = ring.current(&Scope::Network).context("no read key of the network to seal with")?;
-        let erasure_doc = person.erasure_doc();
-        let sealed = tessera_seal::seal_body(key, &self.network(), &erasure_doc, &serde_json::to_vec(&stub)?)
-            .context("the operating system's random source failed")?;
-        let body = tessera_log::Erasure { erased_on: on.to_string(), reason, stub: sealed }
-            .encode()
-            .context("the erasure could not be encoded")?;
         let mut changes = grant_changes(grants)?;
-        changes.push(NewChange { doc: erasure_doc, salt: random_salt()?, body });
+        let mut persons = Vec::new();
+        for (doc, attendee) in attendees {
+            let person = tessera_log::Person::of(doc);
+            let nonce = attendee
+                .id_nonce
+                .as_deref()
+                .and_then(|hex_nonce| hex::decode(hex_nonce).ok())
+                .and_then(|bytes| <[u8; tessera_log::erasure::NONCE_BYTES]>::try_from(bytes).ok());
+            let Some(nonce) = nonce else {
+                bail!(
+                    "not erased: {} was registered by a release before erasure existed, and its id cannot \
+                     prove which organisation registered it. Register the person again if needed, and \
+                     ask the coordinator to remove this record by hand",
+                    tessera_records::short_id(doc)
+                );
+            };
+            if tessera_log::person_id(&own, &nonce) != person {
+                bail!(
+                    "not erased: only the organisation that registered {} may erase it",
+                    tessera_records::short_id(doc)
+                );
+            }
+            let stub = tessera_records::erased_stub(attendee, tessera_records::Erased::new(on, reason));
+            let erasure_doc = person.erasure_doc();
+            let sealed =
+                tessera_seal::seal_body(key, &self.network(), &erasure_doc, &serde_json::to_vec(&stub)?)
+                    .context("the operating system's random source failed")?;
+            let body = tessera_log::Erasure { erased_on: on.to_string(), reason, nonce, stub: sealed }
+                .encode()
+                .context("the erasure could not be encoded")?;
+            changes.push(NewChange { doc: erasure_doc, salt: random_salt()?, body });
+            persons.push(person);
+        }
         let envelope = self.append(now(), changes)?;
         // The people database is made again before this returns (the catch-up after
         // the write sees the erasure).
         self.docs.catch_up(&self.store)?;
-        if !self.store.erased().contains(&person) {
-            bail!("the erasure was saved but is not effective: `tessera status` tells more");
+        for person in &persons {
+            if !self.store.erased().contains(person) {
+                bail!("the erasure was saved but does not count: `tessera audit log` tells why");
+            }
+            if !self.store.erasure_scrubbed(person)? {
+                bail!(
+                    "the erasure is saved and the person's details are no longer shown or sent, but the log \
+                     could not be rewritten without them yet (see the log of this command); it is retried \
+                     each time Tessera opens this data directory"
+                );
+            }
         }
         Ok(envelope)
+    }
+
+    /// A new attendee id made from this node's partner key and a random nonce
+    /// (returned in hex, for the attendee's `id_nonce`): what lets the partner erase
+    /// the person later ([`tessera_log::person_id`]).
+    pub fn new_attendee_id(&self) -> Result<(DocId, String)> {
+        let partner = self.partner().context("this node's device has no certificate")?;
+        let mut nonce = [0u8; tessera_log::erasure::NONCE_BYTES];
+        getrandom::getrandom(&mut nonce).context("the operating system's random source failed")?;
+        let person = tessera_log::person_id(&partner, &nonce);
+        Ok((person.doc(RecordKind::Attendee.byte()), hex::encode(nonce)))
     }
 
     /// Writes the grants this node owes (keys for readers that lack them, a new epoch

@@ -42,6 +42,7 @@ fn attendee(site: RecordRef, given: &str) -> Record {
         registered_by: None,
         match_key: None,
         erased: None,
+        id_nonce: None,
     })
 }
 

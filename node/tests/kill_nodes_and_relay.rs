@@ -225,6 +225,7 @@ fn bulk_write(hub: usize, data: &Path, cycle: u64, count: usize) -> Vec<Acked> {
             registered_by: None,
             match_key: None,
             erased: None,
+            id_nonce: None,
         };
         let id = Node::new_id(RecordKind::Attendee).unwrap();
         node.transact(&[(id, Record::Attendee(attendee))]).unwrap();

@@ -286,6 +286,8 @@ fn an_erased_person_is_gone_from_every_copy_and_nothing_brings_them_back() {
     let init = ok(&auditor, &["init", "--site", "Revisore", "--network", &network]);
 
     let id = add_canary(&a);
+    // The same child registered again at A2 (merged into A's record below).
+    let twice = add_canary(&a2);
     let session = ok(
         &a,
         &[
@@ -308,6 +310,10 @@ fn an_erased_person_is_gone_from_every_copy_and_nothing_brings_them_back() {
     for hub in [&a, &a2, &stale, &b, &a, &a2, &stale, &b] {
         ok(hub, &["sync", "--peer", &addr]);
     }
+    let conflicts = ok(&a, &["conflicts", "list"]);
+    let dup = conflicts.lines().find(|l| l.contains(&twice)).and_then(|l| l.split_whitespace().next());
+    let dup = dup.unwrap_or_else(|| panic!("{twice} not in {conflicts}"));
+    ok(&a, &["conflicts", "resolve", dup, "--keep", &id]);
     assert!(ok(&a2, &["attendee", "show", &id]).contains(CANARIES[1]), "A2 reads A's people");
     assert!(ok(&stale, &["attendee", "show", &id]).contains(CANARIES[1]));
     let counted = report_total(&b);
@@ -327,7 +333,7 @@ fn an_erased_person_is_gone_from_every_copy_and_nothing_brings_them_back() {
     assert!(ok(&a, &["attendee", "show", &id]).contains(CANARIES[1]), "nothing was erased yet");
 
     let erased = ok(&a, &["attendee", "erase", &id, "--yes"]);
-    assert!(erased.contains("erased on"), "{erased}");
+    assert!(erased.contains("erased on") && erased.contains(&twice), "the merged duplicate too: {erased}");
     assert_no_canary(&a, &CANARIES);
     let shown = ok(&a, &["attendee", "show", &id]);
     assert!(shown.contains("art. 17") && shown.contains("2012"), "{shown}");
@@ -360,7 +366,7 @@ fn an_erased_person_is_gone_from_every_copy_and_nothing_brings_them_back() {
     }
     // Not one body of the person's documents is left in any log (the relay's included).
     for d in [&a, &a2, &stale, &b, &relay_dir] {
-        assert_eq!(erased_bodies_held(d), (1, 0), "{}", d.display());
+        assert_eq!(erased_bodies_held(d), (2, 0), "{}", d.display());
     }
     // The relay's copy verifies, and the auditor, who could read the person's
     // details before, finds only that they were erased.

@@ -8,21 +8,25 @@
 //! envelope header alone whom it erases. Its body:
 //!
 //! ```text
-//! body = version (1) = 1 | erased on (10, ASCII YYYY-MM-DD) | reason (1) | stub (the rest)
+//! body = version (1) = 1 | erased on (10, ASCII YYYY-MM-DD) | reason (1) | nonce (16) | stub (the rest)
 //! ```
 //!
-//! `reason` is 1 (a request under art. 17) or 2 (registered by mistake); `stub` is a
-//! body sealed in the network scope by the node (what reports keep counting: birth
-//! year, role, site), at most [`STUB_BYTES_MAX`]. Nothing in the body is personal.
+//! `reason` is 1 (a request under art. 17) or 2 (registered by mistake); `nonce` is the
+//! one the person's id was made from ([`person_id`]); `stub` is a body sealed in the
+//! network scope by the node (what reports keep counting: birth year, role, site), at
+//! most [`STUB_BYTES_MAX`]. Nothing in the body is personal.
 //!
-//! Who may erase: a device of a partner that wrote the person's details (documents of
-//! kind [`PERSONAL_DOC_KIND`]): the registering partner, or one it gave access. Every
-//! store decides this from headers alone ([`may_erase`]), so an erasure is effective
-//! on a relay exactly when it is on a hub. Once effective, the bodies of every change
-//! of the person's documents (the erasure's own excepted) are dropped from the log and
-//! refused on arrival, from any copy, forever.
+//! Who may erase: a device certified by the partner that registered the person. The
+//! person's id is made by that partner from its own key and a random nonce, so the
+//! erasure proves it with the nonce alone ([`erasure_counts`]): nobody else can find a
+//! nonce that gives the same id from their key. Every store, a relay included, decides
+//! this from the erasure's envelope and body, which it reads without a key, so an
+//! erasure counts on a relay exactly when it does on a hub. From then on, the bodies of
+//! every change of the person's documents (the erasure's own excepted) are dropped
+//! from the log and refused on arrival, from any copy.
 
-use crate::ids::DocId;
+use crate::ids::{DeviceKey, DocId, PartnerKey};
+use crate::trust::TrustState;
 
 /// The first byte of an erasure document's id (records use 1 to 6, grants `0xF0`).
 pub const ERASURE_DOC_KIND: u8 = 0xF1;
@@ -33,6 +37,28 @@ pub const PERSONAL_DOC_KIND: u8 = 6;
 pub const ERASURE_FORMAT_VERSION: u8 = 1;
 /// The largest sealed stub an erasure carries.
 pub const STUB_BYTES_MAX: usize = 4096;
+/// Bytes of the nonce a person's id is made from.
+pub const NONCE_BYTES: usize = 16;
+
+/// The id (15 bytes) of a person `partner` registers, from a random `nonce`:
+/// BLAKE3 `derive_key("tessera 2026-12 person id v1", partner key ‖ nonce)`, first 15
+/// bytes.
+pub fn person_id(partner: &PartnerKey, nonce: &[u8; NONCE_BYTES]) -> Person {
+    let mut hasher = blake3::Hasher::new_derive_key("tessera 2026-12 person id v1");
+    hasher.update(partner.as_bytes());
+    hasher.update(nonce);
+    let mut id = [0u8; 15];
+    id.copy_from_slice(&hasher.finalize().as_bytes()[..15]);
+    Person(id)
+}
+
+/// Whether `erasure`, a change of `person`'s erasure document signed by `author`,
+/// may erase them: `author` is certified by a partner whose key and the erasure's
+/// nonce make the person's id. The caller checks that the envelope verifies and still
+/// counts (not past a revocation, not at or after a fork).
+pub fn erasure_counts(trust: &TrustState, author: &DeviceKey, person: &Person, erasure: &Erasure) -> bool {
+    trust.certificates_of(author).any(|cert| person_id(&cert.partner, &erasure.nonce) == *person)
+}
 
 /// The 15 random bytes of a person's document ids.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -107,6 +133,8 @@ pub struct Erasure {
     /// `YYYY-MM-DD`.
     pub erased_on: String,
     pub reason: ErasureReason,
+    /// The nonce the person's id was made from ([`person_id`]).
+    pub nonce: [u8; NONCE_BYTES],
     /// Sealed in the network scope by the node; opaque here.
     pub stub: Vec<u8>,
 }
@@ -134,10 +162,11 @@ impl Erasure {
         if self.stub.len() > STUB_BYTES_MAX {
             return Err(ErasureError::StubTooLarge(self.stub.len()));
         }
-        let mut out = Vec::with_capacity(12 + self.stub.len());
+        let mut out = Vec::with_capacity(12 + NONCE_BYTES + self.stub.len());
         out.push(ERASURE_FORMAT_VERSION);
         out.extend_from_slice(self.erased_on.as_bytes());
         out.push(self.reason.byte());
+        out.extend_from_slice(&self.nonce);
         out.extend_from_slice(&self.stub);
         Ok(out)
     }
@@ -154,11 +183,18 @@ impl Erasure {
         }
         let &reason = rest.get(10).ok_or(ErasureError::Truncated)?;
         let reason = ErasureReason::from_byte(reason).ok_or(ErasureError::Reason(reason))?;
-        let stub = rest.get(11..).unwrap_or_default();
+        let nonce: [u8; NONCE_BYTES] =
+            rest.get(11..11 + NONCE_BYTES).and_then(|n| n.try_into().ok()).ok_or(ErasureError::Truncated)?;
+        let stub = rest.get(11 + NONCE_BYTES..).unwrap_or_default();
         if stub.len() > STUB_BYTES_MAX {
             return Err(ErasureError::StubTooLarge(stub.len()));
         }
-        Ok(Erasure { erased_on: String::from_utf8_lossy(date).into_owned(), reason, stub: stub.to_vec() })
+        Ok(Erasure {
+            erased_on: String::from_utf8_lossy(date).into_owned(),
+            reason,
+            nonce,
+            stub: stub.to_vec(),
+        })
     }
 }
 
@@ -170,10 +206,9 @@ fn valid_date(date: &[u8]) -> bool {
             .all(|(i, b)| if i == 4 || i == 7 { *b == b'-' } else { b.is_ascii_digit() })
 }
 
-/// Whether an erasure signed by a device of `eraser` is effective for a person whose
-/// details were written by devices of `writers` (the partners of every author of a
-/// change of their personal-details document held here): `eraser` wrote them. With no
-/// details held yet the erasure waits (it may have arrived first).
+/// The rule before person ids were bound to their partner, still used by the
+/// simulator until it moves to [`erasure_counts`]. Forgeable: do not use elsewhere.
+#[doc(hidden)]
 pub fn may_erase<P: PartialEq>(eraser: &P, writers: &[P]) -> bool {
     writers.contains(eraser)
 }
@@ -184,24 +219,52 @@ mod tests {
 
     #[test]
     fn round_trip_and_bad_input() {
-        let e = Erasure { erased_on: "2026-12-07".into(), reason: ErasureReason::Request, stub: vec![7; 40] };
+        let e = Erasure {
+            erased_on: "2026-12-07".into(),
+            reason: ErasureReason::Request,
+            nonce: [3; NONCE_BYTES],
+            stub: vec![7; 40],
+        };
         let bytes = e.encode().unwrap();
         assert_eq!(bytes[0], 1);
         assert_eq!(&bytes[1..11], b"2026-12-07");
         assert_eq!(bytes[11], 1);
+        assert_eq!(&bytes[12..28], &[3; 16]);
         assert_eq!(Erasure::decode(&bytes).unwrap(), e);
         assert_eq!(Erasure::decode(&[]), Err(ErasureError::Truncated));
         assert_eq!(Erasure::decode(&[2]), Err(ErasureError::Version(2)));
         assert_eq!(Erasure::decode(b"\x012026-12-0"), Err(ErasureError::Truncated));
         assert_eq!(Erasure::decode(b"\x012026/12/07\x01"), Err(ErasureError::Date));
         assert_eq!(Erasure::decode(b"\x012026-12-07\x09"), Err(ErasureError::Reason(9)));
-        let mut big = bytes[..12].to_vec();
+        assert_eq!(Erasure::decode(b"\x012026-12-07\x01short"), Err(ErasureError::Truncated));
+        let mut big = bytes[..28].to_vec();
         big.extend(vec![0; STUB_BYTES_MAX + 1]);
         assert_eq!(Erasure::decode(&big), Err(ErasureError::StubTooLarge(STUB_BYTES_MAX + 1)));
         // Every prefix of a valid body decodes or errs, never panics.
         for n in 0..bytes.len() {
             let _ = Erasure::decode(&bytes[..n]);
         }
+    }
+
+    #[test]
+    fn only_a_device_of_the_registering_partner_erases() {
+        let net = crate::testkit::TestNetwork::new(7, 2, 1);
+        let trust = net.trust();
+        let nonce = [9; NONCE_BYTES];
+        let person = person_id(&net.devices[0].partner, &nonce);
+        let erasure = Erasure {
+            erased_on: "2026-12-07".into(),
+            reason: ErasureReason::Mistake,
+            nonce,
+            stub: Vec::new(),
+        };
+        assert!(erasure_counts(&trust, &net.devices[0].id, &person, &erasure));
+        assert!(!erasure_counts(&trust, &net.devices[1].id, &person, &erasure), "another partner's device");
+        // The other partner's own nonce for that id does not exist; any other nonce
+        // names another person.
+        let other = Erasure { nonce: [8; NONCE_BYTES], ..erasure.clone() };
+        assert!(!erasure_counts(&trust, &net.devices[0].id, &person, &other));
+        assert_ne!(person_id(&net.devices[1].partner, &nonce), person);
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub use chain::{check_link, verify_envelope, Head, Placement};
 pub use codec::DecodeError;
 pub use entry::LogEntry;
 pub use envelope::{commit, Body, ChangeRef, Envelope, Header, NewChange};
-pub use erasure::{Erasure, ErasureError, ErasureReason, Person};
+pub use erasure::{erasure_counts, person_id, Erasure, ErasureError, ErasureReason, Person};
 pub use error::{BuildError, VerifyError};
 pub use ids::{
     Commitment, DeviceKey, DocId, EnvelopeId, Hash, NetworkId, PartnerKey, PublicKey, Salt, SecretKey, Seq,

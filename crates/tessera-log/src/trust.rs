@@ -551,6 +551,12 @@ impl TrustState {
         self.devices.values().filter_map(|certs| certs.values().next())
     }
 
+    /// Every certificate held for `device` (a device may be certified by more than
+    /// one partner; [`TrustState::devices`] shows one).
+    pub fn certificates_of(&self, device: &DeviceKey) -> impl Iterator<Item = &DeviceCertificate> {
+        self.devices.get(device).into_iter().flat_map(|certs| certs.values())
+    }
+
     /// The last seq of `device` that [`TrustState::authorize`] accepts, when its
     /// revocation or its partner's bounds it (`None`: unbounded, or not certified).
     /// Sessions do not offer envelopes past it: every node refuses them.

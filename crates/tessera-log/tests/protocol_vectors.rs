@@ -129,10 +129,12 @@ fn vectors() -> String {
     writeln!(out, "(first 40 bytes shown; the rest is the envelope above)\n").unwrap();
 
     // An erasure: the body of a change of the erasure document of a person.
-    let person = tessera_log::Person::of(&test_doc(2026, 1));
+    let nonce = [0x42; 16];
+    let person = tessera_log::person_id(&net.devices[0].partner, &nonce);
     let erasure = tessera_log::Erasure {
         erased_on: "2026-12-07".into(),
         reason: tessera_log::ErasureReason::Request,
+        nonce,
         stub: b"sealed stub".to_vec(),
     };
     let body = erasure.encode().unwrap();
@@ -141,8 +143,13 @@ fn vectors() -> String {
         &mut out,
         "Erasure body (the change of erasure document `f1` + the person's 15 id bytes)",
         &[
-            format!("erasure document `{}`", hex::encode(person.erasure_doc().0)),
-            "version 1, erased on `2026-12-07`, reason 1 (art. 17 request), stub: the ASCII \
+            format!(
+                "partner key: the partner key above; nonce `{}`; person id `{}`; erasure document `{}`",
+                hex::encode(nonce),
+                hex::encode(person.0),
+                hex::encode(person.erasure_doc().0)
+            ),
+            "version 1, erased on `2026-12-07`, reason 1 (art. 17 request), the nonce, stub: the ASCII \
              `sealed stub` standing in for a body sealed in the network scope"
                 .to_string(),
         ],

@@ -242,6 +242,12 @@ pub struct Attendee {
     #[serde(default)]
     #[autosurgeon(missing = "Default::default")]
     pub erased: Option<Erased>,
+    /// The nonce (hex) the registering partner made this person's id from
+    /// (`tessera_log::person_id`): what lets that partner, and only it, erase them.
+    /// `None` for people registered before ids were made so.
+    #[serde(default)]
+    #[autosurgeon(missing = "Default::default")]
+    pub id_nonce: Option<String>,
 }
 
 /// When and why a person was erased.
@@ -291,6 +297,7 @@ pub fn erased_stub(card: &Attendee, erased: Erased) -> Attendee {
         registered_by: card.registered_by.clone(),
         match_key: None,
         erased: Some(erased),
+        id_nonce: None,
     }
 }
 
@@ -678,6 +685,7 @@ pub(crate) mod samples {
             registered_by: None,
             match_key: None,
             erased: None,
+            id_nonce: None,
         }
     }
 

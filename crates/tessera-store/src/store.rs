@@ -277,13 +277,14 @@ impl Store {
         let (db, rebuild_reason) = match open_sled(&derived_path) {
             Ok(db) => (db, None),
             Err(e) => {
-                // A damaged sled is only a cache: move it aside and rebuild.
+                // A damaged sled is only a cache: deleted (not kept aside: it may hold
+                // what an erasure removed since, or attendees of an older release) and
+                // rebuilt.
                 let reason = format!("the derived database could not be opened ({e})");
                 tracing::warn!(%reason, "rebuilding derived state from the log");
-                let aside = dir.join(format!("{DERIVED_DIR}.damaged"));
-                let _ = fs::remove_dir_all(&aside);
-                fs::rename(&derived_path, &aside)
-                    .map_err(StoreError::io("move the damaged derived database aside", &derived_path))?;
+                let _ = fs::remove_dir_all(dir.join(format!("{DERIVED_DIR}.damaged")));
+                fs::remove_dir_all(&derived_path)
+                    .map_err(StoreError::io("delete the damaged derived database", &derived_path))?;
                 (open_sled(&derived_path)?, Some(reason))
             }
         };
@@ -333,7 +334,7 @@ impl Store {
             rebuild_reason.get_or_insert(format!("the derived database is inconsistent ({reason})"));
         }
         let (records, skipped) = store.catch_up()?;
-        store.load_erasures()?;
+        store.refresh_erasures()?;
         store.damage = store.identify_damage()?;
         let derived = match (rebuild_reason, records) {
             (Some(reason), records) => DerivedStatus::Rebuilt { reason, records },
@@ -734,7 +735,8 @@ impl Store {
         if let Err(e) = self.apply(staging, effects, end) {
             tracing::error!(error = %e, "derived state update failed after a durable write; will catch up");
         } else {
-            match self.erasures_after_batch(&added_docs) {
+            let trust_or_forks_changed = report.trust_added > 0 || !report.forks.is_empty();
+            match self.erasures_after_batch(&added_docs, trust_or_forks_changed) {
                 Ok(scrubbed) => report.erased = scrubbed.map(|s| s.persons).unwrap_or(0),
                 // The erasure is durable and its bodies refused from now on; those still
                 // in the log are removed at the next open.

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::fs;
 
 use tessera_log::erasure::{erases_body_of, is_erasure_doc, ERASURE_DOC_KIND};
-use tessera_log::{Body, DocId, Envelope, LogEntry, PartnerKey, Person};
+use tessera_log::{Body, DeviceKey, DocId, Envelope, Erasure, LogEntry, Person, Seq};
 
 use super::{Store, LOG_DIR};
 use crate::derived;
@@ -80,28 +80,30 @@ impl Store {
         Some(LogEntry::Envelope(stripped))
     }
 
-    /// The partners of the devices that signed changes of `doc`.
-    fn partners_writing(&self, doc: &DocId) -> Result<Vec<PartnerKey>, StoreError> {
-        let mut partners = Vec::new();
-        for (author, _, _) in self.doc_changes(doc)? {
-            if let Some(cert) = self.trust.devices().find(|c| c.device == author) {
-                if !partners.contains(&cert.partner) {
-                    partners.push(cert.partner);
-                }
+    /// The erasure of `person` that counts here, if any: the first, in (author, seq)
+    /// order, of the changes of their erasure document whose envelope still counts
+    /// (not past a revocation, not at or after a fork) and whose signer the rule of
+    /// [`tessera_log::erasure_counts`] allows. The same on every store holding the same
+    /// entries.
+    pub fn erasure_of(&self, person: &Person) -> Result<Option<(DeviceKey, Seq, Erasure)>, StoreError> {
+        for (author, seq, index) in self.doc_changes(&person.erasure_doc())? {
+            if !tessera_log::still_counts(&self.trust, &self.forks, &author, seq) {
+                continue;
+            }
+            let Some(env) = self.get(&author, seq)? else { continue };
+            let Some(Body::Present { bytes, .. }) = env.bodies().get(usize::from(index)) else { continue };
+            let Ok(erasure) = Erasure::decode(bytes) else { continue };
+            if tessera_log::erasure_counts(&self.trust, &author, person, &erasure) {
+                return Ok(Some((author, seq, erasure)));
             }
         }
-        Ok(partners)
+        Ok(None)
     }
 
-    /// Whether an erasure of `person` held here is effective (see
-    /// [`tessera_log::erasure::may_erase`]).
-    fn erasure_effective(&self, person: &Person) -> Result<bool, StoreError> {
-        let writers = self.partners_writing(&person.personal_doc())?;
-        if writers.is_empty() {
-            return Ok(false);
-        }
-        let erasers = self.partners_writing(&person.erasure_doc())?;
-        Ok(erasers.iter().any(|eraser| tessera_log::erasure::may_erase(eraser, &writers)))
+    /// Whether the bodies of erased `person` are known to be gone from this log (its
+    /// scrub finished).
+    pub fn erasure_scrubbed(&self, person: &Person) -> Result<bool, StoreError> {
+        Ok(self.row(&derived::erased_key(person))?.is_some())
     }
 
     /// Every person an erasure change held here names, effective or not.
@@ -115,48 +117,55 @@ impl Store {
         Ok(out)
     }
 
-    /// At open: which erasures are effective, and the scrub of any whose bodies may
-    /// still be in the log.
-    pub(crate) fn load_erasures(&mut self) -> Result<(), StoreError> {
+    /// At open, and after trust or forks changed: which erasures count now. Persons
+    /// newly erased are scrubbed, and so is any erased person whose scrub did not
+    /// finish (a crash, a full disk). A person no longer erased (the erasure's device
+    /// was revoked before it, or forked) has their bodies asked for again. A scrub that
+    /// fails is logged and retried at the next open: bodies stay refused meanwhile.
+    pub(crate) fn refresh_erasures(&mut self) -> Result<(), StoreError> {
         let mut erased = BTreeSet::new();
         for person in self.persons_with_erasures()? {
-            if self.erasure_effective(&person)? {
+            if self.erasure_of(&person)?.is_some() {
                 erased.insert(person);
             }
         }
+        let gone: Vec<Person> = self.erased.difference(&erased).copied().collect();
         self.erased = erased;
-        let scrubbed: BTreeSet<Person> = self
-            .rows_with_prefix(&[derived::ERASED])?
-            .into_keys()
-            .filter_map(|key| derived::array_at::<15>(&key, 1).map(Person))
-            .collect();
-        let due: BTreeSet<Person> = self.erased.difference(&scrubbed).copied().collect();
+        for person in gone {
+            self.want_again(&person)?;
+        }
+        let mut due = BTreeSet::new();
+        for person in &self.erased {
+            if !self.erasure_scrubbed(person)? {
+                due.insert(*person);
+            }
+        }
         if !due.is_empty() {
-            self.scrub(&due)?;
+            if let Err(e) = self.scrub(&due) {
+                tracing::error!(error = %e, "erased bodies could not be removed from the log yet; retried at the next open");
+            }
         }
         Ok(())
     }
 
-    /// After a batch: erasures that became effective with it (an erasure arrived, or
-    /// the details it waited for), scrubbed from the log at once. `docs`: the documents
-    /// of the envelopes the batch added.
+    /// After a batch: erasures that count since it (`docs`: the documents of the
+    /// envelopes it added), scrubbed from the log at once; every erasure again when
+    /// trust or forks changed.
     pub(crate) fn erasures_after_batch(
         &mut self,
         docs: &BTreeSet<DocId>,
+        trust_or_forks_changed: bool,
     ) -> Result<Option<ScrubReport>, StoreError> {
-        let mut candidates = BTreeSet::new();
-        for doc in docs {
-            let person = Person::of(doc);
-            if self.erased.contains(&person) {
-                continue;
-            }
-            if is_erasure_doc(doc) || (*doc == person.personal_doc() && self.erasure_is_held(&person)?) {
-                candidates.insert(person);
-            }
+        if trust_or_forks_changed && !self.persons_with_erasures()?.is_empty() {
+            let before = self.erased.len();
+            self.refresh_erasures()?;
+            let persons = self.erased.len().saturating_sub(before);
+            return Ok((persons > 0).then(|| ScrubReport { persons, ..ScrubReport::default() }));
         }
         let mut newly = BTreeSet::new();
-        for person in candidates {
-            if self.erasure_effective(&person)? {
+        for doc in docs.iter().filter(|doc| is_erasure_doc(doc)) {
+            let person = Person::of(doc);
+            if !self.erased.contains(&person) && self.erasure_of(&person)?.is_some() {
                 newly.insert(person);
             }
         }
@@ -167,8 +176,23 @@ impl Store {
         self.scrub(&newly).map(Some)
     }
 
-    fn erasure_is_held(&self, person: &Person) -> Result<bool, StoreError> {
-        Ok(!self.rows_with_prefix(&derived::doc_prefix(&person.erasure_doc()))?.is_empty())
+    /// `person` is no longer erased: envelopes lacking their bodies wait for them again.
+    fn want_again(&mut self, person: &Person) -> Result<(), StoreError> {
+        self.pending_rows.insert(derived::erased_key(person), None);
+        for kind in (0..=u8::MAX).filter(|k| *k != ERASURE_DOC_KIND) {
+            for (author, seq, _) in self.doc_changes(&person.doc(kind))? {
+                if let Some(env) = self.get(&author, seq)? {
+                    if self.lacks_wanted_bodies(&env) {
+                        self.pending_rows.insert(derived::bodies_missing_key(&author, seq), Some(Vec::new()));
+                    }
+                }
+            }
+        }
+        tracing::warn!("an erasure no longer counts (its device was revoked before it, or forked)");
+        if self.pending_applied.is_none() && !self.derived_lagging {
+            self.pending_applied = Some(self.log.end());
+        }
+        Ok(())
     }
 
     /// Rewrites every log record holding a body of `persons` without it, updates the
@@ -303,10 +327,22 @@ mod tests {
         store
     }
 
+    const NONCE: [u8; 16] = [0x5A; 16];
+
     fn erasure_body() -> Vec<u8> {
-        Erasure { erased_on: "2026-12-07".into(), reason: ErasureReason::Request, stub: vec![0xAB; 48] }
-            .encode()
-            .unwrap()
+        Erasure {
+            erased_on: "2026-12-07".into(),
+            reason: ErasureReason::Request,
+            nonce: NONCE,
+            stub: vec![0xAB; 48],
+        }
+        .encode()
+        .unwrap()
+    }
+
+    /// A person registered by partner 0 (device 0's).
+    fn person_of_partner0(net: &TestNetwork) -> Person {
+        tessera_log::person_id(&net.devices[0].partner, &NONCE)
     }
 
     /// Device 0 (partner 0) registers the person (card, details and an unrelated
@@ -357,7 +393,7 @@ mod tests {
     fn an_erasure_removes_the_bodies_keeps_the_headers_and_refuses_them_back() {
         let dir = tempfile::tempdir().unwrap();
         let mut net = TestNetwork::new(41, 2, 1);
-        let person = Person([9; 15]);
+        let person = person_of_partner0(&net);
         let history = person_history(&mut net, person);
         let mut store = open_new(dir.path(), &net);
         store.ingest(&history, Policy::AllOrNothing).unwrap();
@@ -414,10 +450,61 @@ mod tests {
     }
 
     #[test]
+    fn another_partner_cannot_forge_the_right_to_erase() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut net = TestNetwork::new(46, 2, 1);
+        let person = person_of_partner0(&net);
+        let history = person_history(&mut net, person);
+        let mut store = open_new(dir.path(), &net);
+        store.ingest(&history, Policy::AllOrNothing).unwrap();
+        // Partner 1 writes junk "details" of the person and an erasure in one envelope.
+        let network = net.network;
+        let forged = LogEntry::Envelope(
+            net.devices[1]
+                .next(&network, &[(person.personal_doc(), b"junk"), (person.erasure_doc(), &erasure_body())]),
+        );
+        let report = store.ingest(&[forged], Policy::AllOrNothing).unwrap();
+        assert_eq!(report.erased, 0);
+        assert!(store.erased().is_empty());
+        assert!(!canaries_in(dir.path()).is_empty(), "nothing erased");
+        assert_eq!(store.erasure_of(&person).unwrap(), None);
+    }
+
+    #[test]
+    fn an_erasure_past_its_devices_revocation_counts_nowhere_whatever_the_order() {
+        let mut net = TestNetwork::new(47, 2, 1);
+        let person = person_of_partner0(&net);
+        let history = person_history(&mut net, person);
+        let erasure = erasure_by(&mut net, 0, person);
+        // Device 0 is revoked as of its envelope 1: the erasure (its envelope 2) is
+        // after the theft.
+        let revocation =
+            LogEntry::Trust(net.revoke_device(0, net.devices[0].id, tessera_log::Seq(1), "stolen"));
+        let device0 = net.devices[0].id;
+        for order in [
+            vec![history.clone(), vec![erasure.clone()], vec![revocation.clone()]],
+            vec![history.clone(), vec![revocation.clone()], vec![erasure.clone()]],
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut store = open_new(dir.path(), &net);
+            for batch in &order {
+                store.ingest(batch, Policy::AllOrNothing).unwrap();
+            }
+            assert!(store.erased().is_empty(), "the erasure does not count");
+            // Where it counted for a while, the bodies are asked for again, and the
+            // registering envelope (before the revocation) gets them back from a copy.
+            store.ingest(&history, Policy::AllOrNothing).unwrap();
+            assert!(store.bodies_missing(10).unwrap().is_empty());
+            let first = store.get(&device0, tessera_log::Seq(1)).unwrap().unwrap();
+            assert!(first.has_all_bodies());
+        }
+    }
+
+    #[test]
     fn an_erasure_by_another_partner_erases_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let mut net = TestNetwork::new(42, 2, 1);
-        let person = Person([7; 15]);
+        let person = person_of_partner0(&net);
         let history = person_history(&mut net, person);
         let mut store = open_new(dir.path(), &net);
         store.ingest(&history, Policy::AllOrNothing).unwrap();
@@ -429,10 +516,10 @@ mod tests {
     }
 
     #[test]
-    fn an_erasure_that_arrives_first_waits_for_the_details_then_refuses_them() {
+    fn an_erasure_that_arrives_first_refuses_the_details() {
         // Two devices per partner: the registering hub's colleague erases.
         let mut net = TestNetwork::new(43, 2, 2);
-        let person = Person([5; 15]);
+        let person = person_of_partner0(&net);
         let history = person_history_with(&mut net, person, 2);
         let erasure = erasure_by(&mut net, 1, person);
         // The erasure before the person (another order of the same entries), and all
@@ -456,7 +543,7 @@ mod tests {
     fn quarantined_copies_naming_an_erased_person_are_deleted() {
         let dir = tempfile::tempdir().unwrap();
         let mut net = TestNetwork::new(44, 2, 1);
-        let person = Person([3; 15]);
+        let person = person_of_partner0(&net);
         let history = person_history(&mut net, person);
         let mut store = open_new(dir.path(), &net);
         store.ingest(&history, Policy::AllOrNothing).unwrap();
