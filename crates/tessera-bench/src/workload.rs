@@ -681,6 +681,7 @@ pub fn new_attendee(rng: &mut Rng, site: DocId, desk: bool, day: i64, operator: 
         registered_by: None,
         match_key: None,
         erased: None,
+        id_nonce: None,
     }
 }
 

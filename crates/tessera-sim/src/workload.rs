@@ -83,6 +83,7 @@ pub fn attendee(rng: &mut Rng, site: RecordRef) -> Attendee {
         registered_by: None,
         match_key: None,
         erased: None,
+        id_nonce: None,
     }
 }
 
