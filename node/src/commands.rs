@@ -68,8 +68,9 @@ pub fn dispatch(cli: Cli, ui: &Ui) -> Result<()> {
 fn word<T>(
     value: &str,
     parse: impl Fn(&str) -> Result<T, tessera_records::vocab::ParseWordError>,
+    ui: &Ui,
 ) -> Result<T> {
-    parse(value).map_err(|e| anyhow!("`{value}`: {e}"))
+    parse(value).map_err(|e| anyhow!("`{value}`: {}", e.message(ui.lang)))
 }
 
 fn date(value: &str, field: &str) -> Result<String> {
@@ -435,7 +436,7 @@ fn site(node: &mut Node, cmd: SiteCommand, ui: &Ui) -> Result<()> {
         SiteCommand::Add(f) => {
             let site = Site {
                 name: non_empty(f.name).context("--name is required")?,
-                kind: word(f.kind.as_deref().unwrap_or("community-hub"), SiteKind::parse)?,
+                kind: word(f.kind.as_deref().unwrap_or("community-hub"), SiteKind::parse, ui)?,
                 partner: f.partner.unwrap_or_default(),
                 address: f.address.unwrap_or_default(),
                 opening_hours: f.hours.unwrap_or_default(),
@@ -453,7 +454,7 @@ fn site(node: &mut Node, cmd: SiteCommand, ui: &Ui) -> Result<()> {
                 site.name = v;
             }
             if let Some(v) = f.kind {
-                site.kind = word(&v, SiteKind::parse)?;
+                site.kind = word(&v, SiteKind::parse, ui)?;
             }
             if let Some(v) = f.partner {
                 site.partner = v;
@@ -543,7 +544,7 @@ fn apply_attendee_fields(a: &mut Attendee, f: AttendeeFields, node: &mut Node, u
         a.birth_year = v;
     }
     if let Some(v) = f.role {
-        a.role = word(&v, AttendeeRole::parse)?;
+        a.role = word(&v, AttendeeRole::parse, ui)?;
     }
     if let Some(v) = f.school {
         a.school = non_empty(Some(v));
@@ -578,7 +579,7 @@ fn apply_attendee_fields(a: &mut Attendee, f: AttendeeFields, node: &mut Node, u
         a.consent.date = date(&v, "--consent-date")?;
     }
     if let Some(v) = f.consent_by {
-        a.consent.given_by = word(&v, ConsentBy::parse)?;
+        a.consent.given_by = word(&v, ConsentBy::parse, ui)?;
     }
     if let Some(v) = f.operator {
         a.consent.operator = v.trim().to_string();
@@ -600,7 +601,7 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
         AttendeeCommand::Add(f) => {
             let site = site_or_own(node, &f.site, ui)?;
             let consent_by = match &f.consent_by {
-                Some(v) => word(v, ConsentBy::parse)?,
+                Some(v) => word(v, ConsentBy::parse, ui)?,
                 None => bail!("--consent-by is required: `self` or `guardian` (who signed the consent form)"),
             };
             let mut a = Attendee {
@@ -610,6 +611,7 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
                 role: word(
                     f.role.as_deref().context("--role is required: student, parent, teacher or citizen")?,
                     AttendeeRole::parse,
+                    ui,
                 )?,
                 school: None,
                 class: None,
@@ -753,7 +755,7 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
         }
         AttendeeCommand::List { site, search, role } => {
             let site = site.map(|s| resolve(node, RecordKind::Site, &s)).transpose()?;
-            let role = role.map(|r| word(&r, AttendeeRole::parse)).transpose()?;
+            let role = role.map(|r| word(&r, AttendeeRole::parse, ui)).transpose()?;
             let needle = search.as_deref().map(fold);
             let sites = SiteNames::load(node)?;
             let mut rows = Vec::new();
@@ -912,7 +914,7 @@ fn apply_device_fields(d: &mut Device, f: DeviceFields, node: &mut Node, ui: &Ui
         d.asset_tag = v;
     }
     if let Some(v) = f.kind {
-        d.kind = word(&v, DeviceKind::parse)?;
+        d.kind = word(&v, DeviceKind::parse, ui)?;
     }
     if let Some(v) = f.model {
         d.model = v;
@@ -921,13 +923,13 @@ fn apply_device_fields(d: &mut Device, f: DeviceFields, node: &mut Node, ui: &Ui
         d.serial = v;
     }
     if let Some(v) = f.origin {
-        d.origin = word(&v, DeviceOrigin::parse)?;
+        d.origin = word(&v, DeviceOrigin::parse, ui)?;
     }
     if let Some(v) = f.condition {
-        d.condition = word(&v, DeviceCondition::parse)?;
+        d.condition = word(&v, DeviceCondition::parse, ui)?;
     }
     if let Some(v) = f.status {
-        d.status = word(&v, DeviceStatus::parse)?;
+        d.status = word(&v, DeviceStatus::parse, ui)?;
     }
     if f.site.is_some() {
         d.site = site_or_own(node, &f.site, ui)?;
@@ -965,6 +967,7 @@ fn device(node: &mut Node, cmd: DeviceCommand, ui: &Ui) -> Result<()> {
                 kind: word(
                     f.kind.as_deref().context("--kind is required: pc, laptop, tablet, hotspot or phone")?,
                     DeviceKind::parse,
+                    ui,
                 )?,
                 model: String::new(),
                 serial: String::new(),
@@ -973,6 +976,7 @@ fn device(node: &mut Node, cmd: DeviceCommand, ui: &Ui) -> Result<()> {
                         .as_deref()
                         .context("--origin is required: donated, purchased, refurbished or public-access")?,
                     DeviceOrigin::parse,
+                    ui,
                 )?,
                 condition: DeviceCondition::Good,
                 status: DeviceStatus::InStock,
@@ -1014,8 +1018,8 @@ fn device(node: &mut Node, cmd: DeviceCommand, ui: &Ui) -> Result<()> {
         }
         DeviceCommand::List { site, status, kind } => {
             let site = site.map(|s| resolve(node, RecordKind::Site, &s)).transpose()?;
-            let status = status.map(|s| word(&s, DeviceStatus::parse)).transpose()?;
-            let kind = kind.map(|s| word(&s, DeviceKind::parse)).transpose()?;
+            let status = status.map(|s| word(&s, DeviceStatus::parse, ui)).transpose()?;
+            let kind = kind.map(|s| word(&s, DeviceKind::parse, ui)).transpose()?;
             let sites = SiteNames::load(node)?;
             let mut rows = Vec::new();
             for (id, r) in node.docs().records(RecordKind::Device)? {
@@ -1104,7 +1108,7 @@ fn loan(node: &mut Node, cmd: LoanCommand, ui: &Ui) -> Result<()> {
                 Some(w) => date(&w, "--date")?,
                 None => tessera_records::model::format_date(today()),
             });
-            let condition = condition.map(|c| word(&c, DeviceCondition::parse)).transpose()?;
+            let condition = condition.map(|c| word(&c, DeviceCondition::parse, ui)).transpose()?;
             l.return_condition = condition;
             let device_id = l.device.0;
             let record = Record::Loan(l);
@@ -1221,16 +1225,16 @@ fn loan(node: &mut Node, cmd: LoanCommand, ui: &Ui) -> Result<()> {
 
 fn apply_session_fields(s: &mut Session, f: SessionFields, node: &mut Node, ui: &Ui) -> Result<()> {
     if let Some(v) = f.kind {
-        s.kind = word(&v, SessionKind::parse)?;
+        s.kind = word(&v, SessionKind::parse, ui)?;
     }
     if let Some(v) = f.topic {
         s.topic = v;
     }
     if let Some(v) = f.topic_code {
-        s.topic_code = Some(word(&v, Topic::parse)?);
+        s.topic_code = Some(word(&v, Topic::parse, ui)?);
     }
     if let Some(v) = f.audience {
-        s.audience = word(&v, Audience::parse)?;
+        s.audience = word(&v, Audience::parse, ui)?;
     }
     if let Some(v) = f.start {
         s.start = date_time(&v, "--start")?;
@@ -1239,7 +1243,7 @@ fn apply_session_fields(s: &mut Session, f: SessionFields, node: &mut Node, ui: 
         s.end = date_time(&v, "--end")?;
     }
     if let Some(v) = f.mode {
-        s.mode = word(&v, SessionMode::parse)?;
+        s.mode = word(&v, SessionMode::parse, ui)?;
     }
     if let Some(v) = f.facilitator {
         s.facilitator = v;
@@ -1271,10 +1275,10 @@ fn session(node: &mut Node, cmd: SessionCommand, ui: &Ui) -> Result<()> {
             let site = site_or_own(node, &f.site, ui)?;
             let mut s = Session {
                 site,
-                kind: word(f.kind.as_deref().context("--kind is required: course, public-meeting, help-desk-appointment, school-lab or mediation")?, SessionKind::parse)?,
+                kind: word(f.kind.as_deref().context("--kind is required: course, public-meeting, help-desk-appointment, school-lab or mediation")?, SessionKind::parse, ui)?,
                 topic: String::new(),
                 topic_code: None,
-                audience: word(f.audience.as_deref().unwrap_or("mixed"), Audience::parse)?,
+                audience: word(f.audience.as_deref().unwrap_or("mixed"), Audience::parse, ui)?,
                 start: date_time(f.start.as_deref().context("--start is required (YYYY-MM-DDTHH:MM)")?, "--start")?,
                 end: date_time(f.end.as_deref().context("--end is required (YYYY-MM-DDTHH:MM)")?, "--end")?,
                 mode: SessionMode::InPerson,
@@ -1386,7 +1390,7 @@ fn session(node: &mut Node, cmd: SessionCommand, ui: &Ui) -> Result<()> {
         }
         SessionCommand::List { site, kind, from, to } => {
             let site = site.map(|s| resolve(node, RecordKind::Site, &s)).transpose()?;
-            let kind = kind.map(|k| word(&k, SessionKind::parse)).transpose()?;
+            let kind = kind.map(|k| word(&k, SessionKind::parse, ui)).transpose()?;
             let from = from.map(|d| date(&d, "--from")).transpose()?;
             let to = to.map(|d| date(&d, "--to")).transpose()?;
             let sites = SiteNames::load(node)?;
@@ -1637,7 +1641,7 @@ fn resolution(
 // Report, export, import
 
 fn report_cmd(node: &Node, args: ReportArgs, ui: &Ui) -> Result<()> {
-    let group_by = word(&args.by, GroupBy::parse)?;
+    let group_by = word(&args.by, GroupBy::parse, ui)?;
     let date = |flag: &str, text: &Option<String>| -> Result<Option<NaiveDate>> {
         text.as_deref()
             .map(|d| {

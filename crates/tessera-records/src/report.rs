@@ -36,7 +36,7 @@ use crate::vocab::{closed_set, AttendeeRole, Audience, Lang, SessionKind, Topic}
 
 closed_set! {
     /// How the rows of a report are grouped.
-    pub enum GroupBy ("grouping") {
+    pub enum GroupBy ("grouping", "raggruppamento") {
         Site => "site", "site", "sede", ["sito", "polo", "sportello"];
         Partner => "partner", "partner", "ente partner", ["ente", "organisation", "organization", "organizzazione"];
         Month => "month", "month", "mese", [];

@@ -27,7 +27,12 @@ impl Lang {
         match fold(word).as_str() {
             "en" | "english" | "inglese" => Ok(Lang::En),
             "it" | "italian" | "italiano" => Ok(Lang::It),
-            _ => Err(ParseWordError { what: "language", allowed: "en, it".to_string() }),
+            _ => Err(ParseWordError {
+                what: "language",
+                allowed: "en, it".to_string(),
+                what_it: "lingua",
+                allowed_it: "it, en".to_string(),
+            }),
         }
     }
 }
@@ -39,6 +44,22 @@ impl Lang {
 pub struct ParseWordError {
     pub what: &'static str,
     pub allowed: String,
+    /// `what` in Italian.
+    pub what_it: &'static str,
+    /// The Italian words accepted, one per member.
+    pub allowed_it: String,
+}
+
+impl ParseWordError {
+    /// The message in the operator's language.
+    pub fn message(&self, lang: Lang) -> String {
+        match lang {
+            Lang::En => self.to_string(),
+            Lang::It => {
+                format!("non è un valore valido per {}; usare uno di: {}", self.what_it, self.allowed_it)
+            }
+        }
+    }
 }
 
 /// Defines a closed set: `Variant => "stored-word", "English label", "etichetta
@@ -46,7 +67,7 @@ pub struct ParseWordError {
 macro_rules! closed_set {
     (
         $(#[$meta:meta])*
-        pub enum $name:ident ($what:literal) {
+        pub enum $name:ident ($what:literal, $what_it:literal) {
             $(
                 $(#[$vmeta:meta])*
                 $variant:ident => $wire:literal, $en:literal, $it:literal, [$($alias:literal),* $(,)?];
@@ -91,7 +112,16 @@ macro_rules! closed_set {
                         return Ok($name::$variant);
                     }
                 )+
-                Err($crate::vocab::ParseWordError { what: $what, allowed: Self::allowed() })
+                Err($crate::vocab::ParseWordError {
+                    what: $what,
+                    allowed: Self::allowed(),
+                    what_it: $what_it,
+                    allowed_it: Self::ALL
+                        .iter()
+                        .map(|member| member.label($crate::vocab::Lang::It))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })
             }
 
             /// The stored form only (documents and JSON).
@@ -159,7 +189,7 @@ pub(crate) use closed_set;
 
 closed_set! {
     /// What kind of place a site is.
-    pub enum SiteKind ("site kind") {
+    pub enum SiteKind ("site kind", "tipo di sede") {
         CommunityHub => "community-hub", "community hub", "polo di comunità", ["hub", "polo", "oratorio", "doposcuola"];
         HelpDesk => "help-desk", "help desk", "sportello digitale", ["sportello", "desk", "sportello stranieri"];
         School => "school", "school", "scuola", ["istituto"];
@@ -170,7 +200,7 @@ closed_set! {
 
 closed_set! {
     /// Why a person comes to the programme.
-    pub enum AttendeeRole ("role") {
+    pub enum AttendeeRole ("role", "ruolo") {
         Student => "student", "student", "studente", ["studentessa", "alunno", "alunna", "pupil"];
         Parent => "parent", "parent", "genitore", ["madre", "padre", "mother", "father"];
         Teacher => "teacher", "teacher", "insegnante", ["docente", "maestro", "maestra", "professore", "professoressa"];
@@ -180,7 +210,7 @@ closed_set! {
 
 closed_set! {
     /// Who gave consent to data processing.
-    pub enum ConsentBy ("consent giver") {
+    pub enum ConsentBy ("consent giver", "chi ha dato il consenso") {
         /// The attendee themselves (an adult, or a minor old enough by law).
         Attendee => "self", "the attendee", "l'interessato", ["attendee", "interessato", "interessata", "se stesso", "se stessa"];
         Guardian => "guardian", "parent or guardian", "genitore o tutore", ["tutore", "tutrice", "genitore", "parent"];
@@ -189,7 +219,7 @@ closed_set! {
 
 closed_set! {
     /// What kind of device.
-    pub enum DeviceKind ("device kind") {
+    pub enum DeviceKind ("device kind", "tipo di dispositivo") {
         Pc => "pc", "desktop PC", "PC fisso", ["desktop", "computer"];
         Laptop => "laptop", "laptop", "portatile", ["notebook", "pc portatile", "computer portatile"];
         Tablet => "tablet", "tablet", "tablet", [];
@@ -200,7 +230,7 @@ closed_set! {
 
 closed_set! {
     /// Where a device came from.
-    pub enum DeviceOrigin ("device origin") {
+    pub enum DeviceOrigin ("device origin", "provenienza del dispositivo") {
         Donated => "donated", "donated", "donato", ["donata", "donazione", "donation"];
         Purchased => "purchased", "purchased", "acquistato", ["acquistata", "acquisto", "comprato", "bought"];
         Refurbished => "refurbished", "refurbished", "rigenerato", ["rigenerata", "ricondizionato", "ricondizionata"];
@@ -210,7 +240,7 @@ closed_set! {
 
 closed_set! {
     /// The physical state of a device.
-    pub enum DeviceCondition ("device condition") {
+    pub enum DeviceCondition ("device condition", "stato d'uso del dispositivo") {
         New => "new", "new", "nuovo", ["nuova"];
         Good => "good", "good", "buono", ["buona", "ok"];
         Fair => "fair", "fair", "discreto", ["discreta", "usato", "usata"];
@@ -221,7 +251,7 @@ closed_set! {
 
 closed_set! {
     /// Where a device is in its life at the programme.
-    pub enum DeviceStatus ("device status") {
+    pub enum DeviceStatus ("device status", "stato del dispositivo") {
         InStock => "in-stock", "in stock", "in magazzino", ["disponibile", "available", "stock", "magazzino"];
         Lent => "lent", "on loan", "in comodato", ["prestato", "prestata", "in prestito", "loaned"];
         InRepair => "in-repair", "in repair", "in riparazione", ["repair", "riparazione"];
@@ -231,10 +261,10 @@ closed_set! {
 
 closed_set! {
     /// What kind of session.
-    pub enum SessionKind ("session kind") {
+    pub enum SessionKind ("session kind", "tipo di incontro") {
         Course => "course", "course", "corso", ["lezione", "lesson", "training", "formazione"];
         PublicMeeting => "public-meeting", "public meeting", "incontro pubblico", ["incontro", "meeting", "evento", "event"];
-        HelpDeskAppointment => "help-desk-appointment", "help-desk appointment", "appuntamento allo sportello", ["appuntamento", "appointment", "consulenza"];
+        HelpDeskAppointment => "help-desk-appointment", "help-desk appointment", "appuntamento allo sportello", ["appuntamento", "appointment", "consulenza", "sportello", "help-desk", "desk"];
         SchoolLab => "school-lab", "school lab", "laboratorio scolastico", ["laboratorio", "lab", "workshop"];
         Mediation => "mediation", "language and cultural mediation", "mediazione linguistico-culturale", ["mediazione", "mediazione linguistica", "mediazione culturale"];
     }
@@ -242,7 +272,7 @@ closed_set! {
 
 closed_set! {
     /// The main subject of a session, for reports; the session also keeps free text.
-    pub enum Topic ("topic") {
+    pub enum Topic ("topic", "tema") {
         Spid => "spid", "SPID digital identity", "identità digitale SPID", ["spid"];
         Cie => "cie", "electronic ID card (CIE)", "carta d'identità elettronica (CIE)", ["carta d'identità elettronica", "carta di identità elettronica"];
         Email => "email", "e-mail", "posta elettronica", ["mail", "e mail", "casella di posta"];
@@ -259,7 +289,7 @@ closed_set! {
 
 closed_set! {
     /// Who a session is for.
-    pub enum Audience ("audience") {
+    pub enum Audience ("audience", "destinatari") {
         Students => "students", "students", "studenti", ["studentesse", "alunni", "ragazzi"];
         Parents => "parents", "parents and families", "genitori e famiglie", ["genitori", "famiglie", "families"];
         Teachers => "teachers", "teachers", "insegnanti", ["docenti"];
@@ -272,7 +302,7 @@ closed_set! {
 
 closed_set! {
     /// Where a session happens.
-    pub enum SessionMode ("session mode") {
+    pub enum SessionMode ("session mode", "modalità") {
         InPerson => "in-person", "in person", "in presenza", ["presenza", "di persona"];
         Online => "online", "online", "online", ["a distanza", "remote", "remoto", "da remoto"];
     }
@@ -370,5 +400,16 @@ pub(crate) mod tests {
             "this is not a known device kind; use one of: pc, laptop, tablet, hotspot, phone"
         );
         assert!(!message.contains("Giulia") && !format!("{err:?}").contains("Giulia"));
+        assert_eq!(message, err.message(Lang::En));
+        assert_eq!(
+            err.message(Lang::It),
+            "non è un valore valido per tipo di dispositivo; usare uno di: PC fisso, portatile, tablet, \
+             hotspot portatile, telefono"
+        );
+        // Every word the Italian message offers is accepted.
+        for offered in ["PC fisso", "portatile", "tablet", "hotspot portatile", "telefono"] {
+            assert!(DeviceKind::parse(offered).is_ok(), "{offered}");
+        }
+        assert_eq!(SessionKind::parse("sportello"), Ok(SessionKind::HelpDeskAppointment));
     }
 }
