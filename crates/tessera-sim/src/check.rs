@@ -8,18 +8,23 @@
 //! - every log replays, in its own order, through admission into an empty store: no
 //!   entry that fails verification was ever stored;
 //! - no store lacks an envelope its disk damaged or a body a carrier stripped: each
-//!   came back from a peer;
+//!   came back from a peer (save bodies an erasure removed from every store before it
+//!   stopped counting: counted, `bodies_gone_with_void_erasures`);
 //! - forks exist only for devices whose data directory was copied, and each such
 //!   double history is reported on every node;
 //! - every node materializes the same documents (hash of every record's value and
-//!   automerge heads), although each applied the changes in its own arrival order.
+//!   automerge heads), although each applied the changes in its own arrival order;
+//! - erasure (see [`check_erasures`]): every store holds the same set of erased
+//!   persons, none holds a body of any document of an erased person (the erasure's own
+//!   excepted), only the registering partner's erasures count, and each of them held
+//!   whole and still counting does.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use tessera_log::{DeviceKey, DocId, EnvelopeId, LogEntry, Seq};
+use tessera_log::{DeviceKey, DocId, EnvelopeId, LogEntry, Person, Seq};
 
 use crate::store::SimStore;
-use crate::world::{build_doc, World};
+use crate::world::{build_doc, IssuedErasure, World};
 
 /// After convergence, batches already in flight may still arrive, and envelopes of a
 /// forked author past its fork (which count for nothing) may still be passed on;
@@ -125,10 +130,26 @@ pub(crate) fn check(world: &mut World) {
         }
     }
 
+    // Erasure. The tally is read first: the replay below counts into it too.
+    let work = world.tally.get();
+    let void = check_erasures(world, &peers, &mut failures);
+    let e = &mut world.report.erasures;
+    e.refused_on_arrival = work.refused_on_arrival;
+    e.scrubbed = work.scrubbed;
+    e.scrubbed_at_open = work.scrubbed_at_open;
+    e.became_effective = work.became_effective;
+    e.before_registration = work.before_registration;
+    e.no_longer_counting = work.no_longer_counting;
+
     // Nothing a carrier stripped or a disk damaged stays missing: every hole and every
     // emptied body came back from a peer.
     for &p in &peers {
         let (holes, stripped) = world.store(p).incomplete();
+        // Bodies an erasure removed everywhere before it stopped counting: gone for good.
+        let stores: Vec<&SimStore> = peers.iter().map(|&q| world.store(q)).collect();
+        let gone = world.store(p).lacking_only_bodies_nobody_has(&void, &stores);
+        world.report.erasures.bodies_gone_with_void_erasures += gone as u64;
+        let stripped = stripped - gone;
         if holes + stripped > 0 && std::env::var_os("TESSERA_SIM_DEBUG").is_some() {
             for (a, sq) in world.store(p).chain_keys() {
                 if world.store(p).counts(a, *sq) && !world.store(p).whole_at(a, *sq) {
@@ -188,12 +209,129 @@ pub(crate) fn check(world: &mut World) {
     world.report.failures.extend(failures);
 }
 
+/// The erasure invariant, after the heal, on every store (nodes and relays):
+///
+/// 1. every store holds the same set of erased persons;
+/// 2. no store holds, in a readable record, the body of a change of any document of a
+///    person erased on any store (the erasure's own body excepted): stripped on arrival,
+///    scrubbed when the erasure started counting, scrubbed again when a restored image
+///    had them back, and nothing brought them back;
+/// 3. a person is erased only if a device of the partner that registered them signed
+///    an erasure (one signed by another partner, with the right nonce, counts nowhere);
+/// 4. an erasure signed by a device of the registering partner that the reference store
+///    holds whole and that still counts there (not past a revocation, not at or after a
+///    fork) is effective there.
+///
+/// Returns the persons whose erasures by their registering partner all count for
+/// nothing at the end (destroyed with their last disk, past a revocation, past a fork):
+/// stores that scrubbed their bodies before learning it want them back, and may find
+/// them nowhere (see the bodies check).
+fn check_erasures(world: &mut World, peers: &[usize], failures: &mut Vec<String>) -> BTreeSet<Person> {
+    let reference = world.store(peers[0]);
+    let short = |person: &Person| person.0[..4].iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let names = |set: &BTreeSet<Person>| set.iter().map(short).collect::<Vec<_>>().join(", ");
+    let registrar_of = |person: &Person| world.persons.get(person).map(|r| r.0);
+    let by_registrar: Vec<IssuedErasure> =
+        world.issued.iter().filter(|e| registrar_of(&e.person) == Some(e.partner)).copied().collect();
+    let whole_and_counting = |e: &IssuedErasure| {
+        reference.envelope_at(&e.author, e.seq).is_some_and(|env| env.id() == e.id && env.has_all_bodies())
+            && reference.counts(&e.author, e.seq)
+    };
+
+    // 1. The same erased set everywhere.
+    let want = reference.erased().clone();
+    let mut disagreeing = 0;
+    for &p in peers {
+        let got = world.store(p).erased();
+        if *got != want {
+            disagreeing += 1;
+            if disagreeing <= 3 {
+                let more: BTreeSet<Person> = got.difference(&want).copied().collect();
+                let fewer: BTreeSet<Person> = want.difference(got).copied().collect();
+                failures.push(format!(
+                    "erasure: store {p} does not agree with store {} on the erased persons: it also erases [{}] \
+                     and does not erase [{}]",
+                    peers[0],
+                    names(&more),
+                    names(&fewer)
+                ));
+            }
+        }
+    }
+
+    // 2. No body of an erased person on any store.
+    let mut erased_anywhere: BTreeSet<Person> = BTreeSet::new();
+    for &p in peers {
+        erased_anywhere.extend(world.store(p).erased().iter().copied());
+    }
+    let mut in_damaged = 0u64;
+    for &p in peers {
+        let s = world.store(p);
+        let (readable, damaged) = s.bodies_of(&erased_anywhere);
+        in_damaged += damaged.len() as u64;
+        if let Some((at, doc)) = readable.first() {
+            let whose: BTreeSet<Person> = readable.iter().map(|(_, d)| Person::of(d)).collect();
+            failures.push(format!(
+                "erasure: store {p} holds {} bodies of erased persons [{}] (first: log index {at}, a change of \
+                 document kind {:#04x}); {}",
+                readable.len(),
+                names(&whose),
+                doc.0[0],
+                if s.erased().contains(&Person::of(doc)) {
+                    "the erasure counts on this store"
+                } else {
+                    "the erasure counts on other stores, not this one"
+                }
+            ));
+        }
+    }
+
+    // 3. Only the registering partner's erasures are effective.
+    for person in &erased_anywhere {
+        if !by_registrar.iter().any(|e| e.person == *person) {
+            let holders: Vec<usize> =
+                peers.iter().copied().filter(|&p| world.store(p).erased().contains(person)).collect();
+            failures.push(format!(
+                "erasure: person {} is erased on stores {holders:?} although no device of the partner that \
+                 registered them signed an erasure (only another partner did)",
+                short(person)
+            ));
+        }
+    }
+
+    // 4. Every registering partner's erasure held whole and counting is effective.
+    for e in by_registrar.iter().filter(|e| whole_and_counting(e)) {
+        if !reference.erased().contains(&e.person) {
+            failures.push(format!(
+                "erasure: the erasure of person {} by its registering partner (device {} seq {}) is held whole \
+                 and counts on store {}, and the person is not erased there",
+                short(&e.person),
+                e.author.short(),
+                e.seq,
+                peers[0]
+            ));
+        }
+    }
+
+    let void: BTreeSet<Person> = by_registrar
+        .iter()
+        .map(|e| e.person)
+        .filter(|person| !by_registrar.iter().any(|e| e.person == *person && whole_and_counting(e)))
+        .collect();
+    let counts = &mut world.report.erasures;
+    counts.persons_erased = want.len() as u64;
+    counts.void = void.len() as u64;
+    counts.left_in_damaged_records = in_damaged;
+    void
+}
+
 /// Digests of documents already built, by document and the exact sequence of changes
 /// applied to it.
 pub(crate) type DocMemo = HashMap<(DocId, Vec<(DeviceKey, Seq)>), [u8; 32]>;
 
 /// A hash of every document a node materializes: its record value (or that it cannot be
-/// read as a record) and its automerge heads.
+/// read as a record) and its automerge heads. An erased person's documents have no body
+/// left anywhere: each is an empty document on every node.
 pub(crate) fn documents_digest(store: &SimStore, device: &DeviceKey, memo: &mut DocMemo) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
     for doc in store.docs() {

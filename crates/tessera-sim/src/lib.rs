@@ -7,9 +7,11 @@
 //! network and disks, in virtual time. Faults are drawn from the seed (crashes that
 //! lose what was not yet durable, partitions, one-way links, flapping links, stream
 //! faults, relay store loss, restore from an old backup, a copied data directory,
-//! clock skew). After the heal, [`check`](crate::check) asserts convergence,
-//! quiescence, no lost acknowledged write, no unverifiable entry stored, forks reported,
-//! identical documents.
+//! clock skew, erasures signed by the registering partner, a colleague or another
+//! partner, torn backups holding erased bodies again). After the heal,
+//! [`check`](crate::check) asserts convergence, quiescence, no lost acknowledged write,
+//! no unverifiable entry stored, forks reported, identical documents, and that every
+//! store erases the same persons and holds no body of theirs.
 //!
 //! **Why.** Sync bugs hide in interleavings no hand-written test reaches; a seeded
 //! simulation (TigerBeetle's VOPR, FoundationDB) reaches millions of them and replays
@@ -27,7 +29,7 @@ pub mod store;
 pub mod workload;
 pub mod world;
 
-pub use report::{FaultCounts, Report, WriteCounts};
+pub use report::{ErasureCounts, FaultCounts, Report, WriteCounts};
 pub use world::{SimConfig, World};
 
 /// Runs one seed of `config` and returns its report; a panic anywhere in the run is

@@ -50,6 +50,52 @@ pub struct FaultCounts {
     pub records_damaged: u64,
 }
 
+/// Erasures (GDPR art. 17) during the run, and what the stores did with them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErasureCounts {
+    /// Attendees registered with a personal-details document (erasable).
+    pub persons_with_details: u64,
+    /// Erasures signed (acknowledged) by the node that registered the person.
+    pub by_registrar: u64,
+    /// ... by another node of the registering partner.
+    pub by_colleague: u64,
+    /// ... of which the colleague did not hold the person's details yet.
+    pub colleague_before_details: u64,
+    /// ... by a node of another partner (effective nowhere).
+    pub by_other_partner: u64,
+    /// Erasures the registering node refused to sign (its details were not its
+    /// partner's: a node restored from an older backup).
+    pub refused_by_node: u64,
+    /// Persons erased on every store at the end.
+    pub persons_erased: u64,
+    /// Persons whose every erasure by their registering partner counts for nothing at
+    /// the end (destroyed with its last disk, past its device's revocation or fork).
+    pub void: u64,
+    /// Envelopes a store lacks bodies of at the end that are on no store: erased
+    /// everywhere before the erasure stopped counting (counted per store).
+    pub bodies_gone_with_void_erasures: u64,
+    /// Bodies of erased persons stripped from entries on arrival, on any store.
+    pub refused_on_arrival: u64,
+    /// Bodies dropped from held records when an erasure became effective.
+    pub scrubbed: u64,
+    /// Bodies dropped when a store reopened still holding them (a torn image).
+    pub scrubbed_at_open: u64,
+    /// Times an erasure started counting on a store; of those, on a store holding
+    /// nothing of the person yet; times a store stopped erasing a person (its erasure's
+    /// device revoked before it, or forked) and asked for their bodies again.
+    pub became_effective: u64,
+    pub before_registration: u64,
+    pub no_longer_counting: u64,
+    /// Backups copied while a scrub ran, and the erased bodies they held again.
+    pub torn_backups: u64,
+    pub bodies_in_torn_backups: u64,
+    /// Relay disks replaced by an old copy of themselves.
+    pub relay_restores: u64,
+    /// Bodies of erased persons at the end in records the disk damaged (kept in place,
+    /// never rewritten, as in the real log): not readable, not counted as held.
+    pub left_in_damaged_records: u64,
+}
+
 /// The result of one seed.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
@@ -59,6 +105,7 @@ pub struct Report {
     pub events: u64,
     pub writes: WriteCounts,
     pub faults: FaultCounts,
+    pub erasures: ErasureCounts,
     pub stream_faults: u64,
     pub revocations: u64,
     pub resolutions: u64,
@@ -93,7 +140,8 @@ impl Report {
         let w = &self.writes;
         format!(
             "seed {:>6}: {} | writes attempted {} acked {} survivors {} lost {} (destroyed with their last disk {}, \
-             revoked {}, forked {}) | converged {} | sessions {} | faults {:?}",
+             revoked {}, forked {}) | converged {} | sessions {} | erased {} of {} asked ({} by other partners, {} stopped counting) | \
+             faults {:?}",
             self.seed,
             if self.passed() { "ok  " } else { "FAIL" },
             w.attempted,
@@ -105,6 +153,10 @@ impl Report {
             w.excluded_forked,
             self.converged_after.map_or("never".to_string(), |d| format!("{:.1}s", d.as_secs_f64())),
             self.sessions,
+            self.erasures.persons_erased,
+            self.erasures.by_registrar + self.erasures.by_colleague + self.erasures.by_other_partner,
+            self.erasures.by_other_partner,
+            self.erasures.no_longer_counting,
             self.faults,
         )
     }

@@ -12,15 +12,26 @@
 //! copies lose their bodies, a node whose disk damages records mid-log) are drawn
 //! from the seed; at `fault_phase` the network heals and the run measures how long the
 //! stores take to converge, then checks the invariants (see `check`).
+//!
+//! With [`SimConfig::erasures`], most attendees are registered as the node does it (an
+//! id made from the partner's key and a nonce, the attendee's card holding the nonce
+//! and a personal-details document of the same person, in one envelope), and at random
+//! moments a device erases one (GDPR art. 17): the registering node, a colleague of the
+//! same partner (who may not hold the person yet, so that stores receive the erasure
+//! before the person), or a device of another partner with the right nonce (which must
+//! erase nothing). Backups may be torn (copied while a scrub
+//! rewrote the log: bodies of an erased person back in the image), and a relay's disk
+//! may be replaced by an old copy of itself.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
+use tessera_log::erasure::NONCE_BYTES;
 use tessera_log::testkit::{seed_bytes, TestNetwork};
 use tessera_log::trust::{DeviceCertificate, DeviceRevocation, DeviceRole, TrustStatement};
 use tessera_log::{
-    DeviceKey, DocId, Envelope, EnvelopeId, LogEntry, NetworkId, NewChange, PartnerKey, Salt, SecretKey, Seq,
-    Timestamp, TrustEntry,
+    DeviceKey, DocId, Envelope, EnvelopeId, Erasure, ErasureReason, LogEntry, NetworkId, NewChange,
+    PartnerKey, Person, Salt, SecretKey, Seq, Timestamp, TrustEntry,
 };
 use tessera_records::kind::{kind_of, new_doc_id, RecordKind};
 use tessera_records::model::{Record, RecordRef};
@@ -31,7 +42,7 @@ use tessera_sync::{
 
 use crate::report::Report;
 use crate::rng::Rng;
-use crate::store::{SimStore, VerifiedMemo};
+use crate::store::{ErasureTally, SimStore, VerifiedMemo};
 use crate::workload::{self, Action};
 
 /// Disk operations a store may have queued; more is a finding (unbounded growth).
@@ -51,6 +62,10 @@ pub struct SimConfig {
     pub actions: u64,
     /// Virtual time allowed, after the heal, for every store to converge.
     pub heal_deadline: Duration,
+    /// Mean number of erasures attempted over the fault phase (0: no erasure, no
+    /// personal-details documents, nothing drawn for them: with the same product code,
+    /// the run the seed gave before the simulator modelled erasure).
+    pub erasures: u64,
 }
 
 impl SimConfig {
@@ -64,6 +79,7 @@ impl SimConfig {
             fault_phase: Duration::from_secs(20 * 60),
             actions: 220,
             heal_deadline: Duration::from_secs(20 * 60),
+            erasures: 8,
         }
     }
 }
@@ -88,6 +104,32 @@ enum DiskOp {
     Write(Action),
     CreateSite,
     Trust(Box<TrustEntry>),
+    Erase { person: Person, by: Eraser },
+}
+
+/// Who signs an erasure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Eraser {
+    /// The node that registered the person (it checks, as `tessera attendee erase`
+    /// does, that the nonce of the card it holds makes the person's id with its
+    /// partner's key).
+    Registrar,
+    /// Another node of the registering partner, whether or not it holds the person yet.
+    Colleague,
+    /// A node of another partner (its erasure must be effective nowhere).
+    OtherPartner,
+}
+
+/// An erasure signed and acknowledged during the run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IssuedErasure {
+    pub person: Person,
+    /// The partner (index) of the device that signed it.
+    pub partner: usize,
+    pub by: Eraser,
+    pub author: DeviceKey,
+    pub seq: Seq,
+    pub id: EnvelopeId,
 }
 
 #[derive(Debug)]
@@ -141,6 +183,7 @@ enum Ev {
     Revoke,
     Heal,
     Check,
+    Erase,
 }
 
 /// An acknowledged write: what the operator was told is saved.
@@ -190,6 +233,15 @@ pub struct World {
     /// An empty store holding the network's initial trust: what a new or wiped store
     /// starts from.
     pub(crate) genesis: SimStore,
+    /// Draws for erasures (and only for them): with `erasures` at 0 none is drawn.
+    erasure_rng: Rng,
+    /// Persons registered with personal details (acknowledged): their partner, the
+    /// node that registered them, and the nonce of their id.
+    pub(crate) persons: BTreeMap<Person, (usize, usize, [u8; NONCE_BYTES])>,
+    /// Nonces of ids drawn for registrations not acknowledged yet.
+    nonces: BTreeMap<Person, [u8; NONCE_BYTES]>,
+    pub(crate) issued: Vec<IssuedErasure>,
+    pub(crate) tally: ErasureTally,
 }
 
 impl std::fmt::Debug for World {
@@ -204,7 +256,10 @@ impl World {
         let per_partner = config.nodes.div_ceil(config.partners);
         let net = TestNetwork::new(config.seed, config.partners, per_partner + 1);
         let network = net.network;
-        let genesis = SimStore::new(&net.entries, network, VerifiedMemo::default());
+        let tally = ErasureTally::default();
+        let genesis = SimStore::new(&net.entries, network, VerifiedMemo::default()).with_tally(tally.clone());
+        // Its own stream, not forked from `rng`: runs without erasures draw as before.
+        let erasure_rng = Rng::new(config.seed ^ 0xe7a5_e000_0000_0017);
         let mut setup = rng.fork(1);
         let workload_rng = rng.fork(2);
         let profile = FaultProfile {
@@ -290,6 +345,11 @@ impl World {
             last_entries_at: Duration::ZERO,
             quiet: false,
             genesis,
+            erasure_rng,
+            persons: BTreeMap::new(),
+            nonces: BTreeMap::new(),
+            issued: Vec::new(),
+            tally,
         };
         world.report.seed = world.config.seed;
         let mean_act = world.mean_act_ms();
@@ -316,9 +376,22 @@ impl World {
         if world.profile.clone {
             world.add_clone();
         }
+        if world.config.erasures > 0 {
+            let first = world.erasure_rng.exp_ms(world.mean_erasure_ms());
+            world.at(Duration::from_millis(first), Ev::Erase);
+            // Relays keep old copies of their disk too (one may be put back).
+            for r in world.config.nodes..world.peers.len() {
+                let b = world.erasure_rng.exp_ms(300_000);
+                world.at(Duration::from_millis(b), Ev::Backup { peer: r });
+            }
+        }
         let heal = world.config.fault_phase;
         world.at(heal, Ev::Heal);
         world
+    }
+
+    fn mean_erasure_ms(&self) -> u64 {
+        self.config.fault_phase.as_millis() as u64 / self.config.erasures.max(1)
     }
 
     fn mean_act_ms(&self) -> u64 {
@@ -417,6 +490,7 @@ impl World {
             Ev::Revoke => (11, 0, 0),
             Ev::Heal => (12, 0, 0),
             Ev::Check => (13, 0, 0),
+            Ev::Erase => (14, 0, 0),
         };
         self.trace.update(&[tag.0]);
         self.trace.update(&tag.1.to_le_bytes());
@@ -455,9 +529,14 @@ impl World {
             Ev::Backup { peer } => {
                 if !self.healed {
                     if self.peers[peer].up {
-                        self.peers[peer].backup = Some(self.peers[peer].store.clone());
+                        let backup = self.take_backup(peer);
+                        self.peers[peer].backup = Some(backup);
                     }
-                    let next = self.rng.exp_ms(300_000);
+                    let next = if self.is_relay(peer) {
+                        self.erasure_rng.exp_ms(300_000)
+                    } else {
+                        self.rng.exp_ms(300_000)
+                    };
                     self.after_ms(next, Ev::Backup { peer });
                 }
             }
@@ -491,7 +570,29 @@ impl World {
             Ev::Revoke => self.revoke(),
             Ev::Heal => self.heal(),
             Ev::Check => self.check_convergence(),
+            Ev::Erase => {
+                if !self.healed {
+                    self.plan_erasure();
+                    let next = self.erasure_rng.exp_ms(self.mean_erasure_ms());
+                    self.after_ms(next, Ev::Erase);
+                }
+            }
         }
+    }
+
+    /// A copy of `p`'s disk. With erasures, now and then a torn one: taken while a
+    /// scrub rewrote the log, it holds bodies the scrub removed since the last backup.
+    fn take_backup(&mut self, p: usize) -> SimStore {
+        let peer = &self.peers[p];
+        if self.config.erasures > 0 && self.erasure_rng.chance(0.3) {
+            if let Some(older) = &peer.backup {
+                let (image, back) = peer.store.torn_copy(older);
+                self.report.erasures.torn_backups += 1;
+                self.report.erasures.bodies_in_torn_backups += back;
+                return image;
+            }
+        }
+        peer.store.clone()
     }
 
     // ---- network ----------------------------------------------------------------
@@ -804,6 +905,7 @@ impl World {
             }
             DiskOp::Write(action) => self.local_write(p, Some(action)),
             DiskOp::CreateSite => self.local_write(p, None),
+            DiskOp::Erase { person, by } => self.local_erase(p, person, by),
             DiskOp::Trust(entry) => {
                 if let Ok((new, _)) = self.peers[p].store.ingest(&[LogEntry::Trust(*entry)]) {
                     self.fanout(p, &new, None);
@@ -824,6 +926,7 @@ impl World {
             self.report.writes.refused_damaged += 1;
             return;
         }
+        let registering = matches!(action, Some(Action::Register));
         let records = match action {
             None => {
                 let Role::Node { device, .. } = self.peers[p].role else { return };
@@ -877,10 +980,24 @@ impl World {
             }
         };
         let acked = Acked { author: envelope.author(), seq: envelope.seq(), id: envelope.id() };
+        let details: Vec<Person> = envelope
+            .changes()
+            .iter()
+            .filter(|c| registering && kind_of(&c.doc) == Some(RecordKind::Personal))
+            .map(|c| Person::of(&c.doc))
+            .collect();
         match self.peers[p].store.ingest(&[LogEntry::Envelope(envelope)]) {
             Ok((new, _)) => {
                 self.acked.push(acked);
                 self.report.writes.acknowledged += 1;
+                if let Role::Node { partner, .. } = self.peers[p].role {
+                    for person in details {
+                        if let Some(nonce) = self.nonces.remove(&person) {
+                            self.persons.insert(person, (partner, p, nonce));
+                        }
+                        self.report.erasures.persons_with_details += 1;
+                    }
+                }
                 self.fanout(p, &new, None);
             }
             Err(refused) => {
@@ -891,6 +1008,14 @@ impl World {
 
     /// The records an operator's action writes, given what the node holds.
     fn plan(&mut self, p: usize, action: Action) -> Vec<(DocId, Record)> {
+        // With erasures, most attendees are written as the node writes them: the card
+        // every hub reads and the personal details, in a document of their own.
+        let split = action == Action::Register && self.config.erasures > 0 && self.erasure_rng.chance(0.75);
+        let own = match self.peers[p].role {
+            Role::Node { partner, .. } => Some(PartnerKey(self.net.partner_keys[partner].public())),
+            Role::Relay => None,
+        };
+        let nonce: [u8; NONCE_BYTES] = if split { self.erasure_rng.bytes() } else { [0; NONCE_BYTES] };
         let rng = &mut self.workload_rng;
         let peer = &self.peers[p];
         let site = RecordRef(peer.site);
@@ -900,7 +1025,23 @@ impl World {
         let new_id = |rng: &mut Rng, kind| new_doc_id(kind, rng.bytes());
         match action {
             Action::Register => {
-                vec![(new_id(rng, RecordKind::Attendee), Record::Attendee(workload::attendee(rng, site)))]
+                let doc = new_id(rng, RecordKind::Attendee);
+                let mut attendee = workload::attendee(rng, site);
+                match (split, own) {
+                    (true, Some(own)) => {
+                        // `Node::new_attendee_id`: the id proves the registering partner.
+                        let person = tessera_log::person_id(&own, &nonce);
+                        let doc = person.doc(RecordKind::Attendee.byte());
+                        attendee.id_nonce = Some(hex(&nonce));
+                        let (card, personal) = tessera_records::split_attendee(&attendee);
+                        self.nonces.insert(person, nonce);
+                        vec![
+                            (doc, Record::Attendee(card)),
+                            (tessera_records::personal_doc_id(&doc), Record::Personal(personal)),
+                        ]
+                    }
+                    _ => vec![(doc, Record::Attendee(attendee))],
+                }
             }
             Action::AddDevice => {
                 let tag = rng.below(10_000);
@@ -933,6 +1074,19 @@ impl World {
                 let docs: Vec<DocId> = peer.store.docs().copied().collect();
                 let Some(doc) = rng.pick(&docs).copied() else { return Vec::new() };
                 let attendee = rng.pick(&known(RecordKind::Attendee)).copied().map(RecordRef);
+                let person = Person::of(&doc);
+                let personal = matches!(kind_of(&doc), Some(RecordKind::Attendee | RecordKind::Personal));
+                if personal && peer.store.erased().contains(&person) {
+                    // What the node answers: nothing of an erased person is written again.
+                    return Vec::new();
+                }
+                if kind_of(&doc) == Some(RecordKind::Personal)
+                    && !own.is_some_and(|own| registered_by(&peer.store, &peer.device, &person, &own))
+                {
+                    // Only the registering partner's devices read (and so write) the
+                    // details: the read scope, which the simulator does not seal.
+                    return Vec::new();
+                }
                 let Some(record) = build_doc(&peer.store, &peer.device, &doc).and_then(|d| d.hydrate().ok())
                 else {
                     return Vec::new();
@@ -965,6 +1119,134 @@ impl World {
                         (doc, Record::Loan(closed))
                     })
                     .collect()
+            }
+        }
+    }
+
+    /// An erasure is asked for: of a person registered with details, by the node that
+    /// registered them, a colleague of the same partner, or a node of another partner.
+    fn plan_erasure(&mut self) {
+        let by = match self.erasure_rng.below(100) {
+            0..=59 => Eraser::Registrar,
+            60..=84 => Eraser::Colleague,
+            _ => Eraser::OtherPartner,
+        };
+        let erased_by_registrar: BTreeSet<Person> =
+            self.issued.iter().filter(|e| e.by != Eraser::OtherPartner).map(|e| e.person).collect();
+        let persons: Vec<(Person, usize, usize)> = self
+            .persons
+            .iter()
+            .filter(|(person, _)| by == Eraser::OtherPartner || !erased_by_registrar.contains(person))
+            .map(|(person, &(partner, registrar, _))| (*person, partner, registrar))
+            .collect();
+        let Some(&(person, partner, registrar)) = self.erasure_rng.pick(&persons) else { return };
+        let nodes: Vec<usize> = (0..self.config.nodes)
+            .filter(|&q| self.peers[q].up && self.peers[q].role_is_original())
+            .filter(|&q| match (by, self.peers[q].role) {
+                (Eraser::Registrar, _) => q == registrar,
+                (Eraser::Colleague, Role::Node { partner: pq, .. }) => pq == partner && q != registrar,
+                (Eraser::OtherPartner, Role::Node { partner: pq, .. }) => pq != partner,
+                (_, Role::Relay) => false,
+            })
+            .collect();
+        let Some(&eraser) = self.erasure_rng.pick(&nodes) else { return };
+        self.peers[eraser].disk.push_back(DiskOp::Erase { person, by });
+        self.report.writes.attempted += 1;
+        self.kick_disk(eraser);
+    }
+
+    /// Node `p` signs an erasure of `person` and stores it (an acknowledged write).
+    fn local_erase(&mut self, p: usize, person: Person, by: Eraser) {
+        if self.peers[p].fenced {
+            self.report.writes.refused_restoring += 1;
+            return;
+        }
+        if self.peers[p].store.signing_blocked(&self.peers[p].device) {
+            self.report.writes.refused_damaged += 1;
+            return;
+        }
+        let Role::Node { partner, .. } = self.peers[p].role else { return };
+        let Some(&(_, _, nonce)) = self.persons.get(&person) else { return };
+        let own = PartnerKey(self.net.partner_keys[partner].public());
+        let holds_card = card_nonce(&self.peers[p].store, &self.peers[p].device, &person).is_some();
+        if by == Eraser::Registrar
+            && !registered_by(&self.peers[p].store, &self.peers[p].device, &person, &own)
+        {
+            // `tessera attendee erase` refuses: this node holds no card of the person
+            // (restored from an older backup), or its nonce is not its partner's.
+            self.report.erasures.refused_by_node += 1;
+            return;
+        }
+        // A colleague or another partner takes the nonce from the card (every hub reads
+        // it), or from the registering hub when it does not hold the person yet.
+        let rng = &mut self.erasure_rng;
+        let stub_len =
+            if rng.chance(0.05) { tessera_log::erasure::STUB_BYTES_MAX } else { rng.below(200) as usize };
+        let erasure = Erasure {
+            erased_on: format!("2026-12-{:02}", 1 + rng.below(28)),
+            reason: if rng.chance(0.8) { ErasureReason::Request } else { ErasureReason::Mistake },
+            nonce,
+            stub: vec![0x5a; stub_len],
+        };
+        let body = match erasure.encode() {
+            Ok(body) => body,
+            Err(e) => {
+                self.report.failures.push(format!("could not encode an erasure: {e}"));
+                return;
+            }
+        };
+        let salt = Salt(rng.bytes());
+        let peer = &self.peers[p];
+        let Some(key) = peer.key.map(SecretKey::from_seed) else { return };
+        let time_ms = 1_793_523_600_000 + self.now.as_millis() as i64 + peer.skew_ms;
+        let head = peer.store.heads().get(&peer.device);
+        let next = head.map_or(Seq::FIRST, |h| Seq(h.seq.0 + 1));
+        if peer.store.trust().authorize(&peer.device, next).is_err() {
+            self.report.writes.refused_revoked += 1;
+            return;
+        }
+        let changes = vec![NewChange { doc: person.erasure_doc(), salt, body }];
+        let envelope = match Envelope::sign(
+            &self.network,
+            &key,
+            head.map(|h| (h.seq, h.id)),
+            Timestamp(time_ms),
+            changes,
+        ) {
+            Ok(e) => e,
+            Err(e) => {
+                self.report.failures.push(format!("could not sign an erasure: {e}"));
+                return;
+            }
+        };
+        let acked = Acked { author: envelope.author(), seq: envelope.seq(), id: envelope.id() };
+        match self.peers[p].store.ingest(&[LogEntry::Envelope(envelope)]) {
+            Ok((new, _)) => {
+                self.acked.push(acked);
+                self.report.writes.acknowledged += 1;
+                self.issued.push(IssuedErasure {
+                    person,
+                    partner,
+                    by,
+                    author: acked.author,
+                    seq: acked.seq,
+                    id: acked.id,
+                });
+                let e = &mut self.report.erasures;
+                match by {
+                    Eraser::Registrar => e.by_registrar += 1,
+                    Eraser::Colleague => {
+                        e.by_colleague += 1;
+                        if !holds_card {
+                            e.colleague_before_details += 1;
+                        }
+                    }
+                    Eraser::OtherPartner => e.by_other_partner += 1,
+                }
+                self.fanout(p, &new, None);
+            }
+            Err(refused) => {
+                self.report.failures.push(format!("a node's own erasure was refused: {}", refused.error));
             }
         }
     }
@@ -1017,10 +1299,18 @@ impl World {
                     self.crash(r);
                     self.report.faults.relay_crashes += 1;
                     if self.rng.chance(0.3) {
-                        // The relay's disk is replaced: it starts again from its trust file.
-                        let genesis = self.genesis.clone();
-                        self.note_destroyed(r, &genesis);
-                        self.peers[r].store = genesis;
+                        // The relay's disk is replaced: it starts again from its trust
+                        // file, or (with erasures, half of the time) from an old copy of
+                        // itself, which may hold bodies erased since.
+                        let old = match &self.peers[r].backup {
+                            Some(old) if self.config.erasures > 0 && self.erasure_rng.chance(0.5) => {
+                                self.report.erasures.relay_restores += 1;
+                                old.clone()
+                            }
+                            _ => self.genesis.clone(),
+                        };
+                        self.note_destroyed(r, &old);
+                        self.peers[r].store = old;
                         self.report.faults.relay_store_losses += 1;
                     }
                     let back = self.rng.exp_ms(30_000);
@@ -1151,7 +1441,14 @@ impl World {
             return;
         }
         self.peers[p].up = true;
+        self.open_store(p);
         self.kick_disk(p);
+    }
+
+    /// The store opens again after a crash or a replaced disk: the erasures effective
+    /// are recomputed from its headers and what is not scrubbed yet is.
+    fn open_store(&mut self, p: usize) {
+        self.peers[p].store.reopen();
     }
 
     /// The node's disk is replaced by its last backup, the way an operator restores one:
@@ -1174,6 +1471,7 @@ impl World {
         };
         let entry = self.net.sign_as_partner(partner, TrustStatement::Device(certificate.clone()));
         let mut store = backup;
+        store.reopen();
         if let Err(refused) = store.ingest(&[LogEntry::Trust(entry)]) {
             self.report
                 .failures
@@ -1268,6 +1566,7 @@ impl World {
             peer.online = true;
             if !peer.up {
                 peer.up = true;
+                self.open_store(p);
                 self.kick_disk(p);
             }
         }
@@ -1342,6 +1641,28 @@ pub(crate) fn build_doc(store: &SimStore, device: &DeviceKey, doc: &DocId) -> Op
         }
     }
     document
+}
+
+/// The nonce of `person`'s id, from their card as `store` holds it.
+fn card_nonce(store: &SimStore, device: &DeviceKey, person: &Person) -> Option<[u8; NONCE_BYTES]> {
+    let card = build_doc(store, device, &person.doc(RecordKind::Attendee.byte()))?.hydrate().ok()?;
+    let Record::Attendee(card) = card else { return None };
+    let hex = card.id_nonce?;
+    let mut nonce = [0u8; NONCE_BYTES];
+    for (i, byte) in nonce.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(nonce)
+}
+
+/// Whether `person`, as `store` holds their card, was registered by partner `own`: the
+/// nonce of the card and `own`'s key make their id (what `Node::erase_all` checks).
+fn registered_by(store: &SimStore, device: &DeviceKey, person: &Person, own: &PartnerKey) -> bool {
+    card_nonce(store, device, person).is_some_and(|nonce| tessera_log::person_id(own, &nonce) == *person)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `TESSERA_SIM_DEBUG=1`: print what happens after the heal (does not change the run).

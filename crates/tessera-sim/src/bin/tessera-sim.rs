@@ -31,13 +31,16 @@ struct Cli {
     nodes: usize,
     #[arg(long, default_value_t = 2)]
     relays: usize,
+    /// Mean number of erasures asked per run (0: none, the runs of before erasure).
+    #[arg(long, default_value_t = SimConfig::reference(0).erasures)]
+    erasures: u64,
     /// Print one line per seed.
     #[arg(long)]
     verbose: bool,
 }
 
 fn config(cli: &Cli, seed: u64) -> SimConfig {
-    SimConfig { nodes: cli.nodes, relays: cli.relays, ..SimConfig::reference(seed) }
+    SimConfig { nodes: cli.nodes, relays: cli.relays, erasures: cli.erasures, ..SimConfig::reference(seed) }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -135,6 +138,39 @@ fn summary(reports: &[Report], elapsed: Duration, threads: usize) {
         sum(&|r| r.faults.clones),
         sum(&|r| r.stream_faults),
         sum(&|r| r.revocations),
+    );
+    println!(
+        "erasures         persons with details {} / asked by the registering node {}, a colleague {} ({} before \
+         it held the person), another partner {} / refused by the node {} / persons erased at the end {}",
+        sum(&|r| r.erasures.persons_with_details),
+        sum(&|r| r.erasures.by_registrar),
+        sum(&|r| r.erasures.by_colleague),
+        sum(&|r| r.erasures.colleague_before_details),
+        sum(&|r| r.erasures.by_other_partner),
+        sum(&|r| r.erasures.refused_by_node),
+        sum(&|r| r.erasures.persons_erased),
+    );
+    println!(
+        "  bodies         refused on arrival {} / scrubbed {} / scrubbed at open {} / in torn backups {} ({} \
+         backups) / relays put back from an old copy {}",
+        sum(&|r| r.erasures.refused_on_arrival),
+        sum(&|r| r.erasures.scrubbed),
+        sum(&|r| r.erasures.scrubbed_at_open),
+        sum(&|r| r.erasures.bodies_in_torn_backups),
+        sum(&|r| r.erasures.torn_backups),
+        sum(&|r| r.erasures.relay_restores),
+    );
+    println!(
+        "  counted        {} times on a store ({} holding nothing of the person yet), stopped counting {} \
+         times / persons whose erasures all count for nothing at the end {} in {} seeds, envelopes whose \
+         bodies went with them {} / erased bodies left in damaged records {}",
+        sum(&|r| r.erasures.became_effective),
+        sum(&|r| r.erasures.before_registration),
+        sum(&|r| r.erasures.no_longer_counting),
+        sum(&|r| r.erasures.void),
+        reports.iter().filter(|r| r.erasures.void > 0).count(),
+        sum(&|r| r.erasures.bodies_gone_with_void_erasures),
+        sum(&|r| r.erasures.left_in_damaged_records),
     );
     println!(
         "sessions         {} ({} after the heal)",
