@@ -254,7 +254,14 @@ impl Materializer {
             }),
         };
         let people_dir = store.dir().join(PEOPLE_DIR);
-        // Left by a rebuild that stopped midway: only derived bytes of the log.
+        // Left by a rebuild that stopped midway (see `rebuild_people`): a complete new
+        // database whose swap did not finish is put in place; the rest is deleted.
+        if !people_dir.exists() && people_dir.with_extension("new").exists() {
+            std::fs::rename(people_dir.with_extension("new"), &people_dir).with_context(|| {
+                format!("cannot move the rebuilt people database into {}", people_dir.display())
+            })?;
+        }
+        let _ = std::fs::remove_dir_all(people_dir.with_extension("new"));
         let _ = std::fs::remove_dir_all(people_dir.with_extension("old"));
         let people = match open_people(&people_dir) {
             Ok(people) => people,
@@ -458,61 +465,68 @@ impl Materializer {
         Ok(())
     }
 
-    /// Deletes the people database and makes it again from the log (whose erased
-    /// bodies are gone): the only way to be sure no sled page keeps them.
+    /// Makes the people database again without the erased persons, and deletes the
+    /// old one whole: the only way to be sure no sled page keeps them. Every other
+    /// row is derived from the log already, so it is copied as it is (a fresh
+    /// database, then swapped in by rename); the erased persons' rows are not.
     fn rebuild_people(&mut self, store: &Store) -> Result<()> {
         self.settled()?;
         let (reply, answer) = mpsc::sync_channel(1);
         self.send(Job::SetPeople { people: None, reply })?;
         answer.recv().map_err(|_| stopped())?;
-        // The last handle: the database closes.
-        self.people = None;
+        let old_tree = self.people.take().ok_or_else(|| anyhow!("the people database is being rebuilt"))?;
+        let fresh_dir = self.people_dir.with_extension("new");
+        let _ = std::fs::remove_dir_all(&fresh_dir);
+        let copied = (|| -> Result<()> {
+            let fresh = open_people(&fresh_dir)?;
+            let mut batch = sled::Batch::default();
+            let mut held = 0usize;
+            for row in old_tree.iter() {
+                let (k, v) = row?;
+                let of_erased = k.get(1..17).is_some_and(|id| {
+                    let mut doc = [0u8; 16];
+                    doc.copy_from_slice(id);
+                    erased_body(store, &DocId(doc))
+                });
+                if of_erased {
+                    continue;
+                }
+                batch.insert(k, v);
+                held += 1;
+                if held >= DIRTY_DOCS_MAX * 8 {
+                    fresh.apply_batch(std::mem::take(&mut batch))?;
+                    held = 0;
+                }
+            }
+            fresh.apply_batch(batch)?;
+            fresh.flush()?;
+            Ok(())
+        })();
+        // The old database closes with its last handle, whatever happened.
+        drop(old_tree);
+        if let Err(e) = copied {
+            let _ = std::fs::remove_dir_all(&fresh_dir);
+            // Reopen the old one: the reads keep working, and the erased persons'
+            // bodies are not applied; the next catch-up tries again.
+            let people = open_people(&self.people_dir)?;
+            self.people = Some(people.clone());
+            let (reply, answer) = mpsc::sync_channel(1);
+            self.send(Job::SetPeople { people: Some(people), reply })?;
+            answer.recv().map_err(|_| stopped())?;
+            return Err(e.context("the people database could not be made again without the erased persons"));
+        }
         let old = self.people_dir.with_extension("old");
         let _ = std::fs::remove_dir_all(&old);
         std::fs::rename(&self.people_dir, &old)
             .with_context(|| format!("cannot move {} aside", self.people_dir.display()))?;
+        std::fs::rename(&fresh_dir, &self.people_dir)
+            .with_context(|| format!("cannot move {} in place", fresh_dir.display()))?;
         std::fs::remove_dir_all(&old).with_context(|| format!("cannot remove {}", old.display()))?;
         let people = open_people(&self.people_dir)?;
         self.people = Some(people.clone());
         let (reply, answer) = mpsc::sync_channel(1);
         self.send(Job::SetPeople { people: Some(people), reply })?;
         answer.recv().map_err(|_| stopped())?;
-        // Every change of a person, from the start of the log to where the documents are.
-        let end = match self.next {
-            Some(at) => at,
-            None => {
-                self.tree.get(CURSOR)?.and_then(|v| decode_position(&v)).unwrap_or_else(|| store.log_start())
-            }
-        };
-        let mut changes: BTreeMap<DocId, Vec<Vec<u8>>> = BTreeMap::new();
-        let mut held = 0usize;
-        for item in store.entries_from(store.log_start()) {
-            let (at, entry) = item?;
-            if at.start() >= end {
-                break;
-            }
-            let LogEntry::Envelope(env) = entry else { continue };
-            if !store.is_in_chain(&env)? || excluded(store, &env) {
-                continue;
-            }
-            for (doc, body) in env.present_changes() {
-                if !is_people(&doc) || erased_body(store, &doc) {
-                    continue;
-                }
-                if let Opened::Change(change) = self.keys.open(&doc, body) {
-                    changes.entry(doc).or_default().push(change);
-                    held += 1;
-                }
-            }
-            if held >= CATCH_UP_RECORDS_MAX {
-                self.unsettled.store(true, Ordering::SeqCst);
-                self.send(Job::Apply { changes: std::mem::take(&mut changes), cursor: end })?;
-                held = 0;
-            }
-        }
-        self.unsettled.store(true, Ordering::SeqCst);
-        self.send(Job::Apply { changes, cursor: end })?;
-        self.settled()?;
         tracing::info!("people database rebuilt after an erasure");
         Ok(())
     }

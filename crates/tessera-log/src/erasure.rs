@@ -206,12 +206,6 @@ fn valid_date(date: &[u8]) -> bool {
             .all(|(i, b)| if i == 4 || i == 7 { *b == b'-' } else { b.is_ascii_digit() })
 }
 
-/// The rule before person ids were bound to their partner, still used by the
-/// simulator until it moves to [`erasure_counts`]. Forgeable: do not use elsewhere.
-#[doc(hidden)]
-pub fn may_erase<P: PartialEq>(eraser: &P, writers: &[P]) -> bool {
-    writers.contains(eraser)
-}
 
 #[cfg(test)]
 mod tests {

@@ -679,6 +679,8 @@ impl Store {
             self.pending_applied = None;
             self.load_derived()?;
             self.catch_up()?;
+            // Erasures in what was missed count from now on.
+            self.refresh_erasures()?;
         }
         let mut staging = Staging::default();
         let mut bodies = BatchBodies::new();

@@ -145,6 +145,10 @@ impl Store {
                 tracing::error!(error = %e, "erased bodies could not be removed from the log yet; retried at the next open");
             }
         }
+        self.forget_erased_wants()?;
+        if self.pending_applied.is_none() && !self.derived_lagging && !self.pending_rows.is_empty() {
+            self.pending_applied = Some(self.log.end());
+        }
         Ok(())
     }
 
@@ -174,6 +178,23 @@ impl Store {
         }
         self.erased.extend(newly.iter().copied());
         self.scrub(&newly).map(Some)
+    }
+
+    /// Envelopes held without erased bodies only (stripped by a carrier, on arrival,
+    /// or replayed at open before the erased set was known) no longer wait for them.
+    fn forget_erased_wants(&mut self) -> Result<(), StoreError> {
+        if self.erased.is_empty() {
+            return Ok(());
+        }
+        for key in self.rows_with_prefix(&[derived::BODIES_MISSING])?.into_keys() {
+            let Some((author, seq)) = derived::decode_author_seq(&key) else { continue };
+            if let Some(env) = self.get(&author, seq)? {
+                if !self.lacks_wanted_bodies(&env) {
+                    self.pending_rows.insert(key, None);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `person` is no longer erased: envelopes lacking their bodies wait for them again.
@@ -254,16 +275,7 @@ impl Store {
                 }
             }
         }
-        // Envelopes held without the erased bodies already (stripped by a carrier, or
-        // on arrival) no longer wait for them.
-        for key in self.rows_with_prefix(&[derived::BODIES_MISSING])?.into_keys() {
-            let Some((author, seq)) = derived::decode_author_seq(&key) else { continue };
-            if let Some(env) = self.get(&author, seq)? {
-                if !self.lacks_wanted_bodies(&env) {
-                    self.pending_rows.insert(key, None);
-                }
-            }
-        }
+        self.forget_erased_wants()?;
         report.quarantine_files_removed = self.remove_quarantined(persons)?;
         for person in persons {
             self.pending_rows.insert(derived::erased_key(person), Some(Vec::new()));
