@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde_json::{json, Value};
 use tessera_log::testkit::TestNetwork;
-use tessera_log::{DeviceCertificate, DeviceRole, DocId, LogEntry, PartnerKey, TrustStatement};
+use tessera_log::{DeviceCertificate, DeviceKey, DeviceRole, DocId, LogEntry, PartnerKey, TrustStatement};
 use tessera_net::Endpoint;
 use tessera_node::{identity, Node};
 use tessera_records::kind::RecordKind;
@@ -150,20 +150,24 @@ fn records(seed: u64, n: usize, site: DocId) -> Vec<(DocId, Record)> {
 fn certified_node(dir: &Path, net: &TestNetwork, site: &str) -> Result<(Node, Vec<LogEntry>)> {
     identity::init_joining(dir, site, DeviceRole::Hub, net.network)?;
     let mut node = Node::open(dir)?;
-    let cert = net.sign_as_partner(
-        0,
-        TrustStatement::Device(DeviceCertificate {
-            partner: PartnerKey(net.partner_keys[0].public()),
-            device: node.device(),
-            role: DeviceRole::Hub,
-            site: site.into(),
-        }),
-    );
     let mut trust: Vec<LogEntry> = net.entries.iter().cloned().map(LogEntry::Trust).collect();
-    trust.push(LogEntry::Trust(cert));
+    trust.push(hub_certificate(net, 0, node.device(), site));
     node.ingest(&trust, Policy::AllOrNothing)?;
     ensure!(node.is_certified(), "the bench node is not certified");
     Ok((node, trust))
+}
+
+/// The trust entry by which partner `partner` of `net` certifies `device` as a hub.
+pub(crate) fn hub_certificate(net: &TestNetwork, partner: usize, device: DeviceKey, site: &str) -> LogEntry {
+    LogEntry::Trust(net.sign_as_partner(
+        partner,
+        TrustStatement::Device(DeviceCertificate {
+            partner: PartnerKey(net.partner_keys[partner].public()),
+            device,
+            role: DeviceRole::Hub,
+            site: site.into(),
+        }),
+    ))
 }
 
 fn endpoint_of(node: &Node) -> Result<Endpoint> {

@@ -2,7 +2,8 @@
 //!
 //! `cargo run --release -p tessera-bench -- log [--quick] [--runs N]`
 //! `cargo run --release -p tessera-bench -- node [--quick] [--sections ...]` (needs the
-//! release `tessera` binary: `cargo build --release -p tessera-node`)
+//! release `tessera` binary: `cargo build --release -p tessera-node`); `--sections erase`
+//! times `tessera attendee erase` on the reference workload
 //! `cargo run --release -p tessera-bench -- workload [--seed S] [--scale X]`
 //! `cargo run --release -p tessera-bench -- compare [--quick] [--n 1000,3000,10000] [--plots docs/img]`
 //! `cargo run --release -p tessera-bench -- resources [--quick] [--sections ...]`
@@ -14,6 +15,7 @@
 //! Results are written up in `docs/benchmarks.md`.
 
 mod compare;
+mod erase_bench;
 mod log_bench;
 mod machine;
 mod node_bench;
@@ -68,7 +70,8 @@ struct NodeArgs {
     /// registrations, fewer runs.
     #[arg(long)]
     quick: bool,
-    /// Sections to run, comma-separated: register, cli, phases, open, ingest (default all).
+    /// Sections to run, comma-separated: register, cli, phases, open, ingest, erase
+    /// (default all).
     #[arg(long, value_delimiter = ',', default_value = "all")]
     sections: Vec<String>,
     /// Seed of the workload.
@@ -95,6 +98,14 @@ struct NodeArgs {
     /// with --quick).
     #[arg(long)]
     heavy_runs: Option<usize>,
+    /// Persons erased through the library in the `erase` section, half on a hub of the
+    /// first partner and half on a hub of the last (default 16, or 4 with --quick).
+    #[arg(long)]
+    erasures: Option<usize>,
+    /// Persons erased through the `tessera` binary in the `erase` section, the last one
+    /// with the store evicted from the page cache first (default 4, or 2 with --quick).
+    #[arg(long)]
+    cli_erasures: Option<usize>,
     /// The `tessera` binary (default: `<target>/release/tessera`).
     #[arg(long)]
     tessera: Option<PathBuf>,
@@ -281,6 +292,8 @@ fn node(args: NodeArgs) -> Result<()> {
         cold_runs: args.cold_runs.unwrap_or(if q { 1 } else { 5 }),
         phase_runs: if q { 2 } else { 5 },
         heavy_runs: args.heavy_runs.unwrap_or(if q { 1 } else { 3 }).max(1),
+        erasures: args.erasures.unwrap_or(if q { 4 } else { 16 }).max(2),
+        cli_erasures: args.cli_erasures.unwrap_or(if q { 2 } else { 4 }),
         tessera: args.tessera.clone().unwrap_or_else(|| target_dir().join("release").join("tessera")),
         sections: args.sections.clone(),
     };

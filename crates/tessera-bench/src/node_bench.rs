@@ -18,7 +18,9 @@
 //!   derived database was dropped (store replay and re-verification + materializer);
 //! - `ingest`: the whole workload into an empty node with one [`Node::ingest`]
 //!   (verification, log, fsync, sled rows, materialization), and into a bare
-//!   [`Store`] (the part without materialization).
+//!   [`Store`] (the part without materialization);
+//! - `erase`: `tessera attendee erase` on a copy of the reference hub (see
+//!   `erase_bench.rs`).
 //!
 //! Nothing here asserts a timing. Numbers are medians over runs.
 
@@ -57,7 +59,7 @@ const REGISTER_WARMUP: usize = 16;
 /// Rounds the register series are interleaved in.
 const REGISTER_ROUNDS: usize = 4;
 /// Bytes of a segment frame header and of the entry tag around an envelope.
-const FRAME_OVERHEAD_BYTES: usize = 8 + 1;
+pub(crate) const FRAME_OVERHEAD_BYTES: usize = 8 + 1;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -69,22 +71,25 @@ pub struct Config {
     pub cold_runs: usize,
     pub phase_runs: usize,
     pub heavy_runs: usize,
+    /// Persons erased through the library (`erase` section), and through the CLI.
+    pub erasures: usize,
+    pub cli_erasures: usize,
     pub tessera: PathBuf,
     pub sections: Vec<String>,
 }
 
 impl Config {
-    fn wants(&self, section: &str) -> bool {
+    pub(crate) fn wants(&self, section: &str) -> bool {
         self.sections.iter().any(|s| s == section || s == "all")
     }
 }
 
-pub const SECTIONS: [&str; 5] = ["register", "cli", "phases", "open", "ingest"];
+pub const SECTIONS: [&str; 6] = ["register", "cli", "phases", "open", "ingest", "erase"];
 
 /// Every selected section, in order. The workload is generated (or reused) first if a
 /// section needs it.
 pub fn run(cfg: &Config, base: &Path, m: &mut Metrics) -> Result<Option<Workload>> {
-    let needs_workload = ["cli", "phases", "open", "ingest"].iter().any(|s| cfg.wants(s));
+    let needs_workload = ["cli", "phases", "open", "ingest", "erase"].iter().any(|s| cfg.wants(s));
     let workload = if needs_workload {
         let spec = workload::Spec::new(cfg.seed, cfg.scale)?;
         let w = workload::load_or_generate(base, &spec, false)?;
@@ -120,15 +125,22 @@ pub fn run(cfg: &Config, base: &Path, m: &mut Metrics) -> Result<Option<Workload
             eprintln!("ingest: {} heavy runs", cfg.heavy_runs);
             ingest(cfg, base, w, m)?;
         }
+        if cfg.wants("erase") {
+            eprintln!(
+                "erase: {} erasures through the library, {} through the CLI",
+                cfg.erasures, cfg.cli_erasures
+            );
+            crate::erase_bench::run(cfg, base, w, m)?;
+        }
     }
     Ok(workload)
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn median_of(values: &[f64]) -> f64 {
+pub(crate) fn median_of(values: &[f64]) -> f64 {
     median(values).unwrap_or(f64::NAN)
 }
 
@@ -309,13 +321,13 @@ pub fn cli_commands() -> Vec<(&'static str, Vec<String>)> {
     ]
 }
 
-struct CliRun {
-    wall: Duration,
+pub(crate) struct CliRun {
+    pub(crate) wall: Duration,
     stdout_bytes: usize,
     stdout_lines: usize,
 }
 
-fn run_cli(bin: &Path, dir: &Path, args: &[String]) -> Result<CliRun> {
+pub(crate) fn run_cli(bin: &Path, dir: &Path, args: &[String]) -> Result<CliRun> {
     let mut cmd = Command::new(bin);
     if args.first().map(String::as_str) != Some("--version") {
         cmd.arg("--data").arg(dir);
@@ -415,7 +427,7 @@ fn cli(cfg: &Config, w: &Workload, m: &mut Metrics) -> Result<()> {
     Ok(())
 }
 
-fn dir_bytes(path: &Path) -> Result<u64> {
+pub(crate) fn dir_bytes(path: &Path) -> Result<u64> {
     let meta = fs::symlink_metadata(path)?;
     if meta.is_file() {
         return Ok(meta.len());
@@ -887,29 +899,8 @@ fn ingest(cfg: &Config, base: &Path, w: &Workload, m: &mut Metrics) -> Result<()
             black_box(&doc);
         }
         raw_single_s.push(t.elapsed().as_secs_f64());
-        // Tessera's `RecordDoc::apply_change`, one change at a time, as the
-        // materializer calls it.
-        let t = Instant::now();
-        for bodies in by_doc.values() {
-            let mut doc = RecordDoc::empty(actor.clone());
-            for body in bodies {
-                doc.apply_change(body)?;
-            }
-            black_box(&doc);
-        }
-        apply_s.push(t.elapsed().as_secs_f64());
-        // The same plus what the materializer makes of each document: its saved bytes,
-        // the record (autosurgeon hydrate) and the record's JSON, once per document.
-        let t = Instant::now();
-        for bodies in by_doc.values() {
-            let mut doc = RecordDoc::empty(actor.clone());
-            for body in bodies {
-                doc.apply_change(body)?;
-            }
-            black_box(doc.save());
-            black_box(serde_json::to_vec(&doc.hydrate()?)?);
-        }
-        apply_all_s.push(t.elapsed().as_secs_f64());
+        apply_s.push(replay_documents(&by_doc, &actor, false)?.as_secs_f64());
+        apply_all_s.push(replay_documents(&by_doc, &actor, true)?.as_secs_f64());
 
         let scratch = tempfile::Builder::new().prefix("node-ingest-").tempdir_in(base)?;
         let dir = scratch.path().join("node");
@@ -956,6 +947,30 @@ fn ingest(cfg: &Config, base: &Path, w: &Workload, m: &mut Metrics) -> Result<()
     put(m, "ingest.automerge_apply_save_hydrate_json_s", median_of(&apply_all_s));
     put(m, "ingest.ratio.node_vs_apply_save_hydrate", median_of(&apply_all_s) / median_of(&node_s));
     Ok(())
+}
+
+/// Tessera's `RecordDoc::apply_change` of each document's changes, one change at a
+/// time, as the materializer calls it, in memory; with `finish`, also what the
+/// materializer makes of each document once: its saved bytes, the record (autosurgeon
+/// hydrate) and the record's JSON. Returns the time taken.
+pub(crate) fn replay_documents(
+    by_doc: &BTreeMap<DocId, Vec<&[u8]>>,
+    actor: &automerge::ActorId,
+    finish: bool,
+) -> Result<Duration> {
+    let t = Instant::now();
+    for bodies in by_doc.values() {
+        let mut doc = RecordDoc::empty(actor.clone());
+        for body in bodies {
+            doc.apply_change(body)?;
+        }
+        if finish {
+            black_box(doc.save());
+            black_box(serde_json::to_vec(&doc.hydrate()?)?);
+        }
+        black_box(&doc);
+    }
+    Ok(t.elapsed())
 }
 
 // ---------------------------------------------------------------------------------
@@ -1162,6 +1177,9 @@ pub fn print(cfg: &Config, w: Option<&Workload>, m: &Metrics) {
             g(m, "ingest.automerge_apply_save_hydrate_json_s"),
             g(m, "ingest.ratio.node_vs_apply_save_hydrate") * 100.0
         );
+    }
+    if cfg.wants("erase") {
+        crate::erase_bench::print(cfg, m);
     }
 }
 
