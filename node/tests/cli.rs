@@ -210,6 +210,15 @@ fn register_lend_return_and_report() {
     assert!(semicolons.starts_with("Sede;Partecipanti unici;"), "{semicolons}");
     assert!(semicolons.contains("Totale;1;1;2,5;"), "decimal comma: {semicolons}");
     assert!(italian(&["--csv-style", "comma"]).starts_with("Sede,Partecipanti unici,"));
+    // The words around an error are the operator's too.
+    let italian_error = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("--data")
+        .arg(&hub.data)
+        .args(["--lang", "it", "report", "--by", "colore"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&italian_error.stderr);
+    assert!(said.starts_with("errore: ") && said.contains("non è un valore valido per raggruppamento"), "{said}");
     let refused = hub.run(&["report", "--csv", "--csv-style", "tab"]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown --csv-style"));

@@ -206,7 +206,6 @@ fn valid_date(date: &[u8]) -> bool {
             .all(|(i, b)| if i == 4 || i == 7 { *b == b'-' } else { b.is_ascii_digit() })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
