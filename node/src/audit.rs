@@ -605,8 +605,18 @@ fn erasures_in(
             }
         }
     }
-    refused.retain(|person, _| !counting.contains_key(person));
-    (counting.into_iter().map(|(person, (_, _, erasure))| (person, erasure)).collect(), refused)
+    let mut erased: BTreeMap<tessera_log::Person, tessera_log::Erasure> =
+        counting.into_iter().map(|(person, (_, _, erasure))| (person, erasure)).collect();
+    for by_network in trust.network_erasures() {
+        erased.entry(by_network.person).or_insert_with(|| tessera_log::Erasure {
+            erased_on: by_network.erased_on.clone(),
+            reason: by_network.reason,
+            nonce: [0; tessera_log::erasure::NONCE_BYTES],
+            stub: Vec::new(),
+        });
+    }
+    refused.retain(|person, _| !erased.contains_key(person));
+    (erased, refused)
 }
 
 fn erasure_words(erasure: &tessera_log::Erasure) -> String {

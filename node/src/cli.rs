@@ -275,6 +275,11 @@ pub enum AttendeeCommand {
         /// Confirm: an erasure cannot be undone.
         #[arg(long)]
         yes: bool,
+        /// The network key file (the coordinator's): erase a person whatever
+        /// organisation registered them (one that has left the programme, or a person
+        /// registered by a release before December 2026).
+        #[arg(long, value_name = "FILE")]
+        network_key: Option<PathBuf>,
     },
     List {
         /// Only people registered at this site.

@@ -820,7 +820,7 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
                 );
             }
         }
-        AttendeeCommand::Erase { id, reason, yes } => {
+        AttendeeCommand::Erase { id, reason, yes, network_key } => {
             let id = resolve(node, RecordKind::Attendee, &id)?;
             let Record::Attendee(a) = load(node, &id)? else { bail!("not an attendee") };
             if let Some(erased) = &a.erased {
@@ -845,7 +845,7 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
                     )
                 ),
             };
-            if a.is_reserved() {
+            if a.is_reserved() && network_key.is_none() {
                 bail!(
                     "{} {}",
                     ui.t(
@@ -880,7 +880,16 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
                     }
                 }
             }
-            node.erase_all(&targets, &on, reason)?;
+            match &network_key {
+                None => {
+                    node.erase_all(&targets, &on, reason)?;
+                }
+                Some(file) => {
+                    let key = tessera_store::read_secret_key(file, "network")?;
+                    let ids: Vec<DocId> = targets.iter().map(|(t, _)| *t).collect();
+                    node.erase_by_network(&key, &ids, &on, reason)?;
+                }
+            }
             let ids: Vec<String> = targets.iter().map(|(t, _)| short_id(t)).collect();
             println!(
                 "{} {} {}. {}",

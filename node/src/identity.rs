@@ -62,7 +62,7 @@ pub fn role_name(role: DeviceRole) -> &'static str {
     }
 }
 
-fn sign(network: NetworkId, key: &SecretKey, statement: TrustStatement) -> Result<TrustEntry> {
+pub(crate) fn sign(network: NetworkId, key: &SecretKey, statement: TrustStatement) -> Result<TrustEntry> {
     Ok(TrustEntry::sign(network, now(), statement, key)?)
 }
 

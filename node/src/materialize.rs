@@ -164,7 +164,9 @@ fn decode_position(v: &[u8]) -> Option<LogPosition> {
 fn epoch(store: &Store) -> [u8; 32] {
     let mut h = blake3::Hasher::new_derive_key("tessera 2026-11 materialization epoch v1");
     for entry in store.trust().entries_in_order() {
-        if entry.dependency_rank() >= 3 {
+        // Revocations (a network erasure changes no envelope's standing: the store's
+        // erased set tells the materializer what it removes).
+        if matches!(entry.dependency_rank(), 3 | 4) {
             h.update(entry.id().as_bytes());
         }
     }
@@ -428,15 +430,27 @@ impl Materializer {
         }
         for person in std::mem::take(&mut self.restub) {
             if store.erased().contains(&person) && self.erased.contains(&person) {
-                self.write_stub(store, &person)?;
+                let kept = self.erased_record(&person.doc(RecordKind::Attendee.byte()))?;
+                self.write_stub(store, &person, kept)?;
             }
         }
         let newly: Vec<tessera_log::Person> = store.erased().difference(&self.erased).copied().collect();
         if !newly.is_empty() {
+            // The card as it is now: the stub of an erasure that carries none (the
+            // network key's).
+            let mut cards = Vec::with_capacity(newly.len());
+            for person in &newly {
+                let doc = person.doc(RecordKind::Attendee.byte());
+                let card = match self.people()?.get(key(RECORD, &doc))? {
+                    Some(json) => serde_json::from_slice::<Record>(&json).ok(),
+                    None => None,
+                };
+                cards.push(card);
+            }
             // The stubs after the rebuild: a stub row says its person's bytes are gone.
             self.rebuild_people(store)?;
-            for person in &newly {
-                self.write_stub(store, person)?;
+            for (person, card) in newly.iter().zip(cards) {
+                self.write_stub(store, person, card)?;
             }
             report.erased += newly.len();
         }
@@ -445,13 +459,25 @@ impl Materializer {
 
     /// Writes what stays of an erased attendee (see `tessera_records::erased_stub`),
     /// from their erasure's sealed summary; nothing when it cannot be read here.
-    fn write_stub(&mut self, store: &Store, person: &tessera_log::Person) -> Result<()> {
+    /// `known`: the person's card (or stub) as held before, used when the erasure
+    /// carries no readable stub (the network key's erasure carries none).
+    fn write_stub(
+        &mut self,
+        store: &Store,
+        person: &tessera_log::Person,
+        known: Option<Record>,
+    ) -> Result<()> {
         let erasure_doc = person.erasure_doc();
         let mut stub = None;
-        if let Some((_, _, erasure)) = store.erasure_of(person)? {
+        if let Some(erasure) = store.erasure_of(person)? {
+            let erased = tessera_records::Erased::new(&erasure.erased_on, erasure.reason);
             if let Opened::Change(json) = self.keys.open(&erasure_doc, &erasure.stub) {
                 if let Ok(card) = serde_json::from_slice::<tessera_records::Attendee>(&json) {
-                    let erased = tessera_records::Erased::new(&erasure.erased_on, erasure.reason);
+                    stub = Some(tessera_records::erased_stub(&card, erased.clone()));
+                }
+            }
+            if stub.is_none() {
+                if let Some(Record::Attendee(card)) = known {
                     stub = Some(tessera_records::erased_stub(&card, erased));
                 }
             }
@@ -575,7 +601,22 @@ impl Materializer {
         let (reply, answer) = mpsc::sync_channel(1);
         self.send(Job::Reset { reply })?;
         answer.recv().map_err(|_| stopped())?;
+        // The stubs stay (written again below from the erasures; kept when those carry
+        // none, as the network key's).
+        let mut stubs: Vec<(sled::IVec, sled::IVec)> =
+            self.tree.scan_prefix([ERASED]).collect::<Result<_, _>>()?;
+        stubs.retain(|(k, _)| {
+            k.get(1..17).is_some_and(|id| {
+                let mut doc = [0u8; 16];
+                doc.copy_from_slice(id);
+                store.erased().contains(&tessera_log::Person::of(&DocId(doc)))
+            })
+        });
+        self.erased.retain(|person| store.erased().contains(person));
         self.tree.clear()?;
+        for (k, v) in stubs {
+            self.tree.insert(k, v)?;
+        }
         self.people()?.clear()?;
         // Their stubs are written again; their documents were deleted with the people
         // database when they were erased, and are not applied again (`erased_body`).

@@ -236,8 +236,8 @@ impl Node {
             let Some(nonce) = nonce else {
                 bail!(
                     "not erased: {} was registered by a release before erasure existed, and its id cannot \
-                     prove which organisation registered it. Register the person again if needed, and \
-                     ask the coordinator to remove this record by hand",
+                     prove which organisation registered it: the network's coordinator erases it with \
+                     the network key (`tessera attendee erase ID --yes --network-key FILE`)",
                     tessera_records::short_id(doc)
                 );
             };
@@ -275,6 +275,42 @@ impl Node {
             }
         }
         Ok(envelope)
+    }
+
+    /// Erases these attendees with the network key (the coordinator's): one trust
+    /// entry each, which every node and relay takes like a revocation (it travels in
+    /// every sync and bundle). For a person whose registering organisation cannot
+    /// erase them.
+    pub fn erase_by_network(
+        &mut self,
+        network_key: &SecretKey,
+        attendees: &[DocId],
+        on: &str,
+        reason: tessera_log::ErasureReason,
+    ) -> Result<()> {
+        if network_key.public() != self.network().0 {
+            bail!("not erased: that key is not this network's key");
+        }
+        let mut entries = Vec::with_capacity(attendees.len());
+        for doc in attendees {
+            let statement = tessera_log::TrustStatement::ErasePerson(tessera_log::PersonErasure {
+                person: tessera_log::Person::of(doc),
+                erased_on: on.to_string(),
+                reason,
+            });
+            entries.push(LogEntry::Trust(crate::identity::sign(self.network(), network_key, statement)?));
+        }
+        self.ingest(&entries, Policy::AllOrNothing)?;
+        for doc in attendees {
+            let person = tessera_log::Person::of(doc);
+            if !self.store.erased().contains(&person) || !self.store.erasure_scrubbed(&person)? {
+                bail!(
+                    "the erasure is saved, but the log could not be rewritten without the person yet (see the \
+                     log of this command); it is retried each time Tessera opens this data directory"
+                );
+            }
+        }
+        Ok(())
     }
 
     /// A new attendee id made from this node's partner key and a random nonce

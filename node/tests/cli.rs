@@ -218,7 +218,10 @@ fn register_lend_return_and_report() {
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&italian_error.stderr);
-    assert!(said.starts_with("errore: ") && said.contains("non è un valore valido per raggruppamento"), "{said}");
+    assert!(
+        said.starts_with("errore: ") && said.contains("non è un valore valido per raggruppamento"),
+        "{said}"
+    );
     let refused = hub.run(&["report", "--csv", "--csv-style", "tab"]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown --csv-style"));

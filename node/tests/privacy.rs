@@ -248,11 +248,19 @@ fn erased_bodies_held(data: &Path) -> (usize, usize) {
             _ => None,
         })
     };
-    let erased: std::collections::BTreeSet<tessera_log::Person> = envelopes()
+    let mut erased: std::collections::BTreeSet<tessera_log::Person> = envelopes()
         .flat_map(|env| env.changes().iter().map(|c| c.doc))
         .filter(tessera_log::erasure::is_erasure_doc)
         .map(|doc| tessera_log::Person::of(&doc))
         .collect();
+    // And the persons the network key erased (trust entries).
+    erased.extend(contents.entries.iter().filter_map(|e| match e {
+        tessera_log::LogEntry::Trust(t) => match &t.statement {
+            tessera_log::TrustStatement::ErasePerson(p) => Some(p.person),
+            _ => None,
+        },
+        _ => None,
+    }));
     let held = envelopes()
         .flat_map(|env| env.present_changes().map(|(doc, _)| doc).collect::<Vec<_>>())
         .filter(|doc| {
@@ -288,6 +296,27 @@ fn an_erased_person_is_gone_from_every_copy_and_nothing_brings_them_back() {
     let id = add_canary(&a);
     // The same child registered again at A2 (merged into A's record below).
     let twice = add_canary(&a2);
+    // A person of B's organisation, which the coordinator will erase with the network key.
+    let of_b = ok(
+        &b,
+        &[
+            "attendee",
+            "add",
+            "--given",
+            "Ottavina",
+            "--family",
+            "Coordinatelli",
+            "--birth-year",
+            "1961",
+            "--role",
+            "citizen",
+            "--phone",
+            "3397770001",
+            "--consent-by",
+            "self",
+        ],
+    );
+    let of_b = common::saved_id(&of_b).unwrap();
     let session = ok(
         &a,
         &[
@@ -332,6 +361,14 @@ fn an_erased_person_is_gone_from_every_copy_and_nothing_brings_them_back() {
     assert!(String::from_utf8_lossy(&unconfirmed.stderr).contains("--yes"));
     assert!(ok(&a, &["attendee", "show", &id]).contains(CANARIES[1]), "nothing was erased yet");
 
+    // A may not erase B's person; the coordinator (A's machine holds the network key
+    // here) may, for an organisation that cannot.
+    let refused = common::tessera(&a).args(["attendee", "erase", &of_b, "--yes"]).output().unwrap();
+    assert!(!refused.status.success());
+    let network_key = a.join("keys/network.key");
+    let by_network =
+        ok(&a, &["attendee", "erase", &of_b, "--yes", "--network-key", network_key.to_str().unwrap()]);
+    assert!(by_network.contains("erased on"), "{by_network}");
     let erased = ok(&a, &["attendee", "erase", &id, "--yes"]);
     assert!(erased.contains("erased on") && erased.contains(&twice), "the merged duplicate too: {erased}");
     assert_no_canary(&a, &CANARIES);
@@ -352,7 +389,13 @@ fn an_erased_person_is_gone_from_every_copy_and_nothing_brings_them_back() {
     drop(relay);
     for d in [&a, &a2, &stale, &b, &relay_dir] {
         assert_no_canary(d, &CANARIES);
+        assert_no_canary(d, &["Coordinatelli", "3397770001"]);
     }
+    let shown = ok(&b, &["attendee", "show", &of_b]);
+    assert!(
+        shown.contains("art. 17") && shown.contains("1961"),
+        "B's own person, erased by the network: {shown}"
+    );
     for hub in [&a2, &stale, &b] {
         let shown = ok(hub, &["attendee", "show", &id]);
         assert!(shown.contains("art. 17"), "{shown}");
@@ -366,7 +409,7 @@ fn an_erased_person_is_gone_from_every_copy_and_nothing_brings_them_back() {
     }
     // Not one body of the person's documents is left in any log (the relay's included).
     for d in [&a, &a2, &stale, &b, &relay_dir] {
-        assert_eq!(erased_bodies_held(d), (2, 0), "{}", d.display());
+        assert_eq!(erased_bodies_held(d), (3, 0), "{}", d.display());
     }
     // The relay's copy verifies, and the auditor, who could read the person's
     // details before, finds only that they were erased.

@@ -112,13 +112,13 @@ pub enum ErasureReason {
 }
 
 impl ErasureReason {
-    fn byte(self) -> u8 {
+    pub(crate) fn byte(self) -> u8 {
         match self {
             ErasureReason::Request => 1,
             ErasureReason::Mistake => 2,
         }
     }
-    fn from_byte(byte: u8) -> Option<ErasureReason> {
+    pub(crate) fn from_byte(byte: u8) -> Option<ErasureReason> {
         match byte {
             1 => Some(ErasureReason::Request),
             2 => Some(ErasureReason::Mistake),
@@ -198,7 +198,7 @@ impl Erasure {
     }
 }
 
-fn valid_date(date: &[u8]) -> bool {
+pub(crate) fn valid_date(date: &[u8]) -> bool {
     date.len() == 10
         && date
             .iter()

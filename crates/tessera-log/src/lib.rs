@@ -43,6 +43,6 @@ pub use ids::{
 };
 pub use trust::{
     Added, DeviceCertificate, DeviceRevocation, DeviceRole, PartnerCertificate, PartnerRevocation,
-    TrustEntry, TrustState, TrustStatement,
+    PersonErasure, TrustEntry, TrustState, TrustStatement,
 };
 pub use version_vector::{SeqRange, VersionVector};

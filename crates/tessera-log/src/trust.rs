@@ -91,6 +91,19 @@ pub struct PartnerRevocation {
     pub reason: String,
 }
 
+/// The network key erases a person (GDPR art. 17): the coordinator's way when the
+/// registering partner cannot (it has left the programme, or the person was registered
+/// before ids were bound to their partner). Same effect as an erasure change
+/// (`crate::erasure`), with no stub: reports keep the person's presences but not their
+/// age band.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PersonErasure {
+    pub person: crate::erasure::Person,
+    /// `YYYY-MM-DD`.
+    pub erased_on: String,
+    pub reason: crate::erasure::ErasureReason,
+}
+
 /// The statement a trust entry signs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TrustStatement {
@@ -102,6 +115,8 @@ pub enum TrustStatement {
     RevokeDevice(DeviceRevocation),
     /// Signed by the network key.
     RevokePartner(PartnerRevocation),
+    /// Signed by the network key.
+    ErasePerson(PersonErasure),
 }
 
 impl TrustStatement {
@@ -111,6 +126,7 @@ impl TrustStatement {
             TrustStatement::Device(_) => 2,
             TrustStatement::RevokeDevice(_) => 3,
             TrustStatement::RevokePartner(_) => 4,
+            TrustStatement::ErasePerson(_) => 5,
         }
     }
     /// A short name for messages.
@@ -120,12 +136,15 @@ impl TrustStatement {
             TrustStatement::Device(_) => "device certificate",
             TrustStatement::RevokeDevice(_) => "device revocation",
             TrustStatement::RevokePartner(_) => "partner revocation",
+            TrustStatement::ErasePerson(_) => "erasure of a person by the network",
         }
     }
     /// The key whose signature this statement needs.
     pub fn issuer(&self, network: &NetworkId) -> PublicKey {
         match self {
-            TrustStatement::Partner(_) | TrustStatement::RevokePartner(_) => network.0,
+            TrustStatement::Partner(_)
+            | TrustStatement::RevokePartner(_)
+            | TrustStatement::ErasePerson(_) => network.0,
             TrustStatement::Device(c) => c.partner.0,
             TrustStatement::RevokeDevice(r) => r.issuer,
         }
@@ -151,6 +170,17 @@ impl TrustStatement {
                     });
                 }
                 text(&r.reason, "revocation reason")
+            }
+            TrustStatement::ErasePerson(e) => {
+                if crate::erasure::valid_date(e.erased_on.as_bytes()) {
+                    Ok(())
+                } else {
+                    Err(BuildError::Oversized {
+                        what: "erasure date (YYYY-MM-DD)",
+                        len: e.erased_on.len(),
+                        max: 10,
+                    })
+                }
             }
         }
     }
@@ -223,6 +253,11 @@ impl TrustEntry {
                     w.u64(seq.0);
                 }
                 w.text(&r.reason);
+            }
+            TrustStatement::ErasePerson(e) => {
+                w.bytes(&e.person.0);
+                w.bytes(e.erased_on.as_bytes());
+                w.u8(e.reason.byte());
             }
         }
         w.into_vec()
@@ -313,6 +348,21 @@ impl TrustEntry {
                 }
                 let reason = r.text("revocation reason", TEXT_BYTES_MAX)?;
                 TrustStatement::RevokePartner(PartnerRevocation { partner, last_valid, reason })
+            }
+            5 => {
+                let person = crate::erasure::Person(r.array("person id")?);
+                let date: [u8; 10] = r.array("erasure date")?;
+                if !crate::erasure::valid_date(&date) {
+                    return Err(r.invalid("erasure date", "not YYYY-MM-DD"));
+                }
+                let reason_byte = r.u8("erasure reason")?;
+                let reason = crate::erasure::ErasureReason::from_byte(reason_byte)
+                    .ok_or_else(|| r.invalid("erasure reason", "unknown reason"))?;
+                TrustStatement::ErasePerson(PersonErasure {
+                    person,
+                    erased_on: String::from_utf8_lossy(&date).into_owned(),
+                    reason,
+                })
             }
             _ => return Err(r.invalid("trust entry kind", "unknown kind")),
         };
@@ -488,9 +538,20 @@ impl TrustState {
                     }),
                 }
             }
+            // Signed by the network key (checked with the signature): nothing else to
+            // check; the stores act on it (`network_erasures`).
+            TrustStatement::ErasePerson(_) => {}
         }
         self.entries.insert(id, entry.clone());
         Ok(())
+    }
+
+    /// The persons the network key erased, with when and why.
+    pub fn network_erasures(&self) -> impl Iterator<Item = &PersonErasure> {
+        self.entries.values().filter_map(|entry| match &entry.statement {
+            TrustStatement::ErasePerson(e) => Some(e),
+            _ => None,
+        })
     }
 
     /// Entries held waiting for a certificate, with what they wait for.
@@ -938,6 +999,37 @@ mod tests {
                 trust.add(net.entries[0].clone()).unwrap();
                 prop_assert!(trust.add(entry).is_err());
             }
+        }
+    }
+
+    #[test]
+    fn the_network_erases_a_person_and_nobody_else_can_sign_it() {
+        let net = TestNetwork::new(77, 2, 1);
+        let mut trust = net.trust();
+        let erasure = PersonErasure {
+            person: crate::erasure::Person([4; 15]),
+            erased_on: "2026-12-07".into(),
+            reason: crate::erasure::ErasureReason::Mistake,
+        };
+        let entry = net.sign_as_network(TrustStatement::ErasePerson(erasure.clone()));
+        let decoded = TrustEntry::decode(&entry.encode()).unwrap();
+        assert_eq!(decoded, entry);
+        assert_eq!(trust.add(entry.clone()).unwrap(), Added::New);
+        assert_eq!(trust.network_erasures().cloned().collect::<Vec<_>>(), vec![erasure.clone()]);
+        // A partner signing it: refused (the signature is checked against the network key).
+        let forged = net.sign_as_partner(0, TrustStatement::ErasePerson(erasure.clone()));
+        assert!(net.trust().add(forged).is_err());
+        // A bad date or reason does not decode.
+        let mut bytes = entry.encode();
+        let at = bytes.len() - 64 - 11;
+        bytes[at + 4] = b'/';
+        assert!(TrustEntry::decode(&bytes).is_err());
+        let mut bytes = entry.encode();
+        let at = bytes.len() - 64 - 1;
+        bytes[at] = 9;
+        assert!(TrustEntry::decode(&bytes).is_err());
+        for n in 0..entry.encode().len() {
+            let _ = TrustEntry::decode(&entry.encode()[..n]);
         }
     }
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::fs;
 
 use tessera_log::erasure::{erases_body_of, is_erasure_doc, ERASURE_DOC_KIND};
-use tessera_log::{Body, DeviceKey, DocId, Envelope, Erasure, LogEntry, Person, Seq};
+use tessera_log::{Body, DocId, Envelope, Erasure, LogEntry, Person};
 
 use super::{Store, LOG_DIR};
 use crate::derived;
@@ -83,9 +83,10 @@ impl Store {
     /// The erasure of `person` that counts here, if any: the first, in (author, seq)
     /// order, of the changes of their erasure document whose envelope still counts
     /// (not past a revocation, not at or after a fork) and whose signer the rule of
-    /// [`tessera_log::erasure_counts`] allows. The same on every store holding the same
+    /// [`tessera_log::erasure_counts`] allows; else the network key's erasure of them
+    /// (a trust entry: no nonce, no stub). The same on every store holding the same
     /// entries.
-    pub fn erasure_of(&self, person: &Person) -> Result<Option<(DeviceKey, Seq, Erasure)>, StoreError> {
+    pub fn erasure_of(&self, person: &Person) -> Result<Option<Erasure>, StoreError> {
         for (author, seq, index) in self.doc_changes(&person.erasure_doc())? {
             if !tessera_log::still_counts(&self.trust, &self.forks, &author, seq) {
                 continue;
@@ -94,10 +95,15 @@ impl Store {
             let Some(Body::Present { bytes, .. }) = env.bodies().get(usize::from(index)) else { continue };
             let Ok(erasure) = Erasure::decode(bytes) else { continue };
             if tessera_log::erasure_counts(&self.trust, &author, person, &erasure) {
-                return Ok(Some((author, seq, erasure)));
+                return Ok(Some(erasure));
             }
         }
-        Ok(None)
+        Ok(self.trust.network_erasures().find(|e| e.person == *person).map(|e| Erasure {
+            erased_on: e.erased_on.clone(),
+            reason: e.reason,
+            nonce: [0; tessera_log::erasure::NONCE_BYTES],
+            stub: Vec::new(),
+        }))
     }
 
     /// Whether the bodies of erased `person` are known to be gone from this log (its
@@ -106,9 +112,10 @@ impl Store {
         Ok(self.row(&derived::erased_key(person))?.is_some())
     }
 
-    /// Every person an erasure change held here names, effective or not.
+    /// Every person an erasure change held here names, effective or not, and every
+    /// person the network key erased.
     fn persons_with_erasures(&self) -> Result<BTreeSet<Person>, StoreError> {
-        let mut out = BTreeSet::new();
+        let mut out: BTreeSet<Person> = self.trust.network_erasures().map(|e| e.person).collect();
         for key in self.rows_with_prefix(&[derived::DOC, ERASURE_DOC_KIND])?.into_keys() {
             let doc = derived::array_at::<16>(&key, 1)
                 .ok_or_else(|| StoreError::CorruptDerived("bad document index row".into()))?;
