@@ -199,6 +199,19 @@ impl Envelope {
         }
     }
 
+    /// Drops every present body whose document `doc` picks (erasure). Returns how many
+    /// were dropped.
+    pub fn strip_bodies_where(&mut self, doc: impl Fn(&DocId) -> bool) -> usize {
+        let mut dropped = 0;
+        for (change, body) in self.header.changes.iter().zip(self.bodies.iter_mut()) {
+            if matches!(body, Body::Present { .. }) && doc(&change.doc) {
+                *body = Body::Absent;
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
     /// Whether every change's body is carried (none stripped or erased).
     pub fn has_all_bodies(&self) -> bool {
         self.bodies.iter().all(|b| matches!(b, Body::Present { .. }))

@@ -302,22 +302,12 @@ impl SimStore {
         if self.erased.is_empty() {
             return None;
         }
-        let doomed: Vec<usize> = env
-            .changes()
-            .iter()
-            .zip(env.bodies())
-            .enumerate()
-            .filter(|(_, (c, b))| matches!(b, Body::Present { .. }) && self.body_erased(&c.doc))
-            .map(|(i, _)| i)
-            .collect();
-        if doomed.is_empty() {
+        let mut stripped = env.clone();
+        let dropped = stripped.strip_bodies_where(|doc| self.body_erased(doc));
+        if dropped == 0 {
             return None;
         }
-        let mut stripped = env.clone();
-        for &index in &doomed {
-            stripped.strip_body(index);
-        }
-        Some((LogEntry::Envelope(stripped), doomed.len()))
+        Some((LogEntry::Envelope(stripped), dropped))
     }
 
     /// The erasure of `person` that counts here, if any: the first, in (author, seq)

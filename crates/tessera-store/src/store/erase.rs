@@ -62,20 +62,9 @@ impl Store {
         if self.erased.is_empty() {
             return None;
         }
-        let erased: Vec<usize> = env
-            .changes()
-            .iter()
-            .zip(env.bodies())
-            .enumerate()
-            .filter(|(_, (c, b))| matches!(b, Body::Present { .. }) && self.body_erased(&c.doc))
-            .map(|(i, _)| i)
-            .collect();
-        if erased.is_empty() {
-            return None;
-        }
         let mut stripped = env.clone();
-        for index in erased {
-            stripped.strip_body(index);
+        if stripped.strip_bodies_where(|doc| self.body_erased(doc)) == 0 {
+            return None;
         }
         Some(LogEntry::Envelope(stripped))
     }
@@ -241,21 +230,11 @@ impl Store {
                 continue;
             }
             let Ok(LogEntry::Envelope(mut env)) = LogEntry::decode(&bytes) else { continue };
-            let doomed: Vec<usize> = env
-                .changes()
-                .iter()
-                .zip(env.bodies())
-                .enumerate()
-                .filter(|(_, (c, b))| matches!(b, Body::Present { .. }) && erased_here(&c.doc))
-                .map(|(i, _)| i)
-                .collect();
-            if doomed.is_empty() {
+            let dropped = env.strip_bodies_where(erased_here);
+            if dropped == 0 {
                 continue;
             }
-            report.bodies_removed += doomed.len();
-            for index in doomed {
-                env.strip_body(index);
-            }
+            report.bodies_removed += dropped;
             rewrites.push((at, env));
         }
         drop(finders);
