@@ -371,17 +371,17 @@ fn time_text(ms: Option<i64>) -> String {
 
 /// Prints a verification for a person.
 pub fn print(v: &Verification) {
-    println!("Source:   {}", v.source);
-    println!(
+    crate::outln!("Source:   {}", v.source);
+    crate::outln!(
         "Network:  {}{}",
         v.network,
         if v.network_pinned { " (pinned)" } else { " (as the source says: pin it with --network)" }
     );
-    println!("Checked:  {} envelopes, {} certificates and revocations", v.envelopes, v.trust_entries);
+    crate::outln!("Checked:  {} envelopes, {} certificates and revocations", v.envelopes, v.trust_entries);
     for note in &v.notes {
-        println!("Note:     {note}");
+        crate::outln!("Note:     {note}");
     }
-    println!();
+    crate::outln!();
     let rows: Vec<Vec<String>> = v
         .partners
         .iter()
@@ -396,7 +396,7 @@ pub fn print(v: &Verification) {
         })
         .collect();
     crate::ui::print_table(&["partner", "devices", "changes", "first", "last"], &rows);
-    println!();
+    crate::outln!();
     let rows: Vec<Vec<String>> = v
         .devices
         .iter()
@@ -415,21 +415,24 @@ pub fn print(v: &Verification) {
         })
         .collect();
     crate::ui::print_table(&["device", "site", "head", "head id", "missing"], &rows);
-    println!();
+    crate::outln!();
     if v.problems.is_empty() && v.gaps == 0 && v.unread_bytes == 0 && v.claimed_absent == 0 {
-        println!("OK: every envelope verifies and every history is complete from its first change.");
+        crate::outln!("OK: every envelope verifies and every history is complete from its first change.");
     }
     if v.unread_bytes > 0 {
-        println!(
+        crate::outln!(
             "DAMAGED: {} bytes of the log could not be read (see the notes above); what they held was not verified.",
             v.unread_bytes
         );
     }
     if v.gaps > 0 {
-        println!("INCOMPLETE: {} envelopes are missing (listed above); missing is not tampering.", v.gaps);
+        crate::outln!(
+            "INCOMPLETE: {} envelopes are missing (listed above); missing is not tampering.",
+            v.gaps
+        );
     }
     if v.claimed_absent > 0 {
-        println!(
+        crate::outln!(
             "INCOMPLETE: the bundle's header claims {} envelopes it does not carry (cut short, or \
              exported from a log with holes).",
             v.claimed_absent
@@ -438,7 +441,7 @@ pub fn print(v: &Verification) {
     for p in &v.problems {
         let device = p.device.as_deref().map(|d| &d[..16]).unwrap_or("-");
         let seq = p.seq.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
-        println!("PROBLEM {}: device {device} change {seq}: {}", p.kind, p.detail);
+        crate::outln!("PROBLEM {}: device {device} change {seq}: {}", p.kind, p.detail);
     }
 }
 

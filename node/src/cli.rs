@@ -619,8 +619,78 @@ pub enum AdminCommand {
     },
 }
 
-/// Parses the arguments and runs the command.
-pub fn run(cli: Cli) -> Result<()> {
-    let ui = Ui::new(cli.lang.as_deref())?;
-    commands::dispatch(cli, &ui)
+impl Cli {
+    /// Parses arguments given without the program's name (what the daemon receives).
+    pub fn try_parse_from_args(args: &[String]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("tessera").chain(args.iter().map(String::as_str)))
+    }
+}
+
+impl Command {
+    /// Commands that open the node's store: beside a running daemon they go to it.
+    pub fn needs_store(&self) -> bool {
+        match self {
+            Command::Init(_) | Command::Quickstart | Command::Admin(_) | Command::Audit(_) => false,
+            Command::Status
+            | Command::Site(_)
+            | Command::Attendee(_)
+            | Command::Device(_)
+            | Command::Loan(_)
+            | Command::Session(_)
+            | Command::Conflicts(_)
+            | Command::Report(_)
+            | Command::Export(_)
+            | Command::Import(_)
+            | Command::Sync { .. }
+            | Command::Serve { .. }
+            | Command::Repair { .. }
+            | Command::Keys(_) => true,
+        }
+    }
+}
+
+/// How an error is printed: the chain, in the operator's language, and the exit code.
+pub fn error_text(error: &anyhow::Error, ui: &Ui) -> (String, u8) {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    let _ = writeln!(text, "{} {error}", ui.t("error:", "errore:"));
+    for cause in error.chain().skip(1) {
+        let _ = writeln!(text, "  {} {cause}", ui.t("because:", "perché:"));
+    }
+    let code = match error.downcast_ref::<crate::audit::AuditFailed>() {
+        Some(failed) => failed.code,
+        None => 1,
+    };
+    (text, code)
+}
+
+/// Runs the command line: through the daemon when one serves the data directory and
+/// the command needs the store, here otherwise. Returns the exit code.
+pub fn run(cli: Cli) -> u8 {
+    let fail = |error: anyhow::Error, ui: &Ui| {
+        let (text, code) = error_text(&error, ui);
+        crate::err!("{text}");
+        code
+    };
+    let ui = match Ui::new(cli.lang.as_deref()) {
+        Ok(ui) => ui,
+        // An unknown --lang is itself the error, said in Italian.
+        Err(e) => return fail(e, &Ui { lang: tessera_records::vocab::Lang::It }),
+    };
+    if cli.command.needs_store() {
+        let forwarded = commands::data_dir(&cli.data).and_then(|dir| crate::daemon::forward(&dir, &ui));
+        match forwarded {
+            Ok(Some(done)) => {
+                crate::out!("{}", done.stdout);
+                crate::err!("{}", done.stderr);
+                return done.code;
+            }
+            Ok(None) => {}
+            Err(e) => return fail(e, &ui),
+        }
+    }
+    match commands::dispatch(cli, &ui) {
+        Ok(()) => 0,
+        Err(e) => fail(e, &ui),
+    }
 }

@@ -31,7 +31,7 @@ pub fn today() -> NaiveDate {
     chrono::Local::now().date_naive()
 }
 
-fn data_dir(cli_data: &Option<PathBuf>) -> Result<PathBuf> {
+pub fn data_dir(cli_data: &Option<PathBuf>) -> Result<PathBuf> {
     match cli_data {
         Some(dir) => Ok(dir.clone()),
         None => default_data_dir(),
@@ -45,20 +45,29 @@ pub fn dispatch(cli: Cli, ui: &Ui) -> Result<()> {
         Command::Quickstart => crate::commands::quickstart(&dir, ui),
         Command::Admin(cmd) => admin(cmd, ui),
         Command::Audit(cmd) => audit(&dir, cmd),
-        Command::Status => status(&Node::open(&dir)?, ui),
-        Command::Site(cmd) => site(&mut Node::open(&dir)?, cmd, ui),
-        Command::Attendee(cmd) => attendee(&mut Node::open(&dir)?, cmd, ui),
-        Command::Device(cmd) => device(&mut Node::open(&dir)?, cmd, ui),
-        Command::Loan(cmd) => loan(&mut Node::open(&dir)?, cmd, ui),
-        Command::Session(cmd) => session(&mut Node::open(&dir)?, cmd, ui),
-        Command::Conflicts(cmd) => conflicts_cmd(&mut Node::open(&dir)?, cmd, ui),
-        Command::Report(args) => report_cmd(&Node::open(&dir)?, args, ui),
-        Command::Export(args) => export(&mut Node::open(&dir)?, args, ui),
-        Command::Import(args) => import(&mut Node::open(&dir)?, args, ui),
-        Command::Repair { damage_reviewed } => repair(&mut Node::open(&dir)?, damage_reviewed, ui),
-        Command::Keys(KeysCommand::Grant { device }) => keys_grant(&mut Node::open(&dir)?, &device, ui),
         Command::Sync { peer } => crate::net_cmd::sync(&dir, &peer, ui),
         Command::Serve { listen, peers } => crate::net_cmd::serve(&dir, &listen, &peers, ui),
+        command => on_node(&mut Node::open(&dir)?, command, ui),
+    }
+}
+
+/// Runs a command on an open node: here after opening it, or in the daemon that
+/// holds it ([`crate::daemon`]).
+pub fn on_node(node: &mut Node, command: Command, ui: &Ui) -> Result<()> {
+    match command {
+        Command::Status => status(node, ui),
+        Command::Site(cmd) => site(node, cmd, ui),
+        Command::Attendee(cmd) => attendee(node, cmd, ui),
+        Command::Device(cmd) => device(node, cmd, ui),
+        Command::Loan(cmd) => loan(node, cmd, ui),
+        Command::Session(cmd) => session(node, cmd, ui),
+        Command::Conflicts(cmd) => conflicts_cmd(node, cmd, ui),
+        Command::Report(args) => report_cmd(node, args, ui),
+        Command::Export(args) => export(node, args, ui),
+        Command::Import(args) => import(node, args, ui),
+        Command::Repair { damage_reviewed } => repair(node, damage_reviewed, ui),
+        Command::Keys(KeysCommand::Grant { device }) => keys_grant(node, &device, ui),
+        other => bail!("`{other:?}` does not run on an open node"),
     }
 }
 
@@ -98,7 +107,7 @@ fn validate_record(record: &Record, ui: &Ui) -> Result<()> {
 }
 
 fn saved(ui: &Ui, what: &str, id: &DocId) {
-    println!("{} {what} {}", ui.t("Saved", "Salvato"), short_id(id));
+    crate::outln!("{} {what} {}", ui.t("Saved", "Salvato"), short_id(id));
 }
 
 // ---------------------------------------------------------------------------------
@@ -178,7 +187,7 @@ pub fn own_site(node: &mut Node, ui: &Ui) -> Result<DocId> {
     node.transact(&[(id, Record::Site(site))])?;
     node.config.site_id = Some(id.to_hex());
     node.config.save(node.dir())?;
-    println!("{} {}", ui.t("Created this node's site", "Creata la sede di questo nodo"), short_id(&id));
+    crate::outln!("{} {}", ui.t("Created this node's site", "Creata la sede di questo nodo"), short_id(&id));
     Ok(id)
 }
 
@@ -199,8 +208,8 @@ fn init(dir: &std::path::Path, args: InitArgs, ui: &Ui) -> Result<()> {
             identity::init_single_machine(dir, &args.site, role, &args.partner)?;
             let mut node = Node::open(dir)?;
             own_site(&mut node, ui)?;
-            println!("{} {}", ui.t("Node ready in", "Nodo pronto in"), dir.display());
-            println!(
+            crate::outln!("{} {}", ui.t("Node ready in", "Nodo pronto in"), dir.display());
+            crate::outln!(
                 "{}",
                 ui.t(
                     "This is a single-machine network, good for a first try. Next: `tessera attendee add --help`.",
@@ -211,9 +220,9 @@ fn init(dir: &std::path::Path, args: InitArgs, ui: &Ui) -> Result<()> {
         Some(network) => {
             let network = crate::trust_file::parse_network(&network)?;
             let config = identity::init_joining(dir, &args.site, role, network)?;
-            println!("{} {}", ui.t("Node created in", "Nodo creato in"), dir.display());
-            println!("{}: {}", ui.t("Device key", "Chiave del dispositivo"), config.device);
-            println!(
+            crate::outln!("{} {}", ui.t("Node created in", "Nodo creato in"), dir.display());
+            crate::outln!("{}: {}", ui.t("Device key", "Chiave del dispositivo"), config.device);
+            crate::outln!(
                 "{}",
                 ui.t(
                     "Send the device key to your partner's administrator; they run \
@@ -233,8 +242,8 @@ fn admin(cmd: AdminCommand, ui: &Ui) -> Result<()> {
     match cmd {
         AdminCommand::NewNetwork { out } => {
             let network = identity::admin_new_network(&out)?;
-            println!("{}: {}", ui.t("Network id", "Id della rete"), network.0.to_hex());
-            println!(
+            crate::outln!("{}: {}", ui.t("Network id", "Id della rete"), network.0.to_hex());
+            crate::outln!(
                 "{} {}",
                 ui.t("Keep this key safe and offline:", "Conserva questa chiave al sicuro e offline:"),
                 out.join(crate::config::NETWORK_KEY_FILE).display()
@@ -242,14 +251,14 @@ fn admin(cmd: AdminCommand, ui: &Ui) -> Result<()> {
         }
         AdminCommand::NewPartner { network_key, name, out } => {
             let (partner, trust) = identity::admin_new_partner(&network_key, &name, &out)?;
-            println!("{}: {}", ui.t("Partner key", "Chiave dell'ente"), partner.0.to_hex());
-            println!("{}: {}", ui.t("Partner certificate", "Certificato dell'ente"), trust.display());
+            crate::outln!("{}: {}", ui.t("Partner key", "Chiave dell'ente"), partner.0.to_hex());
+            crate::outln!("{}: {}", ui.t("Partner certificate", "Certificato dell'ente"), trust.display());
         }
         AdminCommand::CertifyDevice { partner_key, partner_trust, device, site, role, out } => {
             let device = tessera_log::DeviceKey(identity::parse_public_key(&device)?);
             let role = identity::parse_role(&role)?;
             identity::admin_certify_device(&partner_key, &partner_trust, device, &site, role, &out)?;
-            println!(
+            crate::outln!(
                 "{} {}: {}",
                 ui.t("Certificate written to", "Certificato scritto in"),
                 out.display(),
@@ -274,7 +283,7 @@ fn admin(cmd: AdminCommand, ui: &Ui) -> Result<()> {
                 &reason,
                 &out,
             )?;
-            println!("{} {}", ui.t("Revocation written to", "Revoca scritta in"), out.display());
+            crate::outln!("{} {}", ui.t("Revocation written to", "Revoca scritta in"), out.display());
         }
     }
     Ok(())
@@ -401,7 +410,7 @@ fn status(node: &Node, ui: &Ui) -> Result<()> {
     print_fields(&fields);
     let peers = crate::net_cmd::load_peers(node.dir());
     if !peers.is_empty() {
-        println!();
+        crate::outln!();
         let rows: Vec<Vec<String>> = peers
             .iter()
             .map(|(key, p)| {
@@ -802,7 +811,7 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
                 &rows,
             );
             if reserved > 0 {
-                println!(
+                crate::outln!(
                     "{reserved} {}",
                     ui.t(
                         "people registered by other organisations are not listed: their personal details are theirs to read",
@@ -811,7 +820,7 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
                 );
             }
             if erased > 0 {
-                println!(
+                crate::outln!(
                     "{erased} {}",
                     ui.t(
                         "people erased (GDPR art. 17) are not listed: they still count, anonymously, in reports",
@@ -891,7 +900,7 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
                 }
             }
             let ids: Vec<String> = targets.iter().map(|(t, _)| short_id(t)).collect();
-            println!(
+            crate::outln!(
                 "{} {} {}. {}",
                 ids.join(", "),
                 ui.t("erased", "cancellato"),
@@ -1341,7 +1350,7 @@ fn session(node: &mut Node, cmd: SessionCommand, ui: &Ui) -> Result<()> {
             let id = resolve(node, RecordKind::Session, &id)?;
             let Record::Session(mut s) = load(node, &id)? else { bail!("not a session") };
             if undo && !s.is_cancelled() {
-                println!(
+                crate::outln!(
                     "{} {} {}",
                     ui.t("Session", "L'incontro"),
                     short_id(&id),
@@ -1360,9 +1369,9 @@ fn session(node: &mut Node, cmd: SessionCommand, ui: &Ui) -> Result<()> {
             validate_record(&record, ui)?;
             node.transact(&[(id, record)])?;
             if undo {
-                println!("{} {}", ui.t("Restored session", "Ripristinato l'incontro"), short_id(&id));
+                crate::outln!("{} {}", ui.t("Restored session", "Ripristinato l'incontro"), short_id(&id));
             } else {
-                println!(
+                crate::outln!(
                     "{} {} {}",
                     ui.t("Cancelled session", "Annullato l'incontro"),
                     short_id(&id),
@@ -1506,10 +1515,10 @@ fn conflicts_cmd(node: &mut Node, cmd: ConflictsCommand, ui: &Ui) -> Result<()> 
     match cmd {
         ConflictsCommand::List => {
             if found.is_empty() {
-                println!("{}", ui.t("No conflicts.", "Nessun conflitto."));
+                crate::outln!("{}", ui.t("No conflicts.", "Nessun conflitto."));
             }
             for c in &found {
-                println!("{}  {}", c.id(), describe_conflict(c, ui));
+                crate::outln!("{}  {}", c.id(), describe_conflict(c, ui));
             }
         }
         ConflictsCommand::Resolve(args) => {
@@ -1519,7 +1528,7 @@ fn conflicts_cmd(node: &mut Node, cmd: ConflictsCommand, ui: &Ui) -> Result<()> 
                 .with_context(|| format!("no open conflict `{}` (see `tessera conflicts list`)", args.id))?;
             let writes = resolution(node, conflict, &args, &records, ui)?;
             node.transact(&writes)?;
-            println!("{} {}", ui.t("Resolved", "Risolto"), args.id);
+            crate::outln!("{} {}", ui.t("Resolved", "Risolto"), args.id);
         }
     }
     Ok(())
@@ -1700,9 +1709,9 @@ fn report_cmd(node: &Node, args: ReportArgs, ui: &Ui) -> Result<()> {
     let query = ReportQuery { from, to, group_by, today: today(), partner: args.partner };
     let report = report::report(&records, &query);
     if args.csv {
-        print!("{}", report.to_csv(ui.lang, style));
+        crate::out!("{}", report.to_csv(ui.lang, style));
     } else {
-        print!("{}", report.to_table(ui.lang));
+        crate::out!("{}", report.to_table(ui.lang));
     }
     Ok(())
 }
@@ -1715,7 +1724,7 @@ fn export(node: &mut Node, args: ExportArgs, ui: &Ui) -> Result<()> {
         node.config.exported_own_seq = head.seq.0;
         node.config.save(node.dir())?;
     }
-    println!(
+    crate::outln!(
         "{} {} {} ({} bytes) {} {}",
         ui.t("Exported", "Esportate"),
         out.entries,
@@ -1732,7 +1741,7 @@ fn keys_grant(node: &mut Node, device: &str, ui: &Ui) -> Result<()> {
     let device = tessera_log::DeviceKey(crate::identity::parse_public_key(device)?);
     let granted = node.grant_read(device)?;
     if granted == 0 {
-        println!(
+        crate::outln!(
             "{}",
             ui.t(
                 "That device already holds every read key this hub holds.",
@@ -1740,7 +1749,7 @@ fn keys_grant(node: &mut Node, device: &str, ui: &Ui) -> Result<()> {
             )
         );
     } else {
-        println!(
+        crate::outln!(
             "{} {} {} {}. {}",
             ui.t("Read keys given to device", "Chiavi di lettura date al dispositivo"),
             device.short(),
@@ -1768,10 +1777,13 @@ fn repair(node: &mut Node, damage_reviewed: bool, ui: &Ui) -> Result<()> {
         );
     }
     let reviewed = node.accept_unknown_damage()?;
-    println!("{} {reviewed}", ui.t("Unreadable records reviewed:", "Registrazioni illeggibili verificate:"));
+    crate::outln!(
+        "{} {reviewed}",
+        ui.t("Unreadable records reviewed:", "Registrazioni illeggibili verificate:")
+    );
     match node.store().signing_blocked(&node.device())? {
-        None => println!("{}", ui.t("This node may write again.", "Questo nodo può di nuovo scrivere.")),
-        Some(blocked) => println!(
+        None => crate::outln!("{}", ui.t("This node may write again.", "Questo nodo può di nuovo scrivere.")),
+        Some(blocked) => crate::outln!(
             "{} {blocked}. {}",
             ui.t("This node still may not write:", "Questo nodo non può ancora scrivere:"),
             ui.t(
@@ -1804,7 +1816,7 @@ fn import(node: &mut Node, args: ImportArgs, ui: &Ui) -> Result<()> {
         },
     };
     if args.allow_unknown_exporter {
-        eprintln!(
+        crate::errln!(
             "{}",
             ui.t(
                 "warning: importing without checking who exported the bundle (--allow-unknown-exporter)",
@@ -1816,10 +1828,10 @@ fn import(node: &mut Node, args: ImportArgs, ui: &Ui) -> Result<()> {
     // sync or export).
     node.grant_owed()?;
     if node.lacks_read_keys() {
-        eprintln!("{}: {}", ui.t("Note", "Nota"), unreadable_note(ui));
+        crate::errln!("{}: {}", ui.t("Note", "Nota"), unreadable_note(ui));
     }
     let r = &imported.report;
-    println!(
+    crate::outln!(
         "{}: {} {}, {} {}, {} {}",
         ui.t("Imported", "Importato"),
         r.appended.len(),
@@ -1830,7 +1842,7 @@ fn import(node: &mut Node, args: ImportArgs, ui: &Ui) -> Result<()> {
         ui.t("already here", "già presenti"),
     );
     if !r.bodies_filled.is_empty() {
-        println!(
+        crate::outln!(
             "{} {} {}",
             ui.t("Content restored for", "Contenuto recuperato per"),
             r.bodies_filled.len(),
@@ -1841,7 +1853,7 @@ fn import(node: &mut Node, args: ImportArgs, ui: &Ui) -> Result<()> {
         );
     }
     if imported.claimed_absent > 0 {
-        println!(
+        crate::outln!(
             "{} {} {}",
             ui.t("Note: the bundle says it carries", "Nota: il pacchetto dichiara"),
             imported.claimed_absent,
@@ -1855,7 +1867,7 @@ fn import(node: &mut Node, args: ImportArgs, ui: &Ui) -> Result<()> {
     }
     let waiting = node.store().trust().waiting().count();
     if waiting > 0 {
-        println!(
+        crate::outln!(
             "{waiting} {}",
             ui.t(
                 "certificates or revocations held until the certificate they depend on arrives \
@@ -1866,7 +1878,7 @@ fn import(node: &mut Node, args: ImportArgs, ui: &Ui) -> Result<()> {
         );
     }
     for fork in &r.forks {
-        println!(
+        crate::outln!(
             "{} {} {} {}",
             ui.t("WARNING: device", "ATTENZIONE: il dispositivo"),
             fork.author.short(),
@@ -1886,7 +1898,7 @@ fn import(node: &mut Node, args: ImportArgs, ui: &Ui) -> Result<()> {
                 Some(tessera_log::LogEntry::Trust(t)) => t.statement.describe().to_string(),
                 None => format!("entry {}", rejected.index),
             };
-            eprintln!("{} {what}: {}", ui.t("refused", "rifiutata"), rejected.error);
+            crate::errln!("{} {what}: {}", ui.t("refused", "rifiutata"), rejected.error);
         }
         bail!(
             "{} {} {}",
@@ -1897,7 +1909,7 @@ fn import(node: &mut Node, args: ImportArgs, ui: &Ui) -> Result<()> {
     }
     let conflicts = conflicts::detect(&node.docs().all_records()?);
     if !conflicts.is_empty() {
-        println!(
+        crate::outln!(
             "{} {} tessera conflicts list",
             conflicts.len(),
             ui.t("conflicts to look at:", "conflitti da guardare:")
@@ -1917,7 +1929,7 @@ fn audit(dir: &std::path::Path, cmd: AuditCommand) -> Result<()> {
             let read = read_source(&source)?;
             let result = verify(&read, pinned);
             if json {
-                println!("{}", serde_json::to_string_pretty(&result)?);
+                crate::outln!("{}", serde_json::to_string_pretty(&result)?);
             } else {
                 print(&result);
             }
@@ -1979,14 +1991,14 @@ fn audit(dir: &std::path::Path, cmd: AuditCommand) -> Result<()> {
             };
             let lines = crate::audit::log(&read_source(&source)?, pinned, &filter, reader.as_ref());
             if json {
-                println!("{}", serde_json::to_string_pretty(&lines)?);
+                crate::outln!("{}", serde_json::to_string_pretty(&lines)?);
                 return Ok(());
             }
             for line in &lines {
                 let time = chrono::DateTime::from_timestamp_millis(line.time_ms)
                     .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
                     .unwrap_or_default();
-                println!(
+                crate::outln!(
                     "{time}  {} #{} ({}, {})  {} {}",
                     &line.device[..16],
                     line.seq,
@@ -1996,7 +2008,7 @@ fn audit(dir: &std::path::Path, cmd: AuditCommand) -> Result<()> {
                     line.record
                 );
                 for change in &line.changes {
-                    println!("    {change}");
+                    crate::outln!("    {change}");
                 }
             }
             Ok(())
@@ -2004,12 +2016,12 @@ fn audit(dir: &std::path::Path, cmd: AuditCommand) -> Result<()> {
         AuditCommand::Compare { a, b } => {
             let (lines, differ) = compare(&read_source(&a)?, &read_source(&b)?);
             for line in &lines {
-                println!("{line}");
+                crate::outln!("{line}");
             }
             if differ {
                 return Err(AuditFailed { code: 1, message: "the two copies differ".into() }.into());
             }
-            println!("The two copies hold the same envelopes.");
+            crate::outln!("The two copies hold the same envelopes.");
             Ok(())
         }
     }
@@ -2020,7 +2032,7 @@ fn audit(dir: &std::path::Path, cmd: AuditCommand) -> Result<()> {
 
 pub fn quickstart(dir: &std::path::Path, ui: &Ui) -> Result<()> {
     if crate::config::NodeConfig::path(dir).exists() {
-        println!("{} {}", ui.t("A node already exists in", "Esiste già un nodo in"), dir.display());
+        crate::outln!("{} {}", ui.t("A node already exists in", "Esiste già un nodo in"), dir.display());
     } else {
         identity::init_single_machine(
             dir,
@@ -2034,8 +2046,8 @@ pub fn quickstart(dir: &std::path::Path, ui: &Ui) -> Result<()> {
     let node = Node::open(dir)?;
     status(&node, ui)?;
     let data = format!("--data {}", dir.display());
-    println!();
-    println!("{}", ui.t("Try next:", "Prova ora:"));
+    crate::outln!();
+    crate::outln!("{}", ui.t("Try next:", "Prova ora:"));
     for line in [
         format!("tessera {data} attendee list"),
         format!("tessera {data} device list --status lent"),
@@ -2045,7 +2057,7 @@ pub fn quickstart(dir: &std::path::Path, ui: &Ui) -> Result<()> {
         format!("tessera {data} attendee add --given Giulia --family Esempio --birth-year 2011 --role student --guardian-name \"Anna Esempio\" --guardian-phone 3331234567 --consent-by guardian --operator \"Your Name\""),
         format!("tessera {data} export hub.tessera"),
     ] {
-        println!("  {line}");
+        crate::outln!("  {line}");
     }
     Ok(())
 }

@@ -152,7 +152,7 @@ pub fn populate(node: &mut Node, ui: &Ui) -> Result<()> {
         cancelled: None,
     };
     node.transact(&[(Node::new_id(RecordKind::Session)?, Record::Session(meeting))])?;
-    println!(
+    crate::outln!(
         "{}",
         ui.t(
             "Demo data created: 12 attendees, 8 devices, 4 loans (1 overdue), 5 sessions.",

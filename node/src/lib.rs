@@ -12,6 +12,7 @@ pub mod bundle_io;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod demo;
 pub mod identity;
 pub mod keys;

@@ -21,22 +21,5 @@ fn main() -> ExitCode {
             )
             .init();
     }
-    let cli = tessera_node::cli::Cli::parse();
-    // The words around the message in the operator's language (the message itself is
-    // the command's); an unknown --lang is itself the error, said in Italian first.
-    let ui = tessera_node::ui::Ui::new(cli.lang.as_deref())
-        .unwrap_or(tessera_node::ui::Ui { lang: tessera_records::vocab::Lang::It });
-    match tessera_node::cli::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("{} {error}", ui.t("error:", "errore:"));
-            for cause in error.chain().skip(1) {
-                eprintln!("  {} {cause}", ui.t("because:", "perché:"));
-            }
-            match error.downcast_ref::<tessera_node::audit::AuditFailed>() {
-                Some(failed) => ExitCode::from(failed.code),
-                None => ExitCode::FAILURE,
-            }
-        }
-    }
+    ExitCode::from(tessera_node::cli::run(tessera_node::cli::Cli::parse()))
 }

@@ -21,6 +21,7 @@ use tessera_net::{Channel, Endpoint};
 use tessera_sync::{CloseReason, Event, SessionConfig};
 use tokio::sync::{broadcast, watch};
 
+use crate::daemon::Hub;
 use crate::node::Node;
 use crate::ui::Ui;
 
@@ -137,9 +138,9 @@ pub fn sync(dir: &Path, peer: &str, ui: &Ui) -> Result<()> {
         }
         endpoint.close();
         let summary = summary?;
-        println!("{} {}", ui.t("Sync finished:", "Sincronizzazione finita:"), describe(&summary, ui));
+        crate::outln!("{} {}", ui.t("Sync finished:", "Sincronizzazione finita:"), describe(&summary, ui));
         if lock(&node).lacks_read_keys() {
-            eprintln!("{}: {}", ui.t("Note", "Nota"), crate::commands::unreadable_note(ui));
+            crate::errln!("{}: {}", ui.t("Note", "Nota"), crate::commands::unreadable_note(ui));
         }
         if let Some(error) = outcome_error(&summary.outcome) {
             bail!("{}: {error}", ui.t("the sync did not complete", "la sincronizzazione non è completa"));
@@ -184,7 +185,7 @@ async fn run_recorded(
     let peer = channel.peer().cloned().context("unauthenticated session")?;
     let key = peer.certificate.device.0.to_hex();
     if let Some(ui) = &ui {
-        eprintln!(
+        crate::errln!(
             "{} {} ({}, {})",
             ui.t("Connected to", "Collegato a"),
             peer.certificate.site,
@@ -200,14 +201,14 @@ async fn run_recorded(
             Event::DifferenceKnown { envelopes_to_send, envelopes_to_receive, .. } => {
                 total_in = *envelopes_to_receive;
                 total_out = *envelopes_to_send;
-                eprintln!(
+                crate::errln!(
                     "{} {total_in}, {} {total_out}",
                     ui.t("to receive:", "da ricevere:"),
                     ui.t("to send:", "da inviare:")
                 );
             }
             Event::Ingest { .. } | Event::CaughtUp | Event::Live => {
-                eprint!(
+                crate::err!(
                     "\r{} {}/{}  {} {}/{}   ",
                     ui.t("received", "ricevute"),
                     stats.envelopes_received,
@@ -218,7 +219,7 @@ async fn run_recorded(
                 );
                 let _ = std::io::stderr().flush();
                 if matches!(event, Event::Live) {
-                    eprintln!();
+                    crate::errln!();
                 }
             }
             _ => {}
@@ -259,6 +260,77 @@ async fn run_recorded(
     Ok(result?)
 }
 
+/// What the daemon needs to open a session when a command asks for one (`tessera
+/// sync --peer` typed beside `serve`).
+#[derive(Clone)]
+pub struct Dialer {
+    endpoint: Endpoint,
+    network: tessera_log::NetworkId,
+    device: tessera_log::DeviceKey,
+    ids: Arc<AtomicU64>,
+    stop: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for Dialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dialer").field("device", &self.device).finish_non_exhaustive()
+    }
+}
+
+impl Dialer {
+    /// One session with `peer` until both sides are caught up, on the daemon's node:
+    /// what it receives is pushed to the daemon's other sessions too. Returns the text
+    /// `tessera sync` prints.
+    pub async fn sync_now(&self, hub: &Hub, peer: &str, ui: &Ui) -> Result<crate::ui::Captured> {
+        let addr = resolve(peer)?;
+        let once = || async {
+            let trust = lock(&hub.node).store().trust().clone();
+            let channel = self
+                .endpoint
+                .connect(addr, &trust)
+                .await
+                .with_context(|| format!("cannot sync with {peer}"))?;
+            let options = RunOptions {
+                stop_when_caught_up: true,
+                id: self.ids.fetch_add(1, Ordering::Relaxed),
+                meter: None,
+                closed: None,
+            };
+            let config = SessionConfig::new(self.network, self.device);
+            run_recorded(
+                channel,
+                hub.node.clone(),
+                config,
+                hub.fanout.clone(),
+                self.stop.clone(),
+                options,
+                None,
+            )
+            .await
+        };
+        let mut summary = once().await;
+        if summary.is_ok() && hub.write(|node| node.grant_owed())?.is_some() {
+            summary = once().await;
+        }
+        let summary = summary?;
+        let mut captured = crate::ui::Captured {
+            stdout: format!(
+                "{} {}\n",
+                ui.t("Sync finished:", "Sincronizzazione finita:"),
+                describe(&summary, ui)
+            ),
+            stderr: String::new(),
+        };
+        if lock(&hub.node).lacks_read_keys() {
+            captured.stderr = format!("{}: {}\n", ui.t("Note", "Nota"), crate::commands::unreadable_note(ui));
+        }
+        if let Some(error) = outcome_error(&summary.outcome) {
+            bail!("{}: {error}", ui.t("the sync did not complete", "la sincronizzazione non è completa"));
+        }
+        Ok(captured)
+    }
+}
+
 /// `tessera serve --listen ADDR [--peer HOST:PORT ...]`.
 pub fn serve(dir: &Path, listen: &str, peers: &[String], ui: &Ui) -> Result<()> {
     let listen = resolve(listen)?;
@@ -268,26 +340,34 @@ pub fn serve(dir: &Path, listen: &str, peers: &[String], ui: &Ui) -> Result<()> 
     let identity = node.net_identity()?;
     let network = node.network();
     let device = node.device();
-    let node = Arc::new(Mutex::new(node));
+    let (fanout, _) = broadcast::channel::<Stored>(FANOUT_BATCHES_MAX);
+    let hub = Hub::new(node, fanout.clone());
+    let node = hub.node.clone();
     runtime()?.block_on(async move {
         // Before "Listening on": a stop right after it must be clean.
         let stop_signal = tessera_net::shutdown_signal();
         let endpoint = Endpoint::bind(listen, identity)?;
-        println!(
+        let control = tessera_control::server::Listener::bind(&crate::daemon::socket_path(dir))?;
+        let _pid_file = crate::daemon::PidFile::write(dir)?;
+        crate::outln!(
             "{} {} ({})",
             ui.t("Listening on", "In ascolto su"),
             endpoint.local_addr()?,
             ui.t("Ctrl-C to stop", "Ctrl-C per fermare")
         );
-        let (fanout, _) = broadcast::channel::<Stored>(FANOUT_BATCHES_MAX);
         let (stop_tx, stop) = watch::channel(false);
         let ids = Arc::new(AtomicU64::new(1));
+        let mut tasks = tokio::task::JoinSet::new();
+
+        // Commands typed beside the daemon.
+        let dialer = Dialer { endpoint: endpoint.clone(), network, device, ids: ids.clone(), stop: stop.clone() };
+        tasks.spawn(crate::daemon::serve_control(control, hub, dialer, stop.clone()));
+
         let gate = SessionGate::new(GateLimits {
             handshakes_max: tessera_net::PENDING_HANDSHAKES_MAX,
             sessions_max: SESSIONS_MAX,
             sessions_per_device: tessera_net::SESSIONS_PER_DEVICE_MAX,
         });
-        let mut tasks = tokio::task::JoinSet::new();
 
         // Incoming sessions.
         {
@@ -419,7 +499,7 @@ pub fn serve(dir: &Path, listen: &str, peers: &[String], ui: &Ui) -> Result<()> 
         }
 
         stop_signal.await;
-        eprintln!("{}", ui.t("Stopping: finishing open sessions...", "Arresto: chiudo le sessioni aperte..."));
+        crate::errln!("{}", ui.t("Stopping: finishing open sessions...", "Arresto: chiudo le sessioni aperte..."));
         let _ = stop_tx.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(10), async { while tasks.join_next().await.is_some() {} })
             .await;

@@ -4,8 +4,91 @@
 //! `$LC_ALL` or `$LANG` asks for it (`en_GB.UTF-8`), else Italian: the people at the
 //! hubs read Italian, and many of their computers say only `C.UTF-8` or nothing.
 
+use std::cell::RefCell;
+use std::fmt;
+use std::io::Write as _;
+
 use anyhow::{bail, Result};
 use tessera_records::vocab::Lang;
+
+/// What a command printed while its output was captured (see [`capture`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Captured {
+    pub stdout: String,
+    pub stderr: String,
+}
+
+thread_local! {
+    static CAPTURE: RefCell<Option<Captured>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with what it prints through [`out!`](crate::out) and [`err!`](crate::err)
+/// kept instead of written: the daemon runs a command for a `tessera` process beside
+/// it and sends back the same text the command would have printed. The capture is per
+/// thread (the command runs on one), like libtest's.
+pub fn capture<R>(f: impl FnOnce() -> R) -> (R, Captured) {
+    let previous = CAPTURE.with(|c| c.replace(Some(Captured::default())));
+    let result = f();
+    let captured = CAPTURE.with(|c| c.replace(previous)).unwrap_or_default();
+    (result, captured)
+}
+
+/// Writes to stdout, or to the capture. A closed stdout (a pipe to `head`) is not an
+/// error worth a panic: the rest is dropped.
+pub fn write_out(args: fmt::Arguments<'_>) {
+    let kept = CAPTURE.with(|c| match c.borrow_mut().as_mut() {
+        Some(captured) => {
+            let _ = fmt::Write::write_fmt(&mut captured.stdout, args);
+            true
+        }
+        None => false,
+    });
+    if !kept {
+        let _ = std::io::stdout().lock().write_fmt(args);
+    }
+}
+
+/// Writes to stderr, or to the capture.
+pub fn write_err(args: fmt::Arguments<'_>) {
+    let kept = CAPTURE.with(|c| match c.borrow_mut().as_mut() {
+        Some(captured) => {
+            let _ = fmt::Write::write_fmt(&mut captured.stderr, args);
+            true
+        }
+        None => false,
+    });
+    if !kept {
+        let mut stderr = std::io::stderr().lock();
+        let _ = stderr.write_fmt(args);
+        let _ = stderr.flush();
+    }
+}
+
+/// `print!` that the daemon can capture ([`capture`]).
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::ui::write_out(format_args!($($arg)*)) };
+}
+
+/// `println!` that the daemon can capture ([`capture`]).
+#[macro_export]
+macro_rules! outln {
+    () => { $crate::ui::write_out(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::ui::write_out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `eprint!` that the daemon can capture ([`capture`]).
+#[macro_export]
+macro_rules! err {
+    ($($arg:tt)*) => { $crate::ui::write_err(format_args!($($arg)*)) };
+}
+
+/// `eprintln!` that the daemon can capture ([`capture`]).
+#[macro_export]
+macro_rules! errln {
+    () => { $crate::ui::write_err(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::ui::write_err(format_args!("{}\n", format_args!($($arg)*))) };
+}
 
 /// The language of a locale name: English for `en...`, Italian for anything else.
 fn lang_of_locale(locale: &str) -> Lang {
@@ -23,19 +106,23 @@ pub struct Ui {
 
 impl Ui {
     pub fn new(flag: Option<&str>) -> Result<Ui> {
+        let env = std::env::var("LC_ALL")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| std::env::var("LANG").ok())
+            .unwrap_or_default();
+        Ui::for_locale(flag, &env)
+    }
+
+    /// The language from `--lang`, else from a locale name (`$LC_ALL`, else `$LANG`,
+    /// of the process that asks: the daemon answers in its client's language).
+    pub fn for_locale(flag: Option<&str>, locale: &str) -> Result<Ui> {
         let lang = match flag {
             Some(word) => match Lang::parse(word) {
                 Ok(lang) => lang,
                 Err(_) => bail!("unknown language `{word}`: use `it` or `en`"),
             },
-            None => {
-                let env = std::env::var("LC_ALL")
-                    .ok()
-                    .filter(|v| !v.is_empty())
-                    .or_else(|| std::env::var("LANG").ok())
-                    .unwrap_or_default();
-                lang_of_locale(&env)
-            }
+            None => lang_of_locale(locale),
         };
         Ok(Ui { lang })
     }
@@ -51,7 +138,7 @@ impl Ui {
 
 /// Prints rows under a header, columns padded to their widest cell.
 pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
-    print!("{}", table(header, rows));
+    crate::out!("{}", table(header, rows));
 }
 
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -89,7 +176,7 @@ pub fn print_fields(fields: &[(&str, String)]) {
     let width = fields.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(0);
     for (label, value) in fields {
         let pad = width - label.chars().count();
-        println!("{label}:{} {value}", " ".repeat(pad));
+        crate::outln!("{label}:{} {value}", " ".repeat(pad));
     }
 }
 
@@ -109,5 +196,26 @@ mod tests {
         ] {
             assert_eq!(lang_of_locale(locale), lang, "{locale:?}");
         }
+    }
+
+    #[test]
+    fn capture_keeps_what_a_command_prints_on_its_thread() {
+        let (value, captured) = capture(|| {
+            crate::outln!("one {}", 1);
+            crate::out!("two");
+            crate::errln!("warned");
+            crate::outln!();
+            7
+        });
+        assert_eq!(value, 7);
+        assert_eq!(captured.stdout, "one 1\ntwo\n");
+        assert_eq!(captured.stderr, "warned\n");
+        // Nested captures do not leak into each other.
+        let (_, outer) = capture(|| {
+            let (_, inner) = capture(|| crate::outln!("inner"));
+            assert_eq!(inner.stdout, "inner\n");
+            crate::outln!("outer");
+        });
+        assert_eq!(outer.stdout, "outer\n");
     }
 }

@@ -317,8 +317,14 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(data: &Path) -> Daemon {
+        Daemon::start_with(data, &[])
+    }
+
+    /// `serve` with more arguments (`--peer ADDR`).
+    pub fn start_with(data: &Path, extra: &[&str]) -> Daemon {
         let mut child = tessera(data)
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -329,6 +335,16 @@ impl Daemon {
         let addr =
             line.split_whitespace().nth(2).unwrap_or_else(|| panic!("no address in {line:?}")).to_string();
         Daemon { child, addr, _stdout: stdout }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, then reaps the process.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn stop(mut self) {
