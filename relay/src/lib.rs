@@ -31,12 +31,30 @@ use tessera_sync::{IngestFailure, LocalLog, SessionConfig};
 use tokio::sync::{broadcast, watch};
 
 pub mod metrics;
+pub mod ui;
 
 use metrics::{Metrics, SessionCounters};
+use ui::Ui;
 
 const CONFIG_FILE: &str = "relay.json";
 const KEY_FILE: &str = "keys/device.key";
 const STORE_DIR: &str = "store";
+/// The control socket of a serving relay: `status` and `import` typed beside it go
+/// there (the store is the daemon's while it runs).
+pub const SOCKET_FILE: &str = "relay.sock";
+
+/// A command answered by the serving relay ended with this exit code; its output has
+/// been printed already.
+#[derive(Debug)]
+pub struct ExitCode(pub u8);
+
+impl std::fmt::Display for ExitCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit code {}", self.0)
+    }
+}
+
+impl std::error::Error for ExitCode {}
 
 /// Tessera relay: carries signed changes between hubs that are never online together.
 #[derive(Debug, Parser)]
@@ -45,6 +63,9 @@ pub struct Cli {
     /// Data directory of the relay.
     #[arg(long, global = true, env = "TESSERA_RELAY_DATA", default_value = "/var/lib/tessera-relay")]
     pub data: PathBuf,
+    /// Language of messages: `it` or `en` (default: from $LANG; Italian unless English).
+    #[arg(long, global = true, value_name = "LANG")]
+    pub lang: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -124,20 +145,80 @@ fn load_config(dir: &Path) -> Result<RelayConfig> {
     serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))
 }
 
-/// Runs the command line.
+/// Runs the command line. `status` and `import` beside a serving relay are answered
+/// by it (over [`SOCKET_FILE`]).
 pub fn run(cli: Cli) -> Result<()> {
+    let ui = Ui::new(cli.lang.as_deref())?;
+    if let Some(args) = forwardable(&cli) {
+        if let Some(done) = forward(&cli.data, args, &ui)? {
+            print!("{}", done.stdout);
+            eprint!("{}", done.stderr);
+            return match done.code {
+                0 => Ok(()),
+                code => Err(ExitCode(code).into()),
+            };
+        }
+    }
     match cli.command {
-        Command::Init { network, name } => init(&cli.data, &network, &name),
-        Command::Import { file } => import(&cli.data, &file),
-        Command::Serve(args) => serve(&cli.data, args),
-        Command::Status => status(&cli.data),
+        Command::Init { network, name } => init(&cli.data, &network, &name, &ui),
+        Command::Import { file } => {
+            let config = load_config(&cli.data)?;
+            let (mut store, _) = open_store(&cli.data, Some(&config))?;
+            print!("{}", import(&mut store, &config, &file, &ui)?.0);
+            Ok(())
+        }
+        Command::Serve(args) => serve(&cli.data, args, &ui),
+        Command::Status => {
+            let config = load_config(&cli.data)?;
+            let (store, _) = open_store(&cli.data, None)?;
+            print!("{}", status(&config, &store, None, &ui));
+            Ok(())
+        }
     }
 }
 
-fn init(dir: &Path, network: &str, name: &str) -> Result<()> {
+fn open_store(dir: &Path, config: Option<&RelayConfig>) -> Result<(Store, tessera_store::StoreOpenReport)> {
+    let network = config.map(|c| trust_file::parse_network(&c.network)).transpose()?;
+    Store::open(&dir.join(STORE_DIR), network)
+        .with_context(|| format!("cannot open the store in {}", dir.display()))
+}
+
+/// The arguments a serving relay runs for this command line, if it is one it runs:
+/// paths made absolute here, where they were typed.
+fn forwardable(cli: &Cli) -> Option<Vec<String>> {
+    let mut args = match &cli.command {
+        Command::Status => vec!["status".to_string()],
+        Command::Import { file } => {
+            let file = std::path::absolute(file).unwrap_or_else(|_| file.clone());
+            vec!["import".to_string(), file.to_string_lossy().into_owned()]
+        }
+        Command::Init { .. } | Command::Serve(_) => return None,
+    };
+    if let Some(lang) = &cli.lang {
+        args.extend(["--lang".to_string(), lang.clone()]);
+    }
+    Some(args)
+}
+
+fn forward(dir: &Path, args: Vec<String>, ui: &Ui) -> Result<Option<tessera_control::Done>> {
+    let socket = dir.join(SOCKET_FILE);
+    let context = || ui.t("cannot use the running relay", "non riesco a usare il relay attivo").to_string();
+    let Some(client) = tessera_control::Client::connect(&socket).with_context(context)? else {
+        return Ok(None);
+    };
+    let request = tessera_control::Request {
+        protocol: tessera_control::PROTOCOL,
+        args,
+        cwd: std::env::current_dir().unwrap_or_default(),
+        locale: ui::locale(),
+    };
+    Ok(Some(client.call(&request).with_context(context)?))
+}
+
+fn init(dir: &Path, network: &str, name: &str, ui: &Ui) -> Result<()> {
     let network = trust_file::parse_network(network)?;
     if dir.join(CONFIG_FILE).exists() {
-        bail!("{} already holds a relay", dir.display());
+        bail!("{} {}", dir.display(), ui.t("already holds a relay", "contiene già un relay"));
     }
     let keys = dir.join("keys");
     tessera_store::create_key_dir(&keys)?;
@@ -150,48 +231,88 @@ fn init(dir: &Path, network: &str, name: &str) -> Result<()> {
     let config =
         RelayConfig { network: network.0.to_hex(), device: key.public().to_hex(), name: name.into() };
     fs::write(dir.join(CONFIG_FILE), serde_json::to_vec_pretty(&config)?)?;
-    println!("Relay created in {}", dir.display());
-    println!("Device key: {}", config.device);
+    println!("{} {}", ui.t("Relay created in", "Relay creato in"), dir.display());
+    println!("{}: {}", ui.t("Device key", "Chiave del dispositivo"), config.device);
     println!(
-        "Have it certified: tessera admin certify-device --device {} --role relay --site \"{name}\" ...,\n\
-         then run: tessera-relay import FILE.trust",
-        config.device
+        "{}: tessera admin certify-device --device {} --role relay --site \"{name}\" ...,\n{}: tessera-relay import FILE.trust",
+        ui.t("Have it certified", "Fallo certificare"),
+        config.device,
+        ui.t("then run", "poi esegui"),
     );
     Ok(())
 }
 
-fn import(dir: &Path, file: &Path) -> Result<()> {
-    let config = load_config(dir)?;
+/// Imports certificates and revocations from a trust file. Returns what to print and
+/// the entries stored (a serving relay pushes them to its sessions).
+fn import(store: &mut Store, config: &RelayConfig, file: &Path, ui: &Ui) -> Result<(String, Vec<LogEntry>)> {
+    use std::fmt::Write as _;
     let (network, entries) = trust_file::read(file)?;
     if network.0.to_hex() != config.network {
-        bail!("{} is for another network", file.display());
+        bail!("{} {}", file.display(), ui.t("is for another network", "è di un'altra rete"));
     }
-    let (mut store, _) = Store::open(&dir.join(STORE_DIR), Some(network))?;
     let entries: Vec<LogEntry> = entries.into_iter().map(LogEntry::Trust).collect();
     let report = store.ingest(&entries, Policy::SkipInvalid)?;
-    println!(
-        "Imported {} certificates or revocations ({} already here)",
-        report.trust_added, report.duplicates
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "{} {} ({} {})",
+        ui.t("Certificates or revocations imported:", "Certificati o revoche importati:"),
+        report.trust_added,
+        report.duplicates,
+        ui.t("already here", "già presenti")
     );
-    for rejected in &report.rejected {
-        eprintln!("refused entry {}: {}", rejected.index + 1, rejected.error);
-    }
     if !report.rejected.is_empty() {
-        bail!("{} entries were refused", report.rejected.len());
+        let mut refused = String::new();
+        for rejected in &report.rejected {
+            let _ = writeln!(
+                refused,
+                "{} {}: {}",
+                ui.t("refused entry", "voce rifiutata"),
+                rejected.index + 1,
+                rejected.error
+            );
+        }
+        bail!(
+            "{refused}{} {}",
+            report.rejected.len(),
+            ui.t("entries were refused", "voci sono state rifiutate")
+        );
     }
-    Ok(())
+    let refused: std::collections::BTreeSet<usize> = report.rejected.iter().map(|r| r.index).collect();
+    let stored =
+        entries.into_iter().enumerate().filter(|(i, _)| !refused.contains(i)).map(|(_, e)| e).collect();
+    Ok((text, stored))
 }
 
-fn status(dir: &Path) -> Result<()> {
-    let config = load_config(dir)?;
-    let (store, _) = Store::open(&dir.join(STORE_DIR), None)?;
-    println!("Network:        {}", config.network);
-    println!("Device key:     {}", config.device);
-    println!("Log size:       {} bytes", store.log_bytes());
-    println!("Devices held:   {}", store.heads().len());
-    println!("Changes held:   {}", store.heads().total_envelopes());
-    println!("Forks found:    {}", store.forks().len());
-    Ok(())
+/// What the relay holds; `live` when the serving relay answers (its sessions now).
+fn status(config: &RelayConfig, store: &Store, live: Option<&Metrics>, ui: &Ui) -> String {
+    let rows = [
+        (ui.t("Network", "Rete"), config.network.clone()),
+        (ui.t("Device key", "Chiave del dispositivo"), config.device.clone()),
+        (
+            ui.t("Serving", "In servizio"),
+            match live {
+                Some(metrics) => format!(
+                    "{} ({} {})",
+                    ui.t("yes", "sì"),
+                    metrics.live_sessions(),
+                    ui.t("sessions open", "sessioni aperte")
+                ),
+                None => ui.t("no", "no").to_string(),
+            },
+        ),
+        (
+            ui.t("Log size", "Dimensione del registro"),
+            format!("{} {}", store.log_bytes(), ui.t("bytes", "byte")),
+        ),
+        (ui.t("Devices held", "Dispositivi presenti"), store.heads().len().to_string()),
+        (ui.t("Changes held", "Modifiche presenti"), store.heads().total_envelopes().to_string()),
+        (ui.t("Forks found", "Biforcazioni trovate"), store.forks().len().to_string()),
+    ];
+    let width = rows.iter().map(|(label, _)| label.chars().count()).max().unwrap_or(0);
+    rows.iter()
+        .map(|(label, value)| format!("{label}:{} {value}\n", " ".repeat(width - label.chars().count())))
+        .collect()
 }
 
 /// Per-device upload rate and per-partner quota, enforced when a batch is stored.
@@ -360,10 +481,22 @@ impl Relay {
             .await
             .with_context(|| format!("cannot listen for metrics on {}", args.metrics))?;
         let metrics_addr = metrics_listener.local_addr()?;
+        let control = tessera_control::server::Listener::bind(&dir.join(SOCKET_FILE))?;
         let (stop_tx, stop) = watch::channel(false);
         tracing::info!(%addr, %metrics_addr, "relay serving");
-        let task =
-            tokio::spawn(serve_loop(endpoint, store, metrics, metrics_listener, stop, args, network, device));
+        let (fanout, _) = broadcast::channel::<Stored>(FANOUT_BATCHES_MAX);
+        let control = tokio::spawn(serve_control(
+            control,
+            Control { store: store.clone(), metrics: metrics.clone(), fanout: fanout.clone(), config },
+            stop.clone(),
+        ));
+        let task = tokio::spawn(async move {
+            let served =
+                serve_loop(endpoint, store, metrics, metrics_listener, fanout, stop, args, network, device)
+                    .await;
+            let _ = control.await;
+            served
+        });
         Ok(Relay { addr, metrics_addr, stop: stop_tx, task })
     }
 
@@ -381,12 +514,12 @@ async fn serve_loop(
     store: Arc<Mutex<RelayStore>>,
     metrics: Arc<Metrics>,
     metrics_listener: tokio::net::TcpListener,
+    fanout: broadcast::Sender<Stored>,
     mut stop: watch::Receiver<bool>,
     args: ServeArgs,
     network: NetworkId,
     device: DeviceKey,
 ) -> Result<()> {
-    let (fanout, _) = broadcast::channel::<Stored>(FANOUT_BATCHES_MAX);
     let gate = SessionGate::new(GateLimits {
         handshakes_max: args.handshakes_max,
         sessions_max: args.sessions_max,
@@ -481,16 +614,109 @@ async fn serve_loop(
     Ok(())
 }
 
-fn serve(dir: &Path, args: ServeArgs) -> Result<()> {
+/// What the control socket's commands need of the serving relay.
+#[derive(Clone)]
+struct Control {
+    store: Arc<Mutex<RelayStore>>,
+    metrics: Arc<Metrics>,
+    fanout: broadcast::Sender<Stored>,
+    config: RelayConfig,
+}
+
+/// Answers `status` and `import` typed beside the serving relay.
+async fn serve_control(
+    listener: tessera_control::server::Listener,
+    control: Control,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let stream = tokio::select! {
+            stream = listener.accept() => stream,
+            _ = stop.changed() => break,
+        };
+        let Ok(stream) = stream else { continue };
+        let control = control.clone();
+        // One at a time: they are short, and they take the store's lock.
+        let answered = tessera_control::server::answer(stream, |request| async move {
+            tokio::task::spawn_blocking(move || control.answer(request)).await.unwrap_or_else(|e| {
+                tessera_control::Done {
+                    stderr: format!("internal error: {e}\n"),
+                    code: 1,
+                    ..Default::default()
+                }
+            })
+        })
+        .await;
+        if let Err(e) = answered {
+            tracing::info!(error = %e, "control request not answered");
+        }
+    }
+}
+
+impl Control {
+    fn answer(&self, request: tessera_control::Request) -> tessera_control::Done {
+        let cli = match Cli::try_parse_from(std::iter::once("tessera-relay".to_string()).chain(request.args))
+        {
+            Ok(cli) => cli,
+            Err(e) => return tessera_control::Done { stderr: e.to_string(), code: 2, ..Default::default() },
+        };
+        let ui = Ui::for_locale(cli.lang.as_deref(), &request.locale).unwrap_or(Ui { lang: ui::Lang::It });
+        let result = match cli.command {
+            Command::Status => {
+                let relay = lock(&self.store);
+                Ok(status(&self.config, &relay.store, Some(&self.metrics), &ui))
+            }
+            Command::Import { file } => {
+                let mut relay = lock(&self.store);
+                import(&mut relay.store, &self.config, &file, &ui).map(|(text, stored)| {
+                    // New revocations reach connected hubs now, not at their next session.
+                    let _ = self.fanout.send(Stored { by: 0, entries: Arc::new(stored) });
+                    text
+                })
+            }
+            Command::Init { .. } | Command::Serve(_) => Err(anyhow::anyhow!(
+                "{}",
+                ui.t("this relay is already serving", "questo relay è già in servizio")
+            )),
+        };
+        match result {
+            Ok(stdout) => tessera_control::Done { stdout, stderr: String::new(), code: 0 },
+            Err(error) => {
+                tessera_control::Done { stdout: String::new(), stderr: error_text(&error, &ui), code: 1 }
+            }
+        }
+    }
+}
+
+/// An error and its causes, in the operator's language.
+pub fn error_text(error: &anyhow::Error, ui: &Ui) -> String {
+    let mut text = format!("{} {error}\n", ui.t("error:", "errore:"));
+    for cause in error.chain().skip(1) {
+        text.push_str(&format!("  {} {cause}\n", ui.t("because:", "perché:")));
+    }
+    text
+}
+
+fn serve(dir: &Path, args: ServeArgs, ui: &Ui) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let stop = tessera_net::shutdown_signal();
         let relay = Relay::start(dir, args).await?;
-        println!("Relay listening on {} (metrics on http://{}/metrics)", relay.addr, relay.metrics_addr);
+        // Tests and scripts read this line: its start stays the same in both languages.
+        println!(
+            "Relay listening on {} ({} http://{}/metrics)",
+            relay.addr,
+            ui.t("metrics on", "metriche su"),
+            relay.metrics_addr
+        );
         stop.await;
-        let _ = writeln!(std::io::stderr(), "Stopping: closing sessions...");
+        let _ = writeln!(
+            std::io::stderr(),
+            "{}",
+            ui.t("Stopping: closing sessions...", "Arresto: chiudo le sessioni...")
+        );
         relay.shutdown().await?;
-        let _ = writeln!(std::io::stdout(), "Stopped.");
+        let _ = writeln!(std::io::stdout(), "{}", ui.t("Stopped.", "Fermato."));
         Ok(())
     })
 }

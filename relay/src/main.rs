@@ -20,13 +20,17 @@ fn main() -> ExitCode {
             )
             .init();
     }
-    match tessera_relay::run(tessera_relay::Cli::parse()) {
+    let cli = tessera_relay::Cli::parse();
+    let ui = tessera_relay::ui::Ui::new(cli.lang.as_deref())
+        .unwrap_or(tessera_relay::ui::Ui { lang: tessera_relay::ui::Lang::It });
+    match tessera_relay::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // Answered by the serving relay: its output is printed already.
+        Err(error) if error.downcast_ref::<tessera_relay::ExitCode>().is_some() => {
+            ExitCode::from(error.downcast_ref::<tessera_relay::ExitCode>().map_or(1, |c| c.0))
+        }
         Err(error) => {
-            eprintln!("error: {error}");
-            for cause in error.chain().skip(1) {
-                eprintln!("  because: {cause}");
-            }
+            eprint!("{}", tessera_relay::error_text(&error, &ui));
             ExitCode::FAILURE
         }
     }

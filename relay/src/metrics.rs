@@ -110,6 +110,11 @@ impl Metrics {
         (totals, sessions.live.len())
     }
 
+    /// Sessions open now.
+    pub fn live_sessions(&self) -> usize {
+        self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).live.len()
+    }
+
     pub fn reject(&self, reason: &'static str) {
         *self.rejects.lock().unwrap_or_else(PoisonError::into_inner).entry(reason).or_default() += 1;
     }

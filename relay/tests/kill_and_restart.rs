@@ -179,3 +179,69 @@ fn relay_killed_mid_sync_loses_nothing_and_hubs_catch_up_in_one_session() {
     relay.kill().unwrap();
     relay.wait().unwrap();
 }
+
+fn relay_out(data: &Path, args: &[&str]) -> (String, String, Option<i32>) {
+    let out = relay_cmd(data).args(args).env_remove("LANG").env_remove("LC_ALL").output().unwrap();
+    (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap(), out.status.code())
+}
+
+/// `status` and `import` beside a serving relay are answered by it (the store is
+/// its), in the operator's language; killed, it leaves the store to them again.
+#[test]
+fn status_and_import_work_beside_a_serving_relay_in_italian_or_english() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = TestNetwork::new(13, 1, 1);
+    let relay_dir = certified_relay(dir.path(), &net);
+    let (mut child, _) = start_relay(&relay_dir, 0);
+    assert!(relay_dir.join("relay.sock").exists());
+
+    let (out, err, code) = relay_out(&relay_dir, &["status"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("In servizio:") && out.contains("sì (0 sessioni aperte)"), "{out}");
+    let (out, _, code) = relay_out(&relay_dir, &["--lang", "en", "status"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("Serving:") && out.contains("yes (0 sessions open)"), "{out}");
+
+    // A new certificate imported while serving: stored by the daemon, counted.
+    let newcomer = DeviceKey(SecretKey::from_seed([77; 32]).public());
+    let cert = net.sign_as_partner(
+        0,
+        TrustStatement::Device(DeviceCertificate {
+            partner: PartnerKey(net.partner_keys[0].public()),
+            device: newcomer,
+            role: DeviceRole::Hub,
+            site: "Polo Prova".into(),
+        }),
+    );
+    let trust_path = dir.path().join("newcomer.trust");
+    trust_file::write(&trust_path, &net.network, &[&net.entries[0], &cert]).unwrap();
+    // A relative path is the client's: run from the file's directory.
+    let out = relay_cmd(&relay_dir)
+        .args(["--lang", "en", "import", "newcomer.trust"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("imported: 1 (1 already here)"), "{text}");
+    // A file that is not a trust file: the daemon's error, in Italian, exit 1.
+    std::fs::write(dir.path().join("junk.trust"), b"not a trust file").unwrap();
+    let (out, err, code) =
+        relay_out(&relay_dir, &["import", dir.path().join("junk.trust").to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{out} {err}");
+    assert!(err.starts_with("errore: "), "{err}");
+    // An unknown language is refused before anything runs.
+    let (_, err, code) = relay_out(&relay_dir, &["--lang", "fr", "status"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("`it`") && err.contains("`en`"), "{err}");
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (out, err, code) = relay_out(&relay_dir, &["status"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("In servizio:")
+            && out.lines().any(|l| l.starts_with("In servizio:") && l.ends_with(" no")),
+        "{out}"
+    );
+}

@@ -29,7 +29,7 @@ const WAIT: Duration = Duration::from_secs(60);
 fn relay_dir(net: &TestNetwork, dir: &Path) -> std::path::PathBuf {
     let data = dir.join("relay");
     let init = Command::Init { network: net.network.0.to_hex(), name: "relay".into() };
-    tessera_relay::run(Cli { data: data.clone(), command: init }).unwrap();
+    tessera_relay::run(Cli { data: data.clone(), lang: None, command: init }).unwrap();
     // The relay's secret key is in a directory only its owner can enter.
     let keys_mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(data.join("keys")).unwrap().permissions());
@@ -51,7 +51,8 @@ fn relay_dir(net: &TestNetwork, dir: &Path) -> std::path::PathBuf {
     entries.push(&cert);
     let trust_path = dir.join("relay.trust");
     trust_file::write(&trust_path, &net.network, &entries).unwrap();
-    tessera_relay::run(Cli { data: data.clone(), command: Command::Import { file: trust_path } }).unwrap();
+    tessera_relay::run(Cli { data: data.clone(), lang: None, command: Command::Import { file: trust_path } })
+        .unwrap();
     data
 }
 
