@@ -15,6 +15,7 @@
 //! Results are written up in `docs/benchmarks.md`.
 
 mod compare;
+mod daemon_bench;
 mod erase_bench;
 mod log_bench;
 mod machine;

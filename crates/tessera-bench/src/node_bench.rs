@@ -19,6 +19,8 @@
 //! - `ingest`: the whole workload into an empty node with one [`Node::ingest`]
 //!   (verification, log, fsync, sled rows, materialization), and into a bare
 //!   [`Store`] (the part without materialization);
+//! - `daemon`: the `cli` commands beside a running `tessera serve` vs. without it,
+//!   and the daemon's memory (see `daemon_bench.rs`);
 //! - `erase`: `tessera attendee erase` on a copy of the reference hub (see
 //!   `erase_bench.rs`).
 //!
@@ -84,12 +86,12 @@ impl Config {
     }
 }
 
-pub const SECTIONS: [&str; 6] = ["register", "cli", "phases", "open", "ingest", "erase"];
+pub const SECTIONS: [&str; 7] = ["register", "cli", "daemon", "phases", "open", "ingest", "erase"];
 
 /// Every selected section, in order. The workload is generated (or reused) first if a
 /// section needs it.
 pub fn run(cfg: &Config, base: &Path, m: &mut Metrics) -> Result<Option<Workload>> {
-    let needs_workload = ["cli", "phases", "open", "ingest", "erase"].iter().any(|s| cfg.wants(s));
+    let needs_workload = ["cli", "daemon", "phases", "open", "ingest", "erase"].iter().any(|s| cfg.wants(s));
     let workload = if needs_workload {
         let spec = workload::Spec::new(cfg.seed, cfg.scale)?;
         let w = workload::load_or_generate(base, &spec, false)?;
@@ -112,6 +114,10 @@ pub fn run(cfg: &Config, base: &Path, m: &mut Metrics) -> Result<Option<Workload
         if cfg.wants("cli") {
             eprintln!("cli: {} warm + {} cold runs per command", cfg.cli_runs, cfg.cold_runs);
             cli(cfg, w, m)?;
+        }
+        if cfg.wants("daemon") {
+            eprintln!("daemon: {} warm runs per command, direct and through the daemon", cfg.cli_runs);
+            crate::daemon_bench::run(cfg, w, m)?;
         }
         if cfg.wants("phases") {
             eprintln!("phases: {} runs", cfg.phase_runs);
@@ -1177,6 +1183,9 @@ pub fn print(cfg: &Config, w: Option<&Workload>, m: &Metrics) {
             g(m, "ingest.automerge_apply_save_hydrate_json_s"),
             g(m, "ingest.ratio.node_vs_apply_save_hydrate") * 100.0
         );
+    }
+    if cfg.wants("daemon") {
+        crate::daemon_bench::print(cfg, m);
     }
     if cfg.wants("erase") {
         crate::erase_bench::print(cfg, m);
