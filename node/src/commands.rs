@@ -103,7 +103,8 @@ fn non_empty(value: Option<String>) -> Option<String> {
 }
 
 fn validate_record(record: &Record, ui: &Ui) -> Result<()> {
-    validate::validate(record, today()).map_err(|e| anyhow!("{}: {e}", ui.t("not saved", "non salvato")))
+    validate::validate(record, today())
+        .map_err(|e| anyhow!("{}: {}", ui.t("not saved", "non salvato"), e.message(ui.lang)))
 }
 
 fn saved(ui: &Ui, what: &str, id: &DocId) {
@@ -1108,7 +1109,7 @@ fn loan(node: &mut Node, cmd: LoanCommand, ui: &Ui) -> Result<()> {
             };
             let open = open_loans_of(node, &device_id)?.len();
             validate::validate_new_loan(&loan, &d, open)
-                .map_err(|e| anyhow!("{}: {e}", ui.t("not saved", "non salvato")))?;
+                .map_err(|e| anyhow!("{}: {}", ui.t("not saved", "non salvato"), e.message(ui.lang)))?;
             let record = Record::Loan(loan);
             validate_record(&record, ui)?;
             d.status = DeviceStatus::Lent;
@@ -1616,7 +1617,7 @@ fn resolution(
             let Some(Record::Session(s)) = get(&id) else { bail!("session not readable") };
             let moved = conflicts::move_appointment(&s, start, end);
             let record = Record::Session(moved);
-            validate::validate(&record, today()).map_err(|e| anyhow!("{e}"))?;
+            validate_record(&record, ui)?;
             Ok(vec![(id, record)])
         }
         Conflict::DeviceLentWithoutLoan { device, closed } => {
@@ -1649,7 +1650,7 @@ fn resolution(
                 bail!("{}", ui.t("loan not readable", "prestito non leggibile"))
             };
             let record = Record::Loan(conflicts::reopen_loan(&l));
-            validate::validate(&record, today()).map_err(|e| anyhow!("{e}"))?;
+            validate_record(&record, ui)?;
             Ok(vec![(loan_id, record)])
         }
     }

@@ -16,7 +16,7 @@ use crate::model::{
     parse_date, parse_date_time, Attendee, Consent, Device, Guardian, Loan, Record, RecordRef, Session, Site,
 };
 use crate::text::chars;
-use crate::vocab::{ConsentBy, DeviceCondition, DeviceStatus, SessionKind};
+use crate::vocab::{ConsentBy, DeviceCondition, DeviceStatus, Lang, SessionKind};
 
 /// Longest name of a person, site, partner, operator, device model, serial or tag.
 pub const NAME_CHARS_MAX: usize = 100;
@@ -148,6 +148,144 @@ impl ValidationError {
             | V::DeviceAlreadyLent { .. }
             | V::DeviceLentWithoutLoan => "device",
             V::AgreementNotSigned => "agreement",
+        }
+    }
+}
+
+/// The fields the rules name, in English (as in the messages) and in Italian: the one
+/// table both languages come from. A field missing here is a test failure.
+pub const FIELD_NAMES: &[(&str, &str)] = &[
+    ("address", "l'indirizzo"),
+    ("agreement", "il contratto di comodato"),
+    ("asset tag", "l'etichetta inventario"),
+    ("attendee", "la persona"),
+    ("birth year", "l'anno di nascita"),
+    ("class", "la classe"),
+    ("condition on return", "lo stato alla restituzione"),
+    ("consent", "il consenso"),
+    ("consent date", "la data del consenso"),
+    ("consent operator", "l'operatore del consenso"),
+    ("device", "il dispositivo"),
+    ("e-mail", "l'e-mail"),
+    ("end", "la fine"),
+    ("expected return date", "la data di restituzione prevista"),
+    ("facilitator", "il facilitatore"),
+    ("family name", "il cognome"),
+    ("given name", "il nome"),
+    ("guardian contact", "il contatto del tutore"),
+    ("guardian e-mail", "l'e-mail del tutore"),
+    ("guardian name", "il nome del tutore"),
+    ("guardian phone", "il telefono del tutore"),
+    ("headcount", "il numero di presenti"),
+    ("intervention plan notes", "le note del piano d'intervento"),
+    ("language", "la lingua"),
+    ("languages", "le lingue"),
+    ("mediator", "il mediatore"),
+    ("merged into", "unito a"),
+    ("model", "il modello"),
+    ("not a duplicate of", "non doppione di"),
+    ("opening hours", "l'orario di apertura"),
+    ("participant", "il partecipante"),
+    ("participants", "i partecipanti"),
+    ("partner", "l'ente"),
+    ("phone", "il telefono"),
+    ("reason for cancelling", "il motivo dell'annullamento"),
+    ("reason for closing", "il motivo della chiusura"),
+    ("referent operator", "l'operatore di riferimento"),
+    ("return date", "la data di restituzione"),
+    ("school", "la scuola"),
+    ("serial number", "il numero di serie"),
+    ("site", "la sede"),
+    ("site name", "il nome della sede"),
+    ("start", "l'inizio"),
+    ("start date", "la data di inizio"),
+    ("topic", "l'argomento"),
+];
+
+/// A field's name in Italian, with its article ("la sede"); the English name if the
+/// table lacks it (a test keeps it complete).
+pub fn field_it(field: &str) -> &str {
+    FIELD_NAMES.iter().find(|(en, _)| *en == field).map_or(field, |(_, it)| it)
+}
+
+fn kind_it(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::Site => "una sede",
+        RecordKind::Attendee => "una persona",
+        RecordKind::Device => "un dispositivo",
+        RecordKind::Loan => "un comodato",
+        RecordKind::Session => "un incontro",
+        RecordKind::Personal => "dei dati personali",
+    }
+}
+
+impl ValidationError {
+    /// The message in the operator's language.
+    pub fn message(&self, lang: Lang) -> String {
+        match lang {
+            Lang::En => self.to_string(),
+            Lang::It => self.italian(),
+        }
+    }
+
+    fn italian(&self) -> String {
+        use ValidationError as V;
+        let f = |field: &str| field_it(field).to_string();
+        match self {
+            V::Required { field } => format!("manca {}: è obbligatorio", f(field)),
+            V::TooLong { field, max } => format!("{} supera i {max} caratteri", f(field)),
+            V::ControlCharacters { field } => format!("{} contiene a capo o caratteri di controllo", f(field)),
+            V::TooMany { field, max } => format!("{}: più di {max} voci", f(field)),
+            V::InvalidDate { field } => format!("{} non è una data nella forma AAAA-MM-GG", f(field)),
+            V::InvalidDateTime { field } => {
+                format!("{} non è una data e un'ora nella forma AAAA-MM-GGTHH:MM", f(field))
+            }
+            V::DateInFuture { field } => format!("{} è nel futuro", f(field)),
+            V::InvalidEmail { field } => format!("{} non è un indirizzo e-mail valido", f(field)),
+            V::InvalidPhone { field } => {
+                format!("{} non è un numero di telefono valido (solo cifre, spazi, + - / ( ))", f(field))
+            }
+            V::WrongReference { field, expected } => {
+                format!("{} non si riferisce a {}", f(field), kind_it(*expected))
+            }
+            V::BirthYearOutOfRange { min, max } => format!("l'anno di nascita deve essere tra {min} e {max}"),
+            V::MinorWithoutGuardian { born } => {
+                format!("la persona è minorenne (nata nel {born}): serve il contatto di un genitore o tutore")
+            }
+            V::GuardianWithoutContact => "il contatto del tutore richiede un telefono o un'e-mail".into(),
+            V::ConsentNeedsGuardian { born, age_min } => format!(
+                "la persona ha meno di {age_min} anni (nata nel {born}): il consenso al trattamento dei dati \
+                 lo dà un genitore o tutore"
+            ),
+            V::EndNotAfterStart => "la fine deve essere dopo l'inizio".into(),
+            V::SessionTooLong { max_hours } => {
+                format!("l'incontro dura più di {max_hours} ore: controlla inizio e fine")
+            }
+            V::ExpectedReturnBeforeStart => "la data di restituzione prevista è prima della data di inizio".into(),
+            V::ReturnedBeforeStart => "la data di restituzione è prima della data di inizio".into(),
+            V::ReturnConditionWithoutReturn => {
+                "lo stato alla restituzione è indicato ma il dispositivo non è stato restituito".into()
+            }
+            V::HeadcountOnlyForPublicMeetings => {
+                "il numero di presenti anonimi si registra solo per gli incontri pubblici".into()
+            }
+            V::HeadcountTooLarge { max } => format!("il numero di presenti supera {max}"),
+            V::DuplicateParticipant { attendee } => {
+                format!("la persona {attendee} compare più volte tra i partecipanti")
+            }
+            V::MediatorRequired => "una mediazione richiede il nome del mediatore".into(),
+            V::DeviceRetired => "il dispositivo è dismesso e non si può prestare".into(),
+            V::DeviceInRepair => "il dispositivo è in riparazione e non si può prestare".into(),
+            V::DeviceBroken => "il dispositivo è guasto e non si può prestare".into(),
+            V::DeviceAlreadyLent { open_loans } => format!(
+                "il dispositivo è già in comodato ({open_loans} comodati aperti): registra prima la restituzione"
+            ),
+            V::DeviceLentWithoutLoan => "il dispositivo risulta in comodato ma nessun suo comodato è aperto \
+                                         (due sedi hanno risolto diversamente un conflitto): vedi `tessera conflicts list`"
+                .into(),
+            V::AgreementNotSigned => {
+                "il contratto di comodato d'uso va firmato prima di consegnare il dispositivo".into()
+            }
         }
     }
 }
@@ -430,6 +568,79 @@ fn optional_phone(value: Option<&str>, field: &'static str) -> Check {
 
 #[cfg(test)]
 mod tests {
+    use crate::vocab::Lang;
+
+    /// Every field a rule can name has its Italian name, and no Italian message is the
+    /// English one.
+    #[test]
+    fn every_field_and_rule_has_its_italian_words() {
+        let source = include_str!("validate.rs");
+        let rules = &source[..source.find("#[cfg(test)]").unwrap()];
+        // The rules, without the table and the Italian messages themselves.
+        let code = [&rules[..rules.find("pub const FIELD_NAMES").unwrap()], &rules[rules.find("type Check =").unwrap()..]]
+            .concat();
+        // The field names the rules pass: string literals right after a `field` or as
+        // the second argument of the small checkers (`name(&x, "given name")`).
+        let mut named = std::collections::BTreeSet::new();
+        for (i, _) in code.match_indices(", \"") {
+            let rest = &code[i + 3..];
+            let Some(end) = rest.find('"') else { continue };
+            let word = &rest[..end];
+            let next = rest[end + 1..].trim_start();
+            let field_like = word.len() >= 3 && word.chars().all(|c| c.is_ascii_lowercase() || c == ' ' || c == '-');
+            if field_like && (next.starts_with(')') || next.starts_with(',')) {
+                named.insert(word);
+            }
+        }
+        for (i, _) in code.match_indices("field: \"") {
+            let rest = &code[i + 8..];
+            named.insert(&rest[..rest.find('"').unwrap()]);
+        }
+        assert!(named.len() > 30, "{named:?}");
+        for field in &named {
+            assert_ne!(field_it(field), *field, "`{field}` has no Italian name in FIELD_NAMES");
+        }
+        use ValidationError as V;
+        let errors = [
+            V::Required { field: "given name" },
+            V::TooLong { field: "school", max: 200 },
+            V::ControlCharacters { field: "topic" },
+            V::TooMany { field: "languages", max: 10 },
+            V::InvalidDate { field: "start date" },
+            V::InvalidDateTime { field: "start" },
+            V::DateInFuture { field: "consent date" },
+            V::InvalidEmail { field: "e-mail" },
+            V::InvalidPhone { field: "guardian phone" },
+            V::WrongReference { field: "site", expected: RecordKind::Site },
+            V::BirthYearOutOfRange { min: 1900, max: 2026 },
+            V::MinorWithoutGuardian { born: 2014 },
+            V::GuardianWithoutContact,
+            V::ConsentNeedsGuardian { born: 2014, age_min: 14 },
+            V::EndNotAfterStart,
+            V::SessionTooLong { max_hours: 12 },
+            V::ExpectedReturnBeforeStart,
+            V::ReturnedBeforeStart,
+            V::ReturnConditionWithoutReturn,
+            V::HeadcountOnlyForPublicMeetings,
+            V::HeadcountTooLarge { max: 10 },
+            V::DuplicateParticipant { attendee: "A1".into() },
+            V::MediatorRequired,
+            V::DeviceRetired,
+            V::DeviceInRepair,
+            V::DeviceBroken,
+            V::DeviceAlreadyLent { open_loans: 1 },
+            V::DeviceLentWithoutLoan,
+            V::AgreementNotSigned,
+        ];
+        for e in &errors {
+            let it = e.message(Lang::It);
+            assert_ne!(it, e.message(Lang::En));
+            for english in [" the ", "the ", " is ", " must ", " required"] {
+                assert!(!it.starts_with(english.trim_start()) && !it.contains(english), "English in `{it}`");
+            }
+        }
+    }
+
     use super::*;
     use crate::model::samples::*;
     use crate::model::Participant;
