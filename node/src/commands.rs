@@ -1473,15 +1473,101 @@ fn count_noun(kind: RecordKind, n: usize, ui: &Ui) -> &'static str {
     }
 }
 
-fn describe_conflict(c: &Conflict, ui: &Ui) -> String {
-    let ids = |v: &[DocId]| v.iter().map(short_id).collect::<Vec<_>>().join(", ");
+/// What an operator reads for a record in a conflict: a device by its tag, a person by
+/// name and birth year, a loan by its id (what the resolution is typed with) and whose
+/// it is, a session by its id, topic and time, a site by its name.
+struct Labels<'a> {
+    records: std::collections::BTreeMap<DocId, &'a Record>,
+    sites: SiteNames,
+    ui: Ui,
+}
+
+impl<'a> Labels<'a> {
+    fn new(node: &Node, records: &'a [(DocId, Record)], ui: &Ui) -> Result<Labels<'a>> {
+        Ok(Labels {
+            records: records.iter().map(|(id, r)| (*id, r)).collect(),
+            sites: SiteNames::load(node)?,
+            ui: *ui,
+        })
+    }
+
+    fn device(&self, id: &DocId) -> String {
+        match self.records.get(id) {
+            Some(Record::Device(d)) => d.asset_tag.clone(),
+            _ => short_id(id),
+        }
+    }
+
+    fn person(&self, id: &DocId) -> String {
+        let ui = &self.ui;
+        match self.records.get(id) {
+            Some(Record::Attendee(a)) if a.is_erased() => {
+                ui.t("an erased person", "una persona cancellata").into()
+            }
+            Some(Record::Attendee(a)) if a.is_reserved() => format!(
+                "{} ({}, {}, {})",
+                ui.t("a person of another organisation", "una persona di un altro ente"),
+                a.birth_year,
+                self.sites.name(&a.site),
+                short_id(id)
+            ),
+            Some(Record::Attendee(a)) => format!(
+                "{} {} ({}, {}, {})",
+                a.given_name,
+                a.family_name,
+                a.birth_year,
+                self.sites.name(&a.site),
+                short_id(id)
+            ),
+            _ => short_id(id),
+        }
+    }
+
+    fn loan(&self, id: &DocId) -> String {
+        let ui = &self.ui;
+        match self.records.get(id) {
+            Some(Record::Loan(l)) => {
+                let who = match self.records.get(&l.attendee.0) {
+                    Some(Record::Attendee(a)) if !a.is_reserved() && !a.is_erased() => {
+                        format!("{} {}", a.given_name, a.family_name)
+                    }
+                    _ => ui.t("a person of another organisation", "una persona di un altro ente").into(),
+                };
+                format!(
+                    "{} ({} {who}, {} {}, {})",
+                    short_id(id),
+                    ui.t("to", "a"),
+                    ui.t("from", "dal"),
+                    l.start,
+                    self.sites.name(&l.site)
+                )
+            }
+            _ => short_id(id),
+        }
+    }
+
+    fn session(&self, id: &DocId) -> String {
+        match self.records.get(id) {
+            Some(Record::Session(s)) => {
+                format!("{} ({}, {})", short_id(id), s.topic, s.start.replace('T', " "))
+            }
+            _ => short_id(id),
+        }
+    }
+
+    fn list(&self, ids: &[DocId], one: impl Fn(&Self, &DocId) -> String) -> String {
+        ids.iter().map(|id| one(self, id)).collect::<Vec<_>>().join(", ")
+    }
+}
+
+fn describe_conflict(c: &Conflict, labels: &Labels<'_>, ui: &Ui) -> String {
     match c {
         Conflict::DeviceLentTwice { device, loans } => format!(
             "{} {}: {} {}",
             ui.t("device", "dispositivo"),
-            short_id(device),
-            ui.t("has several open loans", "ha più prestiti aperti"),
-            ids(loans)
+            labels.device(device),
+            ui.t("has several open loans:", "ha più comodati aperti:"),
+            labels.list(loans, Labels::loan)
         ),
         Conflict::ProbableDuplicateAttendee { attendees } => format!(
             "{}: {}",
@@ -1489,23 +1575,23 @@ fn describe_conflict(c: &Conflict, ui: &Ui) -> String {
                 "probably the same person registered twice",
                 "probabilmente la stessa persona iscritta due volte"
             ),
-            ids(attendees)
+            labels.list(attendees, Labels::person)
         ),
         Conflict::DoubleBookedAppointment { site, sessions } => format!(
             "{} {}: {}",
-            ui.t("overlapping appointments at site", "appuntamenti sovrapposti nella sede"),
-            short_id(site),
-            ids(sessions)
+            ui.t("overlapping appointments at", "appuntamenti sovrapposti a"),
+            labels.sites.name(&RecordRef(*site)),
+            labels.list(sessions, Labels::session)
         ),
         Conflict::DeviceLentWithoutLoan { device, closed } => format!(
             "{} {} {} {}",
             ui.t("device", "dispositivo"),
-            short_id(device),
+            labels.device(device),
             ui.t(
                 "is marked lent but none of its loans is open (two hubs resolved a double loan differently); loans closed by a resolution:",
-                "risulta in comodato ma nessun suo prestito è aperto (due sedi hanno risolto diversamente un doppio prestito); prestiti chiusi da una risoluzione:"
+                "risulta in comodato ma nessun suo comodato è aperto (due sedi hanno risolto diversamente un doppio comodato); comodati chiusi da una risoluzione:"
             ),
-            if closed.is_empty() { "-".to_string() } else { ids(closed) }
+            if closed.is_empty() { "-".to_string() } else { labels.list(closed, Labels::loan) }
         ),
     }
 }
@@ -1518,8 +1604,9 @@ fn conflicts_cmd(node: &mut Node, cmd: ConflictsCommand, ui: &Ui) -> Result<()> 
             if found.is_empty() {
                 crate::outln!("{}", ui.t("No conflicts.", "Nessun conflitto."));
             }
+            let labels = Labels::new(node, &records, ui)?;
             for c in &found {
-                crate::outln!("{}  {}", c.id(), describe_conflict(c, ui));
+                crate::outln!("{}  {}", c.id(), describe_conflict(c, &labels, ui));
             }
         }
         ConflictsCommand::Resolve(args) => {

@@ -760,7 +760,16 @@ impl Materializer {
         match self.tree_of(doc)?.get(key(RECORD, doc))? {
             None => Ok(None),
             Some(json) => {
-                Ok(Some(self.joined(doc, serde_json::from_slice(&json).context("damaged record index")?)?))
+                let mut record =
+                    self.joined(doc, serde_json::from_slice(&json).context("damaged record index")?)?;
+                if let Record::Attendee(a) = &mut record {
+                    // Settled as in `records`: the person a chain or cycle of merges leads to.
+                    if a.merged_into.is_some() {
+                        let person = tessera_records::conflicts::person_of(*doc, |x| self.merged_into(x));
+                        a.merged_into = (person != *doc).then_some(tessera_records::model::RecordRef(person));
+                    }
+                }
+                Ok(Some(record))
             }
         }
     }
@@ -797,7 +806,20 @@ impl Materializer {
         if kind == RecordKind::Attendee {
             out.extend(self.erased_records()?);
         }
-        Ok(out.into_iter().collect())
+        let mut out: Vec<_> = out.into_iter().collect();
+        if kind == RecordKind::Attendee {
+            tessera_records::conflicts::settle_merges(&mut out);
+        }
+        Ok(out)
+    }
+
+    /// An attendee's `merged_into` as its card says, unsettled.
+    fn merged_into(&self, doc: &DocId) -> Option<DocId> {
+        let json = self.people().ok()?.get(key(RECORD, doc)).ok()??;
+        match serde_json::from_slice(&json).ok()? {
+            Record::Attendee(card) => card.merged_into.map(|m| m.id()),
+            _ => None,
+        }
     }
 
     /// How many records of `kind` there are (erased attendees included).

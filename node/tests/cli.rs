@@ -484,10 +484,19 @@ fn two_hubs_diverge_offline_exchange_bundles_and_converge() {
     let shown = a.ok(&["device", "show", &tablet]);
     assert!(shown.contains("Tablet 10 pollici") && shown.contains("SN-PROVA-1"), "both edits kept: {shown}");
 
-    // The conflicts are listed on both sides, identically.
+    // The same conflicts are listed on both sides; each names the people it may read
+    // (its own organisation's) and says "another organisation" for the others.
     let conflicts_a = a.ok(&["conflicts", "list"]);
     let conflicts_b = b.ok(&["conflicts", "list"]);
-    assert_eq!(conflicts_a, conflicts_b);
+    let ids_of = |text: &str| {
+        text.lines().map(|l| l.split_whitespace().next().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(ids_of(&conflicts_a), ids_of(&conflicts_b));
+    assert!(conflicts_a.contains("TAB-100") && conflicts_a.contains("Sofia Fittizio"), "{conflicts_a}");
+    assert!(
+        conflicts_b.contains("Sofìa FITTIZIO") && !conflicts_b.contains("Sofia Fittizio"),
+        "{conflicts_b}"
+    );
     assert_eq!(conflicts_a.lines().count(), 2, "a device lent twice and a duplicate person: {conflicts_a}");
     let ids: Vec<String> =
         conflicts_a.lines().map(|l| l.split_whitespace().next().unwrap().to_string()).collect();

@@ -137,6 +137,52 @@ fn devices_lent_without_loan(records: &[(DocId, Record)]) -> Vec<Conflict> {
         .collect()
 }
 
+/// Longest chain of merges followed (a person merged into one merged into another...).
+pub const MERGE_CHAIN_MAX: usize = 16;
+
+/// The person `id` stands for after merges; `merged_into` gives an attendee's
+/// `merged_into`. Two hubs that resolved one duplicate in opposite directions (X into
+/// Y on one, Y into X on the other, both offline) leave a cycle after the merge: its
+/// smallest id is then the person, on every node, whatever arrived first. Nothing is
+/// written for it: every reader settles the cycle the same way.
+pub fn person_of(id: DocId, merged_into: impl Fn(&DocId) -> Option<DocId>) -> DocId {
+    let mut path = vec![id];
+    let mut current = id;
+    for _ in 0..MERGE_CHAIN_MAX {
+        match merged_into(&current) {
+            Some(next) if next != current => {
+                if let Some(at) = path.iter().position(|p| *p == next) {
+                    return path[at..].iter().copied().min().unwrap_or(next);
+                }
+                path.push(next);
+                current = next;
+            }
+            _ => return current,
+        }
+    }
+    current
+}
+
+/// Settles the merges of `records` as [`person_of`] does: each merged attendee points
+/// at the person it stands for, and the person a cycle of merges leaves is not merged.
+pub fn settle_merges(records: &mut [(DocId, Record)]) {
+    let merged: BTreeMap<DocId, DocId> = records
+        .iter()
+        .filter_map(|(id, r)| match r {
+            Record::Attendee(a) => a.merged_into.map(|m| (*id, m.id())),
+            _ => None,
+        })
+        .collect();
+    for (id, record) in records.iter_mut() {
+        let Record::Attendee(a) = record else { continue };
+        if a.merged_into.is_none() {
+            continue;
+        }
+        let person = person_of(*id, |x| merged.get(x).copied());
+        a.merged_into = (person != *id).then_some(RecordRef(person));
+    }
+}
+
 /// The loan `loan`, closed by a resolution, open again: the operator found it is the
 /// one with the borrower (two hubs had resolved a device lent twice differently).
 pub fn reopen_loan(loan: &Loan) -> Loan {
@@ -480,6 +526,39 @@ mod tests {
         assert_eq!(crate::validate::validate(&Record::Loan(reopened.clone()), today), Ok(()));
         records[2].1 = Record::Loan(reopened);
         assert!(detect(&records).is_empty());
+    }
+
+    #[test]
+    fn opposite_merges_of_one_duplicate_leave_one_person_the_same_on_every_node() {
+        let site = r(RecordKind::Site, 1);
+        let (x, y, w) =
+            (id(RecordKind::Attendee, 1), id(RecordKind::Attendee, 2), id(RecordKind::Attendee, 3));
+        let card = |merged: Option<DocId>| {
+            let mut a = adult("Giulia", "Esempio", site);
+            a.merged_into = merged.map(RecordRef);
+            Record::Attendee(a)
+        };
+        // Hub A merged Y into X, hub B X into Y; W had been merged into X before.
+        let merged = vec![(x, card(Some(y))), (y, card(Some(x))), (w, card(Some(x)))];
+        for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0]] {
+            let mut records: Vec<_> = order.iter().map(|i| merged[*i].clone()).collect();
+            settle_merges(&mut records);
+            let into = |id: DocId| match &records.iter().find(|(i, _)| *i == id).unwrap().1 {
+                Record::Attendee(a) => a.merged_into.map(|m| m.id()),
+                _ => unreachable!(),
+            };
+            assert_eq!(into(x), None, "the smallest id of the cycle is the person");
+            assert_eq!(into(y), Some(x));
+            assert_eq!(into(w), Some(x));
+            assert!(detect(&records).is_empty(), "no duplicate is left to resolve");
+        }
+        // A plain chain is followed to its end; a chain longer than the limit stops.
+        let chain = |n: &DocId| (n.0[1] < 40).then(|| id(RecordKind::Attendee, n.0[1] + 1));
+        assert_eq!(
+            person_of(id(RecordKind::Attendee, 1), chain),
+            id(RecordKind::Attendee, 1 + MERGE_CHAIN_MAX as u8)
+        );
+        assert_eq!(person_of(x, |_| None), x);
     }
 
     #[test]

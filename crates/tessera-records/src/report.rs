@@ -113,8 +113,6 @@ pub struct ReportRow {
 pub const UNKNOWN_GROUP: &str = "?";
 /// The group name of the total row.
 pub const TOTAL_GROUP: &str = "total";
-/// Longest chain of merges followed to find the person an attendee was merged into.
-const MERGE_CHAIN_MAX: usize = 16;
 
 /// A report: one row per group, in group order, and the total.
 #[derive(Debug, Clone, PartialEq)]
@@ -187,14 +185,8 @@ impl<'a> Lookup<'a> {
     }
 
     /// The person an attendee id stands for, after merges.
-    fn person(&self, mut id: DocId) -> DocId {
-        for _ in 0..MERGE_CHAIN_MAX {
-            match self.attendees.get(&id).and_then(|a| a.merged_into) {
-                Some(next) if next.id() != id => id = next.id(),
-                _ => break,
-            }
-        }
-        id
+    fn person(&self, id: DocId) -> DocId {
+        crate::conflicts::person_of(id, |x| self.attendees.get(x).and_then(|a| a.merged_into).map(|m| m.id()))
     }
 
     fn site_group(&self, site: RecordRef) -> String {
