@@ -539,7 +539,7 @@ mod tests {
             Record::Attendee(a)
         };
         // Hub A merged Y into X, hub B X into Y; W had been merged into X before.
-        let merged = vec![(x, card(Some(y))), (y, card(Some(x))), (w, card(Some(x)))];
+        let merged = [(x, card(Some(y))), (y, card(Some(x))), (w, card(Some(x)))];
         for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0]] {
             let mut records: Vec<_> = order.iter().map(|i| merged[*i].clone()).collect();
             settle_merges(&mut records);
