@@ -291,6 +291,39 @@ fn admin(cmd: AdminCommand, ui: &Ui) -> Result<()> {
 }
 
 /// The name of the organisation that registered `attendee`, if known.
+/// A person's name as an operator reads it in a list, or what stands in for it
+/// (another organisation's person, an erased one).
+fn person_name(node: &Node, person: &RecordRef, ui: &Ui) -> Result<String> {
+    Ok(match node.docs().record(&person.0)? {
+        Some(Record::Attendee(a)) if a.is_erased() => ui.t("(erased)", "(cancellata)").to_string(),
+        Some(Record::Attendee(a)) if a.is_reserved() => {
+            format!(
+                "({} {})",
+                ui.t("reserved to", "riservato a"),
+                registering_partner(node, &a).unwrap_or_else(|| "?".into())
+            )
+        }
+        Some(Record::Attendee(a)) => format!("{} {}", a.given_name, a.family_name),
+        _ => person.short(),
+    })
+}
+
+/// Whom to call about a person: the guardian of a minor (name and contact), else the
+/// person's own phone or e-mail. Empty when nothing readable is on record.
+fn contact_of(node: &Node, person: &RecordRef, ui: &Ui) -> Result<String> {
+    let Some(Record::Attendee(a)) = node.docs().record(&person.0)? else { return Ok(String::new()) };
+    if a.is_reserved() || a.is_erased() {
+        return Ok(String::new());
+    }
+    let either = |phone: &Option<String>, email: &Option<String>| {
+        [phone.as_deref(), email.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(", ")
+    };
+    Ok(match &a.guardian {
+        Some(g) => format!("{} {}: {}", ui.t("guardian", "tutore"), g.name, either(&g.phone, &g.email)),
+        None => either(&a.phone, &a.email),
+    })
+}
+
 fn registering_partner(node: &Node, attendee: &Attendee) -> Option<String> {
     let key = crate::identity::parse_public_key(attendee.registered_by.as_deref()?).ok()?;
     node.store().trust().partner(&tessera_log::PartnerKey(key)).map(|p| p.name.clone())
@@ -1213,27 +1246,33 @@ fn loan(node: &mut Node, cmd: LoanCommand, ui: &Ui) -> Result<()> {
                 } else {
                     ui.t("closed", "chiuso")
                 };
-                rows.push(vec![
+                let mut row = vec![
                     short_id(&id),
                     device,
-                    l.attendee.short(),
+                    person_name(node, &l.attendee, ui)?,
                     l.start,
                     l.expected_return,
                     state.to_string(),
-                ]);
+                ];
+                if overdue {
+                    // Overdue: who to call for the reminder.
+                    row.push(contact_of(node, &l.attendee, ui)?);
+                }
+                rows.push(row);
             }
             rows.sort_by(|a, b| a[3].cmp(&b[3]));
-            print_table(
-                &[
-                    "id",
-                    ui.t("device", "dispositivo"),
-                    ui.t("attendee", "iscritto"),
-                    ui.t("start", "inizio"),
-                    ui.t("due", "scadenza"),
-                    ui.t("state", "stato"),
-                ],
-                &rows,
-            );
+            let mut header = vec![
+                "id",
+                ui.t("device", "dispositivo"),
+                ui.t("borrower", "comodatario"),
+                ui.t("start", "inizio"),
+                ui.t("due", "scadenza"),
+                ui.t("state", "stato"),
+            ];
+            if overdue {
+                header.push(ui.t("contact", "contatto"));
+            }
+            print_table(&header, &rows);
         }
     }
     Ok(())
@@ -1406,6 +1445,24 @@ fn session(node: &mut Node, cmd: SessionCommand, ui: &Ui) -> Result<()> {
                 fields.push((ui.t("Cancelled", "Annullato"), reason.clone()));
             }
             print_fields(&fields);
+            if !s.participants.is_empty() {
+                crate::outln!();
+                let mut rows = Vec::new();
+                for p in &s.participants {
+                    let presence =
+                        if p.present { ui.t("present", "presente") } else { ui.t("absent", "assente") };
+                    rows.push(vec![
+                        person_name(node, &p.attendee, ui)?,
+                        presence.to_string(),
+                        p.attendee.short(),
+                    ]);
+                }
+                rows.sort();
+                print_table(
+                    &[ui.t("participant", "partecipante"), ui.t("presence", "presenza"), "id"],
+                    &rows,
+                );
+            }
         }
         SessionCommand::List { site, kind, from, to } => {
             let site = site.map(|s| resolve(node, RecordKind::Site, &s)).transpose()?;

@@ -685,3 +685,56 @@ fn no_log_level_writes_personal_data() {
         }
     }
 }
+
+#[test]
+fn lists_name_people_overdue_loans_say_whom_to_call_and_a_session_lists_who_came() {
+    let hub = Hub::new("Polo Prova");
+    let giulia = hub.add_student("Giulia", "Esempio", "2013");
+    let marco = hub.add_student("Marco", "Prova", "2012");
+    hub.ok(&["device", "add", "--tag", "TAB-0042", "--kind", "tablet", "--origin", "donated"]);
+    hub.ok(&[
+        "loan",
+        "add",
+        "--device",
+        "TAB-0042",
+        "--attendee",
+        &giulia,
+        "--start",
+        "2026-01-10",
+        "--expected-return",
+        "2026-02-10",
+        "--agreement-signed",
+    ]);
+    let overdue = hub.ok(&["loan", "list", "--overdue"]);
+    let row = overdue.lines().find(|l| l.contains("TAB-0042")).unwrap_or_else(|| panic!("{overdue}"));
+    assert!(row.contains("Giulia Esempio"), "the borrower by name: {row}");
+    assert!(row.contains("guardian Genitore Prova: 3330000000"), "whom to call: {row}");
+    assert!(overdue.lines().next().unwrap().contains("contact"), "{overdue}");
+    assert!(hub.ok(&["loan", "list"]).contains("Giulia Esempio"));
+
+    let session = Hub::saved_id(&hub.ok(&[
+        "session",
+        "add",
+        "--kind",
+        "course",
+        "--topic",
+        "Coding",
+        "--start",
+        "2026-11-02T15:00",
+        "--end",
+        "2026-11-02T17:00",
+        "--participant",
+        &giulia,
+        "--participant",
+        &marco,
+        "--audience",
+        "students",
+    ]));
+    hub.ok(&["session", "attend", &session, "--attendee", &marco, "--absent"]);
+    let shown = hub.ok(&["session", "show", &session]);
+    let line = |name: &str| {
+        shown.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{shown}")).to_string()
+    };
+    assert!(line("Giulia Esempio").contains("present"), "{shown}");
+    assert!(line("Marco Prova").contains("absent"), "{shown}");
+}

@@ -204,6 +204,35 @@ pub(crate) fn check(world: &mut World) {
     if digests.len() > 1 {
         failures.push(format!("nodes hold different documents: {} distinct states", digests.len()));
     }
+    // A device marked lent with no open loan (two hubs resolved a double loan
+    // differently) is always a conflict an operator sees, never silent.
+    let records: Vec<(DocId, tessera_records::model::Record)> =
+        reference_records(world.store(nodes[0]), &world.device_of(nodes[0]));
+    let found = tessera_records::conflicts::detect(&records);
+    let mut open_loans: BTreeSet<DocId> = BTreeSet::new();
+    for (_, record) in &records {
+        if let tessera_records::model::Record::Loan(loan) = record {
+            if loan.is_open() {
+                open_loans.insert(loan.device.id());
+            }
+        }
+    }
+    for (id, record) in &records {
+        let tessera_records::model::Record::Device(device) = record else { continue };
+        if device.status != tessera_records::vocab::DeviceStatus::Lent || open_loans.contains(id) {
+            continue;
+        }
+        world.report.lent_without_loan += 1;
+        let reported = found.iter().any(|c| {
+            matches!(c, tessera_records::conflicts::Conflict::DeviceLentWithoutLoan { device, .. } if device == id)
+        });
+        if !reported {
+            failures.push(format!(
+                "device {} is marked lent with no open loan and no conflict says so",
+                tessera_records::kind::short_id(id)
+            ));
+        }
+    }
     world.report.writes = counts;
     world.report.documents = digests.keys().next().copied();
     world.report.failures.extend(failures);
@@ -332,6 +361,15 @@ pub(crate) type DocMemo = HashMap<(DocId, Vec<(DeviceKey, Seq)>), [u8; 32]>;
 /// A hash of every document a node materializes: its record value (or that it cannot be
 /// read as a record) and its automerge heads. An erased person's documents have no body
 /// left anywhere: each is an empty document on every node.
+/// Every record a node materializes, readable or not skipped.
+fn reference_records(store: &SimStore, device: &DeviceKey) -> Vec<(DocId, tessera_records::model::Record)> {
+    store
+        .docs()
+        .filter(|doc| store.doc_changes(doc).iter().any(|(a, s)| store.counts(a, *s)))
+        .filter_map(|doc| Some((*doc, build_doc(store, device, doc)?.hydrate().ok()?)))
+        .collect()
+}
+
 pub(crate) fn documents_digest(store: &SimStore, device: &DeviceKey, memo: &mut DocMemo) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
     for doc in store.docs() {

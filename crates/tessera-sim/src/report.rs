@@ -109,6 +109,9 @@ pub struct Report {
     pub stream_faults: u64,
     pub revocations: u64,
     pub resolutions: u64,
+    /// Devices left marked lent with no open loan at the end (two hubs resolved one
+    /// double loan differently), each reported as a conflict on every node.
+    pub lent_without_loan: u64,
     /// Virtual time from the heal until every store held the same entries.
     pub converged_after: Option<Duration>,
     pub sessions: u64,

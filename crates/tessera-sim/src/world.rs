@@ -1052,7 +1052,15 @@ impl World {
                 match (rng.pick(&devices), rng.pick(&attendees)) {
                     (Some(d), Some(a)) => {
                         let loan = workload::loan(RecordRef(*d), RecordRef(*a), site);
-                        vec![(new_id(rng, RecordKind::Loan), Record::Loan(loan))]
+                        let mut writes = vec![(new_id(rng, RecordKind::Loan), Record::Loan(loan))];
+                        // As the node does: the device is marked lent in the same change.
+                        if let Some(Record::Device(mut device)) =
+                            build_doc(&peer.store, &peer.device, d).and_then(|doc| doc.hydrate().ok())
+                        {
+                            device.status = tessera_records::vocab::DeviceStatus::Lent;
+                            writes.push((*d, Record::Device(device)));
+                        }
+                        writes
                     }
                     _ => Vec::new(),
                 }
@@ -1106,11 +1114,16 @@ impl World {
                 }
                 let Some((_, loans)) = open.into_iter().find(|(_, l)| l.len() > 1) else { return Vec::new() };
                 self.report.resolutions += 1;
-                // Keep the first loan (by id, the same choice on every node); close the others.
+                // The operator keeps the loan that is with the borrower and closes the
+                // others. Two hubs offline may each decide on a different one: both
+                // loans end closed, and the merged records must say so (an "unlent"
+                // conflict), never leave the device silently lent to nobody.
+                let keep = rng.below(loans.len() as u64) as usize;
                 loans
                     .into_iter()
-                    .skip(1)
-                    .map(|(doc, loan)| {
+                    .enumerate()
+                    .filter(|(i, _)| *i != keep)
+                    .map(|(_, (doc, loan))| {
                         let closed = tessera_records::close_loan(
                             &loan,
                             workload::resolution_day(),

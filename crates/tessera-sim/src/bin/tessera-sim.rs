@@ -140,6 +140,13 @@ fn summary(reports: &[Report], elapsed: Duration, threads: usize) {
         sum(&|r| r.revocations),
     );
     println!(
+        "resolutions      double loans resolved {} / devices left lent with no open loan, each a conflict \
+         on every node {} (in {} seeds)",
+        sum(&|r| r.resolutions),
+        sum(&|r| r.lent_without_loan),
+        reports.iter().filter(|r| r.lent_without_loan > 0).count(),
+    );
+    println!(
         "erasures         persons with details {} / asked by the registering node {}, a colleague {} ({} before \
          it held the person), another partner {} / refused by the node {} / persons erased at the end {}",
         sum(&|r| r.erasures.persons_with_details),
