@@ -370,6 +370,14 @@ pub enum LoanCommand {
         #[arg(long)]
         condition: Option<String>,
     },
+    /// Void a loan recorded by mistake (typed twice, the wrong device or person): it
+    /// stays on record, closed, and counts in no figure; its device is free again.
+    Void {
+        id: String,
+        /// Why (kept with the loan).
+        #[arg(long)]
+        reason: String,
+    },
     Edit {
         id: String,
         #[arg(long)]

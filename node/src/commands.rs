@@ -1178,6 +1178,39 @@ fn loan(node: &mut Node, cmd: LoanCommand, ui: &Ui) -> Result<()> {
             node.transact(&writes)?;
             saved(ui, ui.t("return of loan", "restituzione del prestito"), &id);
         }
+        LoanCommand::Void { id, reason } => {
+            let id = resolve(node, RecordKind::Loan, &id)?;
+            let Record::Loan(l) = load(node, &id)? else { bail!("not a loan") };
+            if l.closed_reason.is_some() {
+                bail!("{} {}", short_id(&id), ui.t("is already void", "è già annullato"));
+            }
+            let Some(reason) = non_empty(Some(reason)) else {
+                bail!(
+                    "{}",
+                    ui.t(
+                        "--reason is required: why the loan is void",
+                        "serve --reason: perché il comodato è annullato"
+                    )
+                );
+            };
+            let was_open = l.is_open();
+            let voided = tessera_records::conflicts::void_loan(&l, &reason);
+            let device_id = l.device.0;
+            let record = Record::Loan(voided);
+            validate_record(&record, ui)?;
+            let mut writes = vec![(id, record)];
+            // The device is free again unless another loan of it is open.
+            if let Some(Record::Device(mut d)) = node.docs().record(&device_id)? {
+                let others_open =
+                    open_loans_of(node, &device_id)?.iter().filter(|(other, _)| *other != id).count();
+                if was_open && others_open == 0 && d.status == DeviceStatus::Lent {
+                    d.status = DeviceStatus::InStock;
+                    writes.push((device_id, Record::Device(d)));
+                }
+            }
+            node.transact(&writes)?;
+            saved(ui, ui.t("void loan", "comodato annullato"), &id);
+        }
         LoanCommand::Edit { id, expected_return, agreement_signed } => {
             let id = resolve(node, RecordKind::Loan, &id)?;
             let Record::Loan(mut l) = load(node, &id)? else { bail!("not a loan") };
@@ -1243,8 +1276,12 @@ fn loan(node: &mut Node, cmd: LoanCommand, ui: &Ui) -> Result<()> {
                     ui.t("OVERDUE", "SCADUTO")
                 } else if l.is_open() {
                     ui.t("open", "aperto")
+                } else if l.closed_reason.as_deref().is_some_and(|r| r.starts_with("void:")) {
+                    ui.t("void", "annullato")
+                } else if l.closed_reason.is_some() {
+                    ui.t("closed by a resolution", "chiuso da una risoluzione")
                 } else {
-                    ui.t("closed", "chiuso")
+                    ui.t("returned", "restituito")
                 };
                 let mut row = vec![
                     short_id(&id),

@@ -738,3 +738,44 @@ fn lists_name_people_overdue_loans_say_whom_to_call_and_a_session_lists_who_came
     assert!(line("Giulia Esempio").contains("present"), "{shown}");
     assert!(line("Marco Prova").contains("absent"), "{shown}");
 }
+
+#[test]
+fn a_loan_recorded_by_mistake_is_voided_counts_nowhere_and_frees_its_device() {
+    let hub = Hub::new("Polo Prova");
+    let giulia = hub.add_student("Giulia", "Esempio", "2013");
+    hub.ok(&["device", "add", "--tag", "PC-0007", "--kind", "pc", "--origin", "refurbished"]);
+    let lend = |who: &str| {
+        Hub::saved_id(&hub.ok(&[
+            "loan",
+            "add",
+            "--device",
+            "PC-0007",
+            "--attendee",
+            who,
+            "--start",
+            "2026-10-01",
+            "--expected-return",
+            "2027-06-30",
+            "--agreement-signed",
+        ]))
+    };
+    let mistaken = lend(&giulia);
+    let on_loan = |report: &str| -> String {
+        let header: Vec<&str> = report.lines().next().unwrap().split(',').collect();
+        let column = header.iter().position(|h| *h == "Devices on loan").unwrap();
+        report.lines().last().unwrap().split(',').nth(column).unwrap().to_string()
+    };
+    assert_eq!(on_loan(&hub.ok(&["report", "--by", "site", "--csv"])), "1");
+    let refused = hub.fails(&["loan", "void", &mistaken, "--reason", ""]);
+    assert!(refused.contains("--reason"), "{refused}");
+    hub.ok(&["loan", "void", &mistaken, "--reason", "wrong person"]);
+    assert!(hub.ok(&["device", "show", "PC-0007"]).contains("in stock"));
+    assert!(hub.ok(&["loan", "list"]).contains("void"));
+    assert_eq!(on_loan(&hub.ok(&["report", "--by", "site", "--csv"])), "0", "a void loan counts nowhere");
+    let again = hub.fails(&["loan", "void", &mistaken, "--reason", "twice"]);
+    assert!(again.contains("already void"), "{again}");
+    // The device can be lent again, rightly.
+    let marco = hub.add_student("Marco", "Prova", "2012");
+    lend(&marco);
+    assert_eq!(on_loan(&hub.ok(&["report", "--by", "site", "--csv"])), "1");
+}

@@ -304,6 +304,18 @@ pub fn close_loan(loan: &Loan, today: NaiveDate, reason: &str) -> Loan {
     }
 }
 
+/// The loan `loan`, void: recorded by mistake. It is closed on its start date (it
+/// never was a loan) with the reason, so it counts in no figure (a closed reason is
+/// what the reports leave out) and frees its device.
+pub fn void_loan(loan: &Loan, reason: &str) -> Loan {
+    Loan {
+        returned_at: Some(loan.returned_at.clone().unwrap_or_else(|| loan.start.clone())),
+        return_condition: None,
+        closed_reason: Some(format!("void: {reason}")),
+        ..loan.clone()
+    }
+}
+
 /// Merges the duplicate `drop` into `keep`. Returns the kept attendee, with the fields
 /// it lacked (empty or absent) taken from `drop` and their languages and "not a
 /// duplicate" marks united, and the dropped attendee with `merged_into` set to
