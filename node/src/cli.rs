@@ -254,7 +254,14 @@ pub struct AttendeeFields {
 #[derive(Debug, Subcommand)]
 pub enum AttendeeCommand {
     /// Register a person.
-    Add(AttendeeFields),
+    Add {
+        #[command(flatten)]
+        fields: AttendeeFields,
+        /// Save although a person with the same name and birth year is on record
+        /// (checked first: nothing is saved without this when one is).
+        #[arg(long)]
+        force: bool,
+    },
     /// Change some fields of a person.
     Edit {
         id: String,
@@ -447,7 +454,14 @@ pub struct SessionFields {
 
 #[derive(Debug, Subcommand)]
 pub enum SessionCommand {
-    Add(SessionFields),
+    Add {
+        #[command(flatten)]
+        fields: SessionFields,
+        /// Save a help-desk appointment although it overlaps another at the same site
+        /// (checked first: nothing is saved without this when it does).
+        #[arg(long)]
+        force: bool,
+    },
     Edit {
         id: String,
         #[command(flatten)]

@@ -641,7 +641,7 @@ fn apply_attendee_fields(a: &mut Attendee, f: AttendeeFields, node: &mut Node, u
 
 fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
     match cmd {
-        AttendeeCommand::Add(f) => {
+        AttendeeCommand::Add { fields: f, force } => {
             let site = site_or_own(node, &f.site, ui)?;
             let consent_by = match &f.consent_by {
                 Some(v) => word(v, ConsentBy::parse, ui)?,
@@ -682,11 +682,26 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
             }
             let f = AttendeeFields { site: None, ..f };
             apply_attendee_fields(&mut a, f, node, ui)?;
+            validate_record(&Record::Attendee(a.clone()), ui)?;
+            if !force {
+                let people = node.docs().records(RecordKind::Attendee)?;
+                let same = tessera_records::conflicts::probable_duplicates_of(&a, &people);
+                if !same.is_empty() {
+                    let labels = Labels::new(node, &people, ui)?;
+                    bail!(
+                        "{} {}. {}",
+                        ui.t("not saved: probably already registered:", "non salvato: probabilmente già iscritta:"),
+                        labels.list(&same, Labels::person),
+                        ui.t(
+                            "Check with `tessera attendee show ID`; if it is another person, add --force.",
+                            "Controlla con `tessera attendee show ID`; se è un'altra persona, aggiungi --force."
+                        )
+                    );
+                }
+            }
             let (id, nonce) = node.new_attendee_id()?;
             a.id_nonce = Some(nonce);
-            let record = Record::Attendee(a);
-            validate_record(&record, ui)?;
-            node.transact(&[(id, record)])?;
+            node.transact(&[(id, Record::Attendee(a))])?;
             saved(ui, ui.t("attendee", "iscritto"), &id);
         }
         AttendeeCommand::Edit { id, fields } => {
@@ -1366,7 +1381,7 @@ fn apply_session_fields(s: &mut Session, f: SessionFields, node: &mut Node, ui: 
 
 fn session(node: &mut Node, cmd: SessionCommand, ui: &Ui) -> Result<()> {
     match cmd {
-        SessionCommand::Add(f) => {
+        SessionCommand::Add { fields: f, force } => {
             let site = site_or_own(node, &f.site, ui)?;
             let mut s = Session {
                 site,
@@ -1386,9 +1401,28 @@ fn session(node: &mut Node, cmd: SessionCommand, ui: &Ui) -> Result<()> {
             };
             let f = SessionFields { site: None, kind: None, audience: None, start: None, end: None, ..f };
             apply_session_fields(&mut s, f, node, ui)?;
-            let record = Record::Session(s);
-            validate_record(&record, ui)?;
             let id = Node::new_id(RecordKind::Session)?;
+            validate_record(&Record::Session(s.clone()), ui)?;
+            if !force {
+                let sessions = node.docs().records(RecordKind::Session)?;
+                let overlapping = tessera_records::conflicts::overlapping_appointments(id, &s, &sessions);
+                if !overlapping.is_empty() {
+                    let labels = Labels::new(node, &sessions, ui)?;
+                    bail!(
+                        "{} {}. {}",
+                        ui.t(
+                            "not saved: it overlaps another appointment at this site:",
+                            "non salvato: si sovrappone a un altro appuntamento in questa sede:"
+                        ),
+                        labels.list(&overlapping, Labels::session),
+                        ui.t(
+                            "Choose another time, or add --force.",
+                            "Scegli un altro orario, o aggiungi --force."
+                        )
+                    );
+                }
+            }
+            let record = Record::Session(s);
             node.transact(&[(id, record)])?;
             saved(ui, ui.t("session", "incontro"), &id);
         }

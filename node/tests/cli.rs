@@ -779,3 +779,64 @@ fn a_loan_recorded_by_mistake_is_voided_counts_nowhere_and_frees_its_device() {
     lend(&marco);
     assert_eq!(on_loan(&hub.ok(&["report", "--by", "site", "--csv"])), "1");
 }
+
+#[test]
+fn the_same_person_twice_or_a_double_booking_is_refused_before_saving_unless_forced() {
+    let hub = Hub::new("Sportello Prova");
+    hub.add_student("Giulia", "Esempio", "2013");
+    let before = hub.log_bytes();
+    let twice = [
+        "attendee",
+        "add",
+        "--given",
+        "GIULIA",
+        "--family",
+        "Esempio",
+        "--birth-year",
+        "2013",
+        "--role",
+        "student",
+        "--guardian-name",
+        "Genitore Prova",
+        "--guardian-phone",
+        "3330000000",
+        "--consent-by",
+        "guardian",
+    ];
+    let err = hub.fails(&twice);
+    assert!(err.contains("probably already registered") && err.contains("Giulia Esempio (2013"), "{err}");
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(hub.log_bytes(), before, "nothing saved");
+    let mut forced = twice.to_vec();
+    forced.push("--force");
+    assert!(Hub::saved_id(&hub.ok(&forced)).starts_with('A'));
+
+    fn book<'a>(start: &'a str, end: &'a str, force: bool) -> Vec<&'a str> {
+        let mut args = vec![
+            "session",
+            "add",
+            "--kind",
+            "help-desk-appointment",
+            "--topic",
+            "SPID",
+            "--start",
+            start,
+            "--end",
+            end,
+        ];
+        if force {
+            args.push("--force");
+        }
+        args
+    }
+    let first = book("2026-11-03T10:00", "2026-11-03T10:30", false);
+    hub.ok(&first);
+    let overlapping = book("2026-11-03T10:15", "2026-11-03T10:45", false);
+    let before = hub.log_bytes();
+    let err = hub.fails(&overlapping);
+    assert!(err.contains("overlaps another appointment") && err.contains("SPID, 2026-11-03 10:00"), "{err}");
+    assert_eq!(hub.log_bytes(), before, "nothing saved");
+    hub.ok(&book("2026-11-03T10:30", "2026-11-03T11:00", false));
+    hub.ok(&book("2026-11-03T10:15", "2026-11-03T10:45", true));
+    assert!(hub.ok(&["conflicts", "list"]).contains("overlapping appointments"));
+}

@@ -200,6 +200,46 @@ fn identity(attendee: &Attendee) -> Option<String> {
     Some(crate::model::match_key(&attendee.given_name, &attendee.family_name, attendee.birth_year))
 }
 
+/// The attendees on record that are probably the person `new` about to be registered
+/// (same names, in either order, and birth year, at any site, this one included; not
+/// merged away, not erased): asked before saving, so a hub does not register the same
+/// person twice. A conflict is raised only across sites ([`detect`]).
+pub fn probable_duplicates_of(new: &Attendee, records: &[(DocId, Record)]) -> Vec<DocId> {
+    let Some(key) = identity(new) else { return Vec::new() };
+    records
+        .iter()
+        .filter_map(|(id, record)| match record {
+            Record::Attendee(a)
+                if !a.is_merged()
+                    && !a.is_erased()
+                    && !new.not_duplicates_of.contains(&RecordRef(*id))
+                    && identity(a).as_deref() == Some(key.as_str()) =>
+            {
+                Some(*id)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The help-desk appointments on record that `new` (with id `new_id`) would overlap at
+/// its site: the double booking [`detect`] would report once it is saved.
+pub fn overlapping_appointments(new_id: DocId, new: &Session, records: &[(DocId, Record)]) -> Vec<DocId> {
+    let mut with_new: Vec<(DocId, Record)> =
+        records.iter().filter(|(_, r)| matches!(r, Record::Session(_))).cloned().collect();
+    with_new.push((new_id, Record::Session(new.clone())));
+    double_bookings(&with_new)
+        .into_iter()
+        .filter_map(|c| match c {
+            Conflict::DoubleBookedAppointment { sessions, .. } if sessions.contains(&new_id) => {
+                Some(sessions.into_iter().filter(|s| *s != new_id).collect::<Vec<_>>())
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
 fn probable_duplicates(records: &[(DocId, Record)]) -> Vec<Conflict> {
     let mut groups: BTreeMap<String, Vec<(DocId, &Attendee)>> = BTreeMap::new();
     for (id, record) in records {
@@ -571,6 +611,43 @@ mod tests {
             id(RecordKind::Attendee, 1 + MERGE_CHAIN_MAX as u8)
         );
         assert_eq!(person_of(x, |_| None), x);
+    }
+
+    #[test]
+    fn a_person_already_registered_here_or_elsewhere_is_found_before_saving() {
+        let (here, there) = (r(RecordKind::Site, 1), r(RecordKind::Site, 2));
+        let records = vec![
+            (id(RecordKind::Attendee, 1), Record::Attendee(adult("Giulia", "Esempio", here))),
+            (id(RecordKind::Attendee, 2), Record::Attendee(adult("Marco", "Prova", there))),
+        ];
+        // Same names in the other order, other case and accents: found, at this site.
+        let again = adult("ESEMPIO", "Giùlia", here);
+        assert_eq!(probable_duplicates_of(&again, &records), vec![id(RecordKind::Attendee, 1)]);
+        // Another birth year is another person; a mark "not a duplicate" is respected.
+        let mut other = adult("Giulia", "Esempio", here);
+        other.birth_year += 1;
+        assert!(probable_duplicates_of(&other, &records).is_empty());
+        let mut marked = adult("Giulia", "Esempio", here);
+        marked.not_duplicates_of.push(r(RecordKind::Attendee, 1));
+        assert!(probable_duplicates_of(&marked, &records).is_empty());
+    }
+
+    #[test]
+    fn an_appointment_overlapping_another_at_the_same_desk_is_found_before_saving() {
+        let desk = r(RecordKind::Site, 1);
+        let kind = SessionKind::HelpDeskAppointment;
+        let booked = session(desk, kind, "2025-05-05T10:00", "2025-05-05T10:30");
+        let records = vec![(id(RecordKind::Session, 1), Record::Session(booked))];
+        let new_id = id(RecordKind::Session, 9);
+        let overlapping = session(desk, kind, "2025-05-05T10:15", "2025-05-05T10:45");
+        assert_eq!(
+            overlapping_appointments(new_id, &overlapping, &records),
+            vec![id(RecordKind::Session, 1)]
+        );
+        let after = session(desk, kind, "2025-05-05T10:30", "2025-05-05T11:00");
+        assert!(overlapping_appointments(new_id, &after, &records).is_empty(), "back to back is fine");
+        let elsewhere = session(r(RecordKind::Site, 2), kind, "2025-05-05T10:15", "2025-05-05T10:45");
+        assert!(overlapping_appointments(new_id, &elsewhere, &records).is_empty());
     }
 
     #[test]
