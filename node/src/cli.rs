@@ -158,8 +158,13 @@ pub enum AuditCommand {
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// The name of the site this node serves, e.g. "Oratorio San Luca".
-    #[arg(long)]
-    pub site: String,
+    #[arg(long, required_unless_present = "site_of")]
+    pub site: Option<String>,
+    /// Take over an existing site of the network (its name or id): for a new computer
+    /// replacing a hub's old one, so the hub's records and figures stay one site. The
+    /// node adopts it once it has learned it at its first sync or import.
+    #[arg(long, value_name = "SITE", conflicts_with = "site", requires = "network")]
+    pub site_of: Option<String>,
     /// `hub` or `help-desk`.
     #[arg(long, default_value = "hub")]
     pub role: String,

@@ -64,7 +64,16 @@ pub fn on_node(node: &mut Node, command: Command, ui: &Ui) -> Result<()> {
         Command::Conflicts(cmd) => conflicts_cmd(node, cmd, ui),
         Command::Report(args) => report_cmd(node, args, ui),
         Command::Export(args) => export(node, args, ui),
-        Command::Import(args) => import(node, args, ui),
+        Command::Import(args) => {
+            import(node, args, ui)?;
+            // A node taking over a site (`init --site-of`) adopts it as soon as it is known.
+            if let Some(wanted) = node.config.site_of.clone() {
+                if !sites_named(node, &wanted)?.is_empty() {
+                    adopt_site(node, &wanted, ui)?;
+                }
+            }
+            Ok(())
+        }
         Command::Repair { damage_reviewed } => repair(node, damage_reviewed, ui),
         Command::Keys(KeysCommand::Grant { device }) => keys_grant(node, &device, ui),
         other => bail!("`{other:?}` does not run on an open node"),
@@ -168,6 +177,9 @@ pub fn own_site(node: &mut Node, ui: &Ui) -> Result<DocId> {
     if let Some(id) = node.config.site_id.as_deref().and_then(tessera_records::kind::parse_doc_id) {
         return Ok(id);
     }
+    if let Some(wanted) = node.config.site_of.clone() {
+        return adopt_site(node, &wanted, ui);
+    }
     let id = Node::new_id(RecordKind::Site)?;
     let kind = if node.config.role == "help-desk" { SiteKind::HelpDesk } else { SiteKind::CommunityHub };
     let partner = node
@@ -192,6 +204,59 @@ pub fn own_site(node: &mut Node, ui: &Ui) -> Result<DocId> {
     Ok(id)
 }
 
+/// The existing sites `wanted` names: by id, else by name (accents and case ignored).
+fn sites_named(node: &Node, wanted: &str) -> Result<Vec<(DocId, Site)>> {
+    let sites: Vec<(DocId, Site)> = node
+        .docs()
+        .records(RecordKind::Site)?
+        .into_iter()
+        .filter_map(|(id, r)| match r {
+            Record::Site(s) => Some((id, s)),
+            _ => None,
+        })
+        .collect();
+    if let Ok(by_id) = resolve(node, RecordKind::Site, wanted) {
+        return Ok(sites.into_iter().filter(|(id, _)| *id == by_id).collect());
+    }
+    Ok(sites.into_iter().filter(|(_, s)| fold(&s.name) == fold(wanted)).collect())
+}
+
+/// `init --site-of`: this node takes over an existing site, once it knows it.
+fn adopt_site(node: &mut Node, wanted: &str, ui: &Ui) -> Result<DocId> {
+    let found = sites_named(node, wanted)?;
+    let (id, site) = match found.as_slice() {
+        [one] => one.clone(),
+        [] => bail!(
+            "{} «{wanted}» {}",
+            ui.t("not saved: the site", "non salvato: la sede"),
+            ui.t(
+                "is not known here yet. Sync with the relay (`tessera sync --peer ADDRESS`) or import a bundle of the hub first.",
+                "non è ancora nota qui. Prima sincronizza con il relay (`tessera sync --peer INDIRIZZO`) o importa un pacchetto del polo."
+            )
+        ),
+        several => bail!(
+            "{} «{wanted}»: {}. {}",
+            ui.t("not saved: several sites are called", "non salvato: più sedi si chiamano"),
+            several.iter().map(|(id, _)| short_id(id)).collect::<Vec<_>>().join(", "),
+            ui.t(
+                "Set the one to take over in node.json (\"site_of\") by its id.",
+                "Indica in node.json (\"site_of\") l'id di quella da riprendere."
+            )
+        ),
+    };
+    node.config.site_id = Some(id.to_hex());
+    node.config.site_name = site.name.clone();
+    node.config.site_of = None;
+    node.config.save(node.dir())?;
+    crate::outln!(
+        "{} «{}» ({})",
+        ui.t("This node now serves the existing site", "Questo nodo ora serve la sede esistente"),
+        site.name,
+        short_id(&id)
+    );
+    Ok(id)
+}
+
 fn site_or_own(node: &mut Node, text: &Option<String>, ui: &Ui) -> Result<RecordRef> {
     match text {
         Some(t) => Ok(RecordRef(resolve(node, RecordKind::Site, t)?)),
@@ -204,9 +269,10 @@ fn site_or_own(node: &mut Node, text: &Option<String>, ui: &Ui) -> Result<Record
 
 fn init(dir: &std::path::Path, args: InitArgs, ui: &Ui) -> Result<()> {
     let role = identity::parse_role(&args.role)?;
+    let site = args.site.as_deref().or(args.site_of.as_deref()).unwrap_or_default();
     match args.network {
         None => {
-            identity::init_single_machine(dir, &args.site, role, &args.partner)?;
+            identity::init_single_machine(dir, site, role, &args.partner)?;
             let mut node = Node::open(dir)?;
             own_site(&mut node, ui)?;
             crate::outln!("{} {}", ui.t("Node ready in", "Nodo pronto in"), dir.display());
@@ -220,8 +286,22 @@ fn init(dir: &std::path::Path, args: InitArgs, ui: &Ui) -> Result<()> {
         }
         Some(network) => {
             let network = crate::trust_file::parse_network(&network)?;
-            let config = identity::init_joining(dir, &args.site, role, network)?;
+            let mut config = identity::init_joining(dir, site, role, network)?;
+            if let Some(site_of) = &args.site_of {
+                config.site_of = Some(site_of.clone());
+                config.save(dir)?;
+            }
             crate::outln!("{} {}", ui.t("Node created in", "Nodo creato in"), dir.display());
+            if let Some(site_of) = &args.site_of {
+                crate::outln!(
+                    "{} «{site_of}» {}",
+                    ui.t("This node takes over the site", "Questo nodo prende il posto della sede"),
+                    ui.t(
+                        "once it has learned it: after the certificate, sync with the relay or import a bundle of the hub.",
+                        "appena la conosce: dopo il certificato, sincronizza con il relay o importa un pacchetto del polo."
+                    )
+                );
+            }
             crate::outln!("{}: {}", ui.t("Device key", "Chiave del dispositivo"), config.device);
             crate::outln!(
                 "{}",
@@ -350,7 +430,19 @@ fn status(node: &Node, ui: &Ui) -> Result<()> {
         (ui.t("Data directory", "Cartella dei dati"), node.dir().display().to_string()),
         (ui.t("Network", "Rete"), node.network().0.to_hex()),
         (ui.t("Device key", "Chiave del dispositivo"), node.device().0.to_hex()),
-        (ui.t("Site", "Sede"), node.config.site_name.clone()),
+        (
+            ui.t("Site", "Sede"),
+            match &node.config.site_of {
+                Some(wanted) => format!(
+                    "{wanted} ({})",
+                    ui.t(
+                        "to take over once learned from a sync or a bundle",
+                        "da riprendere appena nota da una sincronizzazione o un pacchetto"
+                    )
+                ),
+                None => node.config.site_name.clone(),
+            },
+        ),
         (
             ui.t("Certified", "Certificato"),
             if node.is_certified() {

@@ -47,6 +47,10 @@ pub struct NodeConfig {
     /// The id of this node's own site record, once created.
     #[serde(default)]
     pub site_id: Option<String>,
+    /// `init --site-of`: the existing site (its name or id) this node takes over, until
+    /// the node has learned it from a sync or a bundle and adopted it as `site_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_of: Option<String>,
     /// True when `init` made a single-machine network (network and partner keys here).
     #[serde(default)]
     pub single_machine: bool,

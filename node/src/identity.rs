@@ -113,6 +113,7 @@ pub fn init_single_machine(
         site_name: site.to_string(),
         role: role_name(role).to_string(),
         site_id: None,
+        site_of: None,
         single_machine: true,
         exported_own_seq: 0,
     };
@@ -134,6 +135,7 @@ pub fn init_joining(dir: &Path, site: &str, role: DeviceRole, network: NetworkId
         site_name: site.to_string(),
         role: role_name(role).to_string(),
         site_id: None,
+        site_of: None,
         single_machine: false,
         exported_own_seq: 0,
     };

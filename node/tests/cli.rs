@@ -840,3 +840,77 @@ fn the_same_person_twice_or_a_double_booking_is_refused_before_saving_unless_for
     hub.ok(&book("2026-11-03T10:15", "2026-11-03T10:45", true));
     assert!(hub.ok(&["conflicts", "list"]).contains("overlapping appointments"));
 }
+
+/// A new laptop for an existing hub takes over its site (`init --site-of`): the hub's
+/// figures stay one site, not two of the same name.
+#[test]
+fn a_replacement_laptop_takes_over_the_hubs_site_instead_of_making_a_second_one() {
+    let old = Hub::new("Oratorio Prova");
+    let giulia = old.add_student("Giulia", "Esempio", "2013");
+    let session = Hub::saved_id(&old.ok(&[
+        "session",
+        "add",
+        "--kind",
+        "course",
+        "--topic",
+        "Coding",
+        "--start",
+        "2026-11-02T15:00",
+        "--end",
+        "2026-11-02T17:00",
+        "--participant",
+        &giulia,
+        "--audience",
+        "students",
+    ]));
+    old.ok(&["session", "attend", &session, "--attendee", &giulia]);
+    let network = old
+        .ok(&["status"])
+        .lines()
+        .find(|l| l.starts_with("Network"))
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let new =
+        Hub { _dir: dir, data: std::env::temp_dir().join(format!("tessera-new-{}", std::process::id())) };
+    let _ = std::fs::remove_dir_all(&new.data);
+    let init = new.ok(&["init", "--network", &network, "--site-of", "oratorio prova"]);
+    assert!(init.contains("takes over the site"), "{init}");
+    let device =
+        init.lines().find(|l| l.starts_with("Device key")).unwrap().rsplit(' ').next().unwrap().to_string();
+    // Its partner administrator (here: the old laptop, a single-machine network) certifies it.
+    let cert = new.data.join("new.trust");
+    old.ok(&[
+        "admin",
+        "certify-device",
+        "--partner-key",
+        old.data.join("keys/partner.key").to_str().unwrap(),
+        "--partner-trust",
+        old.data.join("keys/partner.trust").to_str().unwrap(),
+        "--device",
+        &device,
+        "--site",
+        "Oratorio Prova",
+        "--out",
+        cert.to_str().unwrap(),
+    ]);
+    new.ok(&["import", cert.to_str().unwrap()]);
+    old.ok(&["import", cert.to_str().unwrap()]);
+    assert!(new.ok(&["status"]).contains("to take over"), "pending until it knows the site");
+    // Before it knows the site, it saves nothing and says what to do.
+    let refused = new.fails(&["device", "add", "--tag", "PC-1", "--kind", "pc", "--origin", "donated"]);
+    assert!(refused.contains("not known here yet") && refused.contains("sync"), "{refused}");
+    // The old laptop's last bundle brings the site: the new one adopts it.
+    let bundle = new.data.join("old.bundle");
+    old.ok(&["export", bundle.to_str().unwrap()]);
+    let imported = new.ok(&["import", bundle.to_str().unwrap()]);
+    assert!(imported.contains("now serves the existing site «Oratorio Prova»"), "{imported}");
+    new.ok(&["device", "add", "--tag", "PC-1", "--kind", "pc", "--origin", "donated"]);
+    let sites = new.ok(&["site", "list"]);
+    assert_eq!(sites.lines().filter(|l| l.contains("Oratorio Prova")).count(), 1, "one site: {sites}");
+    let report = new.ok(&["report", "--by", "site", "--csv"]);
+    assert_eq!(report.lines().filter(|l| l.starts_with("Oratorio Prova")).count(), 1, "{report}");
+}
