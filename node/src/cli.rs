@@ -594,6 +594,9 @@ pub enum AdminCommand {
         /// Directory for network.key.
         #[arg(long)]
         out: PathBuf,
+        /// Keep the key under a passphrase (asked twice; or $TESSERA_KEY_PASSPHRASE).
+        #[arg(long)]
+        passphrase: bool,
     },
     /// Make a partner key and its certificate, signed by the network key.
     NewPartner {
@@ -605,6 +608,18 @@ pub enum AdminCommand {
         /// Directory for partner.key and partner.trust.
         #[arg(long)]
         out: PathBuf,
+        /// Keep the key under a passphrase (asked twice; or $TESSERA_KEY_PASSPHRASE).
+        #[arg(long)]
+        passphrase: bool,
+    },
+    /// Put an existing network or partner key file under a passphrase (for the keys a
+    /// single-machine `init` made in DATA/keys, or a key made without one).
+    ProtectKey {
+        /// The key file (network.key or partner.key).
+        file: PathBuf,
+        /// Whose key it is: network or partner.
+        #[arg(long)]
+        role: String,
     },
     /// Certify a node's device key (printed by `tessera init --network ...`).
     CertifyDevice {
@@ -705,7 +720,8 @@ pub fn run(cli: Cli) -> u8 {
         Err(e) => return fail(e, &Ui { lang: tessera_records::vocab::Lang::It }),
     };
     if cli.command.needs_store() {
-        let forwarded = commands::data_dir(&cli.data).and_then(|dir| crate::daemon::forward(&dir, &ui));
+        let forwarded =
+            commands::data_dir(&cli.data).and_then(|dir| crate::daemon::forward(&dir, &cli.command, &ui));
         match forwarded {
             Ok(Some(done)) => {
                 crate::out!("{}", done.stdout);

@@ -321,8 +321,8 @@ fn init(dir: &std::path::Path, args: InitArgs, ui: &Ui) -> Result<()> {
 
 fn admin(cmd: AdminCommand, ui: &Ui) -> Result<()> {
     match cmd {
-        AdminCommand::NewNetwork { out } => {
-            let network = identity::admin_new_network(&out)?;
+        AdminCommand::NewNetwork { out, passphrase } => {
+            let network = identity::admin_new_network(&out, passphrase, ui)?;
             crate::outln!("{}: {}", ui.t("Network id", "Id della rete"), network.0.to_hex());
             crate::outln!(
                 "{} {}",
@@ -330,15 +330,45 @@ fn admin(cmd: AdminCommand, ui: &Ui) -> Result<()> {
                 out.join(crate::config::NETWORK_KEY_FILE).display()
             );
         }
-        AdminCommand::NewPartner { network_key, name, out } => {
-            let (partner, trust) = identity::admin_new_partner(&network_key, &name, &out)?;
+        AdminCommand::NewPartner { network_key, name, out, passphrase } => {
+            let (partner, trust) = identity::admin_new_partner(&network_key, &name, &out, passphrase, ui)?;
             crate::outln!("{}: {}", ui.t("Partner key", "Chiave dell'ente"), partner.0.to_hex());
             crate::outln!("{}: {}", ui.t("Partner certificate", "Certificato dell'ente"), trust.display());
+        }
+        AdminCommand::ProtectKey { file, role } => {
+            if role != "network" && role != "partner" {
+                bail!(
+                    "{}",
+                    ui.t("--role must be `network` or `partner`", "--role deve essere `network` o `partner`")
+                );
+            }
+            if tessera_store::needs_passphrase(&file) {
+                bail!(
+                    "{} {}",
+                    file.display(),
+                    ui.t("is already under a passphrase", "è già protetta da una frase segreta")
+                );
+            }
+            let key = tessera_store::read_secret_key(&file, &role)?;
+            // Written beside it, then put in its place: the plain file is never lost
+            // before the protected one is durable.
+            let protected = file.with_extension("key.new");
+            let _ = std::fs::remove_file(&protected);
+            crate::passphrase::write_key(&protected, &role, &key, true, ui)?;
+            std::fs::rename(&protected, &file)?;
+            crate::outln!(
+                "{} {}",
+                file.display(),
+                ui.t(
+                    "is now under a passphrase. Copies of the old file (backups) still hold the key in clear: delete them.",
+                    "è ora protetta da una frase segreta. Le copie del vecchio file (backup) contengono ancora la chiave in chiaro: cancellale."
+                )
+            );
         }
         AdminCommand::CertifyDevice { partner_key, partner_trust, device, site, role, out } => {
             let device = tessera_log::DeviceKey(identity::parse_public_key(&device)?);
             let role = identity::parse_role(&role)?;
-            identity::admin_certify_device(&partner_key, &partner_trust, device, &site, role, &out)?;
+            identity::admin_certify_device(&partner_key, &partner_trust, device, &site, role, &out, ui)?;
             crate::outln!(
                 "{} {}: {}",
                 ui.t("Certificate written to", "Certificato scritto in"),
@@ -363,6 +393,7 @@ fn admin(cmd: AdminCommand, ui: &Ui) -> Result<()> {
                 tessera_log::Seq(after),
                 &reason,
                 &out,
+                ui,
             )?;
             crate::outln!("{} {}", ui.t("Revocation written to", "Revoca scritta in"), out.display());
         }
@@ -1035,7 +1066,7 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
                     node.erase_all(&targets, &on, reason)?;
                 }
                 Some(file) => {
-                    let key = tessera_store::read_secret_key(file, "network")?;
+                    let key = crate::passphrase::read_key(file, "network", ui)?;
                     let ids: Vec<DocId> = targets.iter().map(|(t, _)| *t).collect();
                     node.erase_by_network(&key, &ids, &on, reason)?;
                 }

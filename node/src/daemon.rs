@@ -132,7 +132,7 @@ fn silence_max() -> Duration {
 
 /// Sends this process's command line to the daemon serving `dir`, if one runs.
 /// `Ok(None)`: no daemon; open the store here.
-pub fn forward(dir: &Path, ui: &Ui) -> Result<Option<Done>> {
+pub fn forward(dir: &Path, command: &Command, ui: &Ui) -> Result<Option<Done>> {
     let socket = socket_path(dir);
     let wait = silence_max();
     let stuck =
@@ -169,7 +169,16 @@ pub fn forward(dir: &Path, ui: &Ui) -> Result<Option<Done>> {
         return Ok(None);
     };
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let request = Request { protocol: PROTOCOL, args: typed_args()?, cwd, locale: locale() };
+    // A key file under a passphrase: asked here, where the operator is.
+    let passphrase = match command {
+        Command::Attendee(crate::cli::AttendeeCommand::Erase { network_key: Some(key), .. })
+            if tessera_store::needs_passphrase(key) =>
+        {
+            Some(crate::passphrase::existing(key, ui)?.to_string())
+        }
+        _ => None,
+    };
+    let request = Request { protocol: PROTOCOL, args: typed_args()?, cwd, locale: locale(), passphrase };
     client.with_silence(wait).call(&request).map(Some).map_err(stuck)
 }
 
@@ -215,6 +224,7 @@ pub async fn answer(hub: Hub, net: crate::net_cmd::Dialer, request: Request) -> 
     };
     let mut command = cli.command;
     absolutize(&mut command, &request.cwd);
+    let passphrase = request.passphrase;
     match command {
         Command::Serve { .. } => finish(
             Err(anyhow::anyhow!(
@@ -231,8 +241,11 @@ pub async fn answer(hub: Hub, net: crate::net_cmd::Dialer, request: Request) -> 
         },
         command if command.needs_store() => {
             let work = tokio::task::spawn_blocking(move || {
-                let (result, captured) =
-                    crate::ui::capture(|| hub.write(|node| crate::commands::on_node(node, command, &ui)));
+                let (result, captured) = crate::ui::capture(|| {
+                    crate::passphrase::with_client_passphrase(passphrase, || {
+                        hub.write(|node| crate::commands::on_node(node, command, &ui))
+                    })
+                });
                 finish(result, captured, &ui)
             });
             work.await.unwrap_or_else(|e| Done {

@@ -16,7 +16,7 @@ use tessera_log::{
     DeviceCertificate, DeviceKey, DeviceRevocation, DeviceRole, LogEntry, NetworkId, PartnerCertificate,
     PartnerKey, PublicKey, SecretKey, Seq, TrustEntry, TrustStatement,
 };
-use tessera_store::{read_secret_key, write_secret_key, Policy, Store};
+use tessera_store::{write_secret_key, Policy, Store};
 
 use crate::config::{NodeConfig, DEVICE_KEY_FILE, KEYS_DIR, NETWORK_KEY_FILE, PARTNER_KEY_FILE, STORE_DIR};
 use crate::node::now;
@@ -144,20 +144,26 @@ pub fn init_joining(dir: &Path, site: &str, role: DeviceRole, network: NetworkId
 }
 
 /// `tessera admin new-network`: the coordinator's key.
-pub fn admin_new_network(out: &Path) -> Result<NetworkId> {
+pub fn admin_new_network(out: &Path, protect: bool, ui: &crate::ui::Ui) -> Result<NetworkId> {
     tessera_store::create_key_dir(out)?;
     let key = generate()?;
-    write_secret_key(&out.join(NETWORK_KEY_FILE), "network", &key)?;
+    crate::passphrase::write_key(&out.join(NETWORK_KEY_FILE), "network", &key, protect, ui)?;
     Ok(NetworkId(key.public()))
 }
 
 /// `tessera admin new-partner`: a partner key and its certificate by the network key.
-pub fn admin_new_partner(network_key_file: &Path, name: &str, out: &Path) -> Result<(PartnerKey, PathBuf)> {
-    let network_key = read_secret_key(network_key_file, "network")?;
+pub fn admin_new_partner(
+    network_key_file: &Path,
+    name: &str,
+    out: &Path,
+    protect: bool,
+    ui: &crate::ui::Ui,
+) -> Result<(PartnerKey, PathBuf)> {
+    let network_key = crate::passphrase::read_key(network_key_file, "network", ui)?;
     let network = NetworkId(network_key.public());
     tessera_store::create_key_dir(out)?;
     let partner_key = generate()?;
-    write_secret_key(&out.join(PARTNER_KEY_FILE), "partner", &partner_key)?;
+    crate::passphrase::write_key(&out.join(PARTNER_KEY_FILE), "partner", &partner_key, protect, ui)?;
     let partner = PartnerKey(partner_key.public());
     let cert = sign(
         network,
@@ -186,8 +192,9 @@ pub fn admin_certify_device(
     site: &str,
     role: DeviceRole,
     out: &Path,
+    ui: &crate::ui::Ui,
 ) -> Result<()> {
-    let partner_key = read_secret_key(partner_key_file, "partner")?;
+    let partner_key = crate::passphrase::read_key(partner_key_file, "partner", ui)?;
     let partner = PartnerKey(partner_key.public());
     let (network, entries) = trust_file::read(partner_trust_file)?;
     let partner_cert = entries
@@ -214,8 +221,9 @@ pub fn admin_revoke_device(
     last_valid: Seq,
     reason: &str,
     out: &Path,
+    ui: &crate::ui::Ui,
 ) -> Result<()> {
-    let key = read_secret_key(key_file, role)?;
+    let key = crate::passphrase::read_key(key_file, role, ui)?;
     let revocation = sign(
         network,
         &key,

@@ -19,6 +19,7 @@ pub mod keys;
 pub mod materialize;
 pub mod net_cmd;
 pub mod node;
+pub mod passphrase;
 pub use tessera_store::trust_file;
 pub mod ui;
 

@@ -211,6 +211,7 @@ fn forward(dir: &Path, args: Vec<String>, ui: &Ui) -> Result<Option<tessera_cont
         args,
         cwd: std::env::current_dir().unwrap_or_default(),
         locale: ui::locale(),
+        passphrase: None,
     };
     Ok(Some(client.call(&request).with_context(context)?))
 }

@@ -10,7 +10,7 @@
 //!
 //! ```text
 //! daemon -> client  Hello { protocol, pid }          at once, before any work
-//! client -> daemon  Request { protocol, args, cwd, locale }
+//! client -> daemon  Request { protocol, args, cwd, locale, passphrase? }
 //! daemon -> client  Working                          every WORKING_EVERY while it runs
 //! daemon -> client  Done { stdout, stderr, code }    or Refused { reason }
 //! ```
@@ -42,7 +42,7 @@ pub const WORKING_EVERY: Duration = Duration::from_secs(2);
 pub const SILENCE_MAX: Duration = Duration::from_secs(20);
 
 /// What a client asks: run this command line as if typed in `cwd`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     pub protocol: u32,
     /// The arguments after the program's name.
@@ -51,6 +51,22 @@ pub struct Request {
     pub cwd: PathBuf,
     /// The client's locale (`$LC_ALL`, else `$LANG`): the language of the answer.
     pub locale: String,
+    /// The passphrase of a key file the command reads, asked by the client of its
+    /// operator (the daemon has no terminal). Never printed: see `Debug`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase: Option<String>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("protocol", &self.protocol)
+            .field("args", &self.args)
+            .field("cwd", &self.cwd)
+            .field("locale", &self.locale)
+            .field("passphrase", &self.passphrase.as_ref().map(|_| "(hidden)"))
+            .finish()
+    }
 }
 
 /// What a command printed and how it ended.

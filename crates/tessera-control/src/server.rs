@@ -145,6 +145,7 @@ mod tests {
             args: args.iter().map(|a| a.to_string()).collect(),
             cwd: "/".into(),
             locale: "it_IT.UTF-8".into(),
+            passphrase: Some("frase segreta di prova".into()),
         }
     }
 
@@ -172,7 +173,9 @@ mod tests {
         });
         let client = Client::connect(&path).unwrap().expect("a daemon answers");
         assert_eq!(client.pid, std::process::id());
-        let done = client.call(&request(&["status", "--lang", "it"])).unwrap();
+        let asked = request(&["status", "--lang", "it"]);
+        assert!(!format!("{asked:?}").contains("frase segreta"), "a passphrase is never printed");
+        let done = client.call(&asked).unwrap();
         assert_eq!(done, Done { stdout: "status --lang it".into(), stderr: "it_IT.UTF-8".into(), code: 3 });
     }
 

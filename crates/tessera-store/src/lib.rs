@@ -26,7 +26,10 @@ pub fn log_record_allowed(meta: &tracing::Metadata<'_>) -> bool {
     let from_sled = meta.target() == "sled" || meta.target().starts_with("sled::");
     !(from_sled && *meta.level() > tracing::Level::INFO)
 }
-pub use keyfile::{create_key_dir, read_secret_key, write_secret_key, KeyFileError};
+pub use keyfile::{
+    create_key_dir, needs_passphrase, read_secret_key, read_secret_key_with_passphrase, write_secret_key,
+    write_secret_key_with_passphrase, KeyFileError, PASSPHRASE_CHARS_MIN,
+};
 pub use segments::{
     DamagedRange, LogPosition, OpenReport, RecordLocation, SegmentError, SegmentLog, UnreadTail,
 };
