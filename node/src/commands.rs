@@ -385,15 +385,14 @@ fn admin(cmd: AdminCommand, ui: &Ui) -> Result<()> {
             if key_role != "partner" && key_role != "network" {
                 bail!("--key-role must be `partner` or `network`");
             }
+            let key = crate::passphrase::read_key(&key, &key_role, ui)?;
             identity::admin_revoke_device(
                 &key,
-                &key_role,
                 network,
                 device,
                 tessera_log::Seq(after),
                 &reason,
                 &out,
-                ui,
             )?;
             crate::outln!("{} {}", ui.t("Revocation written to", "Revoca scritta in"), out.display());
         }

@@ -214,19 +214,16 @@ pub fn admin_certify_device(
 
 /// `tessera admin revoke-device`: a revocation signed by a partner or network key.
 pub fn admin_revoke_device(
-    key_file: &Path,
-    role: &str,
+    key: &SecretKey,
     network: NetworkId,
     device: DeviceKey,
     last_valid: Seq,
     reason: &str,
     out: &Path,
-    ui: &crate::ui::Ui,
 ) -> Result<()> {
-    let key = crate::passphrase::read_key(key_file, role, ui)?;
     let revocation = sign(
         network,
-        &key,
+        key,
         TrustStatement::RevokeDevice(DeviceRevocation {
             issuer: key.public(),
             device,
