@@ -386,14 +386,7 @@ fn admin(cmd: AdminCommand, ui: &Ui) -> Result<()> {
                 bail!("--key-role must be `partner` or `network`");
             }
             let key = crate::passphrase::read_key(&key, &key_role, ui)?;
-            identity::admin_revoke_device(
-                &key,
-                network,
-                device,
-                tessera_log::Seq(after),
-                &reason,
-                &out,
-            )?;
+            identity::admin_revoke_device(&key, network, device, tessera_log::Seq(after), &reason, &out)?;
             crate::outln!("{} {}", ui.t("Revocation written to", "Revoca scritta in"), out.display());
         }
     }
