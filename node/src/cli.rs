@@ -267,6 +267,27 @@ pub enum AttendeeCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Register the people of a spreadsheet (CSV, `;` or `,`): every row is checked
+    /// first, and nothing is saved unless every row is right.
+    Import {
+        /// The CSV file, with a header line (Nome;Cognome;Anno di nascita;Ruolo;...).
+        file: PathBuf,
+        /// List what would be registered and every row's error; save nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// What a column is, when its header is not a name Tessera knows:
+        /// "Header=field" (fields: given, family, birth-year, role, school, class,
+        /// guardian-name, guardian-phone, guardian-email, phone, email, language,
+        /// consent-by, consent-date, referent, notes). Repeat for several.
+        #[arg(long = "column", value_name = "HEADER=FIELD")]
+        columns: Vec<String>,
+        /// Who signed the consent, for rows that do not say: self or guardian.
+        #[arg(long)]
+        consent_by: Option<String>,
+        /// Register rows that look like people already on record.
+        #[arg(long)]
+        force: bool,
+    },
     /// Change some fields of a person.
     Edit {
         id: String,

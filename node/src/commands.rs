@@ -691,6 +691,53 @@ impl SiteNames {
 // ---------------------------------------------------------------------------------
 // Attendees
 
+/// A new attendee from what was typed (or read from a spreadsheet row), checked
+/// against the rules; not saved.
+pub(crate) fn new_attendee(node: &mut Node, f: AttendeeFields, ui: &Ui) -> Result<Attendee> {
+    let site = site_or_own(node, &f.site, ui)?;
+    let consent_by = match &f.consent_by {
+        Some(v) => word(v, ConsentBy::parse, ui)?,
+        None => bail!("--consent-by is required: `self` or `guardian` (who signed the consent form)"),
+    };
+    let mut a = Attendee {
+        given_name: non_empty(f.given.clone()).context("--given (given name) is required")?,
+        family_name: non_empty(f.family.clone()).context("--family (family name) is required")?,
+        birth_year: f.birth_year.context("--birth-year is required")?,
+        role: word(
+            f.role.as_deref().context("--role is required: student, parent, teacher or citizen")?,
+            AttendeeRole::parse,
+            ui,
+        )?,
+        school: None,
+        class: None,
+        guardian: None,
+        phone: None,
+        email: None,
+        languages: Vec::new(),
+        consent: Consent {
+            date: tessera_records::model::format_date(today()),
+            given_by: consent_by,
+            operator: String::new(),
+        },
+        referent_operator: None,
+        plan_notes: String::new(),
+        site,
+        merged_into: None,
+        not_duplicates_of: Vec::new(),
+        registered_by: None,
+        match_key: None,
+        erased: None,
+        id_nonce: None,
+    };
+    if non_empty(f.operator.clone()).is_none() {
+        bail!("--operator is required: the name of the operator who collected the consent form (or set TESSERA_OPERATOR)");
+    }
+    let f = AttendeeFields { site: None, ..f };
+    apply_attendee_fields(&mut a, f, node, ui)?;
+    validate_record(&Record::Attendee(a.clone()), ui)?;
+    Ok(a)
+}
+
 fn apply_attendee_fields(a: &mut Attendee, f: AttendeeFields, node: &mut Node, ui: &Ui) -> Result<()> {
     if let Some(v) = non_empty(f.given) {
         a.given_name = v;
@@ -757,47 +804,7 @@ fn apply_attendee_fields(a: &mut Attendee, f: AttendeeFields, node: &mut Node, u
 fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
     match cmd {
         AttendeeCommand::Add { fields: f, force } => {
-            let site = site_or_own(node, &f.site, ui)?;
-            let consent_by = match &f.consent_by {
-                Some(v) => word(v, ConsentBy::parse, ui)?,
-                None => bail!("--consent-by is required: `self` or `guardian` (who signed the consent form)"),
-            };
-            let mut a = Attendee {
-                given_name: non_empty(f.given.clone()).context("--given (given name) is required")?,
-                family_name: non_empty(f.family.clone()).context("--family (family name) is required")?,
-                birth_year: f.birth_year.context("--birth-year is required")?,
-                role: word(
-                    f.role.as_deref().context("--role is required: student, parent, teacher or citizen")?,
-                    AttendeeRole::parse,
-                    ui,
-                )?,
-                school: None,
-                class: None,
-                guardian: None,
-                phone: None,
-                email: None,
-                languages: Vec::new(),
-                consent: Consent {
-                    date: tessera_records::model::format_date(today()),
-                    given_by: consent_by,
-                    operator: String::new(),
-                },
-                referent_operator: None,
-                plan_notes: String::new(),
-                site,
-                merged_into: None,
-                not_duplicates_of: Vec::new(),
-                registered_by: None,
-                match_key: None,
-                erased: None,
-                id_nonce: None,
-            };
-            if non_empty(f.operator.clone()).is_none() {
-                bail!("--operator is required: the name of the operator who collected the consent form (or set TESSERA_OPERATOR)");
-            }
-            let f = AttendeeFields { site: None, ..f };
-            apply_attendee_fields(&mut a, f, node, ui)?;
-            validate_record(&Record::Attendee(a.clone()), ui)?;
+            let mut a = new_attendee(node, f, ui)?;
             if !force {
                 let people = node.docs().records(RecordKind::Attendee)?;
                 let same = tessera_records::conflicts::probable_duplicates_of(&a, &people);
@@ -818,6 +825,16 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
             a.id_nonce = Some(nonce);
             node.transact(&[(id, Record::Attendee(a))])?;
             saved(ui, ui.t("attendee", "iscritto"), &id);
+        }
+        AttendeeCommand::Import { file, dry_run, columns, consent_by, force } => {
+            let asked = crate::import_csv::ImportRequest {
+                file: &file,
+                dry_run,
+                columns: &columns,
+                consent_by: consent_by.as_deref(),
+                force,
+            };
+            crate::import_csv::import(node, &asked, ui)?;
         }
         AttendeeCommand::Edit { id, fields } => {
             let id = resolve(node, RecordKind::Attendee, &id)?;

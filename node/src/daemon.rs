@@ -192,6 +192,7 @@ fn absolutize(command: &mut Command, cwd: &Path) {
     match command {
         Command::Export(args) => fix(&mut args.file),
         Command::Import(args) => fix(&mut args.file),
+        Command::Attendee(crate::cli::AttendeeCommand::Import { file, .. }) => fix(file),
         Command::Attendee(crate::cli::AttendeeCommand::Erase { network_key: Some(key), .. }) => fix(key),
         _ => {}
     }

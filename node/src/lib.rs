@@ -15,6 +15,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod identity;
+pub mod import_csv;
 pub mod keys;
 pub mod materialize;
 pub mod net_cmd;

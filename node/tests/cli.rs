@@ -914,3 +914,63 @@ fn a_replacement_laptop_takes_over_the_hubs_site_instead_of_making_a_second_one(
     let report = new.ok(&["report", "--by", "site", "--csv"]);
     assert_eq!(report.lines().filter(|l| l.starts_with("Oratorio Prova")).count(), 1, "{report}");
 }
+
+/// A hub's attendee spreadsheet (synthetic people), as an Italian Excel saves it:
+/// `;`, a byte-order mark, a quoted field holding the separator.
+const SHEET: &str = "\u{feff}Nome;Cognome;Anno di nascita;Ruolo;Scuola;Tutore;Telefono tutore;Consenso\n\
+Giulia;Esempio;2013;studente;\"IC Esempio; plesso Sud\";Maria Esempio;3330000000;tutore\n\
+Marco;Prova;1975;genitore;;;;interessato\n";
+
+#[test]
+fn a_spreadsheet_of_attendees_is_checked_row_by_row_and_saved_whole_or_not_at_all() {
+    let hub = Hub::new("Polo Prova");
+    let dir = tempfile::tempdir().unwrap();
+    let sheet = dir.path().join("iscritti.csv");
+    std::fs::write(&sheet, SHEET).unwrap();
+    let path = sheet.to_str().unwrap();
+    let before = hub.log_bytes();
+    let dry = hub.ok(&["attendee", "import", path, "--dry-run"]);
+    assert!(
+        dry.contains("row 2: Giulia Esempio (2013, student)") && dry.contains("row 3: Marco Prova"),
+        "{dry}"
+    );
+    assert!(dry.contains("Dry run: 2 people"), "{dry}");
+    assert_eq!(hub.log_bytes(), before, "a dry run saves nothing");
+
+    // One bad row (a minor without a guardian): every row is listed, nothing is saved.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, format!("{SHEET}Sara;Fittizia;2015;studente;;;;tutore\n")).unwrap();
+    let err = hub.fails(&["attendee", "import", bad.to_str().unwrap()]);
+    assert!(err.contains("1 rows have errors") && err.contains("nothing was saved"), "{err}");
+    let out = hub.run(&["attendee", "import", bad.to_str().unwrap()]);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains("row 4: ERROR") && listed.contains("guardian"), "{listed}");
+    assert!(!listed.contains("Sara"), "errors do not repeat what was typed: {listed}");
+    assert_eq!(hub.log_bytes(), before);
+
+    // An unknown header is refused, or mapped with --column.
+    let odd = dir.path().join("odd.csv");
+    std::fs::write(&odd, "Nome,Cognome,Nascita,Ruolo\nLuca,Prova,1980,cittadino\n").unwrap();
+    let err = hub.fails(&["attendee", "import", odd.to_str().unwrap(), "--consent-by", "self"]);
+    assert!(err.contains("Nascita") && err.contains("--column"), "{err}");
+    hub.ok(&[
+        "attendee",
+        "import",
+        odd.to_str().unwrap(),
+        "--consent-by",
+        "self",
+        "--column",
+        "Nascita=birth-year",
+    ]);
+
+    let saved = hub.ok(&["attendee", "import", path]);
+    assert!(saved.contains("Registered: 2"), "{saved}");
+    let people = hub.ok(&["attendee", "list"]);
+    assert!(people.contains("Giulia") && people.contains("Marco") && people.contains("Luca"), "{people}");
+    let giulia =
+        people.lines().find(|l| l.contains("Giulia")).unwrap().split_whitespace().next().unwrap().to_string();
+    assert!(hub.ok(&["attendee", "show", &giulia]).contains("IC Esempio; plesso Sud"));
+    // The same sheet again: every row is probably already registered.
+    let again = hub.fails(&["attendee", "import", path]);
+    assert!(again.contains("2 rows have errors"), "{again}");
+}
