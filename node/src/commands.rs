@@ -46,7 +46,9 @@ pub fn dispatch(cli: Cli, ui: &Ui) -> Result<()> {
         Command::Admin(cmd) => admin(cmd, ui),
         Command::Audit(cmd) => audit(&dir, cmd),
         Command::Sync { peer } => crate::net_cmd::sync(&dir, &peer, ui),
-        Command::Serve { listen, peers } => crate::net_cmd::serve(&dir, &listen, &peers, ui),
+        Command::Serve { listen, peers, ui_addr, no_ui } => {
+            crate::net_cmd::serve(&dir, &listen, &peers, (!no_ui).then_some(ui_addr.as_str()), ui)
+        }
         command => on_node(&mut Node::open(&dir)?, command, ui),
     }
 }
@@ -290,7 +292,7 @@ fn admin(cmd: AdminCommand, ui: &Ui) -> Result<()> {
 }
 
 /// The name of the organisation that registered `attendee`, if known.
-fn registering_partner(node: &Node, attendee: &Attendee) -> Option<String> {
+pub(crate) fn registering_partner(node: &Node, attendee: &Attendee) -> Option<String> {
     let key = crate::identity::parse_public_key(attendee.registered_by.as_deref()?).ok()?;
     node.store().trust().partner(&tessera_log::PartnerKey(key)).map(|p| p.name.clone())
 }

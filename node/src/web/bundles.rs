@@ -1,0 +1,13 @@
+//! USB bundles (stub while the pages are built).
+use super::not_found;
+use super::security::Ctx;
+use axum::response::Response;
+pub async fn page(ctx: Ctx) -> Response {
+    not_found(&ctx)
+}
+pub async fn export(ctx: Ctx) -> Response {
+    not_found(&ctx)
+}
+pub async fn import(ctx: Ctx) -> Response {
+    not_found(&ctx)
+}
