@@ -17,7 +17,9 @@ use tessera_records::text::fold;
 use tessera_records::validate::{self, ValidationError};
 use tessera_records::vocab::{DeviceCondition, DeviceKind, DeviceOrigin, DeviceStatus};
 
-use super::forms::{self, checkbox, csrf, form_errors, input, select, with_any, FieldErrors, Opts, Typed};
+use super::forms::{
+    self, checkbox, csrf, form_errors, input, select, with_any, FieldErrors, Options, Opts, Typed,
+};
 use super::layout::{notice, page, Section};
 use super::names::{device_label, parse_id, person_name, Names};
 use super::security::Ctx;
@@ -69,9 +71,6 @@ struct DeviceRow {
     site: String,
     borrower: Option<(String, String)>,
 }
-
-/// (value, label) pairs of a `<select>`.
-type Options = Vec<(String, String)>;
 
 fn inventory(node: &Node, filter: &Typed, ui: &Ui) -> Result<(Vec<DeviceRow>, Options)> {
     let names = Names::load(node, ui)?;

@@ -11,6 +11,9 @@ use maud::{html, Markup};
 
 use super::security::{Ctx, CSRF_FIELD};
 
+/// (value sent, label shown) pairs of a `<select>`.
+pub type Options = Vec<(String, String)>;
+
 /// Errors by field name; `""` for errors of the whole form.
 #[derive(Debug, Default, Clone)]
 pub struct FieldErrors(BTreeMap<String, String>);
