@@ -1536,7 +1536,7 @@ fn conflicts_cmd(node: &mut Node, cmd: ConflictsCommand, ui: &Ui) -> Result<()> 
     Ok(())
 }
 
-fn resolution(
+pub(crate) fn resolution(
     node: &Node,
     conflict: &Conflict,
     args: &ResolveArgs,
