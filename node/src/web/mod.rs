@@ -112,7 +112,7 @@ pub fn router(state: AppState) -> Router {
         .route("/reports", get(reports::page))
         .route("/reports/report.csv", get(reports::csv))
         .route("/usb", get(bundles::page))
-        .route("/usb/export", get(bundles::export))
+        .route("/usb/export", post(bundles::export))
         .route("/usb/import", upload)
         .fallback(not_found_route)
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
