@@ -583,7 +583,7 @@ fn radio_group(
 ) -> Markup {
     let error = errors.get(name);
     html! {
-        fieldset class={@if error.is_some() { "has-error" }} aria-describedby=[error.map(|_| format!("e-{name}"))] {
+        fieldset id={"f-" (name)} class={@if error.is_some() { "has-error" }} aria-describedby=[error.map(|_| format!("e-{name}"))] {
             legend { (legend) }
             @if choices.is_empty() { p class="muted" { (empty) } }
             ul class="choices" {

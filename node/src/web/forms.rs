@@ -64,6 +64,11 @@ pub fn form_errors(ctx: &Ctx, errors: &FieldErrors) -> Markup {
             div class="notice error" role="alert" {
                 p { strong { (ctx.t("Not saved: please correct the fields marked below.", "Non salvato: correggi i campi segnalati qui sotto.")) } }
                 @if let Some(general) = errors.get("") { p { (general) } }
+                ul class="error-links" {
+                    @for (field, message) in errors.0.iter().filter(|(f, _)| !f.is_empty()) {
+                        li { a href={"#f-" (field)} { (message) } }
+                    }
+                }
             }
         }
     }

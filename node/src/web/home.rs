@@ -170,7 +170,7 @@ fn agenda(ctx: &Ctx, view: &HomeView) -> Markup {
 
 fn overdue(ctx: &Ctx, view: &HomeView) -> Markup {
     html! {
-        section class="card" aria-labelledby="h-overdue" {
+        section class="card wide" aria-labelledby="h-overdue" {
             h2 id="h-overdue" { (ctx.t("Overdue loans: whom to call", "Prestiti scaduti: chi chiamare")) }
             @if view.overdue.is_empty() {
                 p class="muted" { (ctx.t("No loan is overdue.", "Nessun prestito è scaduto.")) }
