@@ -72,7 +72,7 @@ pub fn contact_of(a: &Attendee, ui: &Ui) -> String {
         Some(g) => {
             let reach =
                 [g.phone.clone(), g.email.clone()].into_iter().flatten().collect::<Vec<_>>().join(", ");
-            format!("{} {} ({reach})", ui.t("guardian", "tutore"), g.name)
+            format!("{}: {} ({reach})", ui.t("guardian", "tutore"), g.name)
         }
         None => ui.t("no contact recorded", "nessun contatto registrato").into(),
     }
@@ -280,9 +280,9 @@ fn render(ctx: &Ctx, view: &HomeView, message: Option<Markup>) -> Response {
         }
         div class="cards" {
             (agenda(ctx, view))
-            (overdue(ctx, view))
             (conflicts_card(ctx, view))
             (sync_card(ctx, &view.sync))
+            (overdue(ctx, view))
         }
     };
     page(ctx, Section::Home, ctx.t("Today", "Oggi"), body)
@@ -333,4 +333,93 @@ pub async fn sync_now(
     };
     let view = view(&state, &ctx).await?;
     Ok(render(&ctx, &view, Some(message)))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::web::testing::{tessera, TestPage};
+
+    #[tokio::test]
+    async fn today_shows_the_agenda_and_whom_to_call_about_an_overdue_loan() {
+        let day = tessera_records::model::format_date(crate::commands::today());
+        let page = TestPage::with(|data| {
+            tessera(
+                data,
+                &["device", "add", "--tag", "TAB-0042", "--kind", "tablet", "--origin", "refurbished"],
+            );
+            let saved = tessera(
+                data,
+                &[
+                    "attendee",
+                    "add",
+                    "--given",
+                    "Giulia",
+                    "--family",
+                    "Esempio",
+                    "--birth-year",
+                    "2014",
+                    "--role",
+                    "student",
+                    "--guardian-name",
+                    "Anna Esempio",
+                    "--guardian-phone",
+                    "3331234567",
+                    "--consent-by",
+                    "guardian",
+                    "--operator",
+                    "Operatore Prova",
+                ],
+            );
+            let person = saved.split_whitespace().last().unwrap().to_string();
+            tessera(
+                data,
+                &[
+                    "loan",
+                    "add",
+                    "--device",
+                    "TAB-0042",
+                    "--attendee",
+                    &person,
+                    "--start",
+                    "2026-01-10",
+                    "--expected-return",
+                    "2026-02-10",
+                    "--agreement-signed",
+                ],
+            );
+            let (start, end) = (format!("{day}T15:00"), format!("{day}T17:00"));
+            tessera(
+                data,
+                &[
+                    "session",
+                    "add",
+                    "--kind",
+                    "course",
+                    "--topic",
+                    "Registro elettronico",
+                    "--start",
+                    &start,
+                    "--end",
+                    &end,
+                ],
+            );
+        });
+        let home = page.get("/").await;
+        assert_eq!(home.status, 200);
+        assert!(
+            home.body.contains("15:00–17:00") && home.body.contains("Registro elettronico"),
+            "{}",
+            home.body
+        );
+        assert!(
+            home.body.contains("Giulia Esempio") && home.body.contains("tutore: Anna Esempio (3331234567)")
+        );
+        assert!(
+            home.body.contains("TAB-0042")
+                && home.body.contains("10/02/2026")
+                && home.body.contains("giorni di ritardo")
+        );
+        assert!(home.body.contains("Nessun conflitto."));
+        assert!(home.body.contains("Nessun nodo o relay configurato"), "no sync-now button without peers");
+    }
 }
