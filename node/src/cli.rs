@@ -72,6 +72,13 @@ pub enum Command {
         /// A peer or relay to keep a session with (HOST:PORT); repeat for several.
         #[arg(long = "peer")]
         peers: Vec<String>,
+        /// Address of the operator's page (a browser on this computer opens
+        /// http://ADDR). Only this computer can reach the default.
+        #[arg(long = "ui", value_name = "ADDR", default_value = crate::web::DEFAULT_ADDR)]
+        ui_addr: String,
+        /// Serve no operator's page (sync only).
+        #[arg(long, conflicts_with = "ui_addr")]
+        no_ui: bool,
     },
     /// After damage to the disk: confirm that every peer and relay has been synced, so
     /// this node may sign again although an unreadable record is left in its log.

@@ -46,7 +46,9 @@ pub fn dispatch(cli: Cli, ui: &Ui) -> Result<()> {
         Command::Admin(cmd) => admin(cmd, ui),
         Command::Audit(cmd) => audit(&dir, cmd),
         Command::Sync { peer } => crate::net_cmd::sync(&dir, &peer, ui),
-        Command::Serve { listen, peers } => crate::net_cmd::serve(&dir, &listen, &peers, ui),
+        Command::Serve { listen, peers, ui_addr, no_ui } => {
+            crate::net_cmd::serve(&dir, &listen, &peers, (!no_ui).then_some(ui_addr.as_str()), ui)
+        }
         command => on_node(&mut Node::open(&dir)?, command, ui),
     }
 }
@@ -393,7 +395,6 @@ fn admin(cmd: AdminCommand, ui: &Ui) -> Result<()> {
     Ok(())
 }
 
-/// The name of the organisation that registered `attendee`, if known.
 /// A person's name as an operator reads it in a list, or what stands in for it
 /// (another organisation's person, an erased one).
 fn person_name(node: &Node, person: &RecordRef, ui: &Ui) -> Result<String> {
@@ -427,7 +428,8 @@ fn contact_of(node: &Node, person: &RecordRef, ui: &Ui) -> Result<String> {
     })
 }
 
-fn registering_partner(node: &Node, attendee: &Attendee) -> Option<String> {
+/// The name of the organisation that registered `attendee`, if known.
+pub(crate) fn registering_partner(node: &Node, attendee: &Attendee) -> Option<String> {
     let key = crate::identity::parse_public_key(attendee.registered_by.as_deref()?).ok()?;
     node.store().trust().partner(&tessera_log::PartnerKey(key)).map(|p| p.name.clone())
 }
@@ -1882,7 +1884,7 @@ fn conflicts_cmd(node: &mut Node, cmd: ConflictsCommand, ui: &Ui) -> Result<()> 
     Ok(())
 }
 
-fn resolution(
+pub(crate) fn resolution(
     node: &Node,
     conflict: &Conflict,
     args: &ResolveArgs,

@@ -4,7 +4,7 @@
 //! Map: [`config`] (data directory), [`identity`] (`init`, `admin`), [`node`]
 //! (`Node::transact`: one signed, durable envelope per action), [`materialize`]
 //! (documents and the record index derived from the log), [`cli`] (arguments),
-//! [`commands`] (what each command does), [`bundle_io`] (export/import), [`ui`].
+//! [`commands`] (what each command does), [`bundle_io`] (export/import), [`ui`], [`web`] (the operator's page).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod audit;
@@ -23,5 +23,6 @@ pub mod node;
 pub mod passphrase;
 pub use tessera_store::trust_file;
 pub mod ui;
+pub mod web;
 
 pub use node::Node;

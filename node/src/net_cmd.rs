@@ -331,8 +331,32 @@ impl Dialer {
     }
 }
 
-/// `tessera serve --listen ADDR [--peer HOST:PORT ...]`.
-pub fn serve(dir: &Path, listen: &str, peers: &[String], ui: &Ui) -> Result<()> {
+/// Binds the operator's page. A port already in use (another daemon, another
+/// program) does not stop the daemon: syncing matters more than the page, so it says
+/// so and goes on without it.
+async fn bind_page(addr: &str, ui: &Ui) -> Option<tokio::net::TcpListener> {
+    match crate::web::bind(addr).await {
+        Ok(listener) => Some(listener),
+        Err(e) => {
+            let cause = e.root_cause().to_string();
+            crate::errln!(
+                "{} {addr} ({cause}). {}",
+                ui.t(
+                    "warning: the operator's page could not be opened on",
+                    "attenzione: non è stato possibile aprire la pagina dell'operatore su"
+                ),
+                ui.t(
+                    "Syncing goes on without it; choose another address with --ui 127.0.0.1:PORT, or --no-ui.",
+                    "La sincronizzazione continua senza la pagina; scegli un altro indirizzo con --ui 127.0.0.1:PORTA, o --no-ui."
+                )
+            );
+            None
+        }
+    }
+}
+
+/// `tessera serve --listen ADDR [--peer HOST:PORT ...] [--ui ADDR | --no-ui]`.
+pub fn serve(dir: &Path, listen: &str, peers: &[String], page_addr: Option<&str>, ui: &Ui) -> Result<()> {
     let listen = resolve(listen)?;
     let peer_addrs: Vec<(String, SocketAddr)> =
         peers.iter().map(|p| resolve(p).map(|a| (p.clone(), a))).collect::<Result<_>>()?;
@@ -349,6 +373,10 @@ pub fn serve(dir: &Path, listen: &str, peers: &[String], ui: &Ui) -> Result<()> 
         let endpoint = Endpoint::bind(listen, identity)?;
         let control = tessera_control::server::Listener::bind(&crate::daemon::socket_path(dir))?;
         let _pid_file = crate::daemon::PidFile::write(dir)?;
+        let page = match page_addr {
+            Some(addr) => bind_page(addr, ui).await,
+            None => None,
+        };
         crate::outln!(
             "{} {} ({})",
             ui.t("Listening on", "In ascolto su"),
@@ -361,6 +389,15 @@ pub fn serve(dir: &Path, listen: &str, peers: &[String], ui: &Ui) -> Result<()> 
 
         // Commands typed beside the daemon.
         let dialer = Dialer { endpoint: endpoint.clone(), network, device, ids: ids.clone(), stop: stop.clone() };
+
+        // The operator's page.
+        if let Some(listener) = page {
+            let bound = listener.local_addr()?;
+            let targets = crate::web::SyncTargets { dialer: dialer.clone(), peers: peers.to_vec() };
+            let state = crate::web::AppState::new(hub.clone(), bound, Some(targets))?;
+            crate::outln!("{} http://{bound}", ui.t("Operator's page:", "Pagina dell'operatore:"));
+            tasks.spawn(crate::web::run(listener, state, stop.clone()));
+        }
         tasks.spawn(crate::daemon::serve_control(control, hub, dialer, stop.clone()));
 
         let gate = SessionGate::new(GateLimits {

@@ -369,7 +369,7 @@ impl Cluster {
         let given = format!("Prova{cycle:04}");
         history.attempted.push(given.clone());
         let sync_args: &[&str] = if daemon {
-            &["serve", "--listen", "127.0.0.1:0", "--peer", &self.peer]
+            &["serve", "--listen", "127.0.0.1:0", "--no-ui", "--peer", &self.peer]
         } else {
             &["sync", "--peer", &self.peer]
         };

@@ -27,7 +27,7 @@ impl Serving {
         let mut child = Command::new(bin)
             .arg("--data")
             .arg(dir)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--no-ui"])
             .env("LANG", "C")
             .env_remove("TESSERA_LOG")
             .stdout(Stdio::piped())

@@ -439,7 +439,8 @@ fn count_loan(loan: &Loan, span: &LoanSpan, lookup: &Lookup<'_>, end: NaiveDate,
 const COLUMNS: usize = 7;
 
 impl Report {
-    fn headers(&self, lang: Lang) -> [&'static str; COLUMNS] {
+    /// The column headers in `lang` (the first names the grouping).
+    pub fn headers(&self, lang: Lang) -> [&'static str; COLUMNS] {
         let first = match (self.group_by, lang) {
             (GroupBy::Site, Lang::En) => "Site",
             (GroupBy::Site, Lang::It) => "Sede",
@@ -491,7 +492,8 @@ impl Report {
         }
     }
 
-    fn cells(&self, row: &ReportRow, lang: Lang, decimal: char) -> [String; COLUMNS] {
+    /// One row's cells as shown: the group's label in `lang`, hours with `decimal`.
+    pub fn cells(&self, row: &ReportRow, lang: Lang, decimal: char) -> [String; COLUMNS] {
         [
             self.group_label(&row.group, lang),
             row.unique_attendees.to_string(),

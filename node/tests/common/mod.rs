@@ -311,6 +311,8 @@ impl Drop for RelayProcess {
 pub struct Daemon {
     child: Child,
     pub addr: String,
+    /// The operator's page, `http://127.0.0.1:PORT` (a free port per daemon).
+    pub page: String,
     /// Kept open so the daemon's last messages have somewhere to go.
     _stdout: BufReader<std::process::ChildStdout>,
 }
@@ -323,7 +325,7 @@ impl Daemon {
     /// `serve` with more arguments (`--peer ADDR`).
     pub fn start_with(data: &Path, extra: &[&str]) -> Daemon {
         let mut child = tessera(data)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--ui", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -334,7 +336,12 @@ impl Daemon {
         stdout.read_line(&mut line).unwrap();
         let addr =
             line.split_whitespace().nth(2).unwrap_or_else(|| panic!("no address in {line:?}")).to_string();
-        Daemon { child, addr, _stdout: stdout }
+        // The next line gives the operator's page.
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let page =
+            line.split_whitespace().last().filter(|w| w.starts_with("http://")).unwrap_or("").to_string();
+        Daemon { child, addr, page, _stdout: stdout }
     }
 
     pub fn pid(&self) -> u32 {
