@@ -295,7 +295,8 @@ mod tests {
                     "1990",
                 ];
                 args.extend(["--role", "citizen", "--consent-by", "self", "--operator", "Operatore Prova"]);
-                args.extend(site.map(|s| ["--site", s]).into_iter().flatten());
+                // The second time at the other site: saved although the name is known.
+                args.extend(site.map(|s| ["--site", s, "--force"]).into_iter().flatten());
                 tessera(data, &args);
             }
         });
