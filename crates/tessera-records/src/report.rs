@@ -908,6 +908,100 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Sessions held, training hours, headcount and unique attendees, per month and
+        /// per site, against a brute-force recount from the glossary's words, over
+        /// random histories of three hubs merged together: cancelled sessions, people
+        /// merged into others (chains, and cycles left by opposite merges on two hubs).
+        #[test]
+        fn session_figures_match_a_brute_force_recount_over_merged_hubs(
+            merges in proptest::collection::vec(proptest::option::of(0u8..6), 6),
+            raw in proptest::collection::vec((
+                0u8..3, 0u8..4, 0i64..120, 8u32..19, 15i64..200, proptest::bool::weighted(0.2),
+                proptest::collection::vec((0u8..6, proptest::bool::weighted(0.7)), 0..5), 0u32..30,
+            ), 0..14),
+        ) {
+            let kinds = [SessionKind::Course, SessionKind::SchoolLab, SessionKind::PublicMeeting, SessionKind::HelpDeskAppointment];
+            let names = ["Polo Alfa", "Polo Beta", "Sportello Gamma"];
+            let mut records: Vec<(DocId, Record)> = (0..3u8)
+                .map(|n| (id(RecordKind::Site, n + 1), Record::Site(site(names[n as usize], "Cooperativa Uno"))))
+                .collect();
+            for (n, into) in merges.iter().enumerate() {
+                let mut a = adult("Persona", &format!("Prova{n}"), r(RecordKind::Site, n as u8 % 3 + 1));
+                a.merged_into = into.filter(|m| *m as usize != n).map(|m| r(RecordKind::Attendee, m + 1));
+                records.push((id(RecordKind::Attendee, n as u8 + 1), Record::Attendee(a)));
+            }
+            let base = day("2026-01-01");
+            // (site, month, kind, minutes, cancelled, present people, headcount)
+            let mut truth = Vec::new();
+            for (n, (site_n, kind_n, offset, hour, minutes, cancelled, people, headcount)) in raw.iter().enumerate() {
+                let kind = kinds[*kind_n as usize];
+                let start = (base + chrono::Duration::days(*offset)).and_hms_opt(*hour, 0, 0).unwrap();
+                let end = start + chrono::Duration::minutes(*minutes);
+                let mut s = session(r(RecordKind::Site, site_n + 1), kind, &crate::model::format_date_time(start), &crate::model::format_date_time(end));
+                let mut seen = BTreeSet::new();
+                for (who, present) in people {
+                    if seen.insert(*who) {
+                        s.participants.push(Participant { attendee: r(RecordKind::Attendee, who + 1), present: *present });
+                    }
+                }
+                if kind == SessionKind::PublicMeeting {
+                    s.headcount = *headcount;
+                }
+                if *cancelled {
+                    s.cancelled = Some("inserito due volte".into());
+                }
+                let present: Vec<u8> = s.participants.iter().filter(|p| p.present).map(|p| p.attendee.id().0[1] - 1).collect();
+                truth.push((*site_n, start.format("%Y-%m").to_string(), kind, *minutes, *cancelled, present, s.headcount));
+                records.push((id(RecordKind::Session, n as u8 + 1), Record::Session(s)));
+            }
+            // The person an attendee stands for, from the words: follow "merged into";
+            // where the chain comes back on itself, the smallest of the circle.
+            let person = |start: u8| -> u8 {
+                let mut path = vec![start];
+                let mut at = start;
+                while let Some(next) = merges[at as usize].filter(|m| *m != at) {
+                    if let Some(i) = path.iter().position(|p| *p == next) {
+                        return *path[i..].iter().min().unwrap();
+                    }
+                    path.push(next);
+                    at = next;
+                }
+                at
+            };
+            #[derive(Default, PartialEq, Debug)]
+            struct Expected { held: u64, minutes: i64, headcount: u64, people: BTreeSet<u8> }
+            let mut by_month: BTreeMap<String, Expected> = BTreeMap::new();
+            let mut by_site: BTreeMap<String, Expected> = BTreeMap::new();
+            for (site_n, month, kind, minutes, cancelled, present, headcount) in &truth {
+                if *cancelled {
+                    continue;
+                }
+                for e in [by_month.entry(month.clone()).or_default(), by_site.entry(names[*site_n as usize].to_string()).or_default()] {
+                    e.held += 1;
+                    if matches!(kind, SessionKind::Course | SessionKind::SchoolLab) {
+                        e.minutes += minutes;
+                    }
+                    e.headcount += u64::from(*headcount) + present.len() as u64;
+                    e.people.extend(present.iter().map(|p| person(*p)));
+                }
+            }
+            let today = day("2026-12-01");
+            for (group_by, expected) in [(GroupBy::Month, by_month), (GroupBy::Site, by_site)] {
+                let q = ReportQuery { from: None, to: None, group_by, today, partner: None };
+                let got = report(&records, &q);
+                let rows: Vec<(String, u64, f64, u64, u64)> = got.rows.iter()
+                    .filter(|r| r.sessions_held > 0)
+                    .map(|r| (r.group.clone(), r.sessions_held, r.training_hours, r.headcount, r.unique_attendees))
+                    .collect();
+                let want: Vec<(String, u64, f64, u64, u64)> = expected.into_iter()
+                    .map(|(g, e)| (g, e.held, e.minutes as f64 / 60.0, e.headcount, e.people.len() as u64))
+                    .collect();
+                proptest::prop_assert_eq!(rows, want);
+            }
+        }
+    }
+
+    proptest::proptest! {
         /// Devices on loan and overdue loans, per month and in total, against a
         /// day-by-day recount over random loans and periods.
         #[test]
