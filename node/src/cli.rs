@@ -653,9 +653,12 @@ impl Command {
 pub fn error_text(error: &anyhow::Error, ui: &Ui) -> (String, u8) {
     use std::fmt::Write as _;
     let mut text = String::new();
-    let _ = writeln!(text, "{} {error}", ui.t("error:", "errore:"));
-    for cause in error.chain().skip(1) {
-        let _ = writeln!(text, "  {} {cause}", ui.t("because:", "perché:"));
+    for (i, cause) in error.chain().enumerate() {
+        let said = crate::msg::cause_text(cause, ui);
+        match i {
+            0 => _ = writeln!(text, "{} {said}", ui.t("error:", "errore:")),
+            _ => _ = writeln!(text, "  {} {said}", ui.t("because:", "perché:")),
+        }
     }
     let code = match error.downcast_ref::<crate::audit::AuditFailed>() {
         Some(failed) => failed.code,

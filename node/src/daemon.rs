@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use crate::msg::SaidContext as _;
+use anyhow::Result;
 use tessera_control::{Client, ControlError, Done, Request, PROTOCOL};
 use tessera_log::LogEntry;
 use tessera_net::driver::Stored;
@@ -109,7 +110,13 @@ fn typed_args() -> Result<Vec<String>> {
     std::env::args_os()
         .skip(1)
         .map(|arg| {
-            arg.into_string().map_err(|arg| anyhow::anyhow!("the argument {arg:?} is not valid text (UTF-8)"))
+            arg.into_string().map_err(|arg| {
+                crate::said!(
+                    "the argument {arg:?} is not valid text (UTF-8)",
+                    "l'argomento {arg:?} non è testo valido (UTF-8)"
+                )
+                .into()
+            })
         })
         .collect()
 }
@@ -168,7 +175,8 @@ pub fn forward(dir: &Path, ui: &Ui) -> Result<Option<Done>> {
     let Some(client) = Client::connect_within(&socket, wait).map_err(stuck)? else {
         return Ok(None);
     };
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let cwd = std::env::current_dir()
+        .said("cannot read the current directory", "non riesco a leggere la cartella corrente")?;
     let request = Request { protocol: PROTOCOL, args: typed_args()?, cwd, locale: locale() };
     client.with_silence(wait).call(&request).map(Some).map_err(stuck)
 }
@@ -237,7 +245,13 @@ pub async fn answer(hub: Hub, net: crate::net_cmd::Dialer, request: Request) -> 
             });
             work.await.unwrap_or_else(|e| Done {
                 stdout: String::new(),
-                stderr: format!("the command stopped with an internal error: {e}\n"),
+                stderr: format!(
+                    "{} {e}\n",
+                    ui.t(
+                        "the command stopped with an internal error:",
+                        "il comando si è fermato per un errore interno:"
+                    )
+                ),
                 code: 1,
             })
         }
@@ -304,7 +318,7 @@ impl PidFile {
     pub fn write(dir: &Path) -> Result<PidFile> {
         let path = dir.join(PID_FILE);
         std::fs::write(&path, format!("{}\n", std::process::id()))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+            .with_said(|| crate::msg::cannot("write", &path))?;
         Ok(PidFile(path))
     }
 }

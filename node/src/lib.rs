@@ -17,6 +17,7 @@ pub mod demo;
 pub mod identity;
 pub mod keys;
 pub mod materialize;
+pub mod msg;
 pub mod net_cmd;
 pub mod node;
 pub use tessera_store::trust_file;

@@ -577,8 +577,11 @@ mod tests {
         let source = include_str!("validate.rs");
         let rules = &source[..source.find("#[cfg(test)]").unwrap()];
         // The rules, without the table and the Italian messages themselves.
-        let code = [&rules[..rules.find("pub const FIELD_NAMES").unwrap()], &rules[rules.find("type Check =").unwrap()..]]
-            .concat();
+        let code = [
+            &rules[..rules.find("pub const FIELD_NAMES").unwrap()],
+            &rules[rules.find("type Check =").unwrap()..],
+        ]
+        .concat();
         // The field names the rules pass: string literals right after a `field` or as
         // the second argument of the small checkers (`name(&x, "given name")`).
         let mut named = std::collections::BTreeSet::new();
@@ -587,7 +590,8 @@ mod tests {
             let Some(end) = rest.find('"') else { continue };
             let word = &rest[..end];
             let next = rest[end + 1..].trim_start();
-            let field_like = word.len() >= 3 && word.chars().all(|c| c.is_ascii_lowercase() || c == ' ' || c == '-');
+            let field_like =
+                word.len() >= 3 && word.chars().all(|c| c.is_ascii_lowercase() || c == ' ' || c == '-');
             if field_like && (next.starts_with(')') || next.starts_with(',')) {
                 named.insert(word);
             }
