@@ -212,10 +212,16 @@ fn finish(result: Result<()>, mut captured: crate::ui::Captured, ui: &Ui) -> Don
 
 /// The daemon's answer to one request.
 pub async fn answer(hub: Hub, net: crate::net_cmd::Dialer, request: Request) -> Done {
-    let parsed = Cli::try_parse_from_args(&request.args);
+    let typed: Vec<std::ffi::OsString> = request.args.iter().map(Into::into).collect();
+    let lang = match crate::cli::lang_flag(&typed).map(|flag| Ui::for_locale(Some(&flag), &request.locale)) {
+        Some(Ok(ui)) => ui.lang,
+        Some(Err(_)) => tessera_records::vocab::Lang::It,
+        None => Ui::for_locale(None, &request.locale).map_or(tessera_records::vocab::Lang::It, |ui| ui.lang),
+    };
+    let parsed = Cli::try_parse_from_args(&request.args, lang);
     let cli = match parsed {
         Ok(cli) => cli,
-        Err(e) => return Done { stdout: String::new(), stderr: e.to_string(), code: 2 },
+        Err(e) => return Done { stdout: String::new(), stderr: e.text(), code: 2 },
     };
     let ui = match Ui::for_locale(cli.lang.as_deref(), &request.locale) {
         Ok(ui) => ui,

@@ -14,6 +14,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod help_it;
 pub mod identity;
 pub mod keys;
 pub mod materialize;
