@@ -331,6 +331,11 @@ fn admin(cmd: AdminCommand, ui: &Ui) -> Result<()> {
         AdminCommand::RevokeDevice { key, key_role, network, device, after, reason, out } => {
             let network = crate::trust_file::parse_network(&network)?;
             let device = tessera_log::DeviceKey(identity::parse_public_key(&device)?);
+            let key_role = match fold(&key_role).as_str() {
+                "ente" => "partner".to_string(),
+                "rete" => "network".to_string(),
+                _ => key_role,
+            };
             if key_role != "partner" && key_role != "network" {
                 bail!(
                     "{}",
@@ -2186,11 +2191,19 @@ fn audit(dir: &std::path::Path, cmd: AuditCommand, ui: &Ui) -> Result<()> {
                     .transpose()?,
                 kind: kind
                     .map(|k| {
-                        RecordKind::from_str_exact(&k).with_context(|| {
+                        let italian = match fold(&k).as_str() {
+                            "sede" => Some(RecordKind::Site),
+                            "iscritto" | "iscritta" | "persona" => Some(RecordKind::Attendee),
+                            "dispositivo" => Some(RecordKind::Device),
+                            "prestito" | "comodato" => Some(RecordKind::Loan),
+                            "incontro" => Some(RecordKind::Session),
+                            _ => None,
+                        };
+                        RecordKind::from_str_exact(&k).or(italian).with_context(|| {
                             tr!(
                                 ui,
                                 "--kind `{k}`: use site, attendee, device, loan or session",
-                                "--kind `{k}`: usa site (sede), attendee (iscritto), device (dispositivo), loan (prestito) o session (incontro)"
+                                "--kind `{k}`: usa sede, iscritto, dispositivo, prestito o incontro (anche site, attendee, device, loan, session)"
                             )
                         })
                     })
