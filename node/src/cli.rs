@@ -646,12 +646,14 @@ impl Cli {
     }
 }
 
-/// The language of a command line before it is parsed: `--lang` if given (and known),
-/// else the locale's ([`Ui::new`]).
+/// The language of a command line before it is parsed: `--lang` if given (Italian if
+/// unknown), else the locale's ([`Ui::new`]).
 pub fn lang_of_args(args: &[std::ffi::OsString]) -> Lang {
     match lang_flag(args).as_deref().map(Lang::parse) {
         Some(Ok(lang)) => lang,
-        _ => Ui::new(None).map_or(Lang::It, |ui| ui.lang),
+        // An unknown --lang is itself an error, said in Italian.
+        Some(Err(_)) => Lang::It,
+        None => Ui::new(None).map_or(Lang::It, |ui| ui.lang),
     }
 }
 

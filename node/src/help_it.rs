@@ -488,8 +488,14 @@ const TEMPLATE: &str = "{before-help}{about-with-newline}\nUso: {usage}\n\n{all-
 
 /// The Italian `about` of the command at `path`.
 pub fn about(path: &str) -> Option<&'static str> {
-    let path = path.strip_prefix("help").map(str::trim_start).filter(|_| path != "help").unwrap_or(path);
+    let path = if path == "help" || path.ends_with(" help") { "help".to_string() } else { unhelp(path) };
     COMMANDS.iter().find(|(p, _)| *p == path).map(|(_, it)| *it)
+}
+
+/// The path of the command that a command of clap's `help` tree stands for
+/// (`help site add` is `site add`).
+fn unhelp(path: &str) -> String {
+    path.split(' ').filter(|word| *word != "help").collect::<Vec<_>>().join(" ")
 }
 
 /// The Italian help and value name of argument `id` of the command at `path`: looked
@@ -521,8 +527,7 @@ fn localize_at(mut cmd: Command, path: &str) -> Command {
     cmd = cmd.help_template(TEMPLATE).subcommand_help_heading("Comandi").subcommand_value_name("COMANDO");
     let ids: Vec<String> = cmd.get_arguments().map(|a| a.get_id().to_string()).collect();
     for id in ids {
-        let lookup = path.strip_prefix("help").filter(|_| !path.is_empty()).map_or(path, str::trim_start);
-        let found = arg(lookup, &id);
+        let found = arg(&unhelp(path), &id);
         cmd = cmd.mut_arg(&id, |a| {
             let heading = if a.is_positional() { "Argomenti" } else { "Opzioni" };
             let mut a = a.help_heading(heading);
@@ -531,8 +536,10 @@ fn localize_at(mut cmd: Command, path: &str) -> Command {
             let defaults: Vec<String> =
                 a.get_default_values().iter().map(|v| v.to_string_lossy().into_owned()).collect();
             let shown = a.get_action().takes_values() && !a.is_hide_default_value_set();
-            if shown && !defaults.is_empty() && !defaults.iter().all(String::is_empty) {
-                help.push_str(&format!(" [predefinito: {}]", defaults.join(", ")));
+            if shown && !defaults.is_empty() {
+                if !defaults.iter().all(String::is_empty) {
+                    help.push_str(&format!(" [predefinito: {}]", defaults.join(", ")));
+                }
                 a = a.hide_default_value(true);
             }
             if let Some(env) = a.get_env().map(|e| e.to_string_lossy().into_owned()) {
@@ -699,7 +706,7 @@ mod tests {
         for sub in cmd.get_subcommands() {
             let name = sub.get_name();
             if name == "help" {
-                f(sub, name);
+                f(sub, format!("{path} help").trim_start());
                 continue;
             }
             let sub_path = if path.is_empty() { name.to_string() } else { format!("{path} {name}") };

@@ -256,7 +256,56 @@ pub fn foreign(cause: &(dyn StdError + 'static)) -> Option<String> {
             T::TooLarge { path, len } => {
                 format!("{} è troppo grande per un file di fiducia ({len} byte)", path.display())
             }
-            T::Malformed(why) => format!("non è un file di fiducia di Tessera valido: {why}"),
+            // What `parse_network` says of a typed network id.
+            T::Malformed(why) => match why.split_once("` is not a") {
+                Some((typed, rest)) if rest.contains("network id") => {
+                    let typed = typed.trim_start_matches('`');
+                    format!("`{typed}` non è un id di rete valido (64 cifre esadecimali)")
+                }
+                _ => "non è un file di fiducia di Tessera valido".into(),
+            },
+        });
+    }
+    if let Some(e) = cause.downcast_ref::<tessera_log::BundleError>() {
+        use tessera_log::BundleError as B;
+        return Some(match e {
+            B::NotABundle { .. } => "non è un pacchetto Tessera: il file non inizia con \"TSBUNDLE\"".into(),
+            B::UnsupportedVersion { found, supported } => format!(
+                "questo pacchetto ha la versione di formato {found}; questa versione di Tessera legge la \
+                 {supported} (l'ha scritto un Tessera più recente)"
+            ),
+            B::Header { field, start, end, .. } => {
+                format!("intestazione del pacchetto, {field} ai byte {start}..{end}: non leggibile")
+            }
+            B::Entry { index, start, end, .. } => {
+                format!("voce {index} ai byte {start}..{end}: non leggibile")
+            }
+            B::UnknownFrame { offset, entries_read, .. } => format!(
+                "byte {offset}, dopo {entries_read} voci: contenuto sconosciuto: il file è danneggiato"
+            ),
+            B::TooManyEntries { offset, max } => {
+                format!("byte {offset}: il pacchetto contiene più di {max} voci, il limite")
+            }
+            B::Truncated { offset, entries_read, .. } => format!(
+                "il pacchetto finisce al byte {offset}, dopo {entries_read} voci complete: il file è \
+                 incompleto (una copia interrotta?) e non ha una fine valida"
+            ),
+            B::CountMismatch { offset, declared, read } => format!(
+                "la fine al byte {offset} dichiara {declared} voci ma il pacchetto ne contiene {read}: \
+                 sono state aggiunte o tolte voci"
+            ),
+            B::HashMismatch { hash_at } => format!(
+                "il contenuto del pacchetto non corrisponde all'impronta al byte {hash_at}: il file è stato \
+                 alterato o danneggiato"
+            ),
+            B::BadSignature { exporter, offset } => format!(
+                "la firma al byte {offset} del dispositivo {exporter} non è valida: il pacchetto è stato \
+                 alterato o falsificato, o appartiene a un'altra rete"
+            ),
+            B::TrailingBytes { offset } => {
+                format!("byte {offset}: dati dopo la fine di un pacchetto completo (byte aggiunti al file)")
+            }
+            B::Io { offset, .. } => format!("non riesco a leggere il pacchetto al byte {offset}"),
         });
     }
     if let Some(e) = cause.downcast_ref::<NetError>() {
