@@ -12,7 +12,8 @@ use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use crate::msg::SaidContext as _;
+use anyhow::{bail, Result};
 use tessera_log::bundle::{BundleReader, BundleWriter};
 use tessera_log::{LogEntry, VersionVector};
 use tessera_store::{IngestReport, Policy};
@@ -38,7 +39,7 @@ pub struct Exported {
 pub fn export(node: &Node, path: &Path) -> Result<Exported> {
     let store = node.store();
     let tmp = path.with_extension("partial");
-    let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let file = File::create(&tmp).with_said(|| crate::msg::cannot("create", &tmp))?;
     let key = tessera_store::read_secret_key(
         &node.dir().join(crate::config::KEYS_DIR).join(crate::config::DEVICE_KEY_FILE),
         "device",
@@ -51,23 +52,23 @@ pub fn export(node: &Node, path: &Path) -> Result<Exported> {
         &VersionVector::new(),
         store.heads(),
     )
-    .with_context(|| format!("cannot write {}", tmp.display()))?;
+    .with_said(|| crate::msg::cannot("write", &tmp))?;
     for entry in store.trust().entries_in_order() {
         writer.write_entry(&LogEntry::Trust(entry.clone()))?;
     }
     for item in store.entries_from(store.log_start()) {
         let (_, entry) = item?;
         if let LogEntry::Envelope(_) = entry {
-            writer.write_entry(&entry).with_context(|| format!("cannot write {}", tmp.display()))?;
+            writer.write_entry(&entry).with_said(|| crate::msg::cannot("write", &tmp))?;
         }
     }
     let entries = writer.entries_written();
-    let mut out = writer.finish().with_context(|| format!("cannot write {}", tmp.display()))?;
+    let mut out = writer.finish().with_said(|| crate::msg::cannot("write", &tmp))?;
     out.flush()?;
     let file = out.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all().with_context(|| format!("cannot write {}", tmp.display()))?;
+    file.sync_all().with_said(|| crate::msg::cannot("write", &tmp))?;
     let bytes = file.metadata()?.len();
-    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    fs::rename(&tmp, path).with_said(|| crate::msg::cannot("write", path))?;
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         File::open(dir)?.sync_all()?;
     }
@@ -124,9 +125,13 @@ fn exporter_certified(node: &Node, entries: &[LogEntry], exporter: &tessera_log:
 /// Reads a bundle or trust file and stores its valid entries. A bundle whose exporter
 /// is not certified is refused ([`UnknownExporter`]) unless `allow_unknown_exporter`.
 pub fn import(node: &mut Node, path: &Path, allow_unknown_exporter: bool) -> Result<Imported> {
-    let meta = fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let meta = fs::metadata(path).with_said(|| crate::msg::cannot("read", path))?;
     if meta.len() > BUNDLE_FILE_BYTES_MAX {
-        bail!("{} is too large to import ({} bytes)", path.display(), meta.len());
+        let (file, len) = (path.display(), meta.len());
+        bail!(crate::said!(
+            "{file} is too large to import ({len} bytes)",
+            "{file} è troppo grande per essere importato ({len} byte)"
+        ));
     }
     let mut head = [0u8; 32];
     let head_len = {
@@ -137,34 +142,47 @@ pub fn import(node: &mut Node, path: &Path, allow_unknown_exporter: bool) -> Res
     if trust_file::looks_like(&head[..head_len]) {
         let (file_network, entries) = trust_file::read(path)?;
         if file_network != network {
-            bail!(
-                "{} is for network {}, but this node is in network {}",
-                path.display(),
-                file_network.short(),
-                network.short()
-            );
+            let (file, theirs, ours) = (path.display(), file_network.short(), network.short());
+            bail!(crate::said!(
+                "{file} is for network {theirs}, but this node is in network {ours}",
+                "{file} è per la rete {theirs}, ma questo nodo è nella rete {ours}"
+            ));
         }
         let entries: Vec<LogEntry> = entries.into_iter().map(LogEntry::Trust).collect();
         let (report, catch_up) = node.ingest(&entries, Policy::SkipInvalid)?;
         return Ok(Imported { kind: "trust", report, catch_up, entries, claimed_absent: 0 });
     }
-    let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut reader = BundleReader::open(BufReader::new(file))
-        .with_context(|| format!("{} is not a readable Tessera bundle", path.display()))?;
+    let file = File::open(path).with_said(|| crate::msg::cannot("read", path))?;
+    let mut reader = BundleReader::open(BufReader::new(file)).with_said(|| {
+        let file = path.display();
+        (
+            format!("{file} is not a readable Tessera bundle"),
+            format!("{file} non è un pacchetto Tessera leggibile"),
+        )
+    })?;
     if reader.header().network != network {
-        bail!(
-            "{} belongs to network {}, but this node is in network {}: nothing was imported",
-            path.display(),
-            reader.header().network.short(),
-            network.short()
-        );
+        let (file, theirs, ours) = (path.display(), reader.header().network.short(), network.short());
+        bail!(crate::said!(
+            "{file} belongs to network {theirs}, but this node is in network {ours}: nothing was imported",
+            "{file} appartiene alla rete {theirs}, ma questo nodo è nella rete {ours}: non è stato importato nulla"
+        ));
     }
     let mut entries = Vec::new();
     for entry in reader.by_ref() {
-        entries.push(entry.with_context(|| format!("{} is damaged: nothing was imported", path.display()))?);
+        entries.push(entry.with_said(|| {
+            let file = path.display();
+            (
+                format!("{file} is damaged: nothing was imported"),
+                format!("{file} è danneggiato: non è stato importato nulla"),
+            )
+        })?);
     }
     if !reader.is_verified() {
-        bail!("{} ended before its signature: nothing was imported", path.display());
+        let file = path.display();
+        bail!(crate::said!(
+            "{file} ended before its signature: nothing was imported",
+            "{file} finisce prima della sua firma: non è stato importato nulla"
+        ));
     }
     let exporter = reader.header().exporter;
     if !allow_unknown_exporter && !exporter_certified(node, &entries, &exporter) {

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
+use tessera_records::vocab::Lang;
+
 use crate::commands;
 use crate::ui::Ui;
 
@@ -690,9 +692,87 @@ pub enum AdminCommand {
 }
 
 impl Cli {
-    /// Parses arguments given without the program's name (what the daemon receives).
-    pub fn try_parse_from_args(args: &[String]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("tessera").chain(args.iter().map(String::as_str)))
+    /// Parses arguments given without the program's name (what the daemon receives),
+    /// help and clap's errors in `lang`.
+    pub fn try_parse_from_args(args: &[String], lang: Lang) -> Result<Cli, ParseFailure> {
+        Cli::parse_in(std::iter::once("tessera".to_string()).chain(args.iter().cloned()), lang)
+    }
+
+    /// Parses a command line (the program's name first), with `--help` and clap's
+    /// errors in `lang` ([`crate::help_it`] for Italian).
+    pub fn parse_in<I, T>(args: I, lang: Lang) -> Result<Cli, ParseFailure>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        match lang {
+            Lang::En => Cli::try_parse_from(args).map_err(ParseFailure::En),
+            Lang::It => crate::help_it::localize(Cli::command())
+                .try_get_matches_from(args)
+                .and_then(|matches| Cli::from_arg_matches(&matches))
+                .map_err(|e| ParseFailure::It(e.apply::<crate::help_it::ItalianErrors>())),
+        }
+    }
+}
+
+/// The language of a command line before it is parsed: `--lang` if given (Italian if
+/// unknown), else the locale's ([`Ui::new`]).
+pub fn lang_of_args(args: &[std::ffi::OsString]) -> Lang {
+    match lang_flag(args).as_deref().map(Lang::parse) {
+        Some(Ok(lang)) => lang,
+        // An unknown --lang is itself an error, said in Italian.
+        Some(Err(_)) => Lang::It,
+        None => Ui::new(None).map_or(Lang::It, |ui| ui.lang),
+    }
+}
+
+/// The value of `--lang` in a command line not parsed yet.
+pub fn lang_flag(args: &[std::ffi::OsString]) -> Option<String> {
+    let mut flag = None;
+    let mut args = args.iter().map(|a| a.to_string_lossy());
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            break;
+        }
+        if arg == "--lang" {
+            flag = args.next().map(|v| v.into_owned());
+        } else if let Some(value) = arg.strip_prefix("--lang=") {
+            flag = Some(value.to_string());
+        }
+    }
+    flag
+}
+
+/// clap stopped: a help or version page to print, or an error, in either language.
+#[derive(Debug)]
+pub enum ParseFailure {
+    En(clap::Error),
+    It(clap::error::Error<crate::help_it::ItalianErrors>),
+}
+
+impl ParseFailure {
+    /// Prints it where clap prints it (help on stdout, errors on stderr).
+    pub fn print(&self) -> std::io::Result<()> {
+        match self {
+            ParseFailure::En(e) => e.print(),
+            ParseFailure::It(e) => e.print(),
+        }
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ParseFailure::En(e) => e.exit_code(),
+            ParseFailure::It(e) => e.exit_code(),
+        }
+    }
+
+    /// The text, without colours.
+    pub fn text(&self) -> String {
+        match self {
+            ParseFailure::En(e) => e.to_string(),
+            ParseFailure::It(e) => e.to_string(),
+        }
     }
 }
 
@@ -723,9 +803,12 @@ impl Command {
 pub fn error_text(error: &anyhow::Error, ui: &Ui) -> (String, u8) {
     use std::fmt::Write as _;
     let mut text = String::new();
-    let _ = writeln!(text, "{} {error}", ui.t("error:", "errore:"));
-    for cause in error.chain().skip(1) {
-        let _ = writeln!(text, "  {} {cause}", ui.t("because:", "perché:"));
+    for (i, cause) in error.chain().enumerate() {
+        let said = crate::msg::cause_text(cause, ui);
+        match i {
+            0 => _ = writeln!(text, "{} {said}", ui.t("error:", "errore:")),
+            _ => _ = writeln!(text, "  {} {said}", ui.t("because:", "perché:")),
+        }
     }
     let code = match error.downcast_ref::<crate::audit::AuditFailed>() {
         Some(failed) => failed.code,

@@ -25,6 +25,7 @@ use crate::cli::*;
 use crate::config::default_data_dir;
 use crate::identity;
 use crate::node::Node;
+use crate::tr;
 use crate::ui::{print_fields, print_table, Ui};
 
 pub fn today() -> NaiveDate {
@@ -44,7 +45,7 @@ pub fn dispatch(cli: Cli, ui: &Ui) -> Result<()> {
         Command::Init(args) => init(&dir, args, ui),
         Command::Quickstart => crate::commands::quickstart(&dir, ui),
         Command::Admin(cmd) => admin(cmd, ui),
-        Command::Audit(cmd) => audit(&dir, cmd),
+        Command::Audit(cmd) => audit(&dir, cmd, ui),
         Command::Sync { peer } => crate::net_cmd::sync(&dir, &peer, ui),
         Command::Serve { listen, peers, ui_addr, no_ui } => {
             crate::net_cmd::serve(&dir, &listen, &peers, (!no_ui).then_some(ui_addr.as_str()), ui)
@@ -70,7 +71,7 @@ pub fn on_node(node: &mut Node, command: Command, ui: &Ui) -> Result<()> {
             import(node, args, ui)?;
             // A node taking over a site (`init --site-of`) adopts it as soon as it is known.
             if let Some(wanted) = node.config.site_of.clone() {
-                if !sites_named(node, &wanted)?.is_empty() {
+                if !sites_named(node, &wanted, ui)?.is_empty() {
                     adopt_site(node, &wanted, ui)?;
                 }
             }
@@ -78,7 +79,14 @@ pub fn on_node(node: &mut Node, command: Command, ui: &Ui) -> Result<()> {
         }
         Command::Repair { damage_reviewed } => repair(node, damage_reviewed, ui),
         Command::Keys(KeysCommand::Grant { device }) => keys_grant(node, &device, ui),
-        other => bail!("`{other:?}` does not run on an open node"),
+        other => bail!(
+            "{}",
+            tr!(
+                ui,
+                "`{other:?}` does not run on an open node",
+                "`{other:?}` non si esegue su un nodo aperto"
+            )
+        ),
     }
 }
 
@@ -93,18 +101,30 @@ fn word<T>(
     parse(value).map_err(|e| anyhow!("`{value}`: {}", e.message(ui.lang)))
 }
 
-fn date(value: &str, field: &str) -> Result<String> {
+fn date(value: &str, field: &str, ui: &Ui) -> Result<String> {
     match parse_date(value) {
         Some(d) => Ok(tessera_records::model::format_date(d)),
-        None => bail!("{field}: `{value}` is not a date; write it as YYYY-MM-DD, e.g. 2026-11-22"),
+        None => bail!(
+            "{}",
+            tr!(
+                ui,
+                "{field}: `{value}` is not a date; write it as YYYY-MM-DD, e.g. 2026-11-22",
+                "{field}: `{value}` non è una data; scrivila come AAAA-MM-GG, per esempio 2026-11-22"
+            )
+        ),
     }
 }
 
-fn date_time(value: &str, field: &str) -> Result<String> {
+fn date_time(value: &str, field: &str, ui: &Ui) -> Result<String> {
     match parse_date_time(value) {
         Some(d) => Ok(tessera_records::model::format_date_time(d)),
         None => bail!(
-            "{field}: `{value}` is not a date and time; write it as YYYY-MM-DDTHH:MM, e.g. 2026-11-22T15:30"
+            "{}",
+            tr!(
+                ui,
+                "{field}: `{value}` is not a date and time; write it as YYYY-MM-DDTHH:MM, e.g. 2026-11-22T15:30",
+                "{field}: `{value}` non è una data con l'ora; scrivila come AAAA-MM-GGTHH:MM, per esempio 2026-11-22T15:30"
+            )
         ),
     }
 }
@@ -126,30 +146,52 @@ fn saved(ui: &Ui, what: &str, id: &DocId) {
 // Resolving ids
 
 /// Finds the one record of `kind` that `text` names (a short id or its prefix).
-pub fn resolve(node: &Node, kind: RecordKind, text: &str) -> Result<DocId> {
-    let prefix = parse_id_prefix(text).map_err(|e| anyhow!("`{text}`: {e}"))?;
-    if prefix.kind.is_some_and(|k| k != kind) {
+pub fn resolve(node: &Node, kind: RecordKind, text: &str, ui: &Ui) -> Result<DocId> {
+    let prefix =
+        parse_id_prefix(text).map_err(|e| anyhow!("`{text}`: {}", crate::msg::id_error_text(&e, ui)))?;
+    let name = |k: RecordKind| count_noun(k, 1, ui);
+    if let Some(other) = prefix.kind.filter(|k| *k != kind) {
+        let (other, kind) = (name(other), name(kind));
         bail!(
-            "`{text}` is the id of a {}, not of a {}",
-            prefix.kind.map_or("?", |k| k.as_str()),
-            kind.as_str()
+            "{}",
+            tr!(
+                ui,
+                "`{text}` is the id of a {other}, not of a {kind}",
+                "`{text}` è il codice di una scheda di tipo {other}, non di tipo {kind}"
+            )
         );
     }
     let matches: Vec<DocId> =
         node.docs().ids_with_prefix(kind, "")?.into_iter().filter(|id| prefix.matches(id)).collect();
     match matches.as_slice() {
         [one] => Ok(*one),
-        [] => bail!("no {} with id `{text}` on this node", kind.as_str()),
-        many => bail!(
-            "`{text}` matches {} records of kind {}: type more characters of the id",
-            many.len(),
-            kind.as_str()
-        ),
+        [] => {
+            let kind = name(kind);
+            bail!(
+                "{}",
+                tr!(
+                    ui,
+                    "no {kind} with id `{text}` on this node",
+                    "nessuna scheda di tipo {kind} con codice `{text}` su questo nodo"
+                )
+            )
+        }
+        many => {
+            let (n, kind) = (many.len(), name(kind));
+            bail!(
+                "{}",
+                tr!(
+                    ui,
+                    "`{text}` matches {n} records of kind {kind}: type more characters of the id",
+                    "`{text}` corrisponde a {n} schede di tipo {kind}: scrivi altre cifre del codice"
+                )
+            )
+        }
     }
 }
 
 /// A device by id or by asset tag.
-fn resolve_device(node: &Node, text: &str) -> Result<DocId> {
+fn resolve_device(node: &Node, text: &str, ui: &Ui) -> Result<DocId> {
     let folded = fold(text);
     let by_tag: Vec<DocId> = node
         .docs()
@@ -163,15 +205,32 @@ fn resolve_device(node: &Node, text: &str) -> Result<DocId> {
     match by_tag.as_slice() {
         [one] => Ok(*one),
         [] => match parse_id_prefix(text) {
-            Ok(_) => resolve(node, RecordKind::Device, text),
-            Err(_) => bail!("no device with asset tag or id `{text}` on this node"),
+            Ok(_) => resolve(node, RecordKind::Device, text, ui),
+            Err(_) => bail!(
+                "{}",
+                tr!(
+                    ui,
+                    "no device with asset tag or id `{text}` on this node",
+                    "nessun dispositivo con etichetta o codice `{text}` su questo nodo"
+                )
+            ),
         },
-        _ => bail!("several devices have the asset tag `{text}`: use the device id instead"),
+        _ => bail!(
+            "{}",
+            tr!(
+                ui,
+                "several devices have the asset tag `{text}`: use the device id instead",
+                "più dispositivi hanno l'etichetta `{text}`: usa il codice del dispositivo"
+            )
+        ),
     }
 }
 
-fn load(node: &Node, id: &DocId) -> Result<Record> {
-    node.docs().record(id)?.with_context(|| format!("{} is not readable on this node yet", short_id(id)))
+fn load(node: &Node, id: &DocId, ui: &Ui) -> Result<Record> {
+    node.docs().record(id)?.with_context(|| {
+        let id = short_id(id);
+        tr!(ui, "{id} is not readable on this node yet", "{id} non è ancora leggibile su questo nodo")
+    })
 }
 
 /// This node's own site; made on first use from the name given at `init`.
@@ -207,7 +266,7 @@ pub fn own_site(node: &mut Node, ui: &Ui) -> Result<DocId> {
 }
 
 /// The existing sites `wanted` names: by id, else by name (accents and case ignored).
-fn sites_named(node: &Node, wanted: &str) -> Result<Vec<(DocId, Site)>> {
+fn sites_named(node: &Node, wanted: &str, ui: &Ui) -> Result<Vec<(DocId, Site)>> {
     let sites: Vec<(DocId, Site)> = node
         .docs()
         .records(RecordKind::Site)?
@@ -217,7 +276,7 @@ fn sites_named(node: &Node, wanted: &str) -> Result<Vec<(DocId, Site)>> {
             _ => None,
         })
         .collect();
-    if let Ok(by_id) = resolve(node, RecordKind::Site, wanted) {
+    if let Ok(by_id) = resolve(node, RecordKind::Site, wanted, ui) {
         return Ok(sites.into_iter().filter(|(id, _)| *id == by_id).collect());
     }
     Ok(sites.into_iter().filter(|(_, s)| fold(&s.name) == fold(wanted)).collect())
@@ -225,7 +284,7 @@ fn sites_named(node: &Node, wanted: &str) -> Result<Vec<(DocId, Site)>> {
 
 /// `init --site-of`: this node takes over an existing site, once it knows it.
 fn adopt_site(node: &mut Node, wanted: &str, ui: &Ui) -> Result<DocId> {
-    let found = sites_named(node, wanted)?;
+    let found = sites_named(node, wanted, ui)?;
     let (id, site) = match found.as_slice() {
         [one] => one.clone(),
         [] => bail!(
@@ -261,7 +320,7 @@ fn adopt_site(node: &mut Node, wanted: &str, ui: &Ui) -> Result<DocId> {
 
 fn site_or_own(node: &mut Node, text: &Option<String>, ui: &Ui) -> Result<RecordRef> {
     match text {
-        Some(t) => Ok(RecordRef(resolve(node, RecordKind::Site, t)?)),
+        Some(t) => Ok(RecordRef(resolve(node, RecordKind::Site, t, ui)?)),
         None => Ok(RecordRef(own_site(node, ui)?)),
     }
 }
@@ -384,8 +443,19 @@ fn admin(cmd: AdminCommand, ui: &Ui) -> Result<()> {
         AdminCommand::RevokeDevice { key, key_role, network, device, after, reason, out } => {
             let network = crate::trust_file::parse_network(&network)?;
             let device = tessera_log::DeviceKey(identity::parse_public_key(&device)?);
+            let key_role = match fold(&key_role).as_str() {
+                "ente" => "partner".to_string(),
+                "rete" => "network".to_string(),
+                _ => key_role,
+            };
             if key_role != "partner" && key_role != "network" {
-                bail!("--key-role must be `partner` or `network`");
+                bail!(
+                    "{}",
+                    ui.t(
+                        "--key-role must be `partner` or `network`",
+                        "--key-role deve essere `partner` (ente) o `network` (rete)"
+                    )
+                );
             }
             let key = crate::passphrase::read_key(&key, &key_role, ui)?;
             identity::admin_revoke_device(&key, network, device, tessera_log::Seq(after), &reason, &out)?;
@@ -477,10 +547,13 @@ fn status(node: &Node, ui: &Ui) -> Result<()> {
             }
             .to_string(),
         ),
-        (ui.t("Log size", "Dimensione del registro"), format!("{} bytes", store.log_bytes())),
+        (
+            ui.t("Log size", "Dimensione del registro"),
+            format!("{} {}", store.log_bytes(), ui.t("bytes", "byte")),
+        ),
         (
             ui.t("Own changes", "Modifiche proprie"),
-            own.map(|h| format!("{} (head {})", h.seq, &h.id.to_string()[..16]))
+            own.map(|h| format!("{} ({} {})", h.seq, ui.t("head", "ultima"), &h.id.to_string()[..16]))
                 .unwrap_or_else(|| "0".into()),
         ),
         (ui.t("Devices known", "Dispositivi noti"), store.heads().len().to_string()),
@@ -595,7 +668,7 @@ fn site(node: &mut Node, cmd: SiteCommand, ui: &Ui) -> Result<()> {
     match cmd {
         SiteCommand::Add(f) => {
             let site = Site {
-                name: non_empty(f.name).context("--name is required")?,
+                name: non_empty(f.name).context(ui.t("--name is required", "--name è obbligatorio"))?,
                 kind: word(f.kind.as_deref().unwrap_or("community-hub"), SiteKind::parse, ui)?,
                 partner: f.partner.unwrap_or_default(),
                 address: f.address.unwrap_or_default(),
@@ -608,8 +681,10 @@ fn site(node: &mut Node, cmd: SiteCommand, ui: &Ui) -> Result<()> {
             saved(ui, ui.t("site", "sede"), &id);
         }
         SiteCommand::Edit { id, fields: f } => {
-            let id = resolve(node, RecordKind::Site, &id)?;
-            let Record::Site(mut site) = load(node, &id)? else { bail!("not a site") };
+            let id = resolve(node, RecordKind::Site, &id, ui)?;
+            let Record::Site(mut site) = load(node, &id, ui)? else {
+                bail!("{}", ui.t("not a site", "non è una sede"))
+            };
             if let Some(v) = non_empty(f.name) {
                 site.name = v;
             }
@@ -631,8 +706,10 @@ fn site(node: &mut Node, cmd: SiteCommand, ui: &Ui) -> Result<()> {
             saved(ui, ui.t("site", "sede"), &id);
         }
         SiteCommand::Show { id } => {
-            let id = resolve(node, RecordKind::Site, &id)?;
-            let Record::Site(s) = load(node, &id)? else { bail!("not a site") };
+            let id = resolve(node, RecordKind::Site, &id, ui)?;
+            let Record::Site(s) = load(node, &id, ui)? else {
+                bail!("{}", ui.t("not a site", "non è una sede"))
+            };
             print_fields(&[
                 ("id", short_id(&id)),
                 (ui.t("Name", "Nome"), s.name),
@@ -699,14 +776,27 @@ pub(crate) fn new_attendee(node: &mut Node, f: AttendeeFields, ui: &Ui) -> Resul
     let site = site_or_own(node, &f.site, ui)?;
     let consent_by = match &f.consent_by {
         Some(v) => word(v, ConsentBy::parse, ui)?,
-        None => bail!("--consent-by is required: `self` or `guardian` (who signed the consent form)"),
+        None => bail!(
+            "{}",
+            ui.t(
+                "--consent-by is required: `self` or `guardian` (who signed the consent form)",
+                "--consent-by è obbligatorio: `interessato` o `tutore` (chi ha firmato il modulo di consenso)"
+            )
+        ),
     };
     let mut a = Attendee {
-        given_name: non_empty(f.given.clone()).context("--given (given name) is required")?,
-        family_name: non_empty(f.family.clone()).context("--family (family name) is required")?,
-        birth_year: f.birth_year.context("--birth-year is required")?,
+        given_name: non_empty(f.given.clone())
+            .context(ui.t("--given (given name) is required", "--given (nome) è obbligatorio"))?,
+        family_name: non_empty(f.family.clone())
+            .context(ui.t("--family (family name) is required", "--family (cognome) è obbligatorio"))?,
+        birth_year: f
+            .birth_year
+            .context(ui.t("--birth-year is required", "--birth-year (anno di nascita) è obbligatorio"))?,
         role: word(
-            f.role.as_deref().context("--role is required: student, parent, teacher or citizen")?,
+            f.role.as_deref().context(ui.t(
+                "--role is required: student, parent, teacher or citizen",
+                "--role è obbligatorio: studente, genitore, insegnante o cittadino",
+            ))?,
             AttendeeRole::parse,
             ui,
         )?,
@@ -732,7 +822,13 @@ pub(crate) fn new_attendee(node: &mut Node, f: AttendeeFields, ui: &Ui) -> Resul
         id_nonce: None,
     };
     if non_empty(f.operator.clone()).is_none() {
-        bail!("--operator is required: the name of the operator who collected the consent form (or set TESSERA_OPERATOR)");
+        bail!(
+            "{}",
+            ui.t(
+                "--operator is required: the name of the operator who collected the consent form (or set TESSERA_OPERATOR)",
+                "--operator è obbligatorio: il nome dell'operatore che ha raccolto il modulo di consenso (o imposta TESSERA_OPERATOR)"
+            )
+        );
     }
     let f = AttendeeFields { site: None, ..f };
     apply_attendee_fields(&mut a, f, node, ui)?;
@@ -783,7 +879,7 @@ fn apply_attendee_fields(a: &mut Attendee, f: AttendeeFields, node: &mut Node, u
             f.languages.into_iter().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
     }
     if let Some(v) = f.consent_date {
-        a.consent.date = date(&v, "--consent-date")?;
+        a.consent.date = date(&v, "--consent-date", ui)?;
     }
     if let Some(v) = f.consent_by {
         a.consent.given_by = word(&v, ConsentBy::parse, ui)?;
@@ -839,8 +935,10 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
             crate::import_csv::import(node, &asked, ui)?;
         }
         AttendeeCommand::Edit { id, fields } => {
-            let id = resolve(node, RecordKind::Attendee, &id)?;
-            let Record::Attendee(mut a) = load(node, &id)? else { bail!("not an attendee") };
+            let id = resolve(node, RecordKind::Attendee, &id, ui)?;
+            let Record::Attendee(mut a) = load(node, &id, ui)? else {
+                bail!("{}", ui.t("not an attendee", "non è un iscritto"))
+            };
             if let Some(erased) = &a.erased {
                 bail!(
                     "{} {}",
@@ -869,8 +967,10 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
             saved(ui, ui.t("attendee", "iscritto"), &id);
         }
         AttendeeCommand::Show { id } => {
-            let id = resolve(node, RecordKind::Attendee, &id)?;
-            let Record::Attendee(a) = load(node, &id)? else { bail!("not an attendee") };
+            let id = resolve(node, RecordKind::Attendee, &id, ui)?;
+            let Record::Attendee(a) = load(node, &id, ui)? else {
+                bail!("{}", ui.t("not an attendee", "non è un iscritto"))
+            };
             if let Some(erased) = &a.erased {
                 print_fields(&[
                     ("id", short_id(&id)),
@@ -946,7 +1046,7 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
             print_fields(&fields);
         }
         AttendeeCommand::List { site, search, role } => {
-            let site = site.map(|s| resolve(node, RecordKind::Site, &s)).transpose()?;
+            let site = site.map(|s| resolve(node, RecordKind::Site, &s, ui)).transpose()?;
             let role = role.map(|r| word(&r, AttendeeRole::parse, ui)).transpose()?;
             let needle = search.as_deref().map(fold);
             let sites = SiteNames::load(node)?;
@@ -1013,8 +1113,10 @@ fn attendee(node: &mut Node, cmd: AttendeeCommand, ui: &Ui) -> Result<()> {
             }
         }
         AttendeeCommand::Erase { id, reason, yes, network_key } => {
-            let id = resolve(node, RecordKind::Attendee, &id)?;
-            let Record::Attendee(a) = load(node, &id)? else { bail!("not an attendee") };
+            let id = resolve(node, RecordKind::Attendee, &id, ui)?;
+            let Record::Attendee(a) = load(node, &id, ui)? else {
+                bail!("{}", ui.t("not an attendee", "non è un iscritto"))
+            };
             if let Some(erased) = &a.erased {
                 bail!(
                     "{} {}",
@@ -1154,28 +1256,40 @@ fn device(node: &mut Node, cmd: DeviceCommand, ui: &Ui) -> Result<()> {
     match cmd {
         DeviceCommand::Add(f) => {
             let site = site_or_own(node, &f.site, ui)?;
-            let tag = non_empty(f.tag.clone()).context("--tag (asset tag) is required")?;
+            let tag = non_empty(f.tag.clone())
+                .context(ui.t("--tag (asset tag) is required", "--tag (etichetta) è obbligatorio"))?;
             let exists = node
                 .docs()
                 .records(RecordKind::Device)?
                 .into_iter()
                 .any(|(_, r)| matches!(r, Record::Device(d) if fold(&d.asset_tag) == fold(&tag)));
             if exists {
-                bail!("a device with asset tag `{tag}` is already registered");
+                bail!(
+                    "{}",
+                    tr!(
+                        ui,
+                        "a device with asset tag `{tag}` is already registered",
+                        "un dispositivo con etichetta `{tag}` è già registrato"
+                    )
+                );
             }
             let mut d = Device {
                 asset_tag: tag,
                 kind: word(
-                    f.kind.as_deref().context("--kind is required: pc, laptop, tablet, hotspot or phone")?,
+                    f.kind.as_deref().context(ui.t(
+                        "--kind is required: pc, laptop, tablet, hotspot or phone",
+                        "--kind è obbligatorio: pc, portatile, tablet, hotspot o telefono",
+                    ))?,
                     DeviceKind::parse,
                     ui,
                 )?,
                 model: String::new(),
                 serial: String::new(),
                 origin: word(
-                    f.origin
-                        .as_deref()
-                        .context("--origin is required: donated, purchased, refurbished or public-access")?,
+                    f.origin.as_deref().context(ui.t(
+                        "--origin is required: donated, purchased, refurbished or public-access",
+                        "--origin è obbligatorio: donato, acquistato, rigenerato o postazione-pubblica",
+                    ))?,
                     DeviceOrigin::parse,
                     ui,
                 )?,
@@ -1192,8 +1306,10 @@ fn device(node: &mut Node, cmd: DeviceCommand, ui: &Ui) -> Result<()> {
             saved(ui, ui.t("device", "dispositivo"), &id);
         }
         DeviceCommand::Edit { id, fields } => {
-            let id = resolve_device(node, &id)?;
-            let Record::Device(mut d) = load(node, &id)? else { bail!("not a device") };
+            let id = resolve_device(node, &id, ui)?;
+            let Record::Device(mut d) = load(node, &id, ui)? else {
+                bail!("{}", ui.t("not a device", "non è un dispositivo"))
+            };
             apply_device_fields(&mut d, fields, node, ui)?;
             let record = Record::Device(d);
             validate_record(&record, ui)?;
@@ -1201,8 +1317,10 @@ fn device(node: &mut Node, cmd: DeviceCommand, ui: &Ui) -> Result<()> {
             saved(ui, ui.t("device", "dispositivo"), &id);
         }
         DeviceCommand::Show { id } => {
-            let id = resolve_device(node, &id)?;
-            let Record::Device(d) = load(node, &id)? else { bail!("not a device") };
+            let id = resolve_device(node, &id, ui)?;
+            let Record::Device(d) = load(node, &id, ui)? else {
+                bail!("{}", ui.t("not a device", "non è un dispositivo"))
+            };
             let loans: Vec<String> = open_loans_of(node, &id)?.iter().map(|(l, _)| short_id(l)).collect();
             print_fields(&[
                 ("id", short_id(&id)),
@@ -1218,7 +1336,7 @@ fn device(node: &mut Node, cmd: DeviceCommand, ui: &Ui) -> Result<()> {
             ]);
         }
         DeviceCommand::List { site, status, kind } => {
-            let site = site.map(|s| resolve(node, RecordKind::Site, &s)).transpose()?;
+            let site = site.map(|s| resolve(node, RecordKind::Site, &s, ui)).transpose()?;
             let status = status.map(|s| word(&s, DeviceStatus::parse, ui)).transpose()?;
             let kind = kind.map(|s| word(&s, DeviceKind::parse, ui)).transpose()?;
             let sites = SiteNames::load(node)?;
@@ -1263,15 +1381,23 @@ fn device(node: &mut Node, cmd: DeviceCommand, ui: &Ui) -> Result<()> {
 fn loan(node: &mut Node, cmd: LoanCommand, ui: &Ui) -> Result<()> {
     match cmd {
         LoanCommand::Add { device, attendee, expected_return, start, agreement_signed } => {
-            let device_id = resolve_device(node, &device)?;
-            let attendee_id = resolve(node, RecordKind::Attendee, &attendee)?;
-            let Record::Device(mut d) = load(node, &device_id)? else { bail!("not a device") };
-            let Record::Attendee(a) = load(node, &attendee_id)? else { bail!("not an attendee") };
+            let device_id = resolve_device(node, &device, ui)?;
+            let attendee_id = resolve(node, RecordKind::Attendee, &attendee, ui)?;
+            let Record::Device(mut d) = load(node, &device_id, ui)? else {
+                bail!("{}", ui.t("not a device", "non è un dispositivo"))
+            };
+            let Record::Attendee(a) = load(node, &attendee_id, ui)? else {
+                bail!("{}", ui.t("not an attendee", "non è un iscritto"))
+            };
             if let Some(into) = a.merged_into {
+                let (id, into) = (short_id(&attendee_id), into.short());
                 bail!(
-                    "attendee {} was merged into {}: lend to that record instead",
-                    short_id(&attendee_id),
-                    into.short()
+                    "{}",
+                    tr!(
+                        ui,
+                        "attendee {id} was merged into {into}: lend to that record instead",
+                        "l'iscritto {id} è stato unito a {into}: presta a quella scheda"
+                    )
                 );
             }
             let site = own_site(node, ui)?;
@@ -1280,10 +1406,10 @@ fn loan(node: &mut Node, cmd: LoanCommand, ui: &Ui) -> Result<()> {
                 attendee: RecordRef(attendee_id),
                 site: RecordRef(site),
                 start: match start {
-                    Some(s) => date(&s, "--start")?,
+                    Some(s) => date(&s, "--start", ui)?,
                     None => tessera_records::model::format_date(today()),
                 },
-                expected_return: date(&expected_return, "--expected-return")?,
+                expected_return: date(&expected_return, "--expected-return", ui)?,
                 returned_at: None,
                 return_condition: None,
                 agreement_signed,
@@ -1300,13 +1426,16 @@ fn loan(node: &mut Node, cmd: LoanCommand, ui: &Ui) -> Result<()> {
             saved(ui, ui.t("loan", "prestito"), &id);
         }
         LoanCommand::Return { id, date: when, condition } => {
-            let id = resolve(node, RecordKind::Loan, &id)?;
-            let Record::Loan(mut l) = load(node, &id)? else { bail!("not a loan") };
+            let id = resolve(node, RecordKind::Loan, &id, ui)?;
+            let Record::Loan(mut l) = load(node, &id, ui)? else {
+                bail!("{}", ui.t("not a loan", "non è un prestito"))
+            };
             if !l.is_open() {
-                bail!("loan {} is already closed", short_id(&id));
+                let id = short_id(&id);
+                bail!("{}", tr!(ui, "loan {id} is already closed", "il prestito {id} è già chiuso"));
             }
             l.returned_at = Some(match when {
-                Some(w) => date(&w, "--date")?,
+                Some(w) => date(&w, "--date", ui)?,
                 None => tessera_records::model::format_date(today()),
             });
             let condition = condition.map(|c| word(&c, DeviceCondition::parse, ui)).transpose()?;
@@ -1328,8 +1457,10 @@ fn loan(node: &mut Node, cmd: LoanCommand, ui: &Ui) -> Result<()> {
             saved(ui, ui.t("return of loan", "restituzione del prestito"), &id);
         }
         LoanCommand::Void { id, reason } => {
-            let id = resolve(node, RecordKind::Loan, &id)?;
-            let Record::Loan(l) = load(node, &id)? else { bail!("not a loan") };
+            let id = resolve(node, RecordKind::Loan, &id, ui)?;
+            let Record::Loan(l) = load(node, &id, ui)? else {
+                bail!("{}", ui.t("not a loan", "non è un comodato"))
+            };
             if l.closed_reason.is_some() {
                 bail!("{} {}", short_id(&id), ui.t("is already void", "è già annullato"));
             }
@@ -1361,10 +1492,12 @@ fn loan(node: &mut Node, cmd: LoanCommand, ui: &Ui) -> Result<()> {
             saved(ui, ui.t("void loan", "comodato annullato"), &id);
         }
         LoanCommand::Edit { id, expected_return, agreement_signed } => {
-            let id = resolve(node, RecordKind::Loan, &id)?;
-            let Record::Loan(mut l) = load(node, &id)? else { bail!("not a loan") };
+            let id = resolve(node, RecordKind::Loan, &id, ui)?;
+            let Record::Loan(mut l) = load(node, &id, ui)? else {
+                bail!("{}", ui.t("not a loan", "non è un prestito"))
+            };
             if let Some(v) = expected_return {
-                l.expected_return = date(&v, "--expected-return")?;
+                l.expected_return = date(&v, "--expected-return", ui)?;
             }
             if let Some(v) = agreement_signed {
                 l.agreement_signed = v;
@@ -1375,8 +1508,10 @@ fn loan(node: &mut Node, cmd: LoanCommand, ui: &Ui) -> Result<()> {
             saved(ui, ui.t("loan", "prestito"), &id);
         }
         LoanCommand::Show { id } => {
-            let id = resolve(node, RecordKind::Loan, &id)?;
-            let Record::Loan(l) = load(node, &id)? else { bail!("not a loan") };
+            let id = resolve(node, RecordKind::Loan, &id, ui)?;
+            let Record::Loan(l) = load(node, &id, ui)? else {
+                bail!("{}", ui.t("not a loan", "non è un prestito"))
+            };
             let device = match node.docs().record(&l.device.0)? {
                 Some(Record::Device(d)) => format!("{} ({})", d.asset_tag, l.device.short()),
                 _ => l.device.short(),
@@ -1397,13 +1532,16 @@ fn loan(node: &mut Node, cmd: LoanCommand, ui: &Ui) -> Result<()> {
                     ui.t("Agreement signed", "Comodato firmato"),
                     if l.agreement_signed { ui.t("yes", "sì") } else { ui.t("no", "no") }.to_string(),
                 ),
-                (ui.t("Closed because", "Chiuso perché"), l.closed_reason.clone().unwrap_or_default()),
+                (
+                    ui.t("Closed because", "Chiuso perché"),
+                    l.closed_reason.as_deref().map(|r| crate::msg::stored_text(r, ui)).unwrap_or_default(),
+                ),
             ]);
         }
         LoanCommand::List { site, open, overdue, from, to } => {
-            let site = site.map(|s| resolve(node, RecordKind::Site, &s)).transpose()?;
-            let from = from.map(|d| date(&d, "--from")).transpose()?;
-            let to = to.map(|d| date(&d, "--to")).transpose()?;
+            let site = site.map(|s| resolve(node, RecordKind::Site, &s, ui)).transpose()?;
+            let from = from.map(|d| date(&d, "--from", ui)).transpose()?;
+            let to = to.map(|d| date(&d, "--to", ui)).transpose()?;
             let today_s = tessera_records::model::format_date(today());
             let mut rows = Vec::new();
             for (id, r) in node.docs().records(RecordKind::Loan)? {
@@ -1481,10 +1619,10 @@ fn apply_session_fields(s: &mut Session, f: SessionFields, node: &mut Node, ui: 
         s.audience = word(&v, Audience::parse, ui)?;
     }
     if let Some(v) = f.start {
-        s.start = date_time(&v, "--start")?;
+        s.start = date_time(&v, "--start", ui)?;
     }
     if let Some(v) = f.end {
-        s.end = date_time(&v, "--end")?;
+        s.end = date_time(&v, "--end", ui)?;
     }
     if let Some(v) = f.mode {
         s.mode = word(&v, SessionMode::parse, ui)?;
@@ -1493,7 +1631,7 @@ fn apply_session_fields(s: &mut Session, f: SessionFields, node: &mut Node, ui: 
         s.facilitator = v;
     }
     for p in f.participants {
-        let id = RecordRef(resolve(node, RecordKind::Attendee, &p)?);
+        let id = RecordRef(resolve(node, RecordKind::Attendee, &p, ui)?);
         if !s.participants.iter().any(|x| x.attendee == id) {
             s.participants.push(Participant { attendee: id, present: true });
         }
@@ -1519,12 +1657,12 @@ fn session(node: &mut Node, cmd: SessionCommand, ui: &Ui) -> Result<()> {
             let site = site_or_own(node, &f.site, ui)?;
             let mut s = Session {
                 site,
-                kind: word(f.kind.as_deref().context("--kind is required: course, public-meeting, help-desk-appointment, school-lab or mediation")?, SessionKind::parse, ui)?,
+                kind: word(f.kind.as_deref().context(ui.t("--kind is required: course, public-meeting, help-desk-appointment, school-lab or mediation", "--kind è obbligatorio: corso, incontro-pubblico, appuntamento, laboratorio o mediazione"))?, SessionKind::parse, ui)?,
                 topic: String::new(),
                 topic_code: None,
                 audience: word(f.audience.as_deref().unwrap_or("mixed"), Audience::parse, ui)?,
-                start: date_time(f.start.as_deref().context("--start is required (YYYY-MM-DDTHH:MM)")?, "--start")?,
-                end: date_time(f.end.as_deref().context("--end is required (YYYY-MM-DDTHH:MM)")?, "--end")?,
+                start: date_time(f.start.as_deref().context(ui.t("--start is required (YYYY-MM-DDTHH:MM)", "--start è obbligatorio (AAAA-MM-GGTHH:MM)"))?, "--start", ui)?,
+                end: date_time(f.end.as_deref().context(ui.t("--end is required (YYYY-MM-DDTHH:MM)", "--end è obbligatorio (AAAA-MM-GGTHH:MM)"))?, "--end", ui)?,
                 mode: SessionMode::InPerson,
                 facilitator: String::new(),
                 participants: Vec::new(),
@@ -1561,8 +1699,10 @@ fn session(node: &mut Node, cmd: SessionCommand, ui: &Ui) -> Result<()> {
             saved(ui, ui.t("session", "incontro"), &id);
         }
         SessionCommand::Edit { id, fields } => {
-            let id = resolve(node, RecordKind::Session, &id)?;
-            let Record::Session(mut s) = load(node, &id)? else { bail!("not a session") };
+            let id = resolve(node, RecordKind::Session, &id, ui)?;
+            let Record::Session(mut s) = load(node, &id, ui)? else {
+                bail!("{}", ui.t("not a session", "non è un incontro"))
+            };
             apply_session_fields(&mut s, fields, node, ui)?;
             let record = Record::Session(s);
             validate_record(&record, ui)?;
@@ -1570,9 +1710,11 @@ fn session(node: &mut Node, cmd: SessionCommand, ui: &Ui) -> Result<()> {
             saved(ui, ui.t("session", "incontro"), &id);
         }
         SessionCommand::Attend { id, attendee, absent } => {
-            let id = resolve(node, RecordKind::Session, &id)?;
-            let who = RecordRef(resolve(node, RecordKind::Attendee, &attendee)?);
-            let Record::Session(mut s) = load(node, &id)? else { bail!("not a session") };
+            let id = resolve(node, RecordKind::Session, &id, ui)?;
+            let who = RecordRef(resolve(node, RecordKind::Attendee, &attendee, ui)?);
+            let Record::Session(mut s) = load(node, &id, ui)? else {
+                bail!("{}", ui.t("not a session", "non è un incontro"))
+            };
             if s.is_cancelled() {
                 bail!(
                     "{}",
@@ -1592,8 +1734,10 @@ fn session(node: &mut Node, cmd: SessionCommand, ui: &Ui) -> Result<()> {
             saved(ui, ui.t("attendance", "presenza"), &id);
         }
         SessionCommand::Cancel { id, reason, undo } => {
-            let id = resolve(node, RecordKind::Session, &id)?;
-            let Record::Session(mut s) = load(node, &id)? else { bail!("not a session") };
+            let id = resolve(node, RecordKind::Session, &id, ui)?;
+            let Record::Session(mut s) = load(node, &id, ui)? else {
+                bail!("{}", ui.t("not a session", "non è un incontro"))
+            };
             if undo && !s.is_cancelled() {
                 crate::outln!(
                     "{} {} {}",
@@ -1625,8 +1769,10 @@ fn session(node: &mut Node, cmd: SessionCommand, ui: &Ui) -> Result<()> {
             }
         }
         SessionCommand::Show { id } => {
-            let id = resolve(node, RecordKind::Session, &id)?;
-            let Record::Session(s) = load(node, &id)? else { bail!("not a session") };
+            let id = resolve(node, RecordKind::Session, &id, ui)?;
+            let Record::Session(s) = load(node, &id, ui)? else {
+                bail!("{}", ui.t("not a session", "non è un incontro"))
+            };
             let present = s.participants.iter().filter(|p| p.present).count();
             let mut fields = vec![
                 ("id", short_id(&id)),
@@ -1647,7 +1793,7 @@ fn session(node: &mut Node, cmd: SessionCommand, ui: &Ui) -> Result<()> {
                 (ui.t("Site", "Sede"), site_name(node, &s.site)),
             ];
             if let Some(reason) = &s.cancelled {
-                fields.push((ui.t("Cancelled", "Annullato"), reason.clone()));
+                fields.push((ui.t("Cancelled", "Annullato"), crate::msg::stored_text(reason, ui)));
             }
             print_fields(&fields);
             if !s.participants.is_empty() {
@@ -1670,10 +1816,10 @@ fn session(node: &mut Node, cmd: SessionCommand, ui: &Ui) -> Result<()> {
             }
         }
         SessionCommand::List { site, kind, from, to } => {
-            let site = site.map(|s| resolve(node, RecordKind::Site, &s)).transpose()?;
+            let site = site.map(|s| resolve(node, RecordKind::Site, &s, ui)).transpose()?;
             let kind = kind.map(|k| word(&k, SessionKind::parse, ui)).transpose()?;
-            let from = from.map(|d| date(&d, "--from")).transpose()?;
-            let to = to.map(|d| date(&d, "--to")).transpose()?;
+            let from = from.map(|d| date(&d, "--from", ui)).transpose()?;
+            let to = to.map(|d| date(&d, "--to", ui)).transpose()?;
             let sites = SiteNames::load(node)?;
             let mut rows = Vec::new();
             for (id, r) in node.docs().records(RecordKind::Session)? {
@@ -1872,10 +2018,14 @@ fn conflicts_cmd(node: &mut Node, cmd: ConflictsCommand, ui: &Ui) -> Result<()> 
             }
         }
         ConflictsCommand::Resolve(args) => {
-            let conflict = found
-                .iter()
-                .find(|c| c.id() == args.id)
-                .with_context(|| format!("no open conflict `{}` (see `tessera conflicts list`)", args.id))?;
+            let conflict = found.iter().find(|c| c.id() == args.id).with_context(|| {
+                let id = &args.id;
+                tr!(
+                    ui,
+                    "no open conflict `{id}` (see `tessera conflicts list`)",
+                    "nessun conflitto aperto `{id}` (vedi `tessera conflicts list`)"
+                )
+            })?;
             let writes = resolution(node, conflict, &args, &records, ui)?;
             node.transact(&writes)?;
             crate::outln!("{} {}", ui.t("Resolved", "Risolto"), args.id);
@@ -1894,15 +2044,25 @@ pub(crate) fn resolution(
     let get = |id: &DocId| records.iter().find(|(x, _)| x == id).map(|(_, r)| r.clone());
     match conflict {
         Conflict::DeviceLentTwice { loans, .. } => {
-            let text = args
-                .close_loan
-                .as_deref()
-                .context("this conflict needs --close-loan LOAN (one of its loans)")?;
-            let loan_id = resolve(node, RecordKind::Loan, text)?;
+            let text = args.close_loan.as_deref().context(ui.t(
+                "this conflict needs --close-loan LOAN (one of its loans)",
+                "questo conflitto richiede --close-loan PRESTITO (uno dei suoi prestiti)",
+            ))?;
+            let loan_id = resolve(node, RecordKind::Loan, text, ui)?;
             if !loans.contains(&loan_id) {
-                bail!("loan {} is not part of this conflict", short_id(&loan_id));
+                let id = short_id(&loan_id);
+                bail!(
+                    "{}",
+                    tr!(
+                        ui,
+                        "loan {id} is not part of this conflict",
+                        "il prestito {id} non fa parte di questo conflitto"
+                    )
+                );
             }
-            let Some(Record::Loan(l)) = get(&loan_id) else { bail!("loan not readable") };
+            let Some(Record::Loan(l)) = get(&loan_id) else {
+                bail!("{}", ui.t("loan not readable", "prestito non leggibile"))
+            };
             let reason = format!("closed resolving {}: the device is with another borrower", conflict.id());
             let closed = conflicts::close_loan(&l, today(), &reason);
             Ok(vec![(loan_id, Record::Loan(closed))])
@@ -1921,14 +2081,25 @@ pub(crate) fn resolution(
                 }
                 return Ok(writes);
             }
-            let text = args.keep.as_deref().context(
+            let text = args.keep.as_deref().context(ui.t(
                 "this conflict needs --keep ATTENDEE (merge the others into it) or --not-duplicates",
-            )?;
-            let keep_id = resolve(node, RecordKind::Attendee, text)?;
+                "questo conflitto richiede --keep ISCRITTO (gli altri vengono uniti a questo) oppure --not-duplicates",
+            ))?;
+            let keep_id = resolve(node, RecordKind::Attendee, text, ui)?;
             if !attendees.contains(&keep_id) {
-                bail!("attendee {} is not part of this conflict", short_id(&keep_id));
+                let id = short_id(&keep_id);
+                bail!(
+                    "{}",
+                    tr!(
+                        ui,
+                        "attendee {id} is not part of this conflict",
+                        "l'iscritto {id} non fa parte di questo conflitto"
+                    )
+                );
             }
-            let Some(Record::Attendee(mut keep)) = get(&keep_id) else { bail!("attendee not readable") };
+            let Some(Record::Attendee(mut keep)) = get(&keep_id) else {
+                bail!("{}", ui.t("attendee not readable", "iscritto non leggibile"))
+            };
             let mut writes = Vec::new();
             let mut repointed: Vec<(DocId, Record)> = Vec::new();
             for drop_id in attendees.iter().filter(|a| **a != keep_id) {
@@ -1950,20 +2121,44 @@ pub(crate) fn resolution(
             Ok(writes)
         }
         Conflict::DoubleBookedAppointment { sessions, .. } => {
-            let text = args
-                .move_session
-                .as_deref()
-                .context("this conflict needs --move SESSION --start ... --end ...")?;
-            let id = resolve(node, RecordKind::Session, text)?;
+            let text = args.move_session.as_deref().context(ui.t(
+                "this conflict needs --move SESSION --start ... --end ...",
+                "questo conflitto richiede --move INCONTRO --start ... --end ...",
+            ))?;
+            let id = resolve(node, RecordKind::Session, text, ui)?;
             if !sessions.contains(&id) {
-                bail!("session {} is not part of this conflict", short_id(&id));
+                let id = short_id(&id);
+                bail!(
+                    "{}",
+                    tr!(
+                        ui,
+                        "session {id} is not part of this conflict",
+                        "l'incontro {id} non fa parte di questo conflitto"
+                    )
+                );
             }
-            let start = date_time(args.start.as_deref().context("--start is required")?, "--start")?;
-            let end = date_time(args.end.as_deref().context("--end is required")?, "--end")?;
+            let start = date_time(
+                args.start.as_deref().context(ui.t("--start is required", "--start è obbligatorio"))?,
+                "--start",
+                ui,
+            )?;
+            let end = date_time(
+                args.end.as_deref().context(ui.t("--end is required", "--end è obbligatorio"))?,
+                "--end",
+                ui,
+            )?;
             let (Some(start), Some(end)) = (parse_date_time(&start), parse_date_time(&end)) else {
-                bail!("--start and --end must be YYYY-MM-DDTHH:MM");
+                bail!(
+                    "{}",
+                    ui.t(
+                        "--start and --end must be YYYY-MM-DDTHH:MM",
+                        "--start e --end devono essere AAAA-MM-GGTHH:MM"
+                    )
+                );
             };
-            let Some(Record::Session(s)) = get(&id) else { bail!("session not readable") };
+            let Some(Record::Session(s)) = get(&id) else {
+                bail!("{}", ui.t("session not readable", "incontro non leggibile"))
+            };
             let moved = conflicts::move_appointment(&s, start, end);
             let record = Record::Session(moved);
             validate_record(&record, ui)?;
@@ -1984,7 +2179,7 @@ pub(crate) fn resolution(
                 )
                 .to_string()
             })?;
-            let loan_id = resolve(node, RecordKind::Loan, text)?;
+            let loan_id = resolve(node, RecordKind::Loan, text, ui)?;
             if !closed.contains(&loan_id) {
                 bail!(
                     "{} {}",
@@ -2075,11 +2270,12 @@ fn export(node: &mut Node, args: ExportArgs, ui: &Ui) -> Result<()> {
         node.config.save(node.dir())?;
     }
     crate::outln!(
-        "{} {} {} ({} bytes) {} {}",
+        "{} {} {} ({} {}) {} {}",
         ui.t("Exported", "Esportate"),
         out.entries,
         ui.t("entries", "voci"),
         out.bytes,
+        ui.t("bytes", "byte"),
         ui.t("to", "in"),
         args.file.display()
     );
@@ -2246,7 +2442,7 @@ fn import(node: &mut Node, args: ImportArgs, ui: &Ui) -> Result<()> {
                     e.seq()
                 ),
                 Some(tessera_log::LogEntry::Trust(t)) => t.statement.describe().to_string(),
-                None => format!("entry {}", rejected.index),
+                None => format!("{} {}", ui.t("entry", "voce"), rejected.index),
             };
             crate::errln!("{} {what}: {}", ui.t("refused", "rifiutata"), rejected.error);
         }
@@ -2271,7 +2467,7 @@ fn import(node: &mut Node, args: ImportArgs, ui: &Ui) -> Result<()> {
 // ---------------------------------------------------------------------------------
 // Audit
 
-fn audit(dir: &std::path::Path, cmd: AuditCommand) -> Result<()> {
+fn audit(dir: &std::path::Path, cmd: AuditCommand, ui: &Ui) -> Result<()> {
     use crate::audit::{compare, print, read_source, verify, AuditFailed};
     match cmd {
         AuditCommand::Verify { source, network, json } => {
@@ -2288,11 +2484,22 @@ fn audit(dir: &std::path::Path, cmd: AuditCommand) -> Result<()> {
                 code => Err(AuditFailed {
                     code,
                     message: if code == 2 && result.gaps == 0 {
-                        format!("the end of {} could not be read: it is incomplete", result.source)
+                        let source = &result.source;
+                        tr!(
+                            ui,
+                            "the end of {source} could not be read: it is incomplete",
+                            "la fine di {source} non si è potuta leggere: è incompleto"
+                        )
                     } else if code == 2 {
-                        format!("{} envelopes are missing from {}", result.gaps, result.source)
+                        let (gaps, source) = (result.gaps, &result.source);
+                        tr!(
+                            ui,
+                            "{gaps} envelopes are missing from {source}",
+                            "in {source} mancano {gaps} buste"
+                        )
                     } else {
-                        format!("{} problems found in {}", result.problems.len(), result.source)
+                        let (n, source) = (result.problems.len(), &result.source);
+                        tr!(ui, "{n} problems found in {source}", "{n} problemi trovati in {source}")
                     },
                 }
                 .into()),
@@ -2312,19 +2519,42 @@ fn audit(dir: &std::path::Path, cmd: AuditCommand) -> Result<()> {
         } => {
             let pinned = network.map(|n| crate::trust_file::parse_network(&n)).transpose()?;
             let day = |d: Option<String>, flag: &str| {
-                d.map(|d| parse_date(&d).with_context(|| format!("{flag} `{d}` is not a date (YYYY-MM-DD)")))
-                    .transpose()
+                d.map(|d| {
+                    parse_date(&d).with_context(|| {
+                        tr!(
+                            ui,
+                            "{flag} `{d}` is not a date (YYYY-MM-DD)",
+                            "{flag} `{d}` non è una data (AAAA-MM-GG)"
+                        )
+                    })
+                })
+                .transpose()
             };
             let filter = crate::audit::LogFilter {
                 partner,
                 device,
                 doc: record
-                    .map(|r| parse_id_prefix(&r).map_err(|e| anyhow!("--record `{r}`: {e}")))
+                    .map(|r| {
+                        parse_id_prefix(&r)
+                            .map_err(|e| anyhow!("--record `{r}`: {}", crate::msg::id_error_text(&e, ui)))
+                    })
                     .transpose()?,
                 kind: kind
                     .map(|k| {
-                        RecordKind::from_str_exact(&k).with_context(|| {
-                            format!("--kind `{k}`: use site, attendee, device, loan or session")
+                        let italian = match fold(&k).as_str() {
+                            "sede" => Some(RecordKind::Site),
+                            "iscritto" | "iscritta" | "persona" => Some(RecordKind::Attendee),
+                            "dispositivo" => Some(RecordKind::Device),
+                            "prestito" | "comodato" => Some(RecordKind::Loan),
+                            "incontro" => Some(RecordKind::Session),
+                            _ => None,
+                        };
+                        RecordKind::from_str_exact(&k).or(italian).with_context(|| {
+                            tr!(
+                                ui,
+                                "--kind `{k}`: use site, attendee, device, loan or session",
+                                "--kind `{k}`: usa sede, iscritto, dispositivo, prestito o incontro (anche site, attendee, device, loan, session)"
+                            )
                         })
                     })
                     .transpose()?,
@@ -2369,9 +2599,16 @@ fn audit(dir: &std::path::Path, cmd: AuditCommand) -> Result<()> {
                 crate::outln!("{line}");
             }
             if differ {
-                return Err(AuditFailed { code: 1, message: "the two copies differ".into() }.into());
+                return Err(AuditFailed {
+                    code: 1,
+                    message: ui.t("the two copies differ", "le due copie sono diverse").into(),
+                }
+                .into());
             }
-            crate::outln!("The two copies hold the same envelopes.");
+            crate::outln!(
+                "{}",
+                ui.t("The two copies hold the same envelopes.", "Le due copie contengono le stesse buste.")
+            );
             Ok(())
         }
     }
@@ -2404,7 +2641,11 @@ pub fn quickstart(dir: &std::path::Path, ui: &Ui) -> Result<()> {
         format!("tessera {data} loan list --overdue"),
         format!("tessera {data} session list"),
         format!("tessera {data} report --by month"),
-        format!("tessera {data} attendee add --given Giulia --family Esempio --birth-year 2011 --role student --guardian-name \"Anna Esempio\" --guardian-phone 3331234567 --consent-by guardian --operator \"Your Name\""),
+        tr!(
+            ui,
+            "tessera {data} attendee add --given Giulia --family Esempio --birth-year 2011 --role student --guardian-name \"Anna Esempio\" --guardian-phone 3331234567 --consent-by guardian --operator \"Your Name\"",
+            "tessera {data} attendee add --given Giulia --family Esempio --birth-year 2011 --role studente --guardian-name \"Anna Esempio\" --guardian-phone 3331234567 --consent-by tutore --operator \"Il tuo nome\""
+        ),
         format!("tessera {data} export hub.tessera"),
     ] {
         crate::outln!("  {line}");

@@ -9,7 +9,8 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use crate::msg::SaidContext as _;
+use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 pub const CONFIG_FILE: &str = "node.json";
@@ -29,7 +30,10 @@ pub fn default_data_dir() -> Result<PathBuf> {
             Ok(PathBuf::from(home).join("Library/Application Support/tessera"))
         }
         Some(home) => Ok(PathBuf::from(home).join(".local/share/tessera")),
-        None => bail!("cannot find a data directory: pass --data DIR or set TESSERA_DATA"),
+        None => bail!(crate::said!(
+            "cannot find a data directory: pass --data DIR or set TESSERA_DATA",
+            "non trovo una cartella dei dati: indica --data CARTELLA o imposta TESSERA_DATA"
+        )),
     }
 }
 
@@ -68,14 +72,22 @@ impl NodeConfig {
         let path = Self::path(dir);
         let text = match fs::read_to_string(&path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
-                "no Tessera node in {}: run `tessera init --site \"Your site\"` or `tessera quickstart` first",
-                dir.display()
-            ),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let dir = dir.display();
+                bail!(crate::said!(
+                    "no Tessera node in {dir}: run `tessera init --site \"Your site\"` or `tessera quickstart` first",
+                    "nessun nodo Tessera in {dir}: esegui prima `tessera init --site \"La tua sede\"` o `tessera quickstart`"
+                ))
+            }
+            Err(e) => return Err(e).with_said(|| crate::msg::cannot("read", &path)),
         };
-        serde_json::from_str(&text)
-            .with_context(|| format!("{} is damaged (not valid node settings)", path.display()))
+        serde_json::from_str(&text).with_said(|| {
+            let path = path.display();
+            (
+                format!("{path} is damaged (not valid node settings)"),
+                format!("{path} è danneggiato (non sono impostazioni valide di un nodo)"),
+            )
+        })
     }
 
     /// Writes the file durably (temporary file, fsync, rename, fsync of the directory).
@@ -83,10 +95,10 @@ impl NodeConfig {
         let path = Self::path(dir);
         let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_string_pretty(self)?;
-        let mut file = fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+        let mut file = fs::File::create(&tmp).with_said(|| crate::msg::cannot("write", &tmp))?;
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
-        fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+        fs::rename(&tmp, &path).with_said(|| crate::msg::cannot("write", &path))?;
         fs::File::open(dir)?.sync_all()?;
         Ok(())
     }

@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use crate::msg::SaidContext as _;
+use anyhow::Result;
 use tessera_control::{Client, ControlError, Done, Request, PROTOCOL};
 use tessera_log::LogEntry;
 use tessera_net::driver::Stored;
@@ -109,7 +110,13 @@ fn typed_args() -> Result<Vec<String>> {
     std::env::args_os()
         .skip(1)
         .map(|arg| {
-            arg.into_string().map_err(|arg| anyhow::anyhow!("the argument {arg:?} is not valid text (UTF-8)"))
+            arg.into_string().map_err(|arg| {
+                crate::said!(
+                    "the argument {arg:?} is not valid text (UTF-8)",
+                    "l'argomento {arg:?} non è testo valido (UTF-8)"
+                )
+                .into()
+            })
         })
         .collect()
 }
@@ -168,7 +175,8 @@ pub fn forward(dir: &Path, command: &Command, ui: &Ui) -> Result<Option<Done>> {
     let Some(client) = Client::connect_within(&socket, wait).map_err(stuck)? else {
         return Ok(None);
     };
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let cwd = std::env::current_dir()
+        .said("cannot read the current directory", "non riesco a leggere la cartella corrente")?;
     // A key file under a passphrase: asked here, where the operator is.
     let passphrase = match command {
         Command::Attendee(crate::cli::AttendeeCommand::Erase { network_key: Some(key), .. })
@@ -214,10 +222,16 @@ fn finish(result: Result<()>, mut captured: crate::ui::Captured, ui: &Ui) -> Don
 
 /// The daemon's answer to one request.
 pub async fn answer(hub: Hub, net: crate::net_cmd::Dialer, request: Request) -> Done {
-    let parsed = Cli::try_parse_from_args(&request.args);
+    let typed: Vec<std::ffi::OsString> = request.args.iter().map(Into::into).collect();
+    let lang = match crate::cli::lang_flag(&typed).map(|flag| Ui::for_locale(Some(&flag), &request.locale)) {
+        Some(Ok(ui)) => ui.lang,
+        Some(Err(_)) => tessera_records::vocab::Lang::It,
+        None => Ui::for_locale(None, &request.locale).map_or(tessera_records::vocab::Lang::It, |ui| ui.lang),
+    };
+    let parsed = Cli::try_parse_from_args(&request.args, lang);
     let cli = match parsed {
         Ok(cli) => cli,
-        Err(e) => return Done { stdout: String::new(), stderr: e.to_string(), code: 2 },
+        Err(e) => return Done { stdout: String::new(), stderr: e.text(), code: 2 },
     };
     let ui = match Ui::for_locale(cli.lang.as_deref(), &request.locale) {
         Ok(ui) => ui,
@@ -251,7 +265,13 @@ pub async fn answer(hub: Hub, net: crate::net_cmd::Dialer, request: Request) -> 
             });
             work.await.unwrap_or_else(|e| Done {
                 stdout: String::new(),
-                stderr: format!("the command stopped with an internal error: {e}\n"),
+                stderr: format!(
+                    "{} {e}\n",
+                    ui.t(
+                        "the command stopped with an internal error:",
+                        "il comando si è fermato per un errore interno:"
+                    )
+                ),
                 code: 1,
             })
         }
@@ -318,7 +338,7 @@ impl PidFile {
     pub fn write(dir: &Path) -> Result<PidFile> {
         let path = dir.join(PID_FILE);
         std::fs::write(&path, format!("{}\n", std::process::id()))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+            .with_said(|| crate::msg::cannot("write", &path))?;
         Ok(PidFile(path))
     }
 }

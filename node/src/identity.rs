@@ -11,7 +11,8 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use crate::msg::SaidContext as _;
+use anyhow::{bail, Result};
 use tessera_log::{
     DeviceCertificate, DeviceKey, DeviceRevocation, DeviceRole, LogEntry, NetworkId, PartnerCertificate,
     PartnerKey, PublicKey, SecretKey, Seq, TrustEntry, TrustStatement,
@@ -23,7 +24,10 @@ use crate::node::now;
 use crate::trust_file;
 
 fn generate() -> Result<SecretKey> {
-    SecretKey::generate().context("the operating system's random source failed")
+    SecretKey::generate().said(
+        "the operating system's random source failed",
+        "la sorgente casuale del sistema operativo non ha funzionato",
+    )
 }
 
 fn make_keys_dir(dir: &Path) -> Result<PathBuf> {
@@ -36,12 +40,13 @@ fn make_keys_dir(dir: &Path) -> Result<PathBuf> {
 
 fn ensure_fresh(dir: &Path) -> Result<()> {
     if NodeConfig::path(dir).exists() {
-        bail!(
-            "{} already holds a Tessera node; use another --data directory or remove it first",
-            dir.display()
-        );
+        let dir = dir.display();
+        bail!(crate::said!(
+            "{dir} already holds a Tessera node; use another --data directory or remove it first",
+            "{dir} contiene già un nodo Tessera; usa un'altra cartella con --data o toglila prima"
+        ));
     }
-    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    fs::create_dir_all(dir).with_said(|| crate::msg::cannot("create", dir))?;
     Ok(())
 }
 
@@ -50,7 +55,10 @@ pub fn parse_role(role: &str) -> Result<DeviceRole> {
         "hub" | "polo" => Ok(DeviceRole::Hub),
         "help-desk" | "helpdesk" | "desk" | "sportello" => Ok(DeviceRole::HelpDesk),
         "relay" => Ok(DeviceRole::Relay),
-        other => bail!("unknown role `{other}`: use `hub`, `help-desk` or `relay`"),
+        other => bail!(crate::said!(
+            "unknown role `{other}`: use `hub`, `help-desk` or `relay`",
+            "ruolo `{other}` sconosciuto: usa `polo` (hub), `sportello` (help-desk) o `relay`"
+        )),
     }
 }
 
@@ -177,10 +185,17 @@ pub fn admin_new_partner(
 
 pub fn parse_public_key(hex_key: &str) -> Result<PublicKey> {
     let mut bytes = [0u8; 32];
-    hex::decode_to_slice(hex_key.trim(), &mut bytes)
-        .ok()
-        .with_context(|| format!("`{}` is not a device key (64 hex digits)", hex_key.trim()))?;
-    PublicKey::from_bytes(bytes).ok().with_context(|| format!("`{}` is not a valid key", hex_key.trim()))
+    hex::decode_to_slice(hex_key.trim(), &mut bytes).ok().with_said(|| {
+        let key = hex_key.trim();
+        (
+            format!("`{key}` is not a device key (64 hex digits)"),
+            format!("`{key}` non è una chiave di dispositivo (64 cifre esadecimali)"),
+        )
+    })?;
+    PublicKey::from_bytes(bytes).ok().with_said(|| {
+        let key = hex_key.trim();
+        (format!("`{key}` is not a valid key"), format!("`{key}` non è una chiave valida"))
+    })
 }
 
 /// `tessera admin certify-device`: a trust file with the partner's certificate and a
@@ -200,8 +215,12 @@ pub fn admin_certify_device(
     let partner_cert = entries
         .iter()
         .find(|e| matches!(&e.statement, TrustStatement::Partner(c) if c.partner == partner))
-        .with_context(|| {
-            format!("{} holds no certificate of this partner key", partner_trust_file.display())
+        .with_said(|| {
+            let file = partner_trust_file.display();
+            (
+                format!("{file} holds no certificate of this partner key"),
+                format!("{file} non contiene alcun certificato di questa chiave dell'ente"),
+            )
         })?;
     partner_cert.verify_signature(&network)?;
     let device_cert = sign(

@@ -17,7 +17,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::{Context, Result};
+use crate::msg::SaidContext as _;
+use anyhow::Result;
 use tessera_log::{
     DeviceCertificate, DeviceKey, DeviceRole, DocId, Envelope, NetworkId, SecretKey, TrustState,
 };
@@ -243,17 +244,19 @@ impl Keys {
             };
             let readers = readers(trust, scope, &self.known);
             if let Some(epoch) = new_epoch {
-                let key = ScopeKey::generate(*scope, epoch)
-                    .context("the operating system's random source failed")?;
+                let key = ScopeKey::generate(*scope, epoch).said(
+                    "the operating system's random source failed",
+                    "la sorgente casuale del sistema operativo non ha funzionato",
+                )?;
                 // A new key's grants come first (this device's own first of all), so a
                 // cut at the envelope's limit never leaves a key nobody holds.
                 let mut first = vec![self.device];
                 first.extend(readers.iter().copied().filter(|d| *d != self.device));
                 for reader in first {
-                    grants.push(
-                        Grant::new(&key, &self.network, reader)
-                            .context("the operating system's random source failed")?,
-                    );
+                    grants.push(Grant::new(&key, &self.network, reader).said(
+                        "the operating system's random source failed",
+                        "la sorgente casuale del sistema operativo non ha funzionato",
+                    )?);
                 }
                 made.push(key);
             }
@@ -263,10 +266,10 @@ impl Keys {
                     if has.is_some_and(|r| r.contains(&reader)) {
                         continue;
                     }
-                    rest.push(
-                        Grant::new(key, &self.network, reader)
-                            .context("the operating system's random source failed")?,
-                    );
+                    rest.push(Grant::new(key, &self.network, reader).said(
+                        "the operating system's random source failed",
+                        "la sorgente casuale del sistema operativo non ha funzionato",
+                    )?);
                 }
             }
         }
@@ -285,10 +288,10 @@ impl Keys {
             {
                 continue;
             }
-            grants.push(
-                Grant::new(key, &self.network, recipient)
-                    .context("the operating system's random source failed")?,
-            );
+            grants.push(Grant::new(key, &self.network, recipient).said(
+                "the operating system's random source failed",
+                "la sorgente casuale del sistema operativo non ha funzionato",
+            )?);
         }
         Ok(grants)
     }

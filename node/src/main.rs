@@ -3,8 +3,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     {
         use tracing_subscriber::prelude::*;
@@ -21,5 +19,13 @@ fn main() -> ExitCode {
             )
             .init();
     }
-    ExitCode::from(tessera_node::cli::run(tessera_node::cli::Cli::parse()))
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let lang = tessera_node::cli::lang_of_args(&args);
+    match tessera_node::cli::Cli::parse_in(args, lang) {
+        Ok(cli) => ExitCode::from(tessera_node::cli::run(cli)),
+        Err(stopped) => {
+            let _ = stopped.print();
+            ExitCode::from(u8::try_from(stopped.exit_code()).unwrap_or(2))
+        }
+    }
 }

@@ -30,7 +30,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
+use crate::msg::SaidContext as _;
+use anyhow::Result;
 use tessera_log::{DeviceKey, DocId, Envelope, LogEntry, SecretKey};
 use tessera_records::{Record, RecordDoc, RecordKind};
 use tessera_seal::{Epoch, Scope};
@@ -196,7 +197,7 @@ fn open_people(dir: &std::path::Path) -> Result<sled::Tree> {
         .path(dir)
         .flush_every_ms(Some(2_000))
         .open()
-        .with_context(|| format!("cannot open the people database in {}", dir.display()))?;
+        .with_said(|| crate::msg::cannot("open the people database in", dir))?;
     Ok((*db).clone())
 }
 
@@ -208,10 +209,14 @@ fn excluded(store: &Store, envelope: &Envelope) -> bool {
 fn load_saved(tree: &sled::Tree, actor: &DeviceKey, doc: &DocId) -> Result<Option<RecordDoc>> {
     match tree.get(key(DOC, doc))? {
         None => Ok(None),
-        Some(bytes) => Ok(Some(
-            RecordDoc::load(&bytes, tessera_records::actor_for(actor))
-                .with_context(|| format!("stored document {doc} is damaged"))?,
-        )),
+        Some(bytes) => {
+            Ok(Some(RecordDoc::load(&bytes, tessera_records::actor_for(actor)).with_said(|| {
+                (
+                    format!("stored document {doc} is damaged"),
+                    format!("il documento salvato {doc} è danneggiato"),
+                )
+            })?))
+        }
     }
 }
 
@@ -259,8 +264,12 @@ impl Materializer {
         // Left by a rebuild that stopped midway (see `rebuild_people`): a complete new
         // database whose swap did not finish is put in place; the rest is deleted.
         if !people_dir.exists() && people_dir.with_extension("new").exists() {
-            std::fs::rename(people_dir.with_extension("new"), &people_dir).with_context(|| {
-                format!("cannot move the rebuilt people database into {}", people_dir.display())
+            std::fs::rename(people_dir.with_extension("new"), &people_dir).with_said(|| {
+                let dir = people_dir.display();
+                (
+                    format!("cannot move the rebuilt people database into {dir}"),
+                    format!("non riesco a spostare in {dir} l'archivio delle persone ricostruito"),
+                )
             })?;
         }
         let _ = std::fs::remove_dir_all(people_dir.with_extension("new"));
@@ -270,7 +279,7 @@ impl Materializer {
             Err(e) => {
                 tracing::warn!(error = %e, "the people database is damaged; rebuilding it from the log");
                 std::fs::remove_dir_all(&people_dir)
-                    .with_context(|| format!("cannot remove {}", people_dir.display()))?;
+                    .with_said(|| crate::msg::cannot("remove", &people_dir))?;
                 damaged = true;
                 open_people(&people_dir)?
             }
@@ -299,10 +308,11 @@ impl Materializer {
             bad: 0,
             failed: None,
         };
-        let handle = std::thread::Builder::new()
-            .name("materializer".into())
-            .spawn(move || worker.run(queue))
-            .context("cannot start the materializer thread")?;
+        let handle =
+            std::thread::Builder::new().name("materializer".into()).spawn(move || worker.run(queue)).said(
+                "cannot start the materializer thread",
+                "non riesco ad avviare il lavoro di aggiornamento delle schede",
+            )?;
         Ok(Materializer {
             tree,
             people: Some(people),
@@ -500,7 +510,12 @@ impl Materializer {
         let (reply, answer) = mpsc::sync_channel(1);
         self.send(Job::SetPeople { people: None, reply })?;
         answer.recv().map_err(|_| stopped())?;
-        let old_tree = self.people.take().ok_or_else(|| anyhow!("the people database is being rebuilt"))?;
+        let old_tree = self.people.take().ok_or_else(|| {
+            anyhow::Error::from(crate::msg::Said::new(
+                "the people database is being rebuilt",
+                "l'archivio delle persone è in ricostruzione",
+            ))
+        })?;
         let fresh_dir = self.people_dir.with_extension("new");
         let _ = std::fs::remove_dir_all(&fresh_dir);
         let copied = (|| -> Result<()> {
@@ -539,15 +554,22 @@ impl Materializer {
             let (reply, answer) = mpsc::sync_channel(1);
             self.send(Job::SetPeople { people: Some(people), reply })?;
             answer.recv().map_err(|_| stopped())?;
-            return Err(e.context("the people database could not be made again without the erased persons"));
+            return Err(e).said(
+                "the people database could not be made again without the erased persons",
+                "l'archivio delle persone non è stato rifatto senza le persone cancellate",
+            );
         }
         let old = self.people_dir.with_extension("old");
         let _ = std::fs::remove_dir_all(&old);
-        std::fs::rename(&self.people_dir, &old)
-            .with_context(|| format!("cannot move {} aside", self.people_dir.display()))?;
-        std::fs::rename(&fresh_dir, &self.people_dir)
-            .with_context(|| format!("cannot move {} in place", fresh_dir.display()))?;
-        std::fs::remove_dir_all(&old).with_context(|| format!("cannot remove {}", old.display()))?;
+        std::fs::rename(&self.people_dir, &old).with_said(|| {
+            let dir = self.people_dir.display();
+            (format!("cannot move {dir} aside"), format!("non riesco a spostare da parte {dir}"))
+        })?;
+        std::fs::rename(&fresh_dir, &self.people_dir).with_said(|| {
+            let dir = fresh_dir.display();
+            (format!("cannot move {dir} in place"), format!("non riesco a mettere al suo posto {dir}"))
+        })?;
+        std::fs::remove_dir_all(&old).with_said(|| crate::msg::cannot("remove", &old))?;
         let people = open_people(&self.people_dir)?;
         self.people = Some(people.clone());
         let (reply, answer) = mpsc::sync_channel(1);
@@ -558,7 +580,12 @@ impl Materializer {
     }
 
     fn people(&self) -> Result<&sled::Tree> {
-        self.people.as_ref().ok_or_else(|| anyhow!("the people database is being rebuilt"))
+        self.people.as_ref().ok_or_else(|| {
+            anyhow::Error::from(crate::msg::Said::new(
+                "the people database is being rebuilt",
+                "l'archivio delle persone è in ricostruzione",
+            ))
+        })
     }
 
     /// The tree `doc` is kept in.
@@ -574,7 +601,8 @@ impl Materializer {
     fn erased_record(&self, doc: &DocId) -> Result<Option<Record>> {
         match self.tree.get(key(ERASED, doc))? {
             None => Ok(None),
-            Some(json) => Ok(serde_json::from_slice(&json).context("damaged erased record")?),
+            Some(json) => Ok(serde_json::from_slice(&json)
+                .said("damaged erased record", "scheda cancellata danneggiata")?),
         }
     }
 
@@ -584,9 +612,11 @@ impl Materializer {
         for row in self.tree.scan_prefix([ERASED]) {
             let (k, v) = row?;
             let mut id = [0u8; 16];
-            id.copy_from_slice(k.get(1..17).context("damaged erased record key")?);
-            if let Some(record) =
-                serde_json::from_slice::<Option<Record>>(&v).context("damaged erased record")?
+            id.copy_from_slice(
+                k.get(1..17).said("damaged erased record key", "chiave di scheda cancellata danneggiata")?,
+            );
+            if let Some(record) = serde_json::from_slice::<Option<Record>>(&v)
+                .said("damaged erased record", "scheda cancellata danneggiata")?
             {
                 out.insert(DocId(id), record);
             }
@@ -741,10 +771,11 @@ impl Materializer {
             self.lost.store(true, Ordering::SeqCst);
         })?;
         match cached {
-            Some(bytes) => Ok(Some(
-                RecordDoc::load(&bytes, tessera_records::actor_for(&self.actor))
-                    .with_context(|| format!("document {doc} is damaged"))?,
-            )),
+            Some(bytes) => {
+                Ok(Some(RecordDoc::load(&bytes, tessera_records::actor_for(&self.actor)).with_said(
+                    || (format!("document {doc} is damaged"), format!("il documento {doc} è danneggiato")),
+                )?))
+            }
             None => load_saved(self.tree_of(doc)?, &self.actor, doc),
         }
     }
@@ -760,8 +791,11 @@ impl Materializer {
         match self.tree_of(doc)?.get(key(RECORD, doc))? {
             None => Ok(None),
             Some(json) => {
-                let mut record =
-                    self.joined(doc, serde_json::from_slice(&json).context("damaged record index")?)?;
+                let mut record = self.joined(
+                    doc,
+                    serde_json::from_slice(&json)
+                        .said("damaged record index", "indice delle schede danneggiato")?,
+                )?;
                 if let Record::Attendee(a) = &mut record {
                     // Settled as in `records`: the person a chain or cycle of merges leads to.
                     if a.merged_into.is_some() {
@@ -779,7 +813,9 @@ impl Materializer {
         let Record::Attendee(card) = record else { return Ok(record) };
         let personal = match self.people()?.get(key(RECORD, &tessera_records::personal_doc_id(doc)))? {
             None => None,
-            Some(json) => match serde_json::from_slice(&json).context("damaged record index")? {
+            Some(json) => match serde_json::from_slice(&json)
+                .said("damaged record index", "indice delle schede danneggiato")?
+            {
                 Record::Personal(personal) => Some(personal),
                 _ => None,
             },
@@ -799,9 +835,19 @@ impl Materializer {
         for row in tree.scan_prefix([RECORD, kind.byte()]) {
             let (k, v) = row?;
             let mut id = [0u8; 16];
-            id.copy_from_slice(k.get(1..17).context("damaged record index key")?);
+            id.copy_from_slice(
+                k.get(1..17)
+                    .said("damaged record index key", "chiave dell'indice delle schede danneggiata")?,
+            );
             let id = DocId(id);
-            out.insert(id, self.joined(&id, serde_json::from_slice(&v).context("damaged record index")?)?);
+            out.insert(
+                id,
+                self.joined(
+                    &id,
+                    serde_json::from_slice(&v)
+                        .said("damaged record index", "indice delle schede danneggiato")?,
+                )?,
+            );
         }
         if kind == RecordKind::Attendee {
             out.extend(self.erased_records()?);
@@ -840,7 +886,10 @@ impl Materializer {
             for row in tree.scan_prefix(prefix).keys() {
                 let k = row?;
                 let mut id = [0u8; 16];
-                id.copy_from_slice(k.get(1..17).context("damaged record index key")?);
+                id.copy_from_slice(
+                    k.get(1..17)
+                        .said("damaged record index key", "chiave dell'indice delle schede danneggiata")?,
+                );
                 out.insert(DocId(id));
             }
             Ok(())
@@ -903,7 +952,10 @@ impl Drop for Materializer {
 }
 
 fn stopped() -> anyhow::Error {
-    anyhow!("the materializer thread stopped")
+    anyhow::Error::from(crate::msg::Said::new(
+        "the materializer thread stopped",
+        "il lavoro di aggiornamento delle schede si è fermato",
+    ))
 }
 
 /// A document in the worker's cache.
@@ -1001,7 +1053,12 @@ impl Worker {
     /// The tree `doc` is kept in.
     fn tree_of(&self, doc: &DocId) -> Result<&sled::Tree> {
         if is_people(doc) {
-            self.people.as_ref().ok_or_else(|| anyhow!("the people database is being rebuilt"))
+            self.people.as_ref().ok_or_else(|| {
+                anyhow::Error::from(crate::msg::Said::new(
+                    "the people database is being rebuilt",
+                    "l'archivio delle persone è in ricostruzione",
+                ))
+            })
         } else {
             Ok(&self.tree)
         }
@@ -1079,7 +1136,12 @@ impl Worker {
         people.insert(PEOPLE_CURSOR, &encode_position(cursor));
         self.people
             .as_ref()
-            .ok_or_else(|| anyhow!("the people database is being rebuilt"))?
+            .ok_or_else(|| {
+                anyhow::Error::from(crate::msg::Said::new(
+                    "the people database is being rebuilt",
+                    "l'archivio delle persone è in ricostruzione",
+                ))
+            })?
             .apply_batch(people)?;
         main.insert(CURSOR, &encode_position(cursor));
         self.tree.apply_batch(main)?;

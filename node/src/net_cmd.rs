@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use crate::msg::SaidContext as _;
+use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use tessera_log::LogEntry;
 use tessera_net::driver::{run_session, RunOptions, Stored, Summary, FANOUT_BATCHES_MAX};
@@ -73,9 +74,19 @@ fn now_text() -> String {
 
 fn resolve(peer: &str) -> Result<SocketAddr> {
     peer.to_socket_addrs()
-        .with_context(|| format!("`{peer}` is not an address: write HOST:PORT, e.g. 192.168.1.20:7420"))?
+        .with_said(|| {
+            (
+                format!("`{peer}` is not an address: write HOST:PORT, e.g. 192.168.1.20:7420"),
+                format!("`{peer}` non è un indirizzo: scrivi HOST:PORTA, per esempio 192.168.1.20:7420"),
+            )
+        })?
         .next()
-        .with_context(|| format!("`{peer}` does not resolve to an address"))
+        .with_said(|| {
+            (
+                format!("`{peer}` does not resolve to an address"),
+                format!("`{peer}` non corrisponde a nessun indirizzo"),
+            )
+        })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -83,7 +94,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .context("cannot start the network runtime")
+        .said("cannot start the network runtime", "non riesco ad avviare la rete")
 }
 
 fn lock(node: &Mutex<Node>) -> std::sync::MutexGuard<'_, Node> {
@@ -125,8 +136,9 @@ pub fn sync(dir: &Path, peer: &str, ui: &Ui) -> Result<()> {
     runtime()?.block_on(async {
         let bind: SocketAddr = if addr.is_ipv6() { "[::]:0".parse()? } else { "0.0.0.0:0".parse()? };
         let endpoint = Endpoint::bind(bind, identity)?;
-        let channel =
-            endpoint.connect(addr, &trust).await.with_context(|| format!("cannot sync with {peer}"))?;
+        let channel = endpoint.connect(addr, &trust).await.with_said(|| {
+            (format!("cannot sync with {peer}"), format!("non riesco a sincronizzare con {peer}"))
+        })?;
         let mut summary = run_one(channel, node.clone(), config.clone(), true, 0, ui).await;
         // Readers met in this session lack the keys this node holds: one more short
         // session takes the grants to them, so they read what this hub wrote.
@@ -182,7 +194,7 @@ async fn run_recorded(
     ui: Option<Ui>,
 ) -> Result<Summary> {
     let dir = lock(&node).dir().to_path_buf();
-    let peer = channel.peer().cloned().context("unauthenticated session")?;
+    let peer = channel.peer().cloned().said("unauthenticated session", "sessione non autenticata")?;
     let key = peer.certificate.device.0.to_hex();
     if let Some(ui) = &ui {
         crate::errln!(
@@ -285,11 +297,9 @@ impl Dialer {
         let addr = resolve(peer)?;
         let once = || async {
             let trust = lock(&hub.node).store().trust().clone();
-            let channel = self
-                .endpoint
-                .connect(addr, &trust)
-                .await
-                .with_context(|| format!("cannot sync with {peer}"))?;
+            let channel = self.endpoint.connect(addr, &trust).await.with_said(|| {
+                (format!("cannot sync with {peer}"), format!("non riesco a sincronizzare con {peer}"))
+            })?;
             let options = RunOptions {
                 stop_when_caught_up: true,
                 id: self.ids.fetch_add(1, Ordering::Relaxed),

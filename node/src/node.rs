@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use tessera_log::{
     DeviceKey, DeviceRole, DocId, Envelope, LogEntry, NetworkId, NewChange, PartnerKey, PublicKey, Salt,
     SecretKey, Seq, Timestamp,
@@ -17,6 +17,7 @@ use tessera_store::{IngestReport, Policy, Store, StoreOpenReport};
 
 use crate::config::{NodeConfig, DEVICE_KEY_FILE, KEYS_DIR, STORE_DIR};
 use crate::materialize::{CatchUp, Materializer};
+use crate::msg::SaidContext as _;
 
 /// Grant changes in one envelope, at most (each holds up to 256 grants).
 const GRANT_CHANGES_PER_ENVELOPE_MAX: usize = 8;
@@ -51,13 +52,16 @@ impl Node {
             Arc::new(tessera_store::read_secret_key(&dir.join(KEYS_DIR).join(DEVICE_KEY_FILE), "device")?);
         let device = DeviceKey(key.public());
         if device.0.to_hex() != config.device {
-            bail!(
-                "the device key in {} does not match node.json: the data directory is damaged",
-                dir.display()
-            );
+            let dir = dir.display();
+            bail!(crate::said!(
+                "the device key in {dir} does not match node.json: the data directory is damaged",
+                "la chiave del dispositivo in {dir} non corrisponde a node.json: la cartella dei dati è danneggiata"
+            ));
         }
-        let (store, open_report) = Store::open(&dir.join(STORE_DIR), Some(network))
-            .with_context(|| format!("cannot open the store in {}", dir.display()))?;
+        let (store, open_report) = Store::open(&dir.join(STORE_DIR), Some(network)).with_said(|| {
+            let dir = dir.display();
+            (format!("cannot open the store in {dir}"), format!("non riesco ad aprire l'archivio in {dir}"))
+        })?;
         if let Some(torn) = &open_report.log.torn_tail {
             tracing::warn!(bytes = torn.bytes_cut, "an unfinished write from a crash was set aside");
         }
@@ -106,7 +110,10 @@ impl Node {
         self.check_may_sign()?;
         let time = now();
         let actor = tessera_records::actor_for(&self.device);
-        let own_partner = self.partner().context("this node's device has no certificate")?;
+        let own_partner = self.partner().said(
+            "this node's device has no certificate",
+            "il dispositivo di questo nodo non ha un certificato",
+        )?;
         let scopes = scopes_written(own_partner);
         let (grants, made) = self.docs.keys().owed(self.store.trust(), &scopes)?;
         let mut ring = self.docs.keys().ring().clone();
@@ -121,7 +128,10 @@ impl Node {
             if matches!(record, Record::Attendee(_) | Record::Personal(_))
                 && self.store.erased().contains(&tessera_log::Person::of(doc))
             {
-                bail!("not saved: this person was erased, nothing of them can be written again");
+                bail!(crate::said!(
+                    "not saved: this person was erased, nothing of them can be written again",
+                    "non salvato: questa persona è stata cancellata, nulla di lei può essere scritto di nuovo"
+                ));
             }
             match record {
                 Record::Attendee(attendee) => {
@@ -136,9 +146,10 @@ impl Node {
                         (None, Some(_)) => self.first_writer_partner(doc)?.unwrap_or(own_partner).0.to_hex(),
                         (None, None) => own_partner.0.to_hex(),
                     };
-                    let partner = crate::identity::parse_public_key(&registered_by)
-                        .map(PartnerKey)
-                        .context("the attendee names a partner that is not a key")?;
+                    let partner = crate::identity::parse_public_key(&registered_by).map(PartnerKey).said(
+                        "the attendee names a partner that is not a key",
+                        "l'iscritto indica un ente che non è una chiave",
+                    )?;
                     let scope = Scope::Partner(partner);
                     if attendee.is_reserved() {
                         // Not readable here (another partner's person): only what every
@@ -151,14 +162,17 @@ impl Node {
                         continue;
                     }
                     if ring.current(&scope).is_none() {
-                        bail!(
-                            "not saved: this person was registered by {}, and only that organisation's hubs \
+                        let name = self.store.trust().partner(&partner).map(|p| p.name.clone());
+                        let (en, it) = match &name {
+                            Some(name) => (name.as_str(), name.as_str()),
+                            None => ("another organisation", "un altro ente"),
+                        };
+                        bail!(crate::said!(
+                            "not saved: this person was registered by {en}, and only that organisation's hubs \
                              (or those it gives access) may read and change their personal details",
-                            self.store
-                                .trust()
-                                .partner(&partner)
-                                .map_or("another organisation".into(), |p| p.name.clone())
-                        );
+                            "non salvato: questa persona è stata iscritta da {it}, e solo le sedi di quell'ente \
+                             (o quelle a cui dà accesso) possono leggere e cambiare i suoi dati personali"
+                        ));
                     }
                     let (mut card, personal) = tessera_records::split_attendee(attendee);
                     card.registered_by = Some(registered_by);
@@ -175,10 +189,16 @@ impl Node {
                 None => Some(RecordDoc::create(actor.clone(), record, time.0)?.1),
             };
             if let Some(body) = change {
-                let key =
-                    ring.current(scope).with_context(|| format!("no read key of {scope} to seal with"))?;
-                let sealed = tessera_seal::seal_body(key, &network, doc, &body)
-                    .context("the operating system's random source failed")?;
+                let key = ring.current(scope).with_said(|| {
+                    (
+                        format!("no read key of {scope} to seal with"),
+                        format!("nessuna chiave di lettura di {scope} con cui cifrare"),
+                    )
+                })?;
+                let sealed = tessera_seal::seal_body(key, &network, doc, &body).said(
+                    "the operating system's random source failed",
+                    "la sorgente casuale del sistema operativo non ha funzionato",
+                )?;
                 changes.push(NewChange { doc: *doc, salt: random_salt()?, body: sealed });
             }
         }
@@ -216,14 +236,20 @@ impl Node {
         reason: tessera_log::ErasureReason,
     ) -> Result<Envelope> {
         self.check_may_sign()?;
-        let own = self.partner().context("this node's device has no certificate")?;
+        let own = self.partner().said(
+            "this node's device has no certificate",
+            "il dispositivo di questo nodo non ha un certificato",
+        )?;
         let scopes = scopes_written(own);
         let (grants, made) = self.docs.keys().owed(self.store.trust(), &scopes)?;
         let mut ring = self.docs.keys().ring().clone();
         for key in made {
             ring.insert(key);
         }
-        let key = ring.current(&Scope::Network).context("no read key of the network to seal with")?;
+        let key = ring.current(&Scope::Network).said(
+            "no read key of the network to seal with",
+            "nessuna chiave di lettura della rete con cui cifrare",
+        )?;
         let mut changes = grant_changes(grants)?;
         let mut persons = Vec::new();
         for (doc, attendee) in attendees {
@@ -234,27 +260,35 @@ impl Node {
                 .and_then(|hex_nonce| hex::decode(hex_nonce).ok())
                 .and_then(|bytes| <[u8; tessera_log::erasure::NONCE_BYTES]>::try_from(bytes).ok());
             let Some(nonce) = nonce else {
-                bail!(
-                    "not erased: {} was registered by a release before erasure existed, and its id cannot \
+                let id = tessera_records::short_id(doc);
+                bail!(crate::said!(
+                    "not erased: {id} was registered by a release before erasure existed, and its id cannot \
                      prove which organisation registered it: the network's coordinator erases it with \
                      the network key (`tessera attendee erase ID --yes --network-key FILE`)",
-                    tessera_records::short_id(doc)
-                );
+                    "non cancellato: {id} è stato iscritto con una versione di Tessera precedente alla \
+                     cancellazione, e il suo codice non può dimostrare quale ente l'ha iscritto: lo cancella il \
+                     coordinatore della rete con la chiave della rete \
+                     (`tessera attendee erase ID --yes --network-key FILE`)"
+                ));
             };
             if tessera_log::person_id(&own, &nonce) != person {
-                bail!(
-                    "not erased: only the organisation that registered {} may erase it",
-                    tessera_records::short_id(doc)
-                );
+                let id = tessera_records::short_id(doc);
+                bail!(crate::said!(
+                    "not erased: only the organisation that registered {id} may erase it",
+                    "non cancellato: solo l'ente che ha iscritto {id} può cancellarlo"
+                ));
             }
             let stub = tessera_records::erased_stub(attendee, tessera_records::Erased::new(on, reason));
             let erasure_doc = person.erasure_doc();
             let sealed =
                 tessera_seal::seal_body(key, &self.network(), &erasure_doc, &serde_json::to_vec(&stub)?)
-                    .context("the operating system's random source failed")?;
+                    .said(
+                        "the operating system's random source failed",
+                        "la sorgente casuale del sistema operativo non ha funzionato",
+                    )?;
             let body = tessera_log::Erasure { erased_on: on.to_string(), reason, nonce, stub: sealed }
                 .encode()
-                .context("the erasure could not be encoded")?;
+                .said("the erasure could not be encoded", "non riesco a codificare la cancellazione")?;
             changes.push(NewChange { doc: erasure_doc, salt: random_salt()?, body });
             persons.push(person);
         }
@@ -264,14 +298,20 @@ impl Node {
         self.docs.catch_up(&self.store)?;
         for person in &persons {
             if !self.store.erased().contains(person) {
-                bail!("the erasure was saved but does not count: `tessera audit log` tells why");
+                bail!(crate::said!(
+                    "the erasure was saved but does not count: `tessera audit log` tells why",
+                    "la cancellazione è salvata ma non vale: `tessera audit log` dice perché"
+                ));
             }
             if !self.store.erasure_scrubbed(person)? {
-                bail!(
+                bail!(crate::said!(
                     "the erasure is saved and the person's details are no longer shown or sent, but the log \
                      could not be rewritten without them yet (see the log of this command); it is retried \
-                     each time Tessera opens this data directory"
-                );
+                     each time Tessera opens this data directory",
+                    "la cancellazione è salvata e i dati della persona non sono più mostrati né inviati, ma il \
+                     registro non è ancora stato riscritto senza di loro (vedi i messaggi di questo comando); si \
+                     riprova ogni volta che Tessera apre questa cartella dei dati"
+                ));
             }
         }
         Ok(envelope)
@@ -289,7 +329,10 @@ impl Node {
         reason: tessera_log::ErasureReason,
     ) -> Result<()> {
         if network_key.public() != self.network().0 {
-            bail!("not erased: that key is not this network's key");
+            bail!(crate::said!(
+                "not erased: that key is not this network's key",
+                "non cancellato: quella chiave non è la chiave di questa rete"
+            ));
         }
         let mut entries = Vec::with_capacity(attendees.len());
         for doc in attendees {
@@ -304,10 +347,13 @@ impl Node {
         for doc in attendees {
             let person = tessera_log::Person::of(doc);
             if !self.store.erased().contains(&person) || !self.store.erasure_scrubbed(&person)? {
-                bail!(
+                bail!(crate::said!(
                     "the erasure is saved, but the log could not be rewritten without the person yet (see the \
-                     log of this command); it is retried each time Tessera opens this data directory"
-                );
+                     log of this command); it is retried each time Tessera opens this data directory",
+                    "la cancellazione è salvata, ma il registro non è ancora stato riscritto senza la persona \
+                     (vedi i messaggi di questo comando); si riprova ogni volta che Tessera apre questa cartella \
+                     dei dati"
+                ));
             }
         }
         Ok(())
@@ -317,9 +363,15 @@ impl Node {
     /// (returned in hex, for the attendee's `id_nonce`): what lets the partner erase
     /// the person later ([`tessera_log::person_id`]).
     pub fn new_attendee_id(&self) -> Result<(DocId, String)> {
-        let partner = self.partner().context("this node's device has no certificate")?;
+        let partner = self.partner().said(
+            "this node's device has no certificate",
+            "il dispositivo di questo nodo non ha un certificato",
+        )?;
         let mut nonce = [0u8; tessera_log::erasure::NONCE_BYTES];
-        getrandom::getrandom(&mut nonce).context("the operating system's random source failed")?;
+        getrandom::getrandom(&mut nonce).said(
+            "the operating system's random source failed",
+            "la sorgente casuale del sistema operativo non ha funzionato",
+        )?;
         let person = tessera_log::person_id(&partner, &nonce);
         Ok((person.doc(RecordKind::Attendee.byte()), hex::encode(nonce)))
     }
@@ -352,12 +404,21 @@ impl Node {
     pub fn grant_read(&mut self, device: DeviceKey) -> Result<usize> {
         self.check_may_sign()?;
         if self.store.trust().devices().any(|c| c.device == device && c.role == DeviceRole::Relay) {
-            bail!("that device is a relay: relays are never given a read key");
+            bail!(crate::said!(
+                "that device is a relay: relays are never given a read key",
+                "quel dispositivo è un relay: ai relay non si dà mai una chiave di lettura"
+            ));
         }
         if self.store.trust().last_valid(&device).is_some() {
-            bail!("that device has been revoked: it is given no key");
+            bail!(crate::said!(
+                "that device has been revoked: it is given no key",
+                "quel dispositivo è stato revocato: non riceve chiavi"
+            ));
         }
-        let scopes = scopes_written(self.partner().context("this node's device has no certificate")?);
+        let scopes = scopes_written(self.partner().said(
+            "this node's device has no certificate",
+            "il dispositivo di questo nodo non ha un certificato",
+        )?);
         let grants = self.docs.keys().grants_to(device, &scopes)?;
         if grants.is_empty() {
             return Ok(0);
@@ -371,17 +432,30 @@ impl Node {
     fn check_may_sign(&self) -> Result<()> {
         let next = self.store.head(&self.device).map(|h| Seq(h.seq.0 + 1)).unwrap_or(Seq::FIRST);
         if let Err(e) = self.store.trust().authorize(&self.device, next) {
-            bail!(
+            let why_it = match e {
+                tessera_log::VerifyError::Revoked { .. } => "il suo dispositivo è stato revocato",
+                _ => "il suo dispositivo non è certificato in questa rete",
+            };
+            bail!(crate::said!(
                 "this node cannot write yet: {e}. Ask your partner's administrator for a certificate \
-                 (`tessera admin certify-device`) and import it with `tessera import FILE`"
-            );
+                 (`tessera admin certify-device`) and import it with `tessera import FILE`",
+                "questo nodo non può ancora scrivere: {why_it}. Chiedi all'amministratore del tuo ente un \
+                 certificato (`tessera admin certify-device`) e importalo con `tessera import FILE`"
+            ));
         }
         if let Some(blocked) = self.store.signing_blocked(&self.device)? {
-            bail!(
+            let blocked_it = crate::msg::signing_blocked_text(
+                &blocked,
+                &crate::ui::Ui { lang: tessera_records::vocab::Lang::It },
+            );
+            bail!(crate::said!(
                 "not saved: {blocked}, and writing now could sign a change number twice. Run \
                  `tessera sync --peer HOST:PORT` with another hub or the relay to get it back; \
-                 `tessera status` shows what is missing"
-            );
+                 `tessera status` shows what is missing",
+                "non salvato: {blocked_it}, e scrivere adesso potrebbe firmare due volte lo stesso numero di \
+                 modifica. Esegui `tessera sync --peer HOST:PORT` con un altro polo o il relay per \
+                 recuperarla; `tessera status` mostra cosa manca"
+            ));
         }
         Ok(())
     }
@@ -445,7 +519,10 @@ impl Node {
     /// A new id for a record of `kind`.
     pub fn new_id(kind: RecordKind) -> Result<DocId> {
         let mut random = [0u8; 15];
-        getrandom::getrandom(&mut random).context("the operating system's random source failed")?;
+        getrandom::getrandom(&mut random).said(
+            "the operating system's random source failed",
+            "la sorgente casuale del sistema operativo non ha funzionato",
+        )?;
         Ok(tessera_records::new_doc_id(kind, random))
     }
 
@@ -497,7 +574,10 @@ fn scopes_written(partner: PartnerKey) -> [Scope; 2] {
 }
 
 fn random_salt() -> Result<Salt> {
-    Salt::random().context("the operating system's random source failed")
+    Salt::random().said(
+        "the operating system's random source failed",
+        "la sorgente casuale del sistema operativo non ha funzionato",
+    )
 }
 
 /// Grants as changes of new grant documents, at most [`GRANT_CHANGES_PER_ENVELOPE_MAX`]
@@ -506,7 +586,10 @@ fn grant_changes(grants: Vec<Grant>) -> Result<Vec<NewChange>> {
     let mut changes = Vec::new();
     for chunk in grants.chunks(tessera_seal::GRANTS_PER_BODY_MAX).take(GRANT_CHANGES_PER_ENVELOPE_MAX) {
         let mut random = [0u8; 15];
-        getrandom::getrandom(&mut random).context("the operating system's random source failed")?;
+        getrandom::getrandom(&mut random).said(
+            "the operating system's random source failed",
+            "la sorgente casuale del sistema operativo non ha funzionato",
+        )?;
         changes.push(NewChange {
             doc: tessera_seal::grant_doc_id(random),
             salt: random_salt()?,

@@ -120,7 +120,10 @@ impl Ui {
         let lang = match flag {
             Some(word) => match Lang::parse(word) {
                 Ok(lang) => lang,
-                Err(_) => bail!("unknown language `{word}`: use `it` or `en`"),
+                Err(_) => bail!(crate::said!(
+                    "unknown language `{word}`: use `it` or `en`",
+                    "lingua `{word}` sconosciuta: usa `it` o `en`"
+                )),
             },
             None => lang_of_locale(locale),
         };

@@ -37,12 +37,12 @@ use crate::vocab::{closed_set, AttendeeRole, Audience, Lang, SessionKind, Topic}
 closed_set! {
     /// How the rows of a report are grouped.
     pub enum GroupBy ("grouping", "raggruppamento") {
-        Site => "site", "site", "sede", ["sito", "polo", "sportello"];
-        Partner => "partner", "partner", "ente partner", ["ente", "organisation", "organization", "organizzazione"];
-        Month => "month", "month", "mese", [];
-        Audience => "audience", "audience", "destinatari", ["pubblico", "target"];
-        AgeBand => "age", "age band", "fascia d'età", ["eta", "età", "age-band", "fascia", "fasce"];
-        Topic => "topic", "request type", "tipo di richiesta", ["richiesta", "tema", "argomento", "request", "request-type", "tipo"];
+        Site => "site" / "sede", "site", "sede", ["sito", "polo", "sportello"];
+        Partner => "partner" / "ente", "partner", "ente partner", ["ente", "organisation", "organization", "organizzazione"];
+        Month => "month" / "mese", "month", "mese", [];
+        Audience => "audience" / "destinatari", "audience", "destinatari", ["pubblico", "target"];
+        AgeBand => "age" / "eta", "age band", "fascia d'età", ["eta", "età", "age-band", "fascia", "fasce"];
+        Topic => "topic" / "tema", "request type", "tipo di richiesta", ["richiesta", "tema", "argomento", "request", "request-type", "tipo"];
     }
 }
 

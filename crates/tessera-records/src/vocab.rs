@@ -62,15 +62,17 @@ impl ParseWordError {
     }
 }
 
-/// Defines a closed set: `Variant => "stored-word", "English label", "etichetta
-/// italiana", ["other accepted words", ...];`.
+/// Defines a closed set: `Variant => "stored-word" / "parola-italiana", "English
+/// label", "etichetta italiana", ["other accepted words", ...];`. The stored word is
+/// also the English word to type; the Italian word is what an Italian operator types
+/// (short, hyphenated, no accents needed) and what Italian messages offer.
 macro_rules! closed_set {
     (
         $(#[$meta:meta])*
         pub enum $name:ident ($what:literal, $what_it:literal) {
             $(
                 $(#[$vmeta:meta])*
-                $variant:ident => $wire:literal, $en:literal, $it:literal, [$($alias:literal),* $(,)?];
+                $variant:ident => $wire:literal / $it_word:literal, $en:literal, $it:literal, [$($alias:literal),* $(,)?];
             )+
         }
     ) => {
@@ -89,6 +91,17 @@ macro_rules! closed_set {
                 match self { $($name::$variant => $wire),+ }
             }
 
+            /// The word to type: the stored word in English, the Italian word in
+            /// Italian. Both parse back to this member.
+            pub fn word(self, lang: $crate::vocab::Lang) -> &'static str {
+                match (self, lang) {
+                    $(
+                        ($name::$variant, $crate::vocab::Lang::En) => $wire,
+                        ($name::$variant, $crate::vocab::Lang::It) => $it_word,
+                    )+
+                }
+            }
+
             /// The word to show a person.
             pub fn label(self, lang: $crate::vocab::Lang) -> &'static str {
                 match (self, lang) {
@@ -105,7 +118,7 @@ macro_rules! closed_set {
             pub fn parse(word: &str) -> Result<Self, $crate::vocab::ParseWordError> {
                 let folded = $crate::text::fold(word);
                 $(
-                    if [$wire, $en, $it $(, $alias)*]
+                    if [$wire, $it_word, $en, $it $(, $alias)*]
                         .iter()
                         .any(|candidate| $crate::text::fold(candidate) == folded)
                     {
@@ -118,7 +131,7 @@ macro_rules! closed_set {
                     what_it: $what_it,
                     allowed_it: Self::ALL
                         .iter()
-                        .map(|member| member.label($crate::vocab::Lang::It))
+                        .map(|member| member.word($crate::vocab::Lang::It))
                         .collect::<Vec<_>>()
                         .join(", "),
                 })
@@ -135,7 +148,7 @@ macro_rules! closed_set {
 
             #[cfg(test)]
             fn all_accepted_words(self) -> Vec<&'static str> {
-                match self { $($name::$variant => vec![$wire, $en, $it $(, $alias)*]),+ }
+                match self { $($name::$variant => vec![$wire, $it_word, $en, $it $(, $alias)*]),+ }
             }
         }
 
@@ -182,6 +195,8 @@ macro_rules! closed_set {
             fn words(self) -> Vec<&'static str> { self.all_accepted_words() }
             fn stored(self) -> &'static str { self.as_str() }
             fn parse_word(word: &str) -> Option<Self> { Self::parse(word).ok() }
+            fn typed(self, lang: $crate::vocab::Lang) -> &'static str { self.word(lang) }
+            fn shown(self, lang: $crate::vocab::Lang) -> &'static str { self.label(lang) }
         }
     };
 }
@@ -190,21 +205,21 @@ pub(crate) use closed_set;
 closed_set! {
     /// What kind of place a site is.
     pub enum SiteKind ("site kind", "tipo di sede") {
-        CommunityHub => "community-hub", "community hub", "polo di comunità", ["hub", "polo", "oratorio", "doposcuola"];
-        HelpDesk => "help-desk", "help desk", "sportello digitale", ["sportello", "desk", "sportello stranieri"];
-        School => "school", "school", "scuola", ["istituto"];
-        Library => "library", "library", "biblioteca", [];
-        Other => "other", "other", "altro", ["altra"];
+        CommunityHub => "community-hub" / "polo-di-comunita", "community hub", "polo di comunità", ["hub", "polo", "oratorio", "doposcuola"];
+        HelpDesk => "help-desk" / "sportello", "help desk", "sportello digitale", ["sportello", "desk", "sportello stranieri"];
+        School => "school" / "scuola", "school", "scuola", ["istituto"];
+        Library => "library" / "biblioteca", "library", "biblioteca", [];
+        Other => "other" / "altro", "other", "altro", ["altra"];
     }
 }
 
 closed_set! {
     /// Why a person comes to the programme.
     pub enum AttendeeRole ("role", "ruolo") {
-        Student => "student", "student", "studente", ["studentessa", "alunno", "alunna", "pupil"];
-        Parent => "parent", "parent", "genitore", ["madre", "padre", "mother", "father"];
-        Teacher => "teacher", "teacher", "insegnante", ["docente", "maestro", "maestra", "professore", "professoressa"];
-        Citizen => "citizen", "citizen", "cittadino", ["cittadina", "utente", "user"];
+        Student => "student" / "studente", "student", "studente", ["studentessa", "alunno", "alunna", "pupil"];
+        Parent => "parent" / "genitore", "parent", "genitore", ["madre", "padre", "mother", "father"];
+        Teacher => "teacher" / "insegnante", "teacher", "insegnante", ["docente", "maestro", "maestra", "professore", "professoressa"];
+        Citizen => "citizen" / "cittadino", "citizen", "cittadino", ["cittadina", "utente", "user"];
     }
 }
 
@@ -212,99 +227,99 @@ closed_set! {
     /// Who gave consent to data processing.
     pub enum ConsentBy ("consent giver", "chi ha dato il consenso") {
         /// The attendee themselves (an adult, or a minor old enough by law).
-        Attendee => "self", "the attendee", "l'interessato", ["attendee", "interessato", "interessata", "se stesso", "se stessa"];
-        Guardian => "guardian", "parent or guardian", "genitore o tutore", ["tutore", "tutrice", "genitore", "parent"];
+        Attendee => "self" / "interessato", "the attendee", "l'interessato", ["attendee", "interessato", "interessata", "se stesso", "se stessa"];
+        Guardian => "guardian" / "tutore", "parent or guardian", "genitore o tutore", ["tutore", "tutrice", "genitore", "parent"];
     }
 }
 
 closed_set! {
     /// What kind of device.
     pub enum DeviceKind ("device kind", "tipo di dispositivo") {
-        Pc => "pc", "desktop PC", "PC fisso", ["desktop", "computer"];
-        Laptop => "laptop", "laptop", "portatile", ["notebook", "pc portatile", "computer portatile"];
-        Tablet => "tablet", "tablet", "tablet", [];
-        Hotspot => "hotspot", "mobile hotspot", "hotspot portatile", ["router", "saponetta", "modem", "chiavetta"];
-        Phone => "phone", "phone", "telefono", ["smartphone", "cellulare"];
+        Pc => "pc" / "pc-fisso", "desktop PC", "PC fisso", ["desktop", "computer"];
+        Laptop => "laptop" / "portatile", "laptop", "portatile", ["notebook", "pc portatile", "computer portatile"];
+        Tablet => "tablet" / "tablet", "tablet", "tablet", [];
+        Hotspot => "hotspot" / "hotspot", "mobile hotspot", "hotspot portatile", ["router", "saponetta", "modem", "chiavetta"];
+        Phone => "phone" / "telefono", "phone", "telefono", ["smartphone", "cellulare"];
     }
 }
 
 closed_set! {
     /// Where a device came from.
     pub enum DeviceOrigin ("device origin", "provenienza del dispositivo") {
-        Donated => "donated", "donated", "donato", ["donata", "donazione", "donation"];
-        Purchased => "purchased", "purchased", "acquistato", ["acquistata", "acquisto", "comprato", "bought"];
-        Refurbished => "refurbished", "refurbished", "rigenerato", ["rigenerata", "ricondizionato", "ricondizionata"];
-        PublicAccess => "public-access", "public-access station", "postazione pubblica", ["accesso pubblico", "public access", "postazione"];
+        Donated => "donated" / "donato", "donated", "donato", ["donata", "donazione", "donation"];
+        Purchased => "purchased" / "acquistato", "purchased", "acquistato", ["acquistata", "acquisto", "comprato", "bought"];
+        Refurbished => "refurbished" / "rigenerato", "refurbished", "rigenerato", ["rigenerata", "ricondizionato", "ricondizionata"];
+        PublicAccess => "public-access" / "postazione-pubblica", "public-access station", "postazione pubblica", ["accesso pubblico", "public access", "postazione"];
     }
 }
 
 closed_set! {
     /// The physical state of a device.
     pub enum DeviceCondition ("device condition", "stato d'uso del dispositivo") {
-        New => "new", "new", "nuovo", ["nuova"];
-        Good => "good", "good", "buono", ["buona", "ok"];
-        Fair => "fair", "fair", "discreto", ["discreta", "usato", "usata"];
-        Poor => "poor", "poor", "scadente", ["mediocre", "rovinato", "rovinata"];
-        Broken => "broken", "broken", "guasto", ["guasta", "rotto", "rotta", "non funzionante"];
+        New => "new" / "nuovo", "new", "nuovo", ["nuova"];
+        Good => "good" / "buono", "good", "buono", ["buona", "ok"];
+        Fair => "fair" / "discreto", "fair", "discreto", ["discreta", "usato", "usata"];
+        Poor => "poor" / "scadente", "poor", "scadente", ["mediocre", "rovinato", "rovinata"];
+        Broken => "broken" / "guasto", "broken", "guasto", ["guasta", "rotto", "rotta", "non funzionante"];
     }
 }
 
 closed_set! {
     /// Where a device is in its life at the programme.
     pub enum DeviceStatus ("device status", "stato del dispositivo") {
-        InStock => "in-stock", "in stock", "in magazzino", ["disponibile", "available", "stock", "magazzino"];
-        Lent => "lent", "on loan", "in comodato", ["prestato", "prestata", "in prestito", "loaned"];
-        InRepair => "in-repair", "in repair", "in riparazione", ["repair", "riparazione"];
-        Retired => "retired", "retired", "dismesso", ["dismessa", "ritirato", "ritirata"];
+        InStock => "in-stock" / "in-magazzino", "in stock", "in magazzino", ["disponibile", "available", "stock", "magazzino"];
+        Lent => "lent" / "in-comodato", "on loan", "in comodato", ["prestato", "prestata", "in prestito", "loaned"];
+        InRepair => "in-repair" / "in-riparazione", "in repair", "in riparazione", ["repair", "riparazione"];
+        Retired => "retired" / "dismesso", "retired", "dismesso", ["dismessa", "ritirato", "ritirata"];
     }
 }
 
 closed_set! {
     /// What kind of session.
     pub enum SessionKind ("session kind", "tipo di incontro") {
-        Course => "course", "course", "corso", ["lezione", "lesson", "training", "formazione"];
-        PublicMeeting => "public-meeting", "public meeting", "incontro pubblico", ["incontro", "meeting", "evento", "event"];
-        HelpDeskAppointment => "help-desk-appointment", "help-desk appointment", "appuntamento allo sportello", ["appuntamento", "appointment", "consulenza", "sportello", "help-desk", "desk"];
-        SchoolLab => "school-lab", "school lab", "laboratorio scolastico", ["laboratorio", "lab", "workshop"];
-        Mediation => "mediation", "language and cultural mediation", "mediazione linguistico-culturale", ["mediazione", "mediazione linguistica", "mediazione culturale"];
+        Course => "course" / "corso", "course", "corso", ["lezione", "lesson", "training", "formazione"];
+        PublicMeeting => "public-meeting" / "incontro-pubblico", "public meeting", "incontro pubblico", ["incontro", "meeting", "evento", "event"];
+        HelpDeskAppointment => "help-desk-appointment" / "appuntamento", "help-desk appointment", "appuntamento allo sportello", ["appuntamento", "appointment", "consulenza", "sportello", "help-desk", "desk"];
+        SchoolLab => "school-lab" / "laboratorio", "school lab", "laboratorio scolastico", ["laboratorio", "lab", "workshop"];
+        Mediation => "mediation" / "mediazione", "language and cultural mediation", "mediazione linguistico-culturale", ["mediazione", "mediazione linguistica", "mediazione culturale"];
     }
 }
 
 closed_set! {
     /// The main subject of a session, for reports; the session also keeps free text.
     pub enum Topic ("topic", "tema") {
-        Spid => "spid", "SPID digital identity", "identità digitale SPID", ["spid"];
-        Cie => "cie", "electronic ID card (CIE)", "carta d'identità elettronica (CIE)", ["carta d'identità elettronica", "carta di identità elettronica"];
-        Email => "email", "e-mail", "posta elettronica", ["mail", "e mail", "casella di posta"];
-        BonusRequest => "bonus-request", "bonus request", "richiesta di bonus", ["bonus", "richiesta bonus"];
-        CvWriting => "cv-writing", "CV writing", "scrittura del CV", ["cv", "curriculum", "curriculum vitae"];
-        Cyberbullying => "cyberbullying", "cyber-bullying", "cyberbullismo", ["bullismo online"];
-        OnlineScams => "online-scams", "online scams and safety", "truffe online e sicurezza", ["truffe", "truffe online", "phishing", "sicurezza online"];
-        Smartphone => "smartphone", "using a smartphone", "uso dello smartphone", ["cellulare"];
-        SchoolPlatforms => "school-platforms", "school platforms (e-register, remote learning)", "piattaforme scolastiche (registro elettronico, DAD)", ["registro elettronico", "dad", "didattica a distanza"];
-        ItalianLanguage => "italian-language", "Italian language", "lingua italiana", ["italiano", "alfabetizzazione", "italian"];
-        Other => "other", "other", "altro", ["altra"];
+        Spid => "spid" / "spid", "SPID digital identity", "identità digitale SPID", ["spid"];
+        Cie => "cie" / "cie", "electronic ID card (CIE)", "carta d'identità elettronica (CIE)", ["carta d'identità elettronica", "carta di identità elettronica"];
+        Email => "email" / "posta-elettronica", "e-mail", "posta elettronica", ["mail", "e mail", "casella di posta"];
+        BonusRequest => "bonus-request" / "bonus", "bonus request", "richiesta di bonus", ["bonus", "richiesta bonus"];
+        CvWriting => "cv-writing" / "cv", "CV writing", "scrittura del CV", ["cv", "curriculum", "curriculum vitae"];
+        Cyberbullying => "cyberbullying" / "cyberbullismo", "cyber-bullying", "cyberbullismo", ["bullismo online"];
+        OnlineScams => "online-scams" / "truffe-online", "online scams and safety", "truffe online e sicurezza", ["truffe", "truffe online", "phishing", "sicurezza online"];
+        Smartphone => "smartphone" / "smartphone", "using a smartphone", "uso dello smartphone", ["cellulare"];
+        SchoolPlatforms => "school-platforms" / "piattaforme-scolastiche", "school platforms (e-register, remote learning)", "piattaforme scolastiche (registro elettronico, DAD)", ["registro elettronico", "dad", "didattica a distanza"];
+        ItalianLanguage => "italian-language" / "lingua-italiana", "Italian language", "lingua italiana", ["italiano", "alfabetizzazione", "italian"];
+        Other => "other" / "altro", "other", "altro", ["altra"];
     }
 }
 
 closed_set! {
     /// Who a session is for.
     pub enum Audience ("audience", "destinatari") {
-        Students => "students", "students", "studenti", ["studentesse", "alunni", "ragazzi"];
-        Parents => "parents", "parents and families", "genitori e famiglie", ["genitori", "famiglie", "families"];
-        Teachers => "teachers", "teachers", "insegnanti", ["docenti"];
-        Citizens => "citizens", "citizens", "cittadini", ["cittadinanza", "adulti", "adults"];
-        Elderly => "elderly", "older people", "anziani", ["over 65", "senior", "seniors", "terza età"];
-        Migrants => "migrants", "migrants and foreign families", "cittadini stranieri", ["stranieri", "migranti", "foreigners"];
-        Mixed => "mixed", "mixed", "misto", ["tutti", "everyone", "mista"];
+        Students => "students" / "studenti", "students", "studenti", ["studentesse", "alunni", "ragazzi"];
+        Parents => "parents" / "genitori", "parents and families", "genitori e famiglie", ["genitori", "famiglie", "families"];
+        Teachers => "teachers" / "insegnanti", "teachers", "insegnanti", ["docenti"];
+        Citizens => "citizens" / "cittadini", "citizens", "cittadini", ["cittadinanza", "adulti", "adults"];
+        Elderly => "elderly" / "anziani", "older people", "anziani", ["over 65", "senior", "seniors", "terza età"];
+        Migrants => "migrants" / "stranieri", "migrants and foreign families", "cittadini stranieri", ["stranieri", "migranti", "foreigners"];
+        Mixed => "mixed" / "misto", "mixed", "misto", ["tutti", "everyone", "mista"];
     }
 }
 
 closed_set! {
     /// Where a session happens.
     pub enum SessionMode ("session mode", "modalità") {
-        InPerson => "in-person", "in person", "in presenza", ["presenza", "di persona"];
-        Online => "online", "online", "online", ["a distanza", "remote", "remoto", "da remoto"];
+        InPerson => "in-person" / "in-presenza", "in person", "in presenza", ["presenza", "di persona"];
+        Online => "online" / "online", "online", "online", ["a distanza", "remote", "remoto", "da remoto"];
     }
 }
 
@@ -324,6 +339,8 @@ pub(crate) trait ClosedSetForTests: Sized + Copy + PartialEq + fmt::Debug {
     fn words(self) -> Vec<&'static str>;
     fn stored(self) -> &'static str;
     fn parse_word(word: &str) -> Option<Self>;
+    fn typed(self, lang: Lang) -> &'static str;
+    fn shown(self, lang: Lang) -> &'static str;
 }
 
 #[cfg(test)]
@@ -379,6 +396,47 @@ pub(crate) mod tests {
         check_set::<SessionMode>();
     }
 
+    /// Every member parses from its Italian and its English word and from both its
+    /// labels, and has a label in both languages; the Italian word is typable (lowercase,
+    /// hyphenated, no accents) and is not another member's English word.
+    pub(crate) fn check_words<T: ClosedSetForTests>() {
+        for member in T::members() {
+            for lang in [Lang::En, Lang::It] {
+                let word = member.typed(lang);
+                assert_eq!(T::parse_word(word), Some(member), "{word:?} ({lang})");
+                let label = member.shown(lang);
+                assert!(!label.trim().is_empty(), "{member:?} has no {lang} label");
+                assert_eq!(T::parse_word(label), Some(member), "label {label:?} ({lang})");
+            }
+            let it = member.typed(Lang::It);
+            assert!(
+                it.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
+                "Italian word {it:?} must be lowercase, hyphenated, without accents"
+            );
+        }
+        let err = T::parse_word("zzz not a word");
+        assert_eq!(err, None);
+    }
+
+    #[test]
+    fn every_value_has_an_italian_and_an_english_word_and_label() {
+        check_words::<SiteKind>();
+        check_words::<AttendeeRole>();
+        check_words::<ConsentBy>();
+        check_words::<DeviceKind>();
+        check_words::<DeviceOrigin>();
+        check_words::<DeviceCondition>();
+        check_words::<DeviceStatus>();
+        check_words::<SessionKind>();
+        check_words::<Topic>();
+        check_words::<Audience>();
+        check_words::<SessionMode>();
+        check_words::<crate::report::GroupBy>();
+        assert_eq!(Topic::parse("piattaforme-scolastiche"), Ok(Topic::SchoolPlatforms));
+        assert_eq!(DeviceStatus::parse("in-comodato"), Ok(DeviceStatus::Lent));
+        assert_eq!(SessionKind::parse("incontro-pubblico"), Ok(SessionKind::PublicMeeting));
+    }
+
     #[test]
     fn parse_accepts_italian_and_english_words() {
         assert_eq!(DeviceStatus::parse("In magazzino"), Ok(DeviceStatus::InStock));
@@ -403,11 +461,11 @@ pub(crate) mod tests {
         assert_eq!(message, err.message(Lang::En));
         assert_eq!(
             err.message(Lang::It),
-            "non è un valore valido per tipo di dispositivo; usare uno di: PC fisso, portatile, tablet, \
-             hotspot portatile, telefono"
+            "non è un valore valido per tipo di dispositivo; usare uno di: pc-fisso, portatile, tablet, \
+             hotspot, telefono"
         );
         // Every word the Italian message offers is accepted.
-        for offered in ["PC fisso", "portatile", "tablet", "hotspot portatile", "telefono"] {
+        for offered in ["pc-fisso", "portatile", "tablet", "hotspot", "telefono"] {
             assert!(DeviceKind::parse(offered).is_ok(), "{offered}");
         }
         assert_eq!(SessionKind::parse("sportello"), Ok(SessionKind::HelpDeskAppointment));

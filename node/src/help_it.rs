@@ -1,0 +1,774 @@
+//! `--help` in Italian: the clap command tree of [`Cli`](crate::cli::Cli) (its English
+//! help comes from the doc comments) with every `about`, argument help, value name and
+//! heading replaced from the tables below, and clap's own errors said in Italian
+//! ([`ItalianErrors`]).
+//!
+//! Keys: a command by its path of subcommand names (`""` for `tessera`,
+//! `"attendee add"`); an argument by its command's path and its id (the field name:
+//! `birth_year`). An argument is looked up at its command, then at each parent
+//! (`"site"` serves the fields `site add` and `site edit` share), then at `""`. A unit
+//! test walks the whole tree and fails on any command or visible argument without
+//! Italian.
+
+use clap::builder::StyledStr;
+use clap::error::{ContextKind, ContextValue, ErrorFormatter, ErrorKind};
+use clap::Command;
+
+/// `about` of every command, by path.
+pub const COMMANDS: &[(&str, &str)] = &[
+    (
+        "",
+        "Tessera: le schede di un polo di inclusione digitale o di uno sportello, anche senza rete.\n\n\
+         Ogni modifica è salvata subito su questo computer e firmata da lui; i poli si scambiano le \
+         modifiche con `export`/`import` (un file su una chiavetta USB) quando si incontrano, o in rete \
+         con `sync` e `serve`.",
+    ),
+    ("init", "Crea questo nodo: la chiave del dispositivo, l'archivio e la sua sede."),
+    (
+        "quickstart",
+        "Prova Tessera: un nodo con una sede di prova e schede inventate, poi cosa provare.",
+    ),
+    ("status", "Cosa contiene questo nodo: dimensione dell'archivio, la sua storia, i nodi collegati."),
+    ("site", "Sedi (poli di comunità, sportelli, scuole, biblioteche)."),
+    ("site add", "Registra una sede."),
+    ("site edit", "Cambia alcuni campi di una sede."),
+    ("site show", "Mostra una sede."),
+    ("site list", "Elenca le sedi."),
+    ("attendee", "Le persone iscritte al programma: studenti, genitori, insegnanti, cittadini."),
+    ("attendee add", "Iscrivi una persona."),
+    ("attendee edit", "Cambia alcuni campi di una persona iscritta."),
+    ("attendee show", "Mostra la scheda di una persona iscritta."),
+    (
+        "attendee erase",
+        "Cancella una persona (GDPR art. 17, o un'iscrizione fatta per errore): i suoi dati e la sua \
+         storia sono tolti da questo polo e da ogni polo e relay con cui si sincronizza; restano il \
+         codice, «cancellato il DATA» e i conteggi anonimi.",
+    ),
+    ("attendee list", "Elenca le persone iscritte."),
+    ("device", "PC, tablet, hotspot e telefoni dell'inventario."),
+    ("device add", "Registra un dispositivo."),
+    ("device edit", "Cambia alcuni campi di un dispositivo."),
+    ("device show", "Mostra un dispositivo e i suoi prestiti aperti."),
+    ("device list", "Elenca i dispositivi."),
+    ("loan", "Prestiti gratuiti di dispositivi (comodato d'uso)."),
+    (
+        "loan add",
+        "Presta un dispositivo: registra il comodato e segna il dispositivo come prestato, in una sola modifica.",
+    ),
+    ("loan return", "Registra la restituzione di un dispositivo."),
+    ("loan edit", "Cambia la data di restituzione prevista o la firma del comodato."),
+    ("loan show", "Mostra un prestito."),
+    ("loan list", "Elenca i prestiti."),
+    ("session", "Corsi, incontri pubblici, appuntamenti allo sportello, laboratori scolastici, mediazioni."),
+    ("session add", "Registra un incontro."),
+    ("session edit", "Cambia alcuni campi di un incontro."),
+    ("session attend", "Registra che una persona iscritta è venuta (o no, con --absent)."),
+    (
+        "session cancel",
+        "Annulla un incontro o un appuntamento (inserito due volte, o non svolto): resta registrato, con \
+         il suo motivo, ma non conta nei totali. `--undo` toglie l'annullamento.",
+    ),
+    ("session show", "Mostra un incontro."),
+    ("session list", "Elenca gli incontri."),
+    ("conflicts", "Problemi trovati unendo le modifiche di altri poli, e come risolverli."),
+    ("conflicts list", "Mostra i conflitti trovati unendo le modifiche di altri poli."),
+    (
+        "conflicts resolve",
+        "Risolvi un conflitto; la soluzione è una modifica firmata che viaggia come tutte le altre.",
+    ),
+    ("report", "Numeri aggregati per i finanziatori (nessun dato personale)."),
+    ("export", "Scrivi la storia di questo nodo in un pacchetto (per un altro polo o un revisore)."),
+    ("import", "Leggi un pacchetto o un file di fiducia fatto altrove."),
+    ("sync", "Sincronizza una volta con un altro polo o un relay, poi esci."),
+    (
+        "serve",
+        "Resta in servizio: accetta altri nodi, resta sincronizzato con i nodi e i relay indicati.",
+    ),
+    (
+        "repair",
+        "Dopo un danno al disco: conferma che ogni nodo e relay è stato sincronizzato, così questo nodo \
+         può firmare di nuovo anche se nel suo registro resta una registrazione illeggibile.",
+    ),
+    (
+        "keys",
+        "Chiavi di lettura: dai le chiavi di questo polo a un altro dispositivo (un revisore, lo sportello \
+         di un altro ente), così legge le persone iscritte dal tuo ente.",
+    ),
+    (
+        "keys grant",
+        "Dai le chiavi di lettura di questo polo (quelle della rete e del tuo ente) al dispositivo con \
+         questa chiave (stampata da `tessera init` su quel computer), che così legge le persone iscritte \
+         dal tuo ente. Un dispositivo certificato (lo sportello di un altro ente) riceve anche le chiavi \
+         dei periodi successivi finché non è revocato; uno non certificato (il computer di un revisore) \
+         tiene ciò che ha ricevuto e va autorizzato di nuovo dopo una revoca. Le chiavi partono con la \
+         prossima sincronizzazione o esportazione.",
+    ),
+    ("admin", "Strumenti dell'amministratore dell'ente: chiavi della rete e degli enti, certificati."),
+    ("admin new-network", "Crea la chiave della rete (il coordinatore del programma, una volta sola)."),
+    ("admin new-partner", "Crea la chiave di un ente e il suo certificato, firmato con la chiave della rete."),
+    (
+        "admin certify-device",
+        "Certifica la chiave di dispositivo di un nodo (stampata da `tessera init --network ...`).",
+    ),
+    (
+        "admin revoke-device",
+        "Revoca un dispositivo: le sue modifiche dopo il numero N non sono più accettate.",
+    ),
+    (
+        "audit",
+        "Strumenti del revisore: verifica un pacchetto o un archivio, confronta due copie (non serve un nodo).",
+    ),
+    (
+        "audit verify",
+        "Controlla ogni busta e la storia di ogni dispositivo in un pacchetto o in un archivio. Codice di \
+         uscita: 0 tutto verificato e completo, 1 un errore o una biforcazione, 2 solo lacune o byte \
+         illeggibili (danneggiati) nel registro.",
+    ),
+    ("audit compare", "Cosa manca a ciascuna di due copie, per dispositivo, e ogni biforcazione tra loro."),
+    (
+        "audit log",
+        "Chi ha cambiato cosa e quando, campo per campo (solo codici, salvo richiesta diversa).",
+    ),
+    ("help", "Mostra questo aiuto o l'aiuto dei comandi indicati."),
+];
+
+/// Help of every argument: (command path, argument id, help, value name or "").
+pub const ARGS: &[(&str, &str, &str, &str)] = &[
+    // Everywhere.
+    (
+        "",
+        "data",
+        "Cartella dei dati del nodo (predefinita: $TESSERA_DATA, altrimenti ~/.local/share/tessera).",
+        "CARTELLA",
+    ),
+    ("", "lang", "Lingua di etichette e messaggi: `it` o `en` (predefinita: da $LANG).", "LINGUA"),
+    ("", "help", "Mostra l'aiuto.", ""),
+    ("", "version", "Mostra la versione.", ""),
+    ("", "id", "Il codice della scheda (per esempio A3f9c2b1d; bastano le prime cifre).", "CODICE"),
+    // init
+    ("init", "site", "Il nome della sede servita da questo nodo, per esempio \"Oratorio San Luca\".", "SEDE"),
+    ("init", "role", "`polo` (hub) o `sportello` (help-desk).", "RUOLO"),
+    (
+        "init",
+        "network",
+        "Entra in una rete esistente (il suo id, dall'amministratore del tuo ente). Senza, si crea una \
+         rete su un solo computer per una prima prova.",
+        "ID_RETE",
+    ),
+    ("init", "partner", "Il nome dell'ente (solo per la rete su un solo computer).", "ENTE"),
+    // sync, serve, repair, keys
+    ("sync", "peer", "L'indirizzo dell'altro nodo, HOST:PORTA.", "HOST:PORTA"),
+    ("serve", "listen", "Indirizzo su cui ascoltare, per esempio 0.0.0.0:7420.", "INDIRIZZO"),
+    (
+        "serve",
+        "peers",
+        "Un nodo o relay con cui restare collegati (HOST:PORTA); ripetilo per indicarne più d'uno.",
+        "HOST:PORTA",
+    ),
+    (
+        "repair",
+        "damage_reviewed",
+        "Obbligatorio: hai sincronizzato con ogni nodo e relay che potrebbe avere le modifiche di questo \
+         polo, e `tessera status` mostra ancora un danno.",
+        "",
+    ),
+    ("keys grant", "device", "La chiave del dispositivo (64 cifre esadecimali).", "CHIAVE"),
+    // audit
+    ("audit", "source", "Un pacchetto o la cartella dei dati di un nodo.", "ORIGINE"),
+    (
+        "audit",
+        "network",
+        "L'id della rete di cui ti fidi (dal coordinatore del programma). Senza, si usa quello dichiarato \
+         dall'origine, con un avviso.",
+        "ID_RETE",
+    ),
+    ("audit", "json", "Risultato leggibile da un programma (JSON).", ""),
+    ("audit compare", "a", "La prima copia: un pacchetto o la cartella dei dati di un nodo.", "COPIA_A"),
+    ("audit compare", "b", "La seconda copia.", "COPIA_B"),
+    ("audit log", "partner", "Nome dell'ente o inizio della sua chiave.", "ENTE"),
+    ("audit log", "device", "Inizio della chiave del dispositivo.", "CHIAVE"),
+    ("audit log", "record", "Codice della scheda (codice breve, per esempio A3f9c2b1d).", "CODICE"),
+    (
+        "audit log",
+        "kind",
+        "site (sede), attendee (iscritto), device (dispositivo), loan (prestito) o session (incontro).",
+        "TIPO",
+    ),
+    ("audit log", "from", "Solo le modifiche da questo giorno (AAAA-MM-GG).", "DAL"),
+    ("audit log", "to", "Solo le modifiche fino a questo giorno (AAAA-MM-GG).", "AL"),
+    (
+        "audit log",
+        "show_personal_data",
+        "Mostra i valori dei campi delle persone iscritte (dati personali).",
+        "",
+    ),
+    // site
+    ("site", "name", "Il nome della sede.", "NOME"),
+    (
+        "site",
+        "kind",
+        "polo-di-comunita, sportello, scuola, biblioteca, altro (anche in inglese: community-hub, \
+         help-desk, school, library, other).",
+        "TIPO",
+    ),
+    ("site", "partner", "L'ente a cui appartiene la sede.", "ENTE"),
+    ("site", "address", "L'indirizzo.", "INDIRIZZO"),
+    ("site", "hours", "Testo libero, per esempio \"lun-ven 14:30-18:30\".", "ORARI"),
+    // attendee
+    ("attendee", "given", "Nome.", "NOME"),
+    ("attendee", "family", "Cognome.", "COGNOME"),
+    ("attendee", "birth_year", "Anno di nascita.", "ANNO"),
+    (
+        "attendee",
+        "role",
+        "studente, genitore, insegnante, cittadino (anche student, parent, teacher, citizen).",
+        "RUOLO",
+    ),
+    ("attendee", "school", "Scuola.", "SCUOLA"),
+    ("attendee", "class", "Classe.", "CLASSE"),
+    ("attendee", "guardian_name", "Nome del genitore o tutore (obbligatorio per i minorenni).", "NOME"),
+    ("attendee", "guardian_phone", "Telefono del genitore o tutore.", "TELEFONO"),
+    ("attendee", "guardian_email", "E-mail del genitore o tutore.", "EMAIL"),
+    ("attendee", "phone", "Telefono.", "TELEFONO"),
+    ("attendee", "email", "E-mail.", "EMAIL"),
+    ("attendee", "languages", "Una lingua parlata; ripetilo per indicarne più d'una.", "LINGUA"),
+    (
+        "attendee",
+        "consent_date",
+        "Data della firma del modulo di consenso (AAAA-MM-GG; predefinita: oggi).",
+        "DATA",
+    ),
+    (
+        "attendee",
+        "consent_by",
+        "Chi ha firmato il consenso: interessato o tutore (anche self o guardian).",
+        "CHI",
+    ),
+    (
+        "attendee",
+        "operator",
+        "L'operatore che ha raccolto il modulo di consenso (predefinito: $TESSERA_OPERATOR).",
+        "OPERATORE",
+    ),
+    ("attendee", "referent", "L'operatore che segue questa persona.", "REFERENTE"),
+    ("attendee", "notes", "Note del piano di intervento.", "NOTE"),
+    ("attendee", "site", "Sede di iscrizione (predefinita: la sede di questo nodo).", "SEDE"),
+    (
+        "attendee erase",
+        "reason",
+        "Perché: `richiesta` (la persona l'ha chiesto, art. 17) o `errore` (iscritta per errore); anche \
+         request o mistake.",
+        "MOTIVO",
+    ),
+    ("attendee erase", "yes", "Conferma: una cancellazione non si può annullare.", ""),
+    (
+        "attendee erase",
+        "network_key",
+        "Il file della chiave della rete (del coordinatore): cancella una persona qualunque ente l'abbia \
+         iscritta (uno che ha lasciato il programma, o una persona iscritta con una versione precedente a \
+         dicembre 2026).",
+        "FILE",
+    ),
+    ("attendee list", "site", "Solo le persone iscritte in questa sede.", "SEDE"),
+    (
+        "attendee list",
+        "search",
+        "Solo le persone il cui nome contiene questo testo (senza badare ad accenti e maiuscole).",
+        "TESTO",
+    ),
+    ("attendee list", "role", "Solo le persone con questo ruolo.", "RUOLO"),
+    // device
+    ("device", "tag", "L'etichetta attaccata al dispositivo, per esempio \"LO-0042\".", "ETICHETTA"),
+    ("device", "kind", "pc, portatile, tablet, hotspot, telefono (anche laptop, phone).", "TIPO"),
+    ("device", "model", "Modello.", "MODELLO"),
+    ("device", "serial", "Numero di serie (matricola).", "MATRICOLA"),
+    (
+        "device",
+        "origin",
+        "donato, acquistato, rigenerato, postazione-pubblica (anche donated, purchased, refurbished, \
+         public-access).",
+        "PROVENIENZA",
+    ),
+    (
+        "device",
+        "condition",
+        "nuovo, buono, discreto, scadente, guasto (anche new, good, fair, poor, broken).",
+        "CONDIZIONI",
+    ),
+    (
+        "device",
+        "status",
+        "in-magazzino, in-comodato, in-riparazione, dismesso (anche in-stock, lent, in-repair, retired).",
+        "STATO",
+    ),
+    ("device", "site", "La sede che tiene il dispositivo (predefinita: la sede di questo nodo).", "SEDE"),
+    ("device edit", "id", "Codice o etichetta del dispositivo.", "CODICE"),
+    ("device show", "id", "Codice o etichetta del dispositivo.", "CODICE"),
+    ("device list", "site", "Solo i dispositivi di questa sede.", "SEDE"),
+    ("device list", "status", "Solo i dispositivi in questo stato.", "STATO"),
+    ("device list", "kind", "Solo i dispositivi di questo tipo.", "TIPO"),
+    // loan
+    ("loan add", "device", "Codice o etichetta del dispositivo.", "DISPOSITIVO"),
+    ("loan add", "attendee", "Il codice della persona iscritta che lo riceve.", "ISCRITTO"),
+    ("loan", "expected_return", "Data di restituzione prevista (AAAA-MM-GG).", "DATA"),
+    ("loan add", "start", "Data di inizio (predefinita: oggi).", "DATA"),
+    ("loan add", "agreement_signed", "Il contratto di comodato è firmato.", ""),
+    ("loan edit", "agreement_signed", "Il contratto di comodato è firmato: true (sì) o false (no).", "SÌ_NO"),
+    ("loan return", "date", "Data di restituzione (predefinita: oggi).", "DATA"),
+    (
+        "loan return",
+        "condition",
+        "Condizioni alla restituzione: nuovo, buono, discreto, scadente, guasto.",
+        "CONDIZIONI",
+    ),
+    ("loan list", "site", "Solo i prestiti di questa sede.", "SEDE"),
+    ("loan list", "open", "Solo i prestiti non ancora restituiti.", ""),
+    ("loan list", "overdue", "Solo i prestiti aperti oltre la data di restituzione prevista.", ""),
+    ("loan list", "from", "Prestiti iniziati in questo giorno o dopo.", "DAL"),
+    ("loan list", "to", "Prestiti iniziati in questo giorno o prima.", "AL"),
+    // session
+    (
+        "session",
+        "kind",
+        "corso, incontro-pubblico, appuntamento, laboratorio, mediazione (anche course, public-meeting, \
+         help-desk-appointment, school-lab, mediation).",
+        "TIPO",
+    ),
+    ("session", "topic", "L'argomento, in testo libero.", "ARGOMENTO"),
+    (
+        "session",
+        "topic_code",
+        "Il tema, per i report: spid, cie, posta-elettronica, bonus, cv, cyberbullismo, truffe-online, \
+         smartphone, piattaforme-scolastiche, lingua-italiana, altro.",
+        "TEMA",
+    ),
+    (
+        "session",
+        "audience",
+        "studenti, genitori, insegnanti, cittadini, anziani, stranieri, misto (anche students, parents, \
+         teachers, citizens, elderly, migrants, mixed).",
+        "DESTINATARI",
+    ),
+    ("session", "start", "Inizio, AAAA-MM-GGTHH:MM.", "INIZIO"),
+    ("session", "end", "Fine, AAAA-MM-GGTHH:MM.", "FINE"),
+    ("session", "mode", "in-presenza o online.", "MODALITA"),
+    ("session", "facilitator", "Chi conduce l'incontro.", "CONDUTTORE"),
+    (
+        "session",
+        "participants",
+        "Un partecipante iscritto (codice della persona); ripetilo per indicarne più d'uno.",
+        "ISCRITTO",
+    ),
+    ("session", "headcount", "Persone contate ma non iscritte (incontri pubblici).", "NUMERO"),
+    ("session", "language", "Lingua dell'incontro.", "LINGUA"),
+    ("session", "mediator", "Mediatore linguistico-culturale.", "MEDIATORE"),
+    ("session", "site", "La sede (predefinita: la sede di questo nodo).", "SEDE"),
+    ("session attend", "attendee", "Il codice della persona iscritta.", "ISCRITTO"),
+    ("session attend", "absent", "La persona non è venuta.", ""),
+    (
+        "session cancel",
+        "reason",
+        "Perché (per esempio \"prenotato due volte\"); senza, si registra la data.",
+        "MOTIVO",
+    ),
+    ("session cancel", "undo", "Togli l'annullamento.", ""),
+    ("session list", "site", "Solo gli incontri di questa sede.", "SEDE"),
+    ("session list", "kind", "Solo gli incontri di questo tipo.", "TIPO"),
+    ("session list", "from", "Incontri che iniziano in questo giorno o dopo.", "DAL"),
+    ("session list", "to", "Incontri che iniziano in questo giorno o prima.", "AL"),
+    // conflicts
+    ("conflicts resolve", "id", "Il codice del conflitto mostrato da `conflicts list`.", "CONFLITTO"),
+    (
+        "conflicts resolve",
+        "close_loan",
+        "Dispositivo prestato due volte: chiudi questo prestito (l'altro resta aperto).",
+        "PRESTITO",
+    ),
+    (
+        "conflicts resolve",
+        "keep",
+        "Probabile doppione: tieni questa persona e unisci a lei le altre.",
+        "ISCRITTO",
+    ),
+    (
+        "conflicts resolve",
+        "not_duplicates",
+        "Probabile doppione: sono persone diverse; tienile entrambe.",
+        "",
+    ),
+    ("conflicts resolve", "move_session", "Appuntamenti sovrapposti: sposta questo incontro...", "INCONTRO"),
+    ("conflicts resolve", "start", "...a questo inizio (AAAA-MM-GGTHH:MM)...", "INIZIO"),
+    ("conflicts resolve", "end", "...e a questa fine.", "FINE"),
+    (
+        "conflicts resolve",
+        "reopen_loan",
+        "Dispositivo in comodato senza prestito aperto: questo prestito (chiuso da una risoluzione) è \
+         quello davvero in corso; viene riaperto.",
+        "PRESTITO",
+    ),
+    (
+        "conflicts resolve",
+        "device_back",
+        "Dispositivo in comodato senza prestito aperto: il dispositivo è tornato; è di nuovo in magazzino.",
+        "",
+    ),
+    // report
+    (
+        "report",
+        "by",
+        "Raggruppa per sede, ente, mese, destinatari, eta (fasce 0-13, 14-17, 18-64, 65+) o tema (il tipo \
+         di richiesta: SPID, CIE, e-mail, bonus...); anche in inglese: site, partner, month, audience, \
+         age, topic.",
+        "CRITERIO",
+    ),
+    ("report", "from", "Primo giorno compreso (AAAA-MM-GG).", "DAL"),
+    ("report", "to", "Ultimo giorno compreso (AAAA-MM-GG).", "AL"),
+    ("report", "partner", "Solo le sedi di questo ente (il suo nome, maiuscole o minuscole).", "ENTE"),
+    ("report", "csv", "CSV invece di una tabella.", ""),
+    (
+        "report",
+        "csv_style",
+        "Separatore dei campi del CSV: `punto-e-virgola` (`;` e la virgola decimale, quello che i fogli \
+         di calcolo italiani aprono direttamente) o `virgola` (`,` e il punto decimale). Predefinito: \
+         l'uso della lingua (italiano: punto e virgola).",
+        "STILE",
+    ),
+    // export, import
+    ("export", "file", "Il pacchetto da scrivere.", "FILE"),
+    (
+        "import",
+        "file",
+        "Un pacchetto (da `tessera export`) o un file di fiducia (da `tessera admin`).",
+        "FILE",
+    ),
+    (
+        "import",
+        "allow_unknown_exporter",
+        "Importa un pacchetto anche se il dispositivo che l'ha firmato non è certificato da nessuno \
+         (potrebbe venire da chiunque; le sue modifiche sono comunque controllate una per una).",
+        "",
+    ),
+    // admin
+    ("admin new-network", "out", "Cartella in cui scrivere network.key.", "CARTELLA"),
+    ("admin new-partner", "network_key", "Il file della chiave della rete.", "FILE"),
+    ("admin new-partner", "name", "Il nome dell'ente.", "NOME"),
+    ("admin new-partner", "out", "Cartella in cui scrivere partner.key e partner.trust.", "CARTELLA"),
+    ("admin certify-device", "partner_key", "Il file della chiave dell'ente.", "FILE"),
+    ("admin certify-device", "partner_trust", "Il file partner.trust fatto da `admin new-partner`.", "FILE"),
+    (
+        "admin certify-device",
+        "device",
+        "La chiave del dispositivo del nodo (64 cifre esadecimali).",
+        "CHIAVE",
+    ),
+    ("admin certify-device", "site", "Il nome della sede del nodo.", "SEDE"),
+    ("admin certify-device", "role", "`hub` (polo), `help-desk` (sportello) o `relay`.", "RUOLO"),
+    ("admin certify-device", "out", "Il file di fiducia da dare al nodo.", "FILE"),
+    (
+        "admin revoke-device",
+        "key",
+        "La chiave dell'ente che ha certificato il dispositivo, o la chiave della rete.",
+        "FILE",
+    ),
+    ("admin revoke-device", "key_role", "Di chi è la chiave: partner (ente) o network (rete).", "RUOLO"),
+    ("admin revoke-device", "network", "L'id della rete.", "ID_RETE"),
+    (
+        "admin revoke-device",
+        "device",
+        "La chiave del dispositivo da revocare (64 cifre esadecimali).",
+        "CHIAVE",
+    ),
+    ("admin revoke-device", "after", "L'ultima modifica del dispositivo che resta valida.", "N"),
+    ("admin revoke-device", "reason", "Perché (testo libero).", "MOTIVO"),
+    ("admin revoke-device", "out", "Il file di revoca da scrivere.", "FILE"),
+];
+
+/// The template of every help page: clap's own, with "Uso:" for "Usage:".
+const TEMPLATE: &str = "{before-help}{about-with-newline}\nUso: {usage}\n\n{all-args}{after-help}";
+
+/// The Italian `about` of the command at `path`.
+pub fn about(path: &str) -> Option<&'static str> {
+    let path = if path == "help" || path.ends_with(" help") { "help".to_string() } else { unhelp(path) };
+    COMMANDS.iter().find(|(p, _)| *p == path).map(|(_, it)| *it)
+}
+
+/// The path of the command that a command of clap's `help` tree stands for
+/// (`help site add` is `site add`).
+fn unhelp(path: &str) -> String {
+    path.split(' ').filter(|word| *word != "help").collect::<Vec<_>>().join(" ")
+}
+
+/// The Italian help and value name of argument `id` of the command at `path`: looked
+/// up there, then at each parent, then at the root.
+pub fn arg(path: &str, id: &str) -> Option<(&'static str, &'static str)> {
+    let mut at = path;
+    loop {
+        if let Some((_, _, help, value)) = ARGS.iter().find(|(p, a, _, _)| *p == at && *a == id) {
+            return Some((help, value));
+        }
+        if at.is_empty() {
+            return None;
+        }
+        at = at.rsplit_once(' ').map_or("", |(parent, _)| parent);
+    }
+}
+
+/// `cmd` (built: help flags, version and global arguments in place) with its help in
+/// Italian, and every subcommand's.
+pub fn localize(mut cmd: Command) -> Command {
+    cmd.build();
+    localize_at(cmd, "")
+}
+
+fn localize_at(mut cmd: Command, path: &str) -> Command {
+    if let Some(about) = about(path) {
+        cmd = cmd.about(about).long_about(None::<&str>);
+    }
+    cmd = cmd.help_template(TEMPLATE).subcommand_help_heading("Comandi").subcommand_value_name("COMANDO");
+    let ids: Vec<String> = cmd.get_arguments().map(|a| a.get_id().to_string()).collect();
+    for id in ids {
+        let found = arg(&unhelp(path), &id);
+        cmd = cmd.mut_arg(&id, |a| {
+            let heading = if a.is_positional() { "Argomenti" } else { "Opzioni" };
+            let mut a = a.help_heading(heading);
+            let Some((help, value)) = found else { return a };
+            let mut help = help.to_string();
+            let defaults: Vec<String> =
+                a.get_default_values().iter().map(|v| v.to_string_lossy().into_owned()).collect();
+            let shown = a.get_action().takes_values() && !a.is_hide_default_value_set();
+            if shown && !defaults.is_empty() {
+                if !defaults.iter().all(String::is_empty) {
+                    help.push_str(&format!(" [predefinito: {}]", defaults.join(", ")));
+                }
+                a = a.hide_default_value(true);
+            }
+            if let Some(env) = a.get_env().map(|e| e.to_string_lossy().into_owned()) {
+                if !a.is_hide_env_set() {
+                    help.push_str(&format!(" [variabile: {env}]"));
+                    a = a.hide_env(true);
+                }
+            }
+            a = a.help(help).long_help(None::<&str>);
+            if !value.is_empty() {
+                a = a.value_name(value);
+            }
+            a
+        });
+    }
+    let names: Vec<String> = cmd.get_subcommands().map(|s| s.get_name().to_string()).collect();
+    for name in names {
+        let sub_path = if path.is_empty() { name.clone() } else { format!("{path} {name}") };
+        cmd = cmd.mut_subcommand(&name, |sub| localize_at(sub, &sub_path));
+    }
+    let usage = cmd.render_usage().to_string();
+    let usage = usage.trim_start_matches("Usage:").trim().replace("[OPTIONS]", "[OPZIONI]");
+    cmd.override_usage(usage)
+}
+
+/// clap's errors in Italian (the same facts clap gives, in its order).
+#[derive(Debug)]
+pub struct ItalianErrors;
+
+impl ErrorFormatter for ItalianErrors {
+    fn format_error(error: &clap::error::Error<Self>) -> StyledStr {
+        let text = |kind: ContextKind| match error.get(kind) {
+            Some(ContextValue::String(s)) => Some(s.clone()),
+            Some(ContextValue::Strings(v)) => Some(v.join(", ")),
+            Some(ContextValue::StyledStr(s)) => Some(s.to_string()),
+            Some(ContextValue::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        let list = |kind: ContextKind| match error.get(kind) {
+            Some(ContextValue::Strings(v)) => v.clone(),
+            Some(ContextValue::String(s)) => vec![s.clone()],
+            _ => Vec::new(),
+        };
+        let arg = text(ContextKind::InvalidArg).unwrap_or_default();
+        let value = text(ContextKind::InvalidValue).unwrap_or_default();
+        let mut out = String::from("errore: ");
+        match error.kind() {
+            ErrorKind::InvalidValue if value.is_empty() => {
+                out.push_str(&format!("manca il valore di '{arg}'"));
+            }
+            ErrorKind::InvalidValue => {
+                out.push_str(&format!("valore '{value}' non valido per '{arg}'"));
+                let valid = list(ContextKind::ValidValue);
+                if !valid.is_empty() {
+                    out.push_str(&format!("\n  [valori possibili: {}]", valid.join(", ")));
+                }
+            }
+            ErrorKind::ValueValidation => {
+                out.push_str(&format!("valore '{value}' non valido per '{arg}'"));
+                if let Some(source) = std::error::Error::source(error) {
+                    out.push_str(&format!(": {}", number_error_it(&source.to_string())));
+                }
+            }
+            ErrorKind::UnknownArgument => out.push_str(&format!("argomento '{arg}' inatteso")),
+            ErrorKind::InvalidSubcommand => {
+                let sub = text(ContextKind::InvalidSubcommand).unwrap_or_default();
+                out.push_str(&format!("comando '{sub}' sconosciuto"));
+            }
+            ErrorKind::MissingRequiredArgument => {
+                out.push_str("mancano questi argomenti obbligatori:");
+                for missing in list(ContextKind::InvalidArg) {
+                    out.push_str(&format!("\n  {missing}"));
+                }
+            }
+            ErrorKind::MissingSubcommand => {
+                let sub = text(ContextKind::InvalidSubcommand).unwrap_or_default();
+                out.push_str(&format!("'{sub}' richiede un comando"));
+                let valid = list(ContextKind::ValidSubcommand);
+                if !valid.is_empty() {
+                    out.push_str(&format!("\n  [comandi: {}]", valid.join(", ")));
+                }
+            }
+            ErrorKind::ArgumentConflict => {
+                let prior = list(ContextKind::PriorArg);
+                if prior.first() == Some(&arg) {
+                    out.push_str(&format!("l'argomento '{arg}' non si può usare più volte"));
+                } else if prior.is_empty() {
+                    out.push_str(&format!("l'argomento '{arg}' non si può usare con gli altri indicati"));
+                } else {
+                    out.push_str(&format!(
+                        "l'argomento '{arg}' non si può usare con '{}'",
+                        prior.join("', '")
+                    ));
+                }
+            }
+            ErrorKind::TooManyValues => {
+                out.push_str(&format!("valore '{value}' inatteso per '{arg}': non ne servono altri"))
+            }
+            ErrorKind::TooFewValues | ErrorKind::WrongNumberOfValues => {
+                out.push_str(&format!("numero di valori sbagliato per '{arg}'"))
+            }
+            ErrorKind::NoEquals => out.push_str(&format!("serve un segno = per dare un valore a '{arg}'")),
+            ErrorKind::InvalidUtf8 => out.push_str("un argomento non è testo valido (UTF-8)"),
+            _ => out.push_str("la riga di comando non è valida"),
+        }
+        for (kind, what) in [
+            (ContextKind::SuggestedSubcommand, "un comando simile"),
+            (ContextKind::SuggestedArg, "un argomento simile"),
+            (ContextKind::SuggestedValue, "un valore simile"),
+        ] {
+            if let Some(similar) = text(kind) {
+                out.push_str(&format!("\n\n  suggerimento: esiste {what}: '{similar}'"));
+            }
+        }
+        if let Some(ContextValue::StyledStrs(tips)) = error.get(ContextKind::Suggested) {
+            for tip in tips {
+                out.push_str(&format!("\n\n  suggerimento: {}", tip_it(&tip.to_string())));
+            }
+        }
+        if let Some(usage) = text(ContextKind::Usage) {
+            let usage = usage.trim_start_matches("Usage:").trim().replace("[OPTIONS]", "[OPZIONI]");
+            out.push_str(&format!("\n\nUso: {usage}"));
+        }
+        out.push_str("\n\nPer saperne di più, prova '--help'.\n");
+        StyledStr::from(out)
+    }
+}
+
+/// What clap's number parsers say, in Italian.
+fn number_error_it(text: &str) -> String {
+    if text.contains("invalid digit") {
+        "non è un numero intero".into()
+    } else if text.contains("too large") || text.contains("out of range") || text.contains("not in") {
+        "numero fuori dai limiti".into()
+    } else if text.contains("provided string was not") {
+        "scrivi `true` (sì) o `false` (no)".into()
+    } else if text.contains("empty string") {
+        "non può essere vuoto".into()
+    } else {
+        text.to_string()
+    }
+}
+
+/// clap's tips, in Italian.
+fn tip_it(text: &str) -> String {
+    if let Some(rest) = text.strip_prefix("to pass '") {
+        if let Some((value, _)) = rest.split_once('\'') {
+            return format!("per passare '{value}' come valore, usa '-- {value}'");
+        }
+    }
+    text.replace("a similar argument exists", "esiste un argomento simile")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Walks the command tree (not the `help` copies of it) and calls `f` on each
+    /// command with its path.
+    fn walk(cmd: &Command, path: &str, f: &mut impl FnMut(&Command, &str)) {
+        f(cmd, path);
+        for sub in cmd.get_subcommands() {
+            let name = sub.get_name();
+            if name == "help" {
+                f(sub, format!("{path} help").trim_start());
+                continue;
+            }
+            let sub_path = if path.is_empty() { name.to_string() } else { format!("{path} {name}") };
+            walk(sub, &sub_path, f);
+        }
+    }
+
+    #[test]
+    fn every_command_and_visible_argument_has_italian() {
+        let mut cmd = crate::cli::Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        walk(&cmd, "", &mut |c, path| {
+            if !c.is_hide_set() && about(path).is_none() {
+                missing.push(format!("command `{path}`"));
+            }
+            for a in c.get_arguments().filter(|a| !a.is_hide_set()) {
+                if arg(path, a.get_id().as_str()).is_none() {
+                    missing.push(format!("argument `{}` of `{path}`", a.get_id()));
+                }
+            }
+        });
+        assert!(missing.is_empty(), "no Italian help for:\n{}", missing.join("\n"));
+    }
+
+    #[test]
+    fn every_table_entry_names_a_command_or_argument_that_exists() {
+        let mut cmd = crate::cli::Cli::command();
+        cmd.build();
+        let mut paths = Vec::new();
+        let mut args = Vec::new();
+        walk(&cmd, "", &mut |c, path| {
+            paths.push(path.to_string());
+            for a in c.get_arguments() {
+                args.push((path.to_string(), a.get_id().to_string()));
+            }
+        });
+        for (path, _) in COMMANDS {
+            assert!(paths.iter().any(|p| p == path), "COMMANDS names `{path}`, which is not a command");
+        }
+        for (path, id, _, _) in ARGS {
+            let under = |p: &String| p == path || path.is_empty() || p.starts_with(&format!("{path} "));
+            assert!(
+                args.iter().any(|(p, a)| a == id && under(p)),
+                "ARGS names `{id}` under `{path}`, which no command has"
+            );
+        }
+    }
+
+    #[test]
+    fn italian_help_has_no_english_headings() {
+        let mut cmd = localize(crate::cli::Cli::command());
+        let mut pages = vec![cmd.render_long_help().to_string()];
+        let sub = cmd.find_subcommand_mut("attendee").and_then(|c| c.find_subcommand_mut("add"));
+        pages.push(sub.map(|c| c.render_long_help().to_string()).unwrap_or_default());
+        for page in pages {
+            for english in
+                ["Usage:", "Options:", "Commands:", "Arguments:", "[OPTIONS]", "Print help", "[default:"]
+            {
+                assert!(!page.contains(english), "{english:?} in\n{page}");
+            }
+            assert!(page.contains("Uso: tessera"), "{page}");
+        }
+    }
+}
