@@ -56,6 +56,21 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "Presta un dispositivo: registra il comodato e segna il dispositivo come prestato, in una sola modifica.",
     ),
     ("loan return", "Registra la restituzione di un dispositivo."),
+    (
+        "loan void",
+        "Annulla un comodato registrato per sbaglio (due volte, dispositivo o persona sbagliati): resta \
+         registrato, chiuso, non conta in nessun dato; il dispositivo torna disponibile.",
+    ),
+    (
+        "attendee import",
+        "Iscrive le persone di un foglio di calcolo (CSV, `;` o `,`): ogni riga è controllata prima, e non \
+         si salva nulla se una riga ha un errore.",
+    ),
+    (
+        "admin protect-key",
+        "Protegge con una frase segreta un file di chiave della rete o di un ente già esistente (le chiavi \
+         che `init` crea in DATA/keys su un solo computer, o una chiave fatta senza frase).",
+    ),
     ("loan edit", "Cambia la data di restituzione prevista o la firma del comodato."),
     ("loan show", "Mostra un prestito."),
     ("loan list", "Elenca i prestiti."),
@@ -147,6 +162,63 @@ pub const ARGS: &[(&str, &str, &str, &str)] = &[
     ("", "id", "Il codice della scheda (per esempio A3f9c2b1d; bastano le prime cifre).", "CODICE"),
     // init
     ("init", "site", "Il nome della sede servita da questo nodo, per esempio \"Oratorio San Luca\".", "SEDE"),
+    (
+        "init",
+        "site_of",
+        "Riprende una sede esistente della rete (nome o codice): per un computer nuovo che sostituisce quello \
+         di un polo, così schede e numeri restano di una sede sola. Il nodo la adotta appena la conosce, alla \
+         prima sincronizzazione o importazione.",
+        "SEDE",
+    ),
+    (
+        "attendee add",
+        "force",
+        "Salva anche se in archivio c'è una persona con lo stesso nome e anno di nascita (il controllo \
+         viene prima: senza questa opzione non si salva).",
+        "",
+    ),
+    ("attendee import", "file", "Il file CSV, con una riga di intestazioni (Nome;Cognome;Anno di nascita;Ruolo;...).", "FILE"),
+    ("attendee import", "dry_run", "Mostra chi verrebbe iscritto e l'errore di ogni riga; non salva nulla.", ""),
+    (
+        "attendee import",
+        "columns",
+        "Cosa contiene una colonna, quando la sua intestazione non è un nome che Tessera conosce: \
+         \"Intestazione=campo\" (campi: given, family, birth-year, role, school, class, guardian-name, \
+         guardian-phone, guardian-email, phone, email, language, consent-by, consent-date, referent, notes). Si \
+         può ripetere.",
+        "INTESTAZIONE=CAMPO",
+    ),
+    ("attendee import", "consent_by", "Chi ha firmato il consenso, per le righe che non lo dicono: interessato o tutore.", "CHI"),
+    ("attendee import", "force", "Iscrive anche le righe che sembrano persone già in archivio.", ""),
+    ("loan void", "reason", "Perché (resta scritto con il comodato).", "MOTIVO"),
+    (
+        "session add",
+        "force",
+        "Salva un appuntamento dello sportello anche se si sovrappone a un altro nella stessa sede (il \
+         controllo viene prima: senza questa opzione non si salva).",
+        "",
+    ),
+    (
+        "serve",
+        "ui_addr",
+        "Indirizzo della pagina dell'operatore (predefinito 127.0.0.1:7421, solo questo computer).",
+        "INDIRIZZO",
+    ),
+    ("serve", "no_ui", "Nessuna pagina dell'operatore: solo la sincronizzazione.", ""),
+    (
+        "admin new-network",
+        "passphrase",
+        "Protegge la chiave con una frase segreta (chiesta due volte, o da $TESSERA_KEY_PASSPHRASE).",
+        "",
+    ),
+    (
+        "admin new-partner",
+        "passphrase",
+        "Protegge la chiave con una frase segreta (chiesta due volte, o da $TESSERA_KEY_PASSPHRASE).",
+        "",
+    ),
+    ("admin protect-key", "file", "Il file di chiave (network.key o partner.key).", "FILE"),
+    ("admin protect-key", "role", "Di chi è la chiave: network (della rete) o partner (di un ente).", "RUOLO"),
     ("init", "role", "`polo` (hub) o `sportello` (help-desk).", "RUOLO"),
     (
         "init",

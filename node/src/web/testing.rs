@@ -43,7 +43,7 @@ impl Answer {
 pub fn tessera(data: &std::path::Path, args: &[&str]) -> String {
     let mut all = vec!["--data".to_string(), data.display().to_string(), "--lang".into(), "it".into()];
     all.extend(args.iter().map(|a| a.to_string()));
-    let cli = Cli::try_parse_from_args(&all).unwrap();
+    let cli = Cli::try_parse_from_args(&all, Lang::It).unwrap();
     let ui = Ui { lang: Lang::It };
     let (result, captured) = crate::ui::capture(|| crate::commands::dispatch(cli, &ui));
     result.unwrap_or_else(|e| panic!("tessera {args:?}: {e:#}\n{captured:?}"));
