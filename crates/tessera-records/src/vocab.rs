@@ -227,7 +227,7 @@ closed_set! {
     /// Who gave consent to data processing.
     pub enum ConsentBy ("consent giver", "chi ha dato il consenso") {
         /// The attendee themselves (an adult, or a minor old enough by law).
-        Attendee => "self" / "interessato", "the attendee", "l'interessato", ["attendee", "interessato", "interessata", "se stesso", "se stessa"];
+        Attendee => "self" / "interessato", "the attendee", "l'interessato", ["attendee", "interessato", "interessata", "se stesso", "se stessa", "sé", "se"];
         Guardian => "guardian" / "tutore", "parent or guardian", "genitore o tutore", ["tutore", "tutrice", "genitore", "parent"];
     }
 }
