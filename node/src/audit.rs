@@ -12,27 +12,44 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::Serialize;
 use tessera_log::bundle::BundleReader;
 use tessera_log::{DeviceKey, EnvelopeId, LogEntry, NetworkId, SecretKey, Seq, TrustState, VerifyError};
 
+use tessera_records::vocab::Lang;
+
 use crate::keys::{Keys, Opened};
+use crate::msg::SaidContext as _;
+use crate::tr;
+use crate::ui::Ui;
 
 /// One line for a grant change: how many read keys, of which scopes, for how many devices.
-fn describe_grants(body: &[u8]) -> String {
+fn describe_grants(body: &[u8], ui: &Ui) -> String {
     match tessera_seal::decode_grants(body) {
-        Err(e) => format!("malformed read keys: {e}"),
+        Err(e) => tr!(ui, "malformed read keys: {e}", "chiavi di lettura malformate: {e}"),
         Ok(grants) => {
             let devices: BTreeSet<_> = grants.iter().map(|g| g.recipient).collect();
-            let scopes: BTreeSet<String> =
-                grants.iter().map(|g| format!("{}, epoch {}", g.scope, g.epoch)).collect();
-            format!(
-                "read keys for {} device(s): {}",
-                devices.len(),
-                scopes.into_iter().collect::<Vec<_>>().join("; ")
+            let scopes: BTreeSet<String> = grants
+                .iter()
+                .map(|g| format!("{}, {} {}", scope_text(&g.scope, ui), ui.t("epoch", "periodo"), g.epoch))
+                .collect();
+            let (n, scopes) = (devices.len(), scopes.into_iter().collect::<Vec<_>>().join("; "));
+            tr!(
+                ui,
+                "read keys for {n} device(s): {scopes}",
+                "chiavi di lettura per {n} dispositivi: {scopes}"
             )
         }
+    }
+}
+
+/// A read scope in words ("the network scope", "the scope of partner ...").
+fn scope_text(scope: &tessera_seal::Scope, ui: &Ui) -> String {
+    match (scope, ui.lang) {
+        (tessera_seal::Scope::Network, Lang::It) => "l'ambito della rete".into(),
+        (tessera_seal::Scope::Partner(p), Lang::It) => format!("l'ambito dell'ente {}", p.short()),
+        (scope, _) => scope.to_string(),
     }
 }
 
@@ -54,65 +71,85 @@ pub struct Source {
 }
 
 /// Reads a bundle (checking its framing, hash and signature) or a store directory.
-pub fn read_source(path: &Path) -> Result<Source> {
+pub fn read_source(path: &Path, lang: Lang) -> Result<Source> {
+    let ui = Ui { lang };
     if path.is_dir() {
         let store_dir = if path.join("store").is_dir() { path.join("store") } else { path.to_path_buf() };
         // Read only: the auditor's copy stays exactly as it was (no lock, no repair, no
         // derived state), and a store a node is running can be read too.
-        let contents = tessera_store::read_store(&store_dir)
-            .with_context(|| format!("cannot read the store in {}", store_dir.display()))?;
+        let contents = tessera_store::read_store(&store_dir).with_said(|| {
+            let dir = store_dir.display();
+            (format!("cannot read the store in {dir}"), format!("non riesco a leggere l'archivio in {dir}"))
+        })?;
         let unread_bytes = contents.unread_tail.as_ref().map_or(0, |tail| tail.bytes)
             + contents.damaged.iter().map(|d| d.bytes()).sum::<u64>();
         let damaged_notes: Vec<String> = contents
             .damaged
             .iter()
             .map(|d| {
-                format!(
-                    "{} bytes at log segment {} offset {} could not be read ({}), with valid records \
+                let (bytes, segment, start, reason) = (d.bytes(), d.segment, d.start, &d.reason);
+                tr!(
+                    ui,
+                    "{bytes} bytes at log segment {segment} offset {start} could not be read ({reason}), with valid records \
                      after them: damage to the disk, not a crash. They were not verified.",
-                    d.bytes(),
-                    d.segment,
-                    d.start,
-                    d.reason
+                    "{bytes} byte al segmento {segment} del registro, posizione {start}, non si sono potuti leggere \
+                     ({reason}), e dopo ci sono registrazioni valide: un danno al disco, non un'interruzione. Non \
+                     sono stati verificati."
                 )
             })
             .collect();
         let notes = damaged_notes
             .into_iter()
             .chain(contents.unread_tail.map(|tail| {
-                format!(
-                    "the last {} bytes of log segment {} could not be read ({}): a write cut short \
+                let (bytes, segment, reason) = (tail.bytes, tail.segment, &tail.reason);
+                tr!(
+                    ui,
+                    "the last {bytes} bytes of log segment {segment} could not be read ({reason}): a write cut short \
                      by a crash, one in progress, or damage. They were not verified; the files \
                      were left as they are.",
-                    tail.bytes, tail.segment, tail.reason
+                    "gli ultimi {bytes} byte del segmento {segment} del registro non si sono potuti leggere \
+                     ({reason}): una scrittura interrotta da un arresto, una in corso, o un danno. Non sono stati \
+                     verificati; i file sono rimasti come sono."
                 )
             }))
             .collect();
         return Ok(Source {
             network: contents.network,
             entries: contents.entries,
-            description: format!("store {}", store_dir.display()),
+            description: format!("{} {}", ui.t("store", "archivio"), store_dir.display()),
             exporter: None,
             notes,
             unread_bytes,
             claimed_absent: 0,
         });
     }
-    let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    read_bundle(BufReader::new(file), format!("bundle {}", path.display()))
+    let file = File::open(path).with_said(|| crate::msg::cannot("read", path))?;
+    read_bundle(BufReader::new(file), format!("{} {}", ui.t("bundle", "pacchetto"), path.display()))
 }
 
 /// Reads a whole bundle, checking its framing, hash and exporter's signature; any
 /// damage is an error naming the byte range and entry, never a partial result.
 pub fn read_bundle(input: impl Read, description: String) -> Result<Source> {
-    let mut reader =
-        BundleReader::open(input).with_context(|| format!("{description} is not a readable bundle"))?;
+    let mut reader = BundleReader::open(input).with_said(|| {
+        (
+            format!("{description} is not a readable bundle"),
+            format!("{description} non è un pacchetto leggibile"),
+        )
+    })?;
     let mut entries = Vec::new();
     for entry in reader.by_ref() {
-        entries.push(entry.with_context(|| format!("{description} is damaged or was altered"))?);
+        entries.push(entry.with_said(|| {
+            (
+                format!("{description} is damaged or was altered"),
+                format!("{description} è danneggiato o è stato alterato"),
+            )
+        })?);
     }
     if !reader.is_verified() {
-        bail!("{description} ended before its signature: it is incomplete");
+        bail!(crate::said!(
+            "{description} ended before its signature: it is incomplete",
+            "{description} finisce prima della sua firma: è incompleto"
+        ));
     }
     let header = reader.header().clone();
     let claimed_absent = header.claimed_but_absent(&entries);
@@ -211,7 +248,12 @@ fn kind_of(error: &VerifyError) -> &'static str {
 /// The trust state `source`'s certificates and revocations give under `network`,
 /// added in dependency order whatever order the source holds them in; refused entries
 /// become problems. Also returns how many trust entries the source holds.
-fn trust_of(source: &Source, network: NetworkId, problems: &mut Vec<Problem>) -> (TrustState, u64) {
+fn trust_of(
+    source: &Source,
+    network: NetworkId,
+    problems: &mut Vec<Problem>,
+    lang: Lang,
+) -> (TrustState, u64) {
     let mut trust = TrustState::new(network);
     let mut entries: Vec<_> = source
         .entries
@@ -224,16 +266,18 @@ fn trust_of(source: &Source, network: NetworkId, problems: &mut Vec<Problem>) ->
     let count = entries.len() as u64;
     entries.sort_by_key(tessera_log::TrustEntry::dependency_rank);
     for entry in entries {
-        let what = entry.statement.describe();
+        let what = crate::msg::statement_text(&entry.statement, lang);
         if let Err(e) = trust.add(entry) {
-            problems.push(problem(kind_of(&e), None, None, format!("{what}: {e}")));
+            let why = crate::msg::verify_error_text(&e, lang);
+            problems.push(problem(kind_of(&e), None, None, format!("{what}: {why}")));
         }
     }
     // Entries still waiting once every entry is held can never be checked: their
     // issuer's certificate is not in the source.
     for (entry, reason) in trust.waiting() {
-        let what = entry.statement.describe();
-        problems.push(problem(kind_of(reason), None, None, format!("{what}: {reason}")));
+        let what = crate::msg::statement_text(&entry.statement, lang);
+        let why = crate::msg::verify_error_text(reason, lang);
+        problems.push(problem(kind_of(reason), None, None, format!("{what}: {why}")));
     }
     (trust, count)
 }
@@ -241,17 +285,25 @@ fn trust_of(source: &Source, network: NetworkId, problems: &mut Vec<Problem>) ->
 /// Verifies every entry of `source` against `network` (the auditor's pinned key, or
 /// the source's own).
 pub fn verify(source: &Source, pinned: Option<NetworkId>) -> Verification {
+    verify_in(source, pinned, Lang::En)
+}
+
+/// [`verify`], its problems and notes in `lang` (English for `--json`).
+pub fn verify_in(source: &Source, pinned: Option<NetworkId>, lang: Lang) -> Verification {
+    let ui = Ui { lang };
     let network = pinned.unwrap_or(source.network);
     let mut problems = Vec::new();
     if source.network != network {
-        problems.push(problem(
-            "foreign-network",
-            None,
-            None,
-            format!("the source belongs to network {}, not to the pinned {}", source.network, network),
-        ));
+        problems.push(problem("foreign-network", None, None, {
+            let found = source.network;
+            tr!(
+                ui,
+                "the source belongs to network {found}, not to the pinned {network}",
+                "l'origine appartiene alla rete {found}, non a quella indicata {network}"
+            )
+        }));
     }
-    let (trust, trust_count) = trust_of(source, network, &mut problems);
+    let (trust, trust_count) = trust_of(source, network, &mut problems, lang);
     // Every envelope on its own, then each author's chain.
     let mut by_author: BTreeMap<DeviceKey, BTreeMap<Seq, Vec<Held>>> = BTreeMap::new();
     let mut envelopes = 0u64;
@@ -260,10 +312,20 @@ pub fn verify(source: &Source, pinned: Option<NetworkId>) -> Verification {
         envelopes += 1;
         let (author, seq) = (env.author(), env.seq());
         if let Err(e) = trust.authorize(&author, seq) {
-            problems.push(problem(kind_of(&e), Some(author), Some(seq), e.to_string()));
+            problems.push(problem(
+                kind_of(&e),
+                Some(author),
+                Some(seq),
+                crate::msg::verify_error_text(&e, lang),
+            ));
         }
         if let Err(e) = trust.verify_envelope_signature(env) {
-            problems.push(problem(kind_of(&e), Some(author), Some(seq), e.to_string()));
+            problems.push(problem(
+                kind_of(&e),
+                Some(author),
+                Some(seq),
+                crate::msg::verify_error_text(&e, lang),
+            ));
             continue;
         }
         let slot = by_author.entry(author).or_default().entry(seq).or_default();
@@ -284,12 +346,14 @@ pub fn verify(source: &Source, pinned: Option<NetworkId>) -> Verification {
             }
             expected = seq.0 + 1;
             if versions.len() > 1 {
-                problems.push(problem(
-                    "fork",
-                    Some(*author),
-                    Some(*seq),
-                    format!("the device signed {} different envelopes with this number", versions.len()),
-                ));
+                problems.push(problem("fork", Some(*author), Some(*seq), {
+                    let n = versions.len();
+                    tr!(
+                        ui,
+                        "the device signed {n} different envelopes with this number",
+                        "il dispositivo ha firmato {n} buste diverse con questo numero"
+                    )
+                }));
             }
             // The previous-hash link, where the previous envelope is present and unique.
             if seq.0 > 1 {
@@ -300,7 +364,11 @@ pub fn verify(source: &Source, pinned: Option<NetworkId>) -> Verification {
                                 "broken-chain",
                                 Some(*author),
                                 Some(*seq),
-                                "its previous-hash does not match the envelope before it".into(),
+                                ui.t(
+                                    "its previous-hash does not match the envelope before it",
+                                    "la sua impronta precedente non corrisponde alla busta prima di lei",
+                                )
+                                .into(),
                             ));
                         }
                     }
@@ -343,7 +411,11 @@ pub fn verify(source: &Source, pinned: Option<NetworkId>) -> Verification {
                 "unknown-exporter",
                 Some(exporter),
                 None,
-                "the device that signed the bundle is not certified in it".into(),
+                ui.t(
+                    "the device that signed the bundle is not certified in it",
+                    "il dispositivo che ha firmato il pacchetto non vi è certificato",
+                )
+                .into(),
             ));
         }
     }
@@ -370,16 +442,41 @@ fn time_text(ms: Option<i64>) -> String {
 }
 
 /// Prints a verification for a person.
-pub fn print(v: &Verification) {
-    crate::outln!("Source:   {}", v.source);
+pub fn print(v: &Verification, ui: &Ui) {
+    let labels = [
+        ui.t("Source", "Origine"),
+        ui.t("Network", "Rete"),
+        ui.t("Checked", "Controllate"),
+        ui.t("Note", "Nota"),
+    ];
+    let width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) + 3;
+    let label = |l: &str| format!("{l}:{}", " ".repeat(width - l.chars().count() - 1));
+    crate::outln!("{}{}", label(labels[0]), v.source);
     crate::outln!(
-        "Network:  {}{}",
+        "{}{}{}",
+        label(labels[1]),
         v.network,
-        if v.network_pinned { " (pinned)" } else { " (as the source says: pin it with --network)" }
+        if v.network_pinned {
+            ui.t(" (pinned)", " (indicata)")
+        } else {
+            ui.t(
+                " (as the source says: pin it with --network)",
+                " (quella dichiarata dall'origine: indicala con --network)",
+            )
+        }
     );
-    crate::outln!("Checked:  {} envelopes, {} certificates and revocations", v.envelopes, v.trust_entries);
+    let (envelopes, trust) = (v.envelopes, v.trust_entries);
+    crate::outln!(
+        "{}{}",
+        label(labels[2]),
+        tr!(
+            ui,
+            "{envelopes} envelopes, {trust} certificates and revocations",
+            "{envelopes} buste, {trust} certificati e revoche"
+        )
+    );
     for note in &v.notes {
-        crate::outln!("Note:     {note}");
+        crate::outln!("{}{note}", label(labels[3]));
     }
     crate::outln!();
     let rows: Vec<Vec<String>> = v
@@ -387,7 +484,11 @@ pub fn print(v: &Verification) {
         .iter()
         .map(|p| {
             vec![
-                if p.name.is_empty() { "(uncertified)".into() } else { p.name.clone() },
+                if p.name.is_empty() {
+                    ui.t("(uncertified)", "(non certificato)").into()
+                } else {
+                    p.name.clone()
+                },
                 p.devices.to_string(),
                 p.changes.to_string(),
                 time_text(p.first_time_ms),
@@ -395,7 +496,16 @@ pub fn print(v: &Verification) {
             ]
         })
         .collect();
-    crate::ui::print_table(&["partner", "devices", "changes", "first", "last"], &rows);
+    crate::ui::print_table(
+        &[
+            ui.t("partner", "ente"),
+            ui.t("devices", "dispositivi"),
+            ui.t("changes", "modifiche"),
+            ui.t("first", "prima"),
+            ui.t("last", "ultima"),
+        ],
+        &rows,
+    );
     crate::outln!();
     let rows: Vec<Vec<String>> = v
         .devices
@@ -414,39 +524,79 @@ pub fn print(v: &Verification) {
             ]
         })
         .collect();
-    crate::ui::print_table(&["device", "site", "head", "head id", "missing"], &rows);
+    crate::ui::print_table(
+        &[
+            ui.t("device", "dispositivo"),
+            ui.t("site", "sede"),
+            ui.t("head", "ultima"),
+            ui.t("head id", "id dell'ultima"),
+            ui.t("missing", "mancanti"),
+        ],
+        &rows,
+    );
     crate::outln!();
     if v.problems.is_empty() && v.gaps == 0 && v.unread_bytes == 0 && v.claimed_absent == 0 {
-        crate::outln!("OK: every envelope verifies and every history is complete from its first change.");
+        crate::outln!(
+            "{}",
+            ui.t(
+                "OK: every envelope verifies and every history is complete from its first change.",
+                "OK: ogni busta è verificata e ogni storia è completa dalla sua prima modifica."
+            )
+        );
     }
     if v.unread_bytes > 0 {
+        let bytes = v.unread_bytes;
         crate::outln!(
-            "DAMAGED: {} bytes of the log could not be read (see the notes above); what they held was not verified.",
-            v.unread_bytes
+            "{}",
+            tr!(
+                ui,
+                "DAMAGED: {bytes} bytes of the log could not be read (see the notes above); what they held was not verified.",
+                "DANNEGGIATO: {bytes} byte del registro non si sono potuti leggere (vedi le note sopra); ciò che contenevano non è verificato."
+            )
         );
     }
     if v.gaps > 0 {
+        let gaps = v.gaps;
         crate::outln!(
-            "INCOMPLETE: {} envelopes are missing (listed above); missing is not tampering.",
-            v.gaps
+            "{}",
+            tr!(
+                ui,
+                "INCOMPLETE: {gaps} envelopes are missing (listed above); missing is not tampering.",
+                "INCOMPLETO: mancano {gaps} buste (elencate sopra); mancare non è manomissione."
+            )
         );
     }
     if v.claimed_absent > 0 {
+        let absent = v.claimed_absent;
         crate::outln!(
-            "INCOMPLETE: the bundle's header claims {} envelopes it does not carry (cut short, or \
-             exported from a log with holes).",
-            v.claimed_absent
+            "{}",
+            tr!(
+                ui,
+                "INCOMPLETE: the bundle's header claims {absent} envelopes it does not carry (cut short, or \
+                 exported from a log with holes).",
+                "INCOMPLETO: l'intestazione del pacchetto dichiara {absent} buste che non contiene (troncato, o \
+                 esportato da un registro con lacune)."
+            )
         );
     }
     for p in &v.problems {
         let device = p.device.as_deref().map(|d| &d[..16]).unwrap_or("-");
         let seq = p.seq.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
-        crate::outln!("PROBLEM {}: device {device} change {seq}: {}", p.kind, p.detail);
+        let (kind, detail) = (p.kind, &p.detail);
+        crate::outln!(
+            "{}",
+            tr!(
+                ui,
+                "PROBLEM {kind}: device {device} change {seq}: {detail}",
+                "PROBLEMA {kind}: dispositivo {device} modifica {seq}: {detail}"
+            )
+        );
     }
 }
 
 /// `tessera audit compare A B`: what each side lacks, per author, and forks between them.
-pub fn compare(a: &Source, b: &Source) -> (Vec<String>, bool) {
+pub fn compare(a: &Source, b: &Source, lang: Lang) -> (Vec<String>, bool) {
+    let ui = Ui { lang };
     fn heads(source: &Source) -> BTreeMap<DeviceKey, BTreeMap<Seq, EnvelopeId>> {
         let mut out: BTreeMap<DeviceKey, BTreeMap<Seq, EnvelopeId>> = BTreeMap::new();
         for entry in &source.entries {
@@ -460,7 +610,13 @@ pub fn compare(a: &Source, b: &Source) -> (Vec<String>, bool) {
     let mut lines = Vec::new();
     let mut differ = a.network != b.network;
     if differ {
-        lines.push("the two sources belong to different networks".to_string());
+        lines.push(
+            ui.t(
+                "the two sources belong to different networks",
+                "le due origini appartengono a reti diverse",
+            )
+            .to_string(),
+        );
     }
     let authors: BTreeSet<&DeviceKey> = ha.keys().chain(hb.keys()).collect();
     for author in authors {
@@ -473,15 +629,30 @@ pub fn compare(a: &Source, b: &Source) -> (Vec<String>, bool) {
         let short = &author.0.to_hex()[..16];
         if !only_a.is_empty() {
             differ = true;
-            lines.push(format!("device {short}: only in A: {}", ranges(&only_a)));
+            let only = ranges(&only_a);
+            lines.push(tr!(
+                ui,
+                "device {short}: only in A: {only}",
+                "dispositivo {short}: solo in A: {only}"
+            ));
         }
         if !only_b.is_empty() {
             differ = true;
-            lines.push(format!("device {short}: only in B: {}", ranges(&only_b)));
+            let only = ranges(&only_b);
+            lines.push(tr!(
+                ui,
+                "device {short}: only in B: {only}",
+                "dispositivo {short}: solo in B: {only}"
+            ));
         }
         if !forks.is_empty() {
             differ = true;
-            lines.push(format!("device {short}: FORK, different envelopes at {}", ranges(&forks)));
+            let at = ranges(&forks);
+            lines.push(tr!(
+                ui,
+                "device {short}: FORK, different envelopes at {at}",
+                "dispositivo {short}: BIFORCAZIONE, buste diverse a {at}"
+            ));
         }
     }
     (lines, differ)
@@ -622,14 +793,35 @@ fn erasures_in(
     (erased, refused)
 }
 
-fn erasure_words(erasure: &tessera_log::Erasure) -> String {
+fn erasure_words(erasure: &tessera_log::Erasure, ui: &Ui) -> String {
+    let on = &erasure.erased_on;
     match erasure.reason {
-        tessera_log::ErasureReason::Request => {
-            format!("erased on {} (art. 17, at the person's request)", erasure.erased_on)
-        }
+        tessera_log::ErasureReason::Request => tr!(
+            ui,
+            "erased on {on} (art. 17, at the person's request)",
+            "cancellato il {on} (art. 17, su richiesta della persona)"
+        ),
         tessera_log::ErasureReason::Mistake => {
-            format!("erased on {} (registered by mistake)", erasure.erased_on)
+            tr!(ui, "erased on {on} (registered by mistake)", "cancellato il {on} (iscritto per errore)")
         }
+    }
+}
+
+/// A record kind's name: the stored word in English (as `--json` and older output
+/// say it), the Italian noun in Italian.
+fn kind_name(kind: tessera_records::RecordKind, ui: &Ui) -> String {
+    use tessera_records::RecordKind as K;
+    match ui.lang {
+        Lang::En => kind.as_str().to_string(),
+        Lang::It => match kind {
+            K::Site => "sede",
+            K::Attendee => "iscritto",
+            K::Device => "dispositivo",
+            K::Loan => "prestito",
+            K::Session => "incontro",
+            K::Personal => "dati personali",
+        }
+        .to_string(),
     }
 }
 
@@ -642,10 +834,12 @@ pub fn log(
     pinned: Option<NetworkId>,
     filter: &LogFilter,
     reader: Option<&SecretKey>,
+    lang: Lang,
 ) -> Vec<LogLine> {
+    let ui = &Ui { lang };
     use tessera_records::{kind_of, short_id, RecordDoc};
     let network = pinned.unwrap_or(source.network);
-    let (trust, _) = trust_of(source, network, &mut Vec::new());
+    let (trust, _) = trust_of(source, network, &mut Vec::new(), lang);
     let keys = match reader {
         Some(reader) => keys_in(source, &trust, network, reader),
         None => Keys::new(network, DeviceKey(network.0)),
@@ -684,7 +878,11 @@ pub fn log(
             if tessera_seal::is_grant_doc(&change.doc) {
                 let wanted = selected && filter.kind.is_none() && filter.doc.is_none();
                 if let (true, tessera_log::Body::Present { bytes, .. }) = (wanted, body) {
-                    lines.push(line("-".into(), "read keys".into(), vec![describe_grants(bytes)]));
+                    lines.push(line(
+                        "-".into(),
+                        ui.t("read keys", "chiavi di lettura").into(),
+                        vec![describe_grants(bytes, ui)],
+                    ));
                 }
                 continue;
             }
@@ -696,13 +894,24 @@ pub fn log(
             if tessera_log::erasure::is_erasure_doc(&change.doc) {
                 if wanted_attendee {
                     let what = match (erased.get(&person), refused.get(&person)) {
-                        (Some(erasure), _) => erasure_words(erasure),
-                        (None, Some(by)) => format!(
-                            "erasure not effective: signed by {by}, which did not register this person"
+                        (Some(erasure), _) => erasure_words(erasure, ui),
+                        (None, Some(by)) => tr!(
+                            ui,
+                            "erasure not effective: signed by {by}, which did not register this person",
+                            "cancellazione senza effetto: firmata da {by}, che non ha iscritto questa persona"
                         ),
-                        (None, None) => "erasure whose content is not in this copy".into(),
+                        (None, None) => ui
+                            .t(
+                                "erasure whose content is not in this copy",
+                                "cancellazione il cui contenuto non è in questa copia",
+                            )
+                            .into(),
                     };
-                    lines.push(line(short_id(&attendee), "attendee".into(), vec![what]));
+                    lines.push(line(
+                        short_id(&attendee),
+                        kind_name(tessera_records::RecordKind::Attendee, ui),
+                        vec![what],
+                    ));
                 }
                 continue;
             }
@@ -711,8 +920,16 @@ pub fn log(
                 // Nothing of an erased person is shown, even from a copy that still
                 // carries their bodies (an old bundle).
                 if wanted_attendee {
-                    let what = format!("{}: content removed", erasure_words(erasure));
-                    lines.push(line(short_id(&attendee), "attendee".into(), vec![what]));
+                    let what = format!(
+                        "{}: {}",
+                        erasure_words(erasure, ui),
+                        ui.t("content removed", "contenuto tolto")
+                    );
+                    lines.push(line(
+                        short_id(&attendee),
+                        kind_name(tessera_records::RecordKind::Attendee, ui),
+                        vec![what],
+                    ));
                 }
                 continue;
             }
@@ -721,21 +938,39 @@ pub fn log(
             });
             let described = match body {
                 tessera_log::Body::Absent => {
-                    vec!["body erased or not present (the signed commitment remains)".into()]
+                    vec![ui
+                        .t(
+                            "body erased or not present (the signed commitment remains)",
+                            "contenuto cancellato o assente (resta l'impegno firmato)",
+                        )
+                        .into()]
                 }
                 tessera_log::Body::Present { bytes, .. } => match keys.open(&change.doc, bytes) {
                     Opened::NoKey => vec![match tessera_seal::SealedHeader::parse(bytes) {
-                        Ok(head) => format!(
-                            "encrypted ({}, epoch {}): no read key on this computer",
-                            head.scope, head.epoch
-                        ),
-                        Err(_) => "encrypted".into(),
+                        Ok(head) => {
+                            let (scope, epoch) = (scope_text(&head.scope, ui), head.epoch);
+                            tr!(
+                                ui,
+                                "encrypted ({scope}, epoch {epoch}): no read key on this computer",
+                                "cifrato ({scope}, periodo {epoch}): nessuna chiave di lettura su questo computer"
+                            )
+                        }
+                        Err(_) => ui.t("encrypted", "cifrato").into(),
                     }],
-                    Opened::Forged(e) => vec![format!("encrypted change that does not open: {e}")],
+                    Opened::Forged(e) => vec![tr!(
+                        ui,
+                        "encrypted change that does not open: {e}",
+                        "modifica cifrata che non si apre: {e}"
+                    )],
                     Opened::Change(bytes) => match doc.apply_change(&bytes) {
-                        Err(e) => vec![format!("change not readable: {e}")],
+                        Err(e) => vec![tr!(ui, "change not readable: {e}", "modifica non leggibile: {e}")],
                         Ok(()) => match doc.hydrate() {
-                            Err(_) => vec!["waiting for earlier changes of this record".into()],
+                            Err(_) => vec![ui
+                                .t(
+                                    "waiting for earlier changes of this record",
+                                    "in attesa di modifiche precedenti di questa scheda",
+                                )
+                                .into()],
                             Ok(record) => {
                                 let mut after = BTreeMap::new();
                                 if let Ok(value) = serde_json::to_value(&record) {
@@ -755,7 +990,7 @@ pub fn log(
                                         continue;
                                     }
                                     out.push(if personal {
-                                        format!("{field} changed")
+                                        tr!(ui, "{field} changed", "{field} cambiato")
                                     } else {
                                         match old {
                                             Some(old) => format!("{field}: {old} -> {value}"),
@@ -764,7 +999,7 @@ pub fn log(
                                     });
                                 }
                                 for field in before.keys().filter(|f| !after.contains_key(*f)) {
-                                    out.push(format!("{field} removed"));
+                                    out.push(tr!(ui, "{field} removed", "{field} tolto"));
                                 }
                                 *before = after;
                                 out
@@ -778,9 +1013,9 @@ pub fn log(
             let (record_id, kind_word) = match kind {
                 Some(tessera_records::RecordKind::Personal) => (
                     tessera_records::attendee_of_personal(&change.doc),
-                    "attendee (personal details)".to_string(),
+                    ui.t("attendee (personal details)", "iscritto (dati personali)").to_string(),
                 ),
-                other => (change.doc, other.map(|k| k.as_str().to_string()).unwrap_or_else(|| "?".into())),
+                other => (change.doc, other.map(|k| kind_name(k, ui)).unwrap_or_else(|| "?".into())),
             };
             let record_kind = kind_of(&record_id);
             let wanted = selected

@@ -2441,10 +2441,16 @@ fn import(node: &mut Node, args: ImportArgs, ui: &Ui) -> Result<()> {
                     e.author().short(),
                     e.seq()
                 ),
-                Some(tessera_log::LogEntry::Trust(t)) => t.statement.describe().to_string(),
+                Some(tessera_log::LogEntry::Trust(t)) => {
+                    crate::msg::statement_text(&t.statement, ui.lang).to_string()
+                }
                 None => format!("{} {}", ui.t("entry", "voce"), rejected.index),
             };
-            crate::errln!("{} {what}: {}", ui.t("refused", "rifiutata"), rejected.error);
+            crate::errln!(
+                "{} {what}: {}",
+                ui.t("refused", "rifiutata"),
+                crate::msg::verify_error_text(&rejected.error, ui.lang)
+            );
         }
         bail!(
             "{} {} {}",
@@ -2468,16 +2474,18 @@ fn import(node: &mut Node, args: ImportArgs, ui: &Ui) -> Result<()> {
 // Audit
 
 fn audit(dir: &std::path::Path, cmd: AuditCommand, ui: &Ui) -> Result<()> {
-    use crate::audit::{compare, print, read_source, verify, AuditFailed};
+    use crate::audit::{compare, print, read_source, AuditFailed};
     match cmd {
         AuditCommand::Verify { source, network, json } => {
             let pinned = network.map(|n| crate::trust_file::parse_network(&n)).transpose()?;
-            let read = read_source(&source)?;
-            let result = verify(&read, pinned);
+            // --json stays as it always was: machine-readable, in English.
+            let lang = if json { tessera_records::vocab::Lang::En } else { ui.lang };
+            let read = read_source(&source, lang)?;
+            let result = crate::audit::verify_in(&read, pinned, lang);
             if json {
                 crate::outln!("{}", serde_json::to_string_pretty(&result)?);
             } else {
-                print(&result);
+                print(&result, ui);
             }
             match result.exit_code() {
                 0 => Ok(()),
@@ -2569,7 +2577,9 @@ fn audit(dir: &std::path::Path, cmd: AuditCommand, ui: &Ui) -> Result<()> {
                 true => Some(tessera_store::read_secret_key(&key_file, "device")?),
                 false => None,
             };
-            let lines = crate::audit::log(&read_source(&source)?, pinned, &filter, reader.as_ref());
+            let lang = if json { tessera_records::vocab::Lang::En } else { ui.lang };
+            let lines =
+                crate::audit::log(&read_source(&source, lang)?, pinned, &filter, reader.as_ref(), lang);
             if json {
                 crate::outln!("{}", serde_json::to_string_pretty(&lines)?);
                 return Ok(());
@@ -2594,7 +2604,7 @@ fn audit(dir: &std::path::Path, cmd: AuditCommand, ui: &Ui) -> Result<()> {
             Ok(())
         }
         AuditCommand::Compare { a, b } => {
-            let (lines, differ) = compare(&read_source(&a)?, &read_source(&b)?);
+            let (lines, differ) = compare(&read_source(&a, ui.lang)?, &read_source(&b, ui.lang)?, ui.lang);
             for line in &lines {
                 crate::outln!("{line}");
             }

@@ -277,6 +277,9 @@ pub fn foreign(cause: &(dyn StdError + 'static)) -> Option<String> {
             },
         });
     }
+    if let Some(e) = cause.downcast_ref::<tessera_log::VerifyError>() {
+        return Some(verify_error_it(e));
+    }
     if let Some(e) = cause.downcast_ref::<tessera_log::BundleError>() {
         use tessera_log::BundleError as B;
         return Some(match e {
@@ -393,6 +396,78 @@ pub fn id_error_text(e: &tessera_records::kind::IdError, ui: &Ui) -> String {
                     .into()
             }
         },
+    }
+}
+
+/// Why an envelope or trust entry was refused, in Italian.
+pub fn verify_error_it(e: &tessera_log::VerifyError) -> String {
+    use tessera_log::VerifyError as V;
+    match e {
+        V::Decode(_) => "dati malformati".into(),
+        V::ForeignNetwork { expected, found } => {
+            format!("questa voce appartiene alla rete {found}, non a questa rete ({expected})")
+        }
+        V::BadSignature { device, seq } => format!(
+            "busta {seq} del dispositivo {device}: la firma non corrisponde, quindi è stata alterata o falsificata"
+        ),
+        V::BadTrustSignature { issuer, .. } => format!(
+            "certificato o revoca firmato da {issuer}: la firma non corrisponde, quindi è stato alterato o falsificato"
+        ),
+        V::SeqGap { device, expected, got } => format!(
+            "la busta {got} del dispositivo {device} è arrivata prima della busta {expected}: una lacuna nella \
+             sua storia (mancano buste, non per forza manomesse)"
+        ),
+        V::WrongPrev { device, seq, prev_seq } => format!(
+            "la busta {seq} del dispositivo {device} non segue la busta {prev_seq} presente (l'impronta \
+             precedente è diversa): il dispositivo ha firmato due storie diverse"
+        ),
+        V::UnknownAuthor { device, seq } => format!(
+            "il dispositivo {device} non è certificato in questa rete (autore sconosciuto della busta {seq})"
+        ),
+        V::UnknownPartner { partner } => {
+            format!("l'ente {partner} non è certificato dal coordinatore di questa rete")
+        }
+        V::UnauthorizedIssuer { issuer, device } => format!(
+            "{issuer} non può revocare il dispositivo {device}: può farlo solo la chiave della rete o l'ente \
+             che l'ha certificato"
+        ),
+        V::TooManyWaiting { max, .. } => format!(
+            "{max} certificati o revoche aspettano già il certificato da cui dipendono; questo è rifiutato"
+        ),
+        V::Revoked { device, seq, last_valid } => format!(
+            "il dispositivo {device} è stato revocato dopo la sua busta {last_valid}; la busta {seq} non è accettata"
+        ),
+        V::PartnerRevoked { partner, device, seq, last_valid } => format!(
+            "l'ente {partner} del dispositivo {device} è stato revocato, valido fino alla busta {last_valid} del \
+             dispositivo; la busta {seq} non è accettata"
+        ),
+        V::CommitmentMismatch { device, seq, index } => format!(
+            "busta {seq} del dispositivo {device}: la modifica {index} non corrisponde al suo impegno firmato \
+             (il contenuto è stato alterato o scambiato)"
+        ),
+    }
+}
+
+/// What a trust entry is, in the operator's language.
+pub fn statement_text(statement: &tessera_log::TrustStatement, lang: Lang) -> &'static str {
+    use tessera_log::TrustStatement as T;
+    match lang {
+        Lang::En => statement.describe(),
+        Lang::It => match statement {
+            T::Partner(_) => "certificato di un ente",
+            T::Device(_) => "certificato di un dispositivo",
+            T::RevokeDevice(_) => "revoca di un dispositivo",
+            T::RevokePartner(_) => "revoca di un ente",
+            T::ErasePerson(_) => "cancellazione di una persona da parte della rete",
+        },
+    }
+}
+
+/// A refusal in the operator's language.
+pub fn verify_error_text(e: &tessera_log::VerifyError, lang: Lang) -> String {
+    match lang {
+        Lang::En => e.to_string(),
+        Lang::It => verify_error_it(e),
     }
 }
 

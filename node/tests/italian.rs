@@ -486,7 +486,6 @@ fn every_command_and_error_speaks_italian() {
 }
 
 #[test]
-#[ignore = "audit output is not in Italian yet"]
 fn audit_speaks_italian() {
     let mut it = It::new();
     it.ok(&["quickstart"]);
@@ -515,6 +514,22 @@ fn audit_speaks_italian() {
     let value: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert!(value.get("envelopes").is_some(), "{json}");
     it.transcript.pop();
+    // `audit log` names the records' fields by their stored names (`expected_return`),
+    // the same in both languages: those are left out of the check.
+    for (_, text) in &mut it.transcript {
+        *text = text
+            .lines()
+            .map(|line| match line.strip_prefix("    ").and_then(|l| l.split_once([':', ' '])) {
+                Some((field, rest))
+                    if field.bytes().all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'.') =>
+                {
+                    format!("    FIELD {rest}")
+                }
+                _ => line.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+    }
     it.assert_italian();
 }
 

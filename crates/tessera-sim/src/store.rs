@@ -382,6 +382,10 @@ impl SimStore {
             // Wanted again: their mark goes, and envelopes lacking their bodies wait.
             self.scrubbed.remove(person);
         }
+        // A mark of a person not erased now is stale (a torn backup's marks beside a
+        // newer log): left, it would skip the scrub when the erasure counts again.
+        let erased_now = self.erased.clone();
+        self.scrubbed.retain(|p| erased_now.contains(p));
         if !gone.is_empty() {
             let n = gone.len() as u64;
             self.tally.add(|t| t.no_longer_counting += n);
