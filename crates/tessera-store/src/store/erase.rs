@@ -479,6 +479,29 @@ mod tests {
     }
 
     #[test]
+    fn a_stale_scrubbed_mark_does_not_skip_the_scrub_when_the_erasure_counts_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut net = TestNetwork::new(53, 2, 1);
+        let person = person_of_partner0(&net);
+        let history = person_history(&mut net, person);
+        let mut store = open_new(dir.path(), &net);
+        store.ingest(&history, Policy::AllOrNothing).unwrap();
+        // A mark "scrubbed" beside a log that holds the person's bodies: what a backup
+        // of the derived rows taken at another time than the log leaves.
+        store.tree.insert(crate::derived::erased_key(&person), Vec::<u8>::new()).unwrap();
+        store.tree.flush().unwrap();
+        drop(store);
+        let (mut store, _) = Store::open(dir.path(), Some(net.network)).unwrap();
+        assert!(store.erased().is_empty());
+        // The erasure arrives with a trust change (the erased set is recomputed).
+        let revocation =
+            LogEntry::Trust(net.revoke_device(1, net.devices[1].id, tessera_log::Seq(9), "replaced"));
+        store.ingest(&[erasure_by(&mut net, 0, person), revocation], Policy::AllOrNothing).unwrap();
+        assert!(store.erased().contains(&person));
+        assert_eq!(canaries_in(dir.path()), Vec::<String>::new(), "the bodies are scrubbed");
+    }
+
+    #[test]
     fn an_erasure_past_its_devices_revocation_counts_nowhere_whatever_the_order() {
         let mut net = TestNetwork::new(47, 2, 1);
         let person = person_of_partner0(&net);
