@@ -86,9 +86,7 @@ async fn lend_print_and_return_a_device() {
     let refused = page.post("/loans", &base).await;
     assert_eq!(refused.status, 200);
     assert!(
-        refused
-            .body
-            .contains(r#"id="e-agreement_signed">Il contratto di comodato d'uso deve essere firmato"#),
+        refused.body.contains(r#"id="e-agreement_signed">Il contratto di comodato d'uso va firmato"#),
         "{}",
         refused.body
     );
@@ -141,7 +139,7 @@ async fn lend_print_and_return_a_device() {
     // A second loan of the same device is refused by the same rules.
     let again = page.post("/loans", &signed).await;
     assert_eq!(again.status, 200);
-    assert!(again.body.contains("già in prestito"), "{}", again.body);
+    assert!(again.body.contains("già in comodato"), "{}", again.body);
     assert_eq!(page.count(RecordKind::Loan), 1);
 
     // The inventory filters by status and names the borrower.

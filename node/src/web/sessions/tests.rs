@@ -135,7 +135,7 @@ async fn attendance_with_checkboxes_and_a_headcount_for_public_meetings_only() {
         .post(&format!("/sessions/{id}"), &[("listed", mario), ("present", mario), ("headcount", "12")])
         .await;
     assert_eq!(refused.status, 200);
-    assert!(refused.body.contains("solo negli incontri pubblici"), "{}", refused.body);
+    assert!(refused.body.contains("solo per gli incontri pubblici"), "{}", refused.body);
     assert_eq!(session(&page).headcount, 0);
 }
 
