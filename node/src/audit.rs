@@ -691,6 +691,8 @@ pub struct LogFilter {
     pub device: Option<String>,
     /// Record id (short id or prefix).
     pub doc: Option<tessera_records::IdPrefix>,
+    /// A device's asset tag (any case): the device, and the loans that name it.
+    pub tag: Option<String>,
     pub kind: Option<tessera_records::RecordKind>,
     pub from: Option<chrono::NaiveDate>,
     pub to: Option<chrono::NaiveDate>,
@@ -706,22 +708,62 @@ pub struct LogLine {
     pub partner: String,
     pub seq: u64,
     pub record: String,
+    /// A device's asset tag, for a device's line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
     pub kind: String,
     /// `field: old -> new`, or what is known when the body is not there.
     pub changes: Vec<String>,
 }
 
-fn flatten(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+/// What `tessera audit log` found.
+#[derive(Debug, Clone, Default)]
+pub struct LogReport {
+    pub lines: Vec<LogLine>,
+    /// With `--record`: whether that record (id or tag) is in the copy at all.
+    pub record_found: bool,
+}
+
+/// A record's fields as `path -> value` lines. A reference to another record is shown
+/// as everywhere else, by its short id, or by its tag for a device whose tag is known:
+/// never as the 32 hex digits it is stored as.
+fn flatten(
+    prefix: &str,
+    value: &serde_json::Value,
+    tags: &BTreeMap<tessera_log::DocId, String>,
+    out: &mut BTreeMap<String, String>,
+) {
     match value {
         serde_json::Value::Object(map) => {
             for (k, v) in map {
                 let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-                flatten(&key, v, out);
+                flatten(&key, v, tags, out);
             }
+        }
+        serde_json::Value::String(text) if reference(text).is_some() => {
+            let id = reference(text).expect("checked");
+            let shown = tags.get(&id).cloned().unwrap_or_else(|| tessera_records::short_id(&id));
+            out.insert(prefix.to_string(), shown);
         }
         other => {
             out.insert(prefix.to_string(), other.to_string());
         }
+    }
+}
+
+/// A stored reference to a record: 32 hex digits whose kind byte is a record kind.
+fn reference(text: &str) -> Option<tessera_log::DocId> {
+    tessera_records::parse_doc_id(text).filter(|id| tessera_records::kind_of(id).is_some())
+}
+
+/// Every record a record's body refers to (a loan's device and borrower, a session's
+/// participants...).
+fn references_in(value: &serde_json::Value, out: &mut BTreeSet<tessera_log::DocId>) {
+    match value {
+        serde_json::Value::Object(map) => map.values().for_each(|v| references_in(v, out)),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| references_in(v, out)),
+        serde_json::Value::String(text) => out.extend(reference(text)),
+        _ => {}
     }
 }
 
@@ -835,7 +877,7 @@ pub fn log(
     filter: &LogFilter,
     reader: Option<&SecretKey>,
     lang: Lang,
-) -> Vec<LogLine> {
+) -> LogReport {
     let ui = &Ui { lang };
     use tessera_records::{kind_of, short_id, RecordDoc};
     let network = pinned.unwrap_or(source.network);
@@ -846,7 +888,12 @@ pub fn log(
     };
     let (erased, refused) = erasures_in(source, &trust);
     let mut docs: BTreeMap<tessera_log::DocId, (RecordDoc, BTreeMap<String, String>)> = BTreeMap::new();
-    let mut lines = Vec::new();
+    // Each line with the record it is about; the record filter is applied at the end,
+    // when every device's tag and every record's references are known.
+    let mut lines: Vec<(tessera_log::DocId, LogLine)> = Vec::new();
+    let mut tags: BTreeMap<tessera_log::DocId, String> = BTreeMap::new();
+    let mut refers: BTreeMap<tessera_log::DocId, BTreeSet<tessera_log::DocId>> = BTreeMap::new();
+    let by_record = filter.doc.is_some() || filter.tag.is_some();
     for entry in &source.entries {
         let LogEntry::Envelope(env) = entry else { continue };
         // Only what verifies is reported as someone's change.
@@ -871,26 +918,29 @@ pub fn log(
             partner: partner.clone(),
             seq: env.seq().0,
             record,
+            tag: None,
             kind,
             changes,
         };
         for (change, body) in env.changes().iter().zip(env.bodies()) {
             if tessera_seal::is_grant_doc(&change.doc) {
-                let wanted = selected && filter.kind.is_none() && filter.doc.is_none();
+                let wanted = selected && filter.kind.is_none() && !by_record;
                 if let (true, tessera_log::Body::Present { bytes, .. }) = (wanted, body) {
-                    lines.push(line(
-                        "-".into(),
-                        ui.t("read keys", "chiavi di lettura").into(),
-                        vec![describe_grants(bytes, ui)],
+                    lines.push((
+                        change.doc,
+                        line(
+                            "-".into(),
+                            ui.t("read keys", "chiavi di lettura").into(),
+                            vec![describe_grants(bytes, ui)],
+                        ),
                     ));
                 }
                 continue;
             }
             let person = tessera_log::Person::of(&change.doc);
             let attendee = person.doc(tessera_records::RecordKind::Attendee.byte());
-            let wanted_attendee = selected
-                && filter.kind.is_none_or(|k| k == tessera_records::RecordKind::Attendee)
-                && filter.doc.as_ref().is_none_or(|d| d.matches(&attendee));
+            let wanted_attendee =
+                selected && filter.kind.is_none_or(|k| k == tessera_records::RecordKind::Attendee);
             if tessera_log::erasure::is_erasure_doc(&change.doc) {
                 if wanted_attendee {
                     let what = match (erased.get(&person), refused.get(&person)) {
@@ -907,10 +957,13 @@ pub fn log(
                             )
                             .into(),
                     };
-                    lines.push(line(
-                        short_id(&attendee),
-                        kind_name(tessera_records::RecordKind::Attendee, ui),
-                        vec![what],
+                    lines.push((
+                        attendee,
+                        line(
+                            short_id(&attendee),
+                            kind_name(tessera_records::RecordKind::Attendee, ui),
+                            vec![what],
+                        ),
                     ));
                 }
                 continue;
@@ -925,10 +978,13 @@ pub fn log(
                         erasure_words(erasure, ui),
                         ui.t("content removed", "contenuto tolto")
                     );
-                    lines.push(line(
-                        short_id(&attendee),
-                        kind_name(tessera_records::RecordKind::Attendee, ui),
-                        vec![what],
+                    lines.push((
+                        attendee,
+                        line(
+                            short_id(&attendee),
+                            kind_name(tessera_records::RecordKind::Attendee, ui),
+                            vec![what],
+                        ),
                     ));
                 }
                 continue;
@@ -974,7 +1030,12 @@ pub fn log(
                             Ok(record) => {
                                 let mut after = BTreeMap::new();
                                 if let Ok(value) = serde_json::to_value(&record) {
-                                    flatten("", &value["record"], &mut after);
+                                    let body = &value["record"];
+                                    if let Some(tag) = body["asset_tag"].as_str() {
+                                        tags.insert(change.doc, tag.to_string());
+                                    }
+                                    references_in(body, refers.entry(change.doc).or_default());
+                                    flatten("", body, &tags, &mut after);
                                 }
                                 let personal = matches!(
                                     kind,
@@ -1018,14 +1079,40 @@ pub fn log(
                 other => (change.doc, other.map(|k| kind_name(k, ui)).unwrap_or_else(|| "?".into())),
             };
             let record_kind = kind_of(&record_id);
-            let wanted = selected
-                && filter.kind.is_none_or(|k| record_kind == Some(k))
-                && filter.doc.as_ref().is_none_or(|d| d.matches(&record_id));
+            let wanted = selected && filter.kind.is_none_or(|k| record_kind == Some(k));
             if wanted {
-                lines.push(line(short_id(&record_id), kind_word, described));
+                lines.push((record_id, line(short_id(&record_id), kind_word, described)));
             }
         }
     }
+    // `--record`: the records named by id prefix or device tag, and the records that
+    // refer to them (a device's loans, a person's loans and sessions).
+    let folded = |t: &str| t.trim().to_lowercase();
+    let targets: BTreeSet<tessera_log::DocId> = docs
+        .keys()
+        .chain(lines.iter().map(|(id, _)| id))
+        .filter(|id| {
+            filter.doc.as_ref().is_some_and(|d| d.matches(id))
+                || filter
+                    .tag
+                    .as_ref()
+                    .is_some_and(|t| tags.get(*id).is_some_and(|tag| folded(tag) == folded(t)))
+        })
+        .copied()
+        .collect();
+    let record_found = !targets.is_empty();
+    let mut lines: Vec<LogLine> = lines
+        .into_iter()
+        .filter(|(id, _)| {
+            !by_record
+                || targets.contains(id)
+                || refers.get(id).is_some_and(|refs| refs.iter().any(|r| targets.contains(r)))
+        })
+        .map(|(id, mut line)| {
+            line.tag = tags.get(&id).cloned();
+            line
+        })
+        .collect();
     lines.sort_by(|a, b| (a.time_ms, &a.device, a.seq).cmp(&(b.time_ms, &b.device, b.seq)));
-    lines
+    LogReport { lines, record_found }
 }

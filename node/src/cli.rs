@@ -146,7 +146,7 @@ pub enum AuditCommand {
         /// Device key prefix.
         #[arg(long)]
         device: Option<String>,
-        /// Record id (short id, e.g. A3f9c2b1d).
+        /// A record's short id (e.g. A3f9c2b1d) or a device's tag (e.g. TAB-0042), with the records that refer to it.
         #[arg(long)]
         record: Option<String>,
         /// site, attendee, device, loan or session.

@@ -2541,12 +2541,9 @@ fn audit(dir: &std::path::Path, cmd: AuditCommand, ui: &Ui) -> Result<()> {
             let filter = crate::audit::LogFilter {
                 partner,
                 device,
-                doc: record
-                    .map(|r| {
-                        parse_id_prefix(&r)
-                            .map_err(|e| anyhow!("--record `{r}`: {}", crate::msg::id_error_text(&e, ui)))
-                    })
-                    .transpose()?,
+                // A short id (or prefix), or a device's tag: whichever the copy holds.
+                doc: record.as_deref().and_then(|r| parse_id_prefix(r).ok()),
+                tag: record.clone(),
                 kind: kind
                     .map(|k| {
                         let italian = match fold(&k).as_str() {
@@ -2578,8 +2575,17 @@ fn audit(dir: &std::path::Path, cmd: AuditCommand, ui: &Ui) -> Result<()> {
                 false => None,
             };
             let lang = if json { tessera_records::vocab::Lang::En } else { ui.lang };
-            let lines =
+            let report =
                 crate::audit::log(&read_source(&source, lang)?, pinned, &filter, reader.as_ref(), lang);
+            if let (Some(r), false) = (&record, report.record_found) {
+                let source = source.display();
+                bail!(tr!(
+                    ui,
+                    "--record `{r}`: no record with this id or device tag in {source}",
+                    "--record `{r}`: in {source} non c'è una scheda con questo codice o un dispositivo con questa etichetta"
+                ));
+            }
+            let lines = report.lines;
             if json {
                 crate::outln!("{}", serde_json::to_string_pretty(&lines)?);
                 return Ok(());
@@ -2588,14 +2594,17 @@ fn audit(dir: &std::path::Path, cmd: AuditCommand, ui: &Ui) -> Result<()> {
                 let time = chrono::DateTime::from_timestamp_millis(line.time_ms)
                     .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
                     .unwrap_or_default();
+                let record = match &line.tag {
+                    Some(tag) => format!("{tag} ({})", line.record),
+                    None => line.record.clone(),
+                };
                 crate::outln!(
-                    "{time}  {} #{} ({}, {})  {} {}",
+                    "{time}  {} #{} ({}, {})  {} {record}",
                     &line.device[..16],
                     line.seq,
                     line.site,
                     line.partner,
                     line.kind,
-                    line.record
                 );
                 for change in &line.changes {
                     crate::outln!("    {change}");

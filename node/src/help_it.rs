@@ -259,7 +259,7 @@ pub const ARGS: &[(&str, &str, &str, &str)] = &[
     ("audit compare", "b", "La seconda copia.", "COPIA_B"),
     ("audit log", "partner", "Nome dell'ente o inizio della sua chiave.", "ENTE"),
     ("audit log", "device", "Inizio della chiave del dispositivo.", "CHIAVE"),
-    ("audit log", "record", "Codice della scheda (codice breve, per esempio A3f9c2b1d).", "CODICE"),
+    ("audit log", "record", "Codice breve di una scheda (per esempio A3f9c2b1d) o etichetta di un dispositivo (per esempio TAB-0042), con le schede che vi si riferiscono.", "CODICE"),
     (
         "audit log",
         "kind",

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{field, ok};
+use common::{field, ok, saved_id, tessera};
 use tessera_log::bundle::{read_all, BundleWriter};
 use tessera_log::LogEntry;
 use tessera_node::audit::{read_bundle, verify};
@@ -303,6 +303,70 @@ fn audit_log_shows_field_changes_and_hides_personal_data_unless_asked() {
     let devices = ok(&a, &["audit", "log", path, "--kind", "device"]);
     assert!(devices.contains("model: \"\" -> \"Modello Nuovo\""), "{devices}");
     assert!(!devices.contains("attendee"), "{devices}");
+}
+
+/// `audit log --record` takes a device's tag as well as a short id, and shows the
+/// device with the loans that name it; references are shown by tag or short id, never
+/// as the 32 hex digits they are stored as.
+#[test]
+fn audit_log_finds_a_device_by_its_tag_with_its_loans() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    ok(&a, &["init", "--site", "Polo Etichette"]);
+    let person = saved_id(&ok(
+        &a,
+        &[
+            "attendee",
+            "add",
+            "--given",
+            "Marta",
+            "--family",
+            "Prova",
+            "--birth-year",
+            "1980",
+            "--consent-by",
+            "self",
+            "--role",
+            "citizen",
+        ],
+    ))
+    .unwrap();
+    ok(&a, &["device", "add", "--tag", "TAB-0042", "--kind", "tablet", "--origin", "donated"]);
+    ok(&a, &["device", "add", "--tag", "TAB-0043", "--kind", "tablet", "--origin", "donated"]);
+    let loan = saved_id(&ok(
+        &a,
+        &[
+            "loan",
+            "add",
+            "--device",
+            "TAB-0042",
+            "--attendee",
+            &person,
+            "--expected-return",
+            "2099-06-30",
+            "--agreement-signed",
+        ],
+    ))
+    .unwrap();
+    let bundle = dir.path().join("tags.tessera");
+    ok(&a, &["export", bundle.to_str().unwrap()]);
+    let path = bundle.to_str().unwrap();
+
+    let log = ok(&a, &["audit", "log", path, "--record", "tab-0042"]);
+    assert!(log.contains("TAB-0042 (D"), "the device's lines name its tag: {log}");
+    assert!(log.contains(&loan), "the device's loan is shown with it: {log}");
+    assert!(log.contains("device: TAB-0042"), "the loan names the device by tag: {log}");
+    assert!(!log.contains("TAB-0043"), "another device is not: {log}");
+    let hex32 = log.split(|c: char| !c.is_ascii_hexdigit()).any(|w| w.len() == 32);
+    assert!(!hex32, "no 32-hex ids in the auditor's log: {log}");
+    // The same by short id.
+    let by_id = ok(&a, &["audit", "log", path, "--record", &loan]);
+    assert!(by_id.contains("device: TAB-0042"), "{by_id}");
+
+    let unknown = tessera(&a).args(["audit", "log", path, "--record", "TAB-9999"]).output().unwrap();
+    assert!(!unknown.status.success());
+    let said = String::from_utf8_lossy(&unknown.stderr);
+    assert!(said.contains("TAB-9999") && said.contains("no record with this id or device tag"), "{said}");
 }
 
 /// Bundles made from testkit identities, to craft what a hub's CLI never writes.
