@@ -328,6 +328,9 @@ fn person_form(ctx: &Ctx, action: &str, typed: &Typed, errors: &FieldErrors) -> 
                 (input("referent", ctx.t("Referent operator", "Operatore di riferimento"), typed.get("referent"), e, Opts::default()))
                 (textarea("notes", ctx.t("Plan notes", "Note del piano"), typed.get("notes"), e))
             }
+            @if e.get("force").is_some() || typed.checked("force") {
+                (forms::checkbox("force", ctx.t("It is another person: save anyway", "È un'altra persona: salva comunque"), typed.checked("force"), e, None))
+            }
             div class="actions" {
                 button type="submit" { (ctx.t("Save", "Salva")) }
                 a href="/people" { (ctx.t("Cancel", "Annulla")) }
@@ -367,9 +370,15 @@ pub async fn create(
     let saved = write(&state.hub, move |node| -> Result<Result<DocId, FieldErrors>> {
         let site = own_site(node, &ui)?;
         let mut a = blank(site);
-        let errors = apply_form(&mut a, &posted, &ui);
+        let mut errors = apply_form(&mut a, &posted, &ui);
         if !errors.is_empty() {
             return Ok(Err(errors));
+        }
+        if !posted.checked("force") {
+            if let Some(warning) = probable_duplicate(node, &a, &ui)? {
+                errors.add("force", warning);
+                return Ok(Err(errors));
+            }
         }
         let (id, nonce) = node.new_attendee_id()?;
         a.id_nonce = Some(nonce);
@@ -383,6 +392,40 @@ pub async fn create(
             form_page(&ctx, ctx.t("Register a person", "Iscrivi una persona"), "/people", &typed, &errors)
         }
     })
+}
+
+/// The warning when `a` is probably someone already registered (same name and year
+/// of birth), naming them; `None` when nobody is alike.
+fn probable_duplicate(node: &Node, a: &Attendee, ui: &Ui) -> Result<Option<String>> {
+    let people = node.docs().records(RecordKind::Attendee)?;
+    let same = tessera_records::conflicts::probable_duplicates_of(a, &people);
+    if same.is_empty() {
+        return Ok(None);
+    }
+    let names = Names::load(node, ui)?;
+    let who = same
+        .iter()
+        .filter_map(|id| people.iter().find(|(other, _)| other == id))
+        .map(|(_, record)| match record {
+            Record::Attendee(p) => format!(
+                "{} ({} {}, {})",
+                person_name(node, p, ui),
+                ui.t("born", "nato/a nel"),
+                p.birth_year,
+                names.site(&p.site)
+            ),
+            _ => String::new(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    Ok(Some(format!(
+        "{} {who}. {}",
+        ui.t("Probably already registered:", "Probabilmente già iscritta:"),
+        ui.t(
+            "Look them up under People; if this is another person, tick the box and save again.",
+            "Cercala in Persone; se è un'altra persona, spunta la casella e salva di nuovo."
+        )
+    )))
 }
 
 /// Why a person cannot be edited here, if so.

@@ -232,6 +232,9 @@ fn session_form(ctx: &Ctx, typed: &Typed, people: &[(String, String)], errors: &
             (input("facilitator", ctx.t("Facilitator or operator", "Conduttore o operatore"), typed.get("facilitator"), errors, Opts::default()))
             (input("language", ctx.t("Language of the session", "Lingua dell'incontro"), typed.get("language"), errors, Opts::default()))
             (input("mediator", ctx.t("Mediator (mediations)", "Mediatore (mediazioni)"), typed.get("mediator"), errors, Opts::default()))
+            @if errors.get("force").is_some() || typed.checked("force") {
+                (forms::checkbox("force", ctx.t("Book it anyway", "Prenota comunque"), typed.checked("force"), errors, None))
+            }
             div class="actions" { button type="submit" { (ctx.t("Book", "Prenota")) } a href="/sessions" { (ctx.t("Cancel", "Annulla")) } }
         }
     };
@@ -340,12 +343,42 @@ fn new_session(node: &mut Node, typed: &Typed, ui: &Ui) -> Result<Result<DocId, 
         mediator: typed.optional("mediator"),
         cancelled: None,
     };
-    let record = Record::Session(session);
+    let record = Record::Session(session.clone());
     if let Err(e) = validate::validate(&record, today()) {
         errors.add(session_field_of(&e), words::validation_message(&e, ui));
         return Ok(Err(errors));
     }
     let id = Node::new_id(RecordKind::Session)?;
+    if !typed.checked("force") {
+        let sessions = node.docs().records(RecordKind::Session)?;
+        let overlapping = tessera_records::conflicts::overlapping_appointments(id, &session, &sessions);
+        if !overlapping.is_empty() {
+            let which = overlapping
+                .iter()
+                .filter_map(|o| sessions.iter().find(|(other, _)| other == o))
+                .map(|(_, record)| match record {
+                    Record::Session(s) => format!("{} ({})", what(s, ui), s.start.replace('T', " ")),
+                    _ => String::new(),
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            errors.add(
+                "force",
+                format!(
+                    "{} {which}. {}",
+                    ui.t(
+                        "It overlaps another appointment at this site:",
+                        "Si sovrappone a un altro appuntamento in questa sede:"
+                    ),
+                    ui.t(
+                        "Choose another time, or tick the box to book it anyway.",
+                        "Scegli un altro orario, o spunta la casella per prenotarlo comunque."
+                    )
+                ),
+            );
+            return Ok(Err(errors));
+        }
+    }
     node.transact(&[(id, record)])?;
     Ok(Ok(id))
 }

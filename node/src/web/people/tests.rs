@@ -125,3 +125,24 @@ async fn unknown_ids_are_not_found_in_words() {
     assert_eq!(answer.status, 404);
     assert!(answer.body.contains("Non trovato"));
 }
+
+#[tokio::test]
+async fn a_probable_duplicate_at_this_hub_is_flagged_and_saved_only_when_confirmed() {
+    let page = TestPage::new();
+    assert_eq!(page.post("/people", ADULT).await.status, 303);
+    let again = page.post("/people", ADULT).await;
+    assert_eq!(again.status, 200, "the same name and year again is not saved silently");
+    assert!(
+        again.body.contains("Probabilmente già iscritta: Mario Prova (nato/a nel 1970"),
+        "{}",
+        again.body
+    );
+    assert!(again.body.contains(r#"name="force""#), "a box to save anyway: {}", again.body);
+    assert!(again.body.contains(r#"value="Mario""#), "what was typed is kept");
+    assert_eq!(page.count(RecordKind::Attendee), 1);
+
+    let mut confirmed = ADULT.to_vec();
+    confirmed.push(("force", "1"));
+    assert_eq!(page.post("/people", &confirmed).await.status, 303);
+    assert_eq!(page.count(RecordKind::Attendee), 2, "another person of the same name, confirmed");
+}

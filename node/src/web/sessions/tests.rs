@@ -156,3 +156,44 @@ async fn a_public_meeting_counts_people_without_names() {
     assert_eq!(page.post(&format!("/sessions/{id}"), &[("headcount", "35")]).await.status, 303);
     assert_eq!(session(&page).headcount, 35);
 }
+
+fn as_refs<'a>(fields: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    fields.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+#[tokio::test]
+async fn a_double_booking_is_flagged_and_saved_only_when_confirmed() {
+    let page = hub_with_two_people();
+    let ids = people(&page);
+    let book = |who: &str, start: &'static str, end: &'static str| {
+        vec![
+            ("person", who.to_string()),
+            ("kind", "help-desk-appointment".to_string()),
+            ("topic_code", "spid".to_string()),
+            ("topic", "SPID".to_string()),
+            ("start", start.to_string()),
+            ("end", end.to_string()),
+        ]
+    };
+    let first = book(&ids[0].1, "2026-12-09T10:00", "2026-12-09T10:30");
+    assert_eq!(page.post("/sessions", &as_refs(&first)).await.status, 303);
+
+    let second = book(&ids[1].1, "2026-12-09T10:15", "2026-12-09T10:45");
+    let refused = page.post("/sessions", &as_refs(&second)).await;
+    assert_eq!(refused.status, 200);
+    assert!(
+        refused.body.contains("Si sovrappone a un altro appuntamento in questa sede: appuntamento allo sportello: SPID (2026-12-09 10:00)"),
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains(r#"name="force""#));
+    assert_eq!(page.count(RecordKind::Session), 1, "nothing saved");
+
+    let mut confirmed = second.clone();
+    confirmed.push(("force", "1".to_string()));
+    assert_eq!(page.post("/sessions", &as_refs(&confirmed)).await.status, 303);
+    assert_eq!(page.count(RecordKind::Session), 2);
+    // Back to back is not an overlap.
+    let after = book(&ids[1].1, "2026-12-09T10:45", "2026-12-09T11:00");
+    assert_eq!(page.post("/sessions", &as_refs(&after)).await.status, 303);
+}
