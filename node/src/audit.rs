@@ -740,13 +740,12 @@ fn flatten(
                 flatten(&key, v, tags, out);
             }
         }
-        serde_json::Value::String(text) if reference(text).is_some() => {
-            let id = reference(text).expect("checked");
-            let shown = tags.get(&id).cloned().unwrap_or_else(|| tessera_records::short_id(&id));
-            out.insert(prefix.to_string(), shown);
-        }
         other => {
-            out.insert(prefix.to_string(), other.to_string());
+            let shown = match other.as_str().and_then(reference) {
+                Some(id) => tags.get(&id).cloned().unwrap_or_else(|| tessera_records::short_id(&id)),
+                None => other.to_string(),
+            };
+            out.insert(prefix.to_string(), shown);
         }
     }
 }

@@ -705,14 +705,8 @@ impl Cli {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        use clap::{CommandFactory, FromArgMatches};
-        match lang {
-            Lang::En => Cli::try_parse_from(args).map_err(ParseFailure::En),
-            Lang::It => crate::help_it::localize(Cli::command())
-                .try_get_matches_from(args)
-                .and_then(|matches| Cli::from_arg_matches(&matches))
-                .map_err(|e| ParseFailure::It(e.apply::<crate::help_it::ItalianErrors>())),
-        }
+        let italian = (lang == Lang::It).then_some(&crate::help_it::TABLES);
+        tessera_help::parse_in(args, italian)
     }
 }
 
@@ -727,54 +721,7 @@ pub fn lang_of_args(args: &[std::ffi::OsString]) -> Lang {
     }
 }
 
-/// The value of `--lang` in a command line not parsed yet.
-pub fn lang_flag(args: &[std::ffi::OsString]) -> Option<String> {
-    let mut flag = None;
-    let mut args = args.iter().map(|a| a.to_string_lossy());
-    while let Some(arg) = args.next() {
-        if arg == "--" {
-            break;
-        }
-        if arg == "--lang" {
-            flag = args.next().map(|v| v.into_owned());
-        } else if let Some(value) = arg.strip_prefix("--lang=") {
-            flag = Some(value.to_string());
-        }
-    }
-    flag
-}
-
-/// clap stopped: a help or version page to print, or an error, in either language.
-#[derive(Debug)]
-pub enum ParseFailure {
-    En(clap::Error),
-    It(clap::error::Error<crate::help_it::ItalianErrors>),
-}
-
-impl ParseFailure {
-    /// Prints it where clap prints it (help on stdout, errors on stderr).
-    pub fn print(&self) -> std::io::Result<()> {
-        match self {
-            ParseFailure::En(e) => e.print(),
-            ParseFailure::It(e) => e.print(),
-        }
-    }
-
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            ParseFailure::En(e) => e.exit_code(),
-            ParseFailure::It(e) => e.exit_code(),
-        }
-    }
-
-    /// The text, without colours.
-    pub fn text(&self) -> String {
-        match self {
-            ParseFailure::En(e) => e.to_string(),
-            ParseFailure::It(e) => e.to_string(),
-        }
-    }
-}
+pub use tessera_help::{lang_flag, ParseFailure};
 
 impl Command {
     /// Commands that open the node's store: beside a running daemon they go to it.

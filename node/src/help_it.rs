@@ -10,9 +10,9 @@
 //! test walks the whole tree and fails on any command or visible argument without
 //! Italian.
 
-use clap::builder::StyledStr;
-use clap::error::{ContextKind, ContextValue, ErrorFormatter, ErrorKind};
 use clap::Command;
+pub use tessera_help::ItalianErrors;
+use tessera_help::Tables;
 
 /// `about` of every command, by path.
 pub const COMMANDS: &[(&str, &str)] = &[
@@ -555,214 +555,12 @@ pub const ARGS: &[(&str, &str, &str, &str)] = &[
     ("admin revoke-device", "out", "Il file di revoca da scrivere.", "FILE"),
 ];
 
-/// The template of every help page: clap's own, with "Uso:" for "Usage:".
-const TEMPLATE: &str = "{before-help}{about-with-newline}\nUso: {usage}\n\n{all-args}{after-help}";
+/// The Italian of `tessera`'s command line.
+pub const TABLES: Tables = Tables { commands: COMMANDS, args: ARGS };
 
-/// The Italian `about` of the command at `path`.
-pub fn about(path: &str) -> Option<&'static str> {
-    let path = if path == "help" || path.ends_with(" help") { "help".to_string() } else { unhelp(path) };
-    COMMANDS.iter().find(|(p, _)| *p == path).map(|(_, it)| *it)
-}
-
-/// The path of the command that a command of clap's `help` tree stands for
-/// (`help site add` is `site add`).
-fn unhelp(path: &str) -> String {
-    path.split(' ').filter(|word| *word != "help").collect::<Vec<_>>().join(" ")
-}
-
-/// The Italian help and value name of argument `id` of the command at `path`: looked
-/// up there, then at each parent, then at the root.
-pub fn arg(path: &str, id: &str) -> Option<(&'static str, &'static str)> {
-    let mut at = path;
-    loop {
-        if let Some((_, _, help, value)) = ARGS.iter().find(|(p, a, _, _)| *p == at && *a == id) {
-            return Some((help, value));
-        }
-        if at.is_empty() {
-            return None;
-        }
-        at = at.rsplit_once(' ').map_or("", |(parent, _)| parent);
-    }
-}
-
-/// `cmd` (built: help flags, version and global arguments in place) with its help in
-/// Italian, and every subcommand's.
-pub fn localize(mut cmd: Command) -> Command {
-    cmd.build();
-    localize_at(cmd, "")
-}
-
-fn localize_at(mut cmd: Command, path: &str) -> Command {
-    if let Some(about) = about(path) {
-        cmd = cmd.about(about).long_about(None::<&str>);
-    }
-    cmd = cmd.help_template(TEMPLATE).subcommand_help_heading("Comandi").subcommand_value_name("COMANDO");
-    let ids: Vec<String> = cmd.get_arguments().map(|a| a.get_id().to_string()).collect();
-    for id in ids {
-        let found = arg(&unhelp(path), &id);
-        cmd = cmd.mut_arg(&id, |a| {
-            let heading = if a.is_positional() { "Argomenti" } else { "Opzioni" };
-            let mut a = a.help_heading(heading);
-            let Some((help, value)) = found else { return a };
-            let mut help = help.to_string();
-            let defaults: Vec<String> =
-                a.get_default_values().iter().map(|v| v.to_string_lossy().into_owned()).collect();
-            let shown = a.get_action().takes_values() && !a.is_hide_default_value_set();
-            if shown && !defaults.is_empty() {
-                if !defaults.iter().all(String::is_empty) {
-                    help.push_str(&format!(" [predefinito: {}]", defaults.join(", ")));
-                }
-                a = a.hide_default_value(true);
-            }
-            if let Some(env) = a.get_env().map(|e| e.to_string_lossy().into_owned()) {
-                if !a.is_hide_env_set() {
-                    help.push_str(&format!(" [variabile: {env}]"));
-                    a = a.hide_env(true);
-                }
-            }
-            a = a.help(help).long_help(None::<&str>);
-            if !value.is_empty() {
-                a = a.value_name(value);
-            }
-            a
-        });
-    }
-    let names: Vec<String> = cmd.get_subcommands().map(|s| s.get_name().to_string()).collect();
-    for name in names {
-        let sub_path = if path.is_empty() { name.clone() } else { format!("{path} {name}") };
-        cmd = cmd.mut_subcommand(&name, |sub| localize_at(sub, &sub_path));
-    }
-    let usage = cmd.render_usage().to_string();
-    let usage = usage.trim_start_matches("Usage:").trim().replace("[OPTIONS]", "[OPZIONI]");
-    cmd.override_usage(usage)
-}
-
-/// clap's errors in Italian (the same facts clap gives, in its order).
-#[derive(Debug)]
-pub struct ItalianErrors;
-
-impl ErrorFormatter for ItalianErrors {
-    fn format_error(error: &clap::error::Error<Self>) -> StyledStr {
-        let text = |kind: ContextKind| match error.get(kind) {
-            Some(ContextValue::String(s)) => Some(s.clone()),
-            Some(ContextValue::Strings(v)) => Some(v.join(", ")),
-            Some(ContextValue::StyledStr(s)) => Some(s.to_string()),
-            Some(ContextValue::Number(n)) => Some(n.to_string()),
-            _ => None,
-        };
-        let list = |kind: ContextKind| match error.get(kind) {
-            Some(ContextValue::Strings(v)) => v.clone(),
-            Some(ContextValue::String(s)) => vec![s.clone()],
-            _ => Vec::new(),
-        };
-        let arg = text(ContextKind::InvalidArg).unwrap_or_default();
-        let value = text(ContextKind::InvalidValue).unwrap_or_default();
-        let mut out = String::from("errore: ");
-        match error.kind() {
-            ErrorKind::InvalidValue if value.is_empty() => {
-                out.push_str(&format!("manca il valore di '{arg}'"));
-            }
-            ErrorKind::InvalidValue => {
-                out.push_str(&format!("valore '{value}' non valido per '{arg}'"));
-                let valid = list(ContextKind::ValidValue);
-                if !valid.is_empty() {
-                    out.push_str(&format!("\n  [valori possibili: {}]", valid.join(", ")));
-                }
-            }
-            ErrorKind::ValueValidation => {
-                out.push_str(&format!("valore '{value}' non valido per '{arg}'"));
-                if let Some(source) = std::error::Error::source(error) {
-                    out.push_str(&format!(": {}", number_error_it(&source.to_string())));
-                }
-            }
-            ErrorKind::UnknownArgument => out.push_str(&format!("argomento '{arg}' inatteso")),
-            ErrorKind::InvalidSubcommand => {
-                let sub = text(ContextKind::InvalidSubcommand).unwrap_or_default();
-                out.push_str(&format!("comando '{sub}' sconosciuto"));
-            }
-            ErrorKind::MissingRequiredArgument => {
-                out.push_str("mancano questi argomenti obbligatori:");
-                for missing in list(ContextKind::InvalidArg) {
-                    out.push_str(&format!("\n  {missing}"));
-                }
-            }
-            ErrorKind::MissingSubcommand => {
-                let sub = text(ContextKind::InvalidSubcommand).unwrap_or_default();
-                out.push_str(&format!("'{sub}' richiede un comando"));
-                let valid = list(ContextKind::ValidSubcommand);
-                if !valid.is_empty() {
-                    out.push_str(&format!("\n  [comandi: {}]", valid.join(", ")));
-                }
-            }
-            ErrorKind::ArgumentConflict => {
-                let prior = list(ContextKind::PriorArg);
-                if prior.first() == Some(&arg) {
-                    out.push_str(&format!("l'argomento '{arg}' non si può usare più volte"));
-                } else if prior.is_empty() {
-                    out.push_str(&format!("l'argomento '{arg}' non si può usare con gli altri indicati"));
-                } else {
-                    out.push_str(&format!(
-                        "l'argomento '{arg}' non si può usare con '{}'",
-                        prior.join("', '")
-                    ));
-                }
-            }
-            ErrorKind::TooManyValues => {
-                out.push_str(&format!("valore '{value}' inatteso per '{arg}': non ne servono altri"))
-            }
-            ErrorKind::TooFewValues | ErrorKind::WrongNumberOfValues => {
-                out.push_str(&format!("numero di valori sbagliato per '{arg}'"))
-            }
-            ErrorKind::NoEquals => out.push_str(&format!("serve un segno = per dare un valore a '{arg}'")),
-            ErrorKind::InvalidUtf8 => out.push_str("un argomento non è testo valido (UTF-8)"),
-            _ => out.push_str("la riga di comando non è valida"),
-        }
-        for (kind, what) in [
-            (ContextKind::SuggestedSubcommand, "un comando simile"),
-            (ContextKind::SuggestedArg, "un argomento simile"),
-            (ContextKind::SuggestedValue, "un valore simile"),
-        ] {
-            if let Some(similar) = text(kind) {
-                out.push_str(&format!("\n\n  suggerimento: esiste {what}: '{similar}'"));
-            }
-        }
-        if let Some(ContextValue::StyledStrs(tips)) = error.get(ContextKind::Suggested) {
-            for tip in tips {
-                out.push_str(&format!("\n\n  suggerimento: {}", tip_it(&tip.to_string())));
-            }
-        }
-        if let Some(usage) = text(ContextKind::Usage) {
-            let usage = usage.trim_start_matches("Usage:").trim().replace("[OPTIONS]", "[OPZIONI]");
-            out.push_str(&format!("\n\nUso: {usage}"));
-        }
-        out.push_str("\n\nPer saperne di più, prova '--help'.\n");
-        StyledStr::from(out)
-    }
-}
-
-/// What clap's number parsers say, in Italian.
-fn number_error_it(text: &str) -> String {
-    if text.contains("invalid digit") {
-        "non è un numero intero".into()
-    } else if text.contains("too large") || text.contains("out of range") || text.contains("not in") {
-        "numero fuori dai limiti".into()
-    } else if text.contains("provided string was not") {
-        "scrivi `true` (sì) o `false` (no)".into()
-    } else if text.contains("empty string") {
-        "non può essere vuoto".into()
-    } else {
-        text.to_string()
-    }
-}
-
-/// clap's tips, in Italian.
-fn tip_it(text: &str) -> String {
-    if let Some(rest) = text.strip_prefix("to pass '") {
-        if let Some((value, _)) = rest.split_once('\'') {
-            return format!("per passare '{value}' come valore, usa '-- {value}'");
-        }
-    }
-    text.replace("a similar argument exists", "esiste un argomento simile")
+/// `cmd` (the [`Cli`](crate::cli::Cli)'s) with its help in Italian.
+pub fn localize(cmd: Command) -> Command {
+    TABLES.localize(cmd)
 }
 
 #[cfg(test)]
@@ -771,61 +569,16 @@ mod tests {
 
     use super::*;
 
-    /// Walks the command tree (not the `help` copies of it) and calls `f` on each
-    /// command with its path.
-    fn walk(cmd: &Command, path: &str, f: &mut impl FnMut(&Command, &str)) {
-        f(cmd, path);
-        for sub in cmd.get_subcommands() {
-            let name = sub.get_name();
-            if name == "help" {
-                f(sub, format!("{path} help").trim_start());
-                continue;
-            }
-            let sub_path = if path.is_empty() { name.to_string() } else { format!("{path} {name}") };
-            walk(sub, &sub_path, f);
-        }
-    }
-
     #[test]
     fn every_command_and_visible_argument_has_italian() {
-        let mut cmd = crate::cli::Cli::command();
-        cmd.build();
-        let mut missing = Vec::new();
-        walk(&cmd, "", &mut |c, path| {
-            if !c.is_hide_set() && about(path).is_none() {
-                missing.push(format!("command `{path}`"));
-            }
-            for a in c.get_arguments().filter(|a| !a.is_hide_set()) {
-                if arg(path, a.get_id().as_str()).is_none() {
-                    missing.push(format!("argument `{}` of `{path}`", a.get_id()));
-                }
-            }
-        });
+        let missing = TABLES.missing(crate::cli::Cli::command());
         assert!(missing.is_empty(), "no Italian help for:\n{}", missing.join("\n"));
     }
 
     #[test]
     fn every_table_entry_names_a_command_or_argument_that_exists() {
-        let mut cmd = crate::cli::Cli::command();
-        cmd.build();
-        let mut paths = Vec::new();
-        let mut args = Vec::new();
-        walk(&cmd, "", &mut |c, path| {
-            paths.push(path.to_string());
-            for a in c.get_arguments() {
-                args.push((path.to_string(), a.get_id().to_string()));
-            }
-        });
-        for (path, _) in COMMANDS {
-            assert!(paths.iter().any(|p| p == path), "COMMANDS names `{path}`, which is not a command");
-        }
-        for (path, id, _, _) in ARGS {
-            let under = |p: &String| p == path || path.is_empty() || p.starts_with(&format!("{path} "));
-            assert!(
-                args.iter().any(|(p, a)| a == id && under(p)),
-                "ARGS names `{id}` under `{path}`, which no command has"
-            );
-        }
+        let stale = TABLES.stale(crate::cli::Cli::command());
+        assert!(stale.is_empty(), "the tables name what no command has:\n{}", stale.join("\n"));
     }
 
     #[test]

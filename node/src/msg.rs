@@ -130,30 +130,7 @@ pub fn cause_text(cause: &(dyn StdError + 'static), ui: &Ui) -> String {
     cause.to_string()
 }
 
-/// What an operating-system error means, in Italian (by its kind; the OS's own text is
-/// in English).
-pub fn io_kind_it(kind: std::io::ErrorKind) -> Option<&'static str> {
-    use std::io::ErrorKind as K;
-    Some(match kind {
-        K::NotFound => "file o cartella inesistente",
-        K::PermissionDenied => "permesso negato",
-        K::AlreadyExists => "esiste già",
-        K::ConnectionRefused => "connessione rifiutata",
-        K::ConnectionReset => "connessione interrotta dall'altra parte",
-        K::TimedOut => "tempo scaduto",
-        K::AddrInUse => "indirizzo già in uso",
-        K::AddrNotAvailable => "indirizzo non disponibile su questo computer",
-        K::InvalidData => "dati non validi",
-        K::InvalidInput => "valore non valido",
-        K::UnexpectedEof => "il file finisce prima del previsto",
-        K::WriteZero | K::StorageFull => "disco pieno",
-        K::Interrupted => "interrotto",
-        K::IsADirectory => "è una cartella, non un file",
-        K::NotADirectory => "non è una cartella",
-        K::ReadOnlyFilesystem => "disco in sola lettura",
-        _ => return None,
-    })
-}
+pub use tessera_help::io_kind_it;
 
 /// "cannot read FILE" in both languages, for [`SaidContext::with_said`].
 pub fn cannot(action: &str, path: &std::path::Path) -> (String, String) {

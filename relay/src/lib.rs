@@ -30,6 +30,7 @@ use tessera_store::{read_secret_key, trust_file, write_secret_key, Policy, Store
 use tessera_sync::{IngestFailure, LocalLog, SessionConfig};
 use tokio::sync::{broadcast, watch};
 
+pub mod help_it;
 pub mod metrics;
 pub mod ui;
 
@@ -68,6 +69,24 @@ pub struct Cli {
     pub lang: Option<String>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Parses a command line (the program's name first), with `--help` and clap's
+    /// errors in the language of `ui` ([`help_it`] for Italian).
+    pub fn parse_in<I, T>(args: I, ui: &Ui) -> Result<Cli, tessera_help::ParseFailure>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        tessera_help::parse_in(args, (ui.lang == ui::Lang::It).then_some(&help_it::TABLES))
+    }
+}
+
+/// The language of a command line before it is parsed: `--lang` if given (Italian if
+/// unknown, as the error about it is), else `locale`'s.
+pub fn ui_of_args(args: &[std::ffi::OsString], locale: &str) -> Ui {
+    Ui::for_locale(tessera_help::lang_flag(args).as_deref(), locale).unwrap_or(Ui { lang: ui::Lang::It })
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,12 +156,21 @@ struct RelayConfig {
     name: String,
 }
 
-fn load_config(dir: &Path) -> Result<RelayConfig> {
+fn load_config(dir: &Path, ui: &Ui) -> Result<RelayConfig> {
     let path = dir.join(CONFIG_FILE);
     let text = fs::read_to_string(&path).with_context(|| {
-        format!("no relay in {}: run `tessera-relay init --network ID` first", dir.display())
+        format!(
+            "{} {}: {}",
+            ui.t("no relay in", "nessun relay in"),
+            dir.display(),
+            ui.t(
+                "run `tessera-relay init --network ID` first",
+                "esegui prima `tessera-relay init --network ID`"
+            )
+        )
     })?;
-    serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} {}", path.display(), ui.t("is damaged", "è danneggiato")))
 }
 
 /// Runs the command line. `status` and `import` beside a serving relay are answered
@@ -162,25 +190,34 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init { network, name } => init(&cli.data, &network, &name, &ui),
         Command::Import { file } => {
-            let config = load_config(&cli.data)?;
-            let (mut store, _) = open_store(&cli.data, Some(&config))?;
+            let config = load_config(&cli.data, &ui)?;
+            let (mut store, _) = open_store(&cli.data, Some(&config), &ui)?;
             print!("{}", import(&mut store, &config, &file, &ui)?.0);
             Ok(())
         }
         Command::Serve(args) => serve(&cli.data, args, &ui),
         Command::Status => {
-            let config = load_config(&cli.data)?;
-            let (store, _) = open_store(&cli.data, None)?;
+            let config = load_config(&cli.data, &ui)?;
+            let (store, _) = open_store(&cli.data, None, &ui)?;
             print!("{}", status(&config, &store, None, &ui));
             Ok(())
         }
     }
 }
 
-fn open_store(dir: &Path, config: Option<&RelayConfig>) -> Result<(Store, tessera_store::StoreOpenReport)> {
+fn open_store(
+    dir: &Path,
+    config: Option<&RelayConfig>,
+    ui: &Ui,
+) -> Result<(Store, tessera_store::StoreOpenReport)> {
     let network = config.map(|c| trust_file::parse_network(&c.network)).transpose()?;
-    Store::open(&dir.join(STORE_DIR), network)
-        .with_context(|| format!("cannot open the store in {}", dir.display()))
+    Store::open(&dir.join(STORE_DIR), network).with_context(|| {
+        format!(
+            "{} {}",
+            ui.t("cannot open the store in", "non riesco ad aprire l'archivio in"),
+            dir.display()
+        )
+    })
 }
 
 /// The arguments a serving relay runs for this command line, if it is one it runs:
@@ -434,9 +471,14 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Starts serving in the current tokio runtime.
+    /// Starts serving in the current tokio runtime; errors in the locale's language.
     pub async fn start(dir: &Path, args: ServeArgs) -> Result<Relay> {
-        let config = load_config(dir)?;
+        Relay::start_in(dir, args, &Ui::new(None).unwrap_or(Ui { lang: ui::Lang::It })).await
+    }
+
+    /// Starts serving in the current tokio runtime; errors in the language of `ui`.
+    pub async fn start_in(dir: &Path, args: ServeArgs, ui: &Ui) -> Result<Relay> {
+        let config = load_config(dir, ui)?;
         let network: NetworkId = trust_file::parse_network(&config.network)?;
         let key = read_secret_key(&dir.join(KEY_FILE), "device")?;
         let device = DeviceKey(key.public());
@@ -447,9 +489,14 @@ impl Relay {
         let certified = store.trust().devices().any(|c| c.device == device && c.role == DeviceRole::Relay);
         if !certified {
             bail!(
-                "this relay's device key is not certified as a relay yet: ask a partner administrator for \
-                 `tessera admin certify-device --role relay --device {}` and run `tessera-relay import FILE`",
-                device.0.to_hex()
+                "{} `tessera admin certify-device --role relay --device {}` {} `tessera-relay import FILE`",
+                ui.t(
+                    "this relay's device key is not certified as a relay yet: ask a partner administrator for",
+                    "la chiave di questo relay non è ancora certificata come relay: chiedi a un amministratore \
+                     dell'ente"
+                ),
+                device.0.to_hex(),
+                ui.t("and run", "e poi esegui"),
             );
         }
         let chain = store.trust().chain_of(&device).into_iter().cloned().collect();
@@ -474,13 +521,18 @@ impl Relay {
             metrics: metrics.clone(),
         };
         let store = Arc::new(Mutex::new(relay_store));
-        let listen: SocketAddr =
-            args.listen.parse().with_context(|| format!("--listen `{}` is not HOST:PORT", args.listen))?;
+        let listen: SocketAddr = args.listen.parse().with_context(|| {
+            format!("--listen `{}` {}", args.listen, ui.t("is not HOST:PORT", "non è HOST:PORTA"))
+        })?;
         let endpoint = Endpoint::bind(listen, Identity { network, key, chain })?;
         let addr = endpoint.local_addr()?;
-        let metrics_listener = tokio::net::TcpListener::bind(&args.metrics)
-            .await
-            .with_context(|| format!("cannot listen for metrics on {}", args.metrics))?;
+        let metrics_listener = tokio::net::TcpListener::bind(&args.metrics).await.with_context(|| {
+            format!(
+                "{} {}",
+                ui.t("cannot listen for metrics on", "non riesco ad ascoltare per le metriche su"),
+                args.metrics
+            )
+        })?;
         let metrics_addr = metrics_listener.local_addr()?;
         let control = tessera_control::server::Listener::bind(&dir.join(SOCKET_FILE))?;
         let (stop_tx, stop) = watch::channel(false);
@@ -656,10 +708,17 @@ async fn serve_control(
 
 impl Control {
     fn answer(&self, request: tessera_control::Request) -> tessera_control::Done {
-        let cli = match Cli::try_parse_from(std::iter::once("tessera-relay".to_string()).chain(request.args))
-        {
+        let args: Vec<std::ffi::OsString> =
+            std::iter::once("tessera-relay".to_string()).chain(request.args).map(Into::into).collect();
+        let cli = match Cli::parse_in(&args, &ui_of_args(&args, &request.locale)) {
             Ok(cli) => cli,
-            Err(e) => return tessera_control::Done { stderr: e.to_string(), code: 2, ..Default::default() },
+            Err(e) => {
+                return tessera_control::Done {
+                    stderr: e.text(),
+                    code: u8::try_from(e.exit_code()).unwrap_or(2),
+                    ..Default::default()
+                }
+            }
         };
         let ui = Ui::for_locale(cli.lang.as_deref(), &request.locale).unwrap_or(Ui { lang: ui::Lang::It });
         let result = match cli.command {
@@ -693,7 +752,12 @@ impl Control {
 pub fn error_text(error: &anyhow::Error, ui: &Ui) -> String {
     let mut text = format!("{} {error}\n", ui.t("error:", "errore:"));
     for cause in error.chain().skip(1) {
-        text.push_str(&format!("  {} {cause}\n", ui.t("because:", "perché:")));
+        let os = cause.downcast_ref::<std::io::Error>().map(std::io::Error::kind);
+        let said = match os.and_then(tessera_help::io_kind_it) {
+            Some(it) if ui.lang == ui::Lang::It => it.to_string(),
+            _ => cause.to_string(),
+        };
+        text.push_str(&format!("  {} {said}\n", ui.t("because:", "perché:")));
     }
     text
 }
@@ -702,7 +766,7 @@ fn serve(dir: &Path, args: ServeArgs, ui: &Ui) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let stop = tessera_net::shutdown_signal();
-        let relay = Relay::start(dir, args).await?;
+        let relay = Relay::start_in(dir, args, ui).await?;
         // Tests and scripts read this line: its start stays the same in both languages.
         println!(
             "Relay listening on {} ({} http://{}/metrics)",

@@ -3,8 +3,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     {
         use tracing_subscriber::prelude::*;
@@ -20,9 +18,15 @@ fn main() -> ExitCode {
             )
             .init();
     }
-    let cli = tessera_relay::Cli::parse();
-    let ui = tessera_relay::ui::Ui::new(cli.lang.as_deref())
-        .unwrap_or(tessera_relay::ui::Ui { lang: tessera_relay::ui::Lang::It });
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let ui = tessera_relay::ui_of_args(&args, &tessera_relay::ui::locale());
+    let cli = match tessera_relay::Cli::parse_in(&args, &ui) {
+        Ok(cli) => cli,
+        Err(stopped) => {
+            let _ = stopped.print();
+            return ExitCode::from(u8::try_from(stopped.exit_code()).unwrap_or(2));
+        }
+    };
     match tessera_relay::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // Answered by the serving relay: its output is printed already.
