@@ -714,6 +714,10 @@ pub struct LogLine {
     pub kind: String,
     /// `field: old -> new`, or what is known when the body is not there.
     pub changes: Vec<String>,
+    /// The operator the change says made it (inside its sealed body: known only to a
+    /// reader with the read key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
 }
 
 /// What `tessera audit log` found.
@@ -920,6 +924,7 @@ pub fn log(
             tag: None,
             kind,
             changes,
+            operator: None,
         };
         for (change, body) in env.changes().iter().zip(env.bodies()) {
             if tessera_seal::is_grant_doc(&change.doc) {
@@ -988,6 +993,7 @@ pub fn log(
                 }
                 continue;
             }
+            let mut operator = None;
             let (doc, before) = docs.entry(change.doc).or_insert_with(|| {
                 (RecordDoc::empty(tessera_records::actor_for(&env.author())), BTreeMap::new())
             });
@@ -1017,7 +1023,9 @@ pub fn log(
                         "encrypted change that does not open: {e}",
                         "modifica cifrata che non si apre: {e}"
                     )],
-                    Opened::Change(bytes) => match doc.apply_change(&bytes) {
+                    Opened::Change(bytes) => match doc.apply_change(&bytes).inspect(|()| {
+                        operator = tessera_records::change_by(&bytes);
+                    }) {
                         Err(e) => vec![tr!(ui, "change not readable: {e}", "modifica non leggibile: {e}")],
                         Ok(()) => match doc.hydrate() {
                             Err(_) => vec![ui
@@ -1080,7 +1088,9 @@ pub fn log(
             let record_kind = kind_of(&record_id);
             let wanted = selected && filter.kind.is_none_or(|k| record_kind == Some(k));
             if wanted {
-                lines.push((record_id, line(short_id(&record_id), kind_word, described)));
+                let mut shown = line(short_id(&record_id), kind_word, described);
+                shown.operator = operator;
+                lines.push((record_id, shown));
             }
         }
     }

@@ -94,12 +94,38 @@ pub enum Command {
     /// organisation's help desk), so it reads your organisation's attendees.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The hub's operators: who works at it, so that every change records who made
+    /// it. Once the list holds a name, say who you are with $TESSERA_OPERATOR (the
+    /// page asks).
+    #[command(subcommand)]
+    Operator(OperatorCommand),
     /// Partner administrator's tools: network and partner keys, certificates.
     #[command(subcommand)]
     Admin(AdminCommand),
     /// Auditor's tools: verify a bundle or store, compare two copies (no node needed).
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Add an operator (the page then asks who is working).
+    Add {
+        /// Their name, as it is to appear in the history (e.g. "Anna Rossi").
+        name: String,
+        /// Give them a password, asked on the terminal (or from
+        /// $TESSERA_OPERATOR_PASSWORD); the page asks for it when it is reachable
+        /// from other computers.
+        #[arg(long)]
+        password: bool,
+    },
+    /// List the operators.
+    List,
+    /// Remove an operator (their name stays in the history of what they did).
+    Remove {
+        /// Their name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -251,8 +277,9 @@ pub struct AttendeeFields {
     /// Who signed the consent: self or guardian.
     #[arg(long)]
     pub consent_by: Option<String>,
-    /// The operator who collected the consent form (default: $TESSERA_OPERATOR).
-    #[arg(long, env = "TESSERA_OPERATOR")]
+    /// The operator who collected the consent form (default: who is working,
+    /// $TESSERA_OPERATOR).
+    #[arg(long)]
     pub operator: Option<String>,
     /// The operator who follows this person.
     #[arg(long)]
@@ -727,7 +754,11 @@ impl Command {
     /// Commands that open the node's store: beside a running daemon they go to it.
     pub fn needs_store(&self) -> bool {
         match self {
-            Command::Init(_) | Command::Quickstart | Command::Admin(_) | Command::Audit(_) => false,
+            Command::Init(_)
+            | Command::Quickstart
+            | Command::Admin(_)
+            | Command::Audit(_)
+            | Command::Operator(_) => false,
             Command::Status
             | Command::Site(_)
             | Command::Attendee(_)

@@ -50,8 +50,66 @@ pub fn dispatch(cli: Cli, ui: &Ui) -> Result<()> {
         Command::Serve { listen, peers, ui_addr, no_ui } => {
             crate::net_cmd::serve(&dir, &listen, &peers, (!no_ui).then_some(ui_addr.as_str()), ui)
         }
-        command => on_node(&mut Node::open(&dir)?, command, ui),
+        Command::Operator(cmd) => operator_cmd(&dir, cmd, ui),
+        command => {
+            let mut node = Node::open(&dir)?;
+            node.set_operator(std::env::var(crate::operators::OPERATOR_ENV).ok().as_deref(), ui);
+            on_node(&mut node, command, ui)
+        }
     }
+}
+
+/// `tessera operator ...`: the hub's list of operators ([`crate::operators`]), a file of
+/// this computer beside the store (not synced), so it works beside a running daemon.
+fn operator_cmd(dir: &std::path::Path, cmd: OperatorCommand, ui: &Ui) -> Result<()> {
+    use crate::operators::Operators;
+    if !dir.join(crate::config::CONFIG_FILE).exists() {
+        bail!(
+            "{} {}: {}",
+            ui.t("no Tessera node in", "nessun nodo Tessera in"),
+            dir.display(),
+            ui.t("run `tessera init` first", "esegui prima `tessera init`")
+        );
+    }
+    let mut list = Operators::load(dir, ui)?;
+    match cmd {
+        OperatorCommand::Add { name, password } => {
+            let password = if password { Some(crate::passphrase::new_operator_password(ui)?) } else { None };
+            list.add(&name, password.as_deref().map(|p| p.as_str()), ui)?;
+            list.save(dir, ui)?;
+            let added = list.find(&name).map(|o| o.name.clone()).unwrap_or(name);
+            crate::outln!(
+                "{} {added}{}. {}",
+                ui.t("Operator added:", "Operatore aggiunto:"),
+                if password.is_some() { ui.t(" (with a password)", " (con password)") } else { "" },
+                ui.t(
+                    "From now on every change says who made it: set TESSERA_OPERATOR to your name at the command line; the page asks.",
+                    "D'ora in poi ogni modifica dice chi l'ha fatta: imposta TESSERA_OPERATOR col tuo nome a riga di comando; la pagina lo chiede."
+                )
+            );
+        }
+        OperatorCommand::List => {
+            if list.is_empty() {
+                crate::outln!(
+                    "{}",
+                    ui.t(
+                        "No operators yet: changes do not say who made them. Add one with `tessera operator add NAME`.",
+                        "Nessun operatore: le modifiche non dicono chi le ha fatte. Aggiungine uno con `tessera operator add NOME`."
+                    )
+                );
+            }
+            for o in &list.operators {
+                let password = if o.has_password() { ui.t("password", "password") } else { "—" };
+                crate::outln!("{}\t{password}", o.name);
+            }
+        }
+        OperatorCommand::Remove { name } => {
+            let removed = list.remove(&name, ui)?;
+            list.save(dir, ui)?;
+            crate::outln!("{} {}", ui.t("Operator removed:", "Operatore tolto:"), removed.name);
+        }
+    }
+    Ok(())
 }
 
 /// Runs a command on an open node: here after opening it, or in the daemon that
@@ -772,7 +830,12 @@ impl SiteNames {
 
 /// A new attendee from what was typed (or read from a spreadsheet row), checked
 /// against the rules; not saved.
-pub(crate) fn new_attendee(node: &mut Node, f: AttendeeFields, ui: &Ui) -> Result<Attendee> {
+pub(crate) fn new_attendee(node: &mut Node, mut f: AttendeeFields, ui: &Ui) -> Result<Attendee> {
+    // Who collected the consent: as given, else who is working (here or at the client
+    // of the daemon: `$TESSERA_OPERATOR` where the command was typed).
+    if non_empty(f.operator.clone()).is_none() {
+        f.operator = node.operator().map(str::to_string);
+    }
     let site = site_or_own(node, &f.site, ui)?;
     let consent_by = match &f.consent_by {
         Some(v) => word(v, ConsentBy::parse, ui)?,
@@ -2606,6 +2669,9 @@ fn audit(dir: &std::path::Path, cmd: AuditCommand, ui: &Ui) -> Result<()> {
                     line.partner,
                     line.kind,
                 );
+                if let Some(operator) = &line.operator {
+                    crate::outln!("    {} {operator}", ui.t("by", "fatto da"));
+                }
                 for change in &line.changes {
                     crate::outln!("    {change}");
                 }

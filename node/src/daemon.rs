@@ -186,7 +186,9 @@ pub fn forward(dir: &Path, command: &Command, ui: &Ui) -> Result<Option<Done>> {
         }
         _ => None,
     };
-    let request = Request { protocol: PROTOCOL, args: typed_args()?, cwd, locale: locale(), passphrase };
+    let operator = std::env::var(crate::operators::OPERATOR_ENV).ok();
+    let request =
+        Request { protocol: PROTOCOL, args: typed_args()?, cwd, locale: locale(), passphrase, operator };
     client.with_silence(wait).call(&request).map(Some).map_err(stuck)
 }
 
@@ -240,6 +242,7 @@ pub async fn answer(hub: Hub, net: crate::net_cmd::Dialer, request: Request) -> 
     let mut command = cli.command;
     absolutize(&mut command, &request.cwd);
     let passphrase = request.passphrase;
+    let operator = request.operator;
     match command {
         Command::Serve { .. } => finish(
             Err(anyhow::anyhow!(
@@ -258,7 +261,12 @@ pub async fn answer(hub: Hub, net: crate::net_cmd::Dialer, request: Request) -> 
             let work = tokio::task::spawn_blocking(move || {
                 let (result, captured) = crate::ui::capture(|| {
                     crate::passphrase::with_client_passphrase(passphrase, || {
-                        hub.write(|node| crate::commands::on_node(node, command, &ui))
+                        hub.write(|node| {
+                            node.set_operator(operator.as_deref(), &ui);
+                            let done = crate::commands::on_node(node, command, &ui);
+                            node.set_operator(None, &ui);
+                            done
+                        })
                     })
                 });
                 finish(result, captured, &ui)

@@ -145,6 +145,14 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "Chi ha cambiato cosa e quando, campo per campo (solo codici, salvo richiesta diversa).",
     ),
     ("help", "Mostra questo aiuto o l'aiuto dei comandi indicati."),
+    (
+        "operator",
+        "Gli operatori del polo: chi ci lavora, perché ogni modifica registri chi l'ha fatta. Quando \
+         l'elenco contiene un nome, indica chi sei con $TESSERA_OPERATOR (la pagina lo chiede).",
+    ),
+    ("operator add", "Aggiungi un operatore (la pagina poi chiede chi sta lavorando)."),
+    ("operator list", "Elenca gli operatori."),
+    ("operator remove", "Togli un operatore (il suo nome resta nella storia di ciò che ha fatto)."),
 ];
 
 /// Help of every argument: (command path, argument id, help, value name or "").
@@ -155,6 +163,14 @@ pub const ARGS: &[(&str, &str, &str, &str)] = &[
         "data",
         "Cartella dei dati del nodo (predefinita: $TESSERA_DATA, altrimenti ~/.local/share/tessera).",
         "CARTELLA",
+    ),
+    ("operator", "name", "Il nome, come deve apparire nella storia (es. \"Anna Rossi\").", "NOME"),
+    (
+        "operator add",
+        "password",
+        "Dagli una password, chiesta nel terminale (o da $TESSERA_OPERATOR_PASSWORD); la pagina la chiede \
+         quando è raggiungibile da altri computer.",
+        "",
     ),
     ("", "lang", "Lingua di etichette e messaggi: `it` o `en` (predefinita: da $LANG).", "LINGUA"),
     ("", "help", "Mostra l'aiuto.", ""),
@@ -319,7 +335,7 @@ pub const ARGS: &[(&str, &str, &str, &str)] = &[
     (
         "attendee",
         "operator",
-        "L'operatore che ha raccolto il modulo di consenso (predefinito: $TESSERA_OPERATOR).",
+        "L'operatore che ha raccolto il modulo di consenso (predefinito: chi sta lavorando, $TESSERA_OPERATOR).",
         "OPERATORE",
     ),
     ("attendee", "referent", "L'operatore che segue questa persona.", "REFERENTE"),

@@ -228,7 +228,7 @@ fn row_attendee(
     ui: &Ui,
 ) -> Result<Attendee, String> {
     let mut f = AttendeeFields {
-        operator: std::env::var("TESSERA_OPERATOR").ok(),
+        operator: node.operator().map(str::to_string),
         consent_by: consent_by.map(str::to_string),
         ..Default::default()
     };

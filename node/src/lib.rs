@@ -22,6 +22,7 @@ pub mod materialize;
 pub mod msg;
 pub mod net_cmd;
 pub mod node;
+pub mod operators;
 pub mod passphrase;
 pub use tessera_store::trust_file;
 pub mod ui;

@@ -41,6 +41,10 @@ pub struct Node {
     store: Store,
     docs: Materializer,
     pub open_report: StoreOpenReport,
+    /// Who is working: recorded with every change ([`Node::set_operator`]); an error
+    /// in words, said at the first write, when the hub's list of operators does not
+    /// know them or nobody said.
+    by: std::result::Result<Option<String>, String>,
 }
 
 impl Node {
@@ -73,7 +77,22 @@ impl Node {
         }
         let mut docs = Materializer::open(&store, device, key.clone())?;
         docs.catch_up(&store)?;
-        Ok(Node { dir: dir.to_path_buf(), config, key, device, store, docs, open_report })
+        Ok(Node { dir: dir.to_path_buf(), config, key, device, store, docs, open_report, by: Ok(None) })
+    }
+
+    /// Says who is working (`None`: nobody said), checked against the hub's list of
+    /// operators ([`crate::operators`]); their name goes with every change from now on.
+    /// A name the list does not know, or none while the list holds names, is refused
+    /// at the first write, not here: reading needs no name.
+    pub fn set_operator(&mut self, named: Option<&str>, ui: &crate::ui::Ui) {
+        self.by = crate::operators::Operators::load(&self.dir, ui)
+            .and_then(|list| list.working(named, ui))
+            .map_err(|e| format!("{e:#}"));
+    }
+
+    /// Who is working, when someone said.
+    pub fn operator(&self) -> Option<&str> {
+        self.by.as_ref().ok().and_then(|by| by.as_deref())
     }
 
     /// See [`Store::accept_unknown_damage`].
@@ -108,6 +127,10 @@ impl Node {
     /// every read of them waits for that.
     pub fn transact(&mut self, records: &[(DocId, Record)]) -> Result<Option<Envelope>> {
         self.check_may_sign()?;
+        let by = match &self.by {
+            Ok(by) => by.clone(),
+            Err(why) => bail!("{why}"),
+        };
         let time = now();
         let actor = tessera_records::actor_for(&self.device);
         let own_partner = self.partner().said(
@@ -185,8 +208,8 @@ impl Node {
         let mut changes = Vec::with_capacity(parts.len());
         for (doc, record, scope) in &parts {
             let change = match self.docs.load(doc)? {
-                Some(mut existing) => existing.update(record, time.0)?,
-                None => Some(RecordDoc::create(actor.clone(), record, time.0)?.1),
+                Some(mut existing) => existing.update_by(record, time.0, by.as_deref())?,
+                None => Some(RecordDoc::create_by(actor.clone(), record, time.0, by.as_deref())?.1),
             };
             if let Some(body) = change {
                 let key = ring.current(scope).with_said(|| {

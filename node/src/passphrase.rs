@@ -91,6 +91,35 @@ pub fn new(ui: &Ui) -> Result<Zeroizing<String>> {
     Ok(first)
 }
 
+/// A new operator's password: from `$TESSERA_OPERATOR_PASSWORD`, or typed twice.
+pub fn new_operator_password(ui: &Ui) -> Result<Zeroizing<String>> {
+    let env = crate::operators::PASSWORD_ENV;
+    if let Some(given) = std::env::var(env).ok().filter(|v| !v.is_empty()) {
+        return Ok(Zeroizing::new(given));
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "{} {env}",
+            ui.t(
+                "--password: run the command in a terminal to type the password, or set",
+                "--password: esegui il comando in un terminale per scrivere la password, o imposta"
+            )
+        );
+    }
+    let first = Zeroizing::new(rpassword::prompt_password(ui.t("Password: ", "Password: "))?);
+    let again = Zeroizing::new(rpassword::prompt_password(ui.t("Again: ", "Di nuovo: "))?);
+    if first != again {
+        bail!(
+            "{}",
+            ui.t(
+                "the two passwords differ: nothing was saved",
+                "le due password sono diverse: non è stato salvato nulla"
+            )
+        );
+    }
+    Ok(first)
+}
+
 /// Reads a network or partner key, asking for its passphrase when it has one.
 pub fn read_key(path: &Path, role: &str, ui: &Ui) -> Result<SecretKey> {
     match tessera_store::read_secret_key(path, role) {

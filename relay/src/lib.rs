@@ -249,6 +249,7 @@ fn forward(dir: &Path, args: Vec<String>, ui: &Ui) -> Result<Option<tessera_cont
         cwd: std::env::current_dir().unwrap_or_default(),
         locale: ui::locale(),
         passphrase: None,
+        operator: None,
     };
     Ok(Some(client.call(&request).with_context(context)?))
 }

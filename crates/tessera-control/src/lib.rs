@@ -10,7 +10,7 @@
 //!
 //! ```text
 //! daemon -> client  Hello { protocol, pid }          at once, before any work
-//! client -> daemon  Request { protocol, args, cwd, locale, passphrase? }
+//! client -> daemon  Request { protocol, args, cwd, locale, passphrase?, operator? }
 //! daemon -> client  Working                          every WORKING_EVERY while it runs
 //! daemon -> client  Done { stdout, stderr, code }    or Refused { reason }
 //! ```
@@ -55,6 +55,10 @@ pub struct Request {
     /// operator (the daemon has no terminal). Never printed: see `Debug`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passphrase: Option<String>,
+    /// Who is working at the client (`$TESSERA_OPERATOR` there): recorded with the
+    /// changes the command makes. A staff member's name: hidden from `Debug` too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
 }
 
 impl std::fmt::Debug for Request {
@@ -65,6 +69,7 @@ impl std::fmt::Debug for Request {
             .field("cwd", &self.cwd)
             .field("locale", &self.locale)
             .field("passphrase", &self.passphrase.as_ref().map(|_| "(hidden)"))
+            .field("operator", &self.operator.as_ref().map(|_| "(hidden)"))
             .finish()
     }
 }

@@ -146,6 +146,7 @@ mod tests {
             cwd: "/".into(),
             locale: "it_IT.UTF-8".into(),
             passphrase: Some("frase segreta di prova".into()),
+            operator: Some("Operatrice Prova".into()),
         }
     }
 

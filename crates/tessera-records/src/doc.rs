@@ -85,6 +85,17 @@ impl fmt::Debug for RecordDoc {
     }
 }
 
+/// Longest name a change says it was made by.
+pub const BY_CHARS_MAX: usize = 80;
+
+/// Who a change says made it (its commit message, [`RecordDoc::update_by`]); `None`
+/// for a change that names nobody or bytes that are not a change.
+pub fn change_by(change: &[u8]) -> Option<String> {
+    // Bytes from a log or a bundle: a decoder that panics is a change that names nobody.
+    let decoded = std::panic::catch_unwind(|| automerge::Change::from_bytes(change.to_vec()).ok()).ok()??;
+    decoded.message().filter(|m| !m.is_empty()).map(|m| m.chars().take(BY_CHARS_MAX).collect())
+}
+
 impl RecordDoc {
     /// A document with no changes, writing as `actor`.
     pub fn empty(actor: ActorId) -> RecordDoc {
@@ -98,10 +109,21 @@ impl RecordDoc {
         record: &Record,
         time_ms: i64,
     ) -> Result<(RecordDoc, Vec<u8>), RecordError> {
+        RecordDoc::create_by(actor, record, time_ms, None)
+    }
+
+    /// [`RecordDoc::create`], its change saying who made it ([`RecordDoc::update_by`]).
+    pub fn create_by(
+        actor: ActorId,
+        record: &Record,
+        time_ms: i64,
+        by: Option<&str>,
+    ) -> Result<(RecordDoc, Vec<u8>), RecordError> {
         let mut doc = RecordDoc::empty(actor);
         // A new document always gets at least its `kind` key, so there is a change.
-        let change =
-            doc.update(record, time_ms)?.ok_or(RecordError::Write { reason: "nothing was written" })?;
+        let change = doc
+            .update_by(record, time_ms, by)?
+            .ok_or(RecordError::Write { reason: "nothing was written" })?;
         Ok((doc, change))
     }
 
@@ -112,6 +134,17 @@ impl RecordDoc {
     /// The change's time is `time_ms` in whole seconds, the unit automerge documents for
     /// change times; the log's envelope keeps the milliseconds.
     pub fn update(&mut self, record: &Record, time_ms: i64) -> Result<Option<Vec<u8>>, RecordError> {
+        self.update_by(record, time_ms, None)
+    }
+
+    /// [`RecordDoc::update`], the change's commit message naming `by`, the person who
+    /// made it (an operator of the hub), when given; [`change_by`] reads it back.
+    pub fn update_by(
+        &mut self,
+        record: &Record,
+        time_ms: i64,
+        by: Option<&str>,
+    ) -> Result<Option<Vec<u8>>, RecordError> {
         if self.doc.is_empty() && !self.pending.is_empty() {
             // Writing now would create a second root record beside the one on its way,
             // and one of the two would lose every field at the merge.
@@ -126,7 +159,10 @@ impl RecordDoc {
             self.doc.rollback();
             return Err(RecordError::Write { reason: "the document refused an operation" });
         }
-        let options = CommitOptions::default().with_time(time_ms.div_euclid(1000));
+        let mut options = CommitOptions::default().with_time(time_ms.div_euclid(1000));
+        if let Some(by) = by {
+            options = options.with_message(by.chars().take(BY_CHARS_MAX).collect::<String>());
+        }
         let Some(hash) = self.doc.commit_with(options) else {
             return Ok(None);
         };
@@ -539,6 +575,19 @@ mod tests {
         unknown.commit();
         let err = RecordDoc { doc: unknown, pending: BTreeMap::new() }.hydrate().unwrap_err();
         assert_eq!(err, RecordError::Schema { detail: "expected a record kind".into() });
+    }
+
+    #[test]
+    fn a_change_says_who_made_it_and_a_later_one_may_say_someone_else() {
+        let record = Record::Site(site("Polo Esempio", "Cooperativa Esempio"));
+        let (mut doc, first) = RecordDoc::create_by(actor(4), &record, 1_000, Some("Anna Rossi")).unwrap();
+        assert_eq!(change_by(&first).as_deref(), Some("Anna Rossi"));
+        let (_, nobody) = RecordDoc::create(actor(5), &record, 1_000).unwrap();
+        assert_eq!(change_by(&nobody), None);
+        let renamed = Record::Site(site("Polo Esempio Nord", "Cooperativa Esempio"));
+        let second = doc.update_by(&renamed, 2_000, Some("Luca Bianchi")).unwrap().unwrap();
+        assert_eq!(change_by(&second).as_deref(), Some("Luca Bianchi"));
+        assert_eq!(change_by(b"not a change"), None);
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub mod vocab;
 pub use conflicts::{
     close_loan, detect, mark_not_duplicate, merge_attendees, move_appointment, repoint_references, Conflict,
 };
-pub use doc::{actor_for, RecordDoc, RecordError};
+pub use doc::{actor_for, change_by, RecordDoc, RecordError};
 pub use kind::{kind_of, new_doc_id, parse_doc_id, parse_id_prefix, short_id, IdError, IdPrefix, RecordKind};
 pub use model::{
     attendee_of_personal, erased_stub, format_date, format_date_time, join_attendee, match_key, parse_date,

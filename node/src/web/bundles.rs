@@ -117,7 +117,7 @@ pub async fn page(ctx: Ctx) -> Response {
 /// The bundle of everything this hub holds, as a download.
 pub async fn export(State(state): State<AppState>, ctx: Ctx) -> PageResult {
     let ui = ctx.ui;
-    let bytes = write(&state.hub, move |node| {
+    let bytes = write(&state.hub, &ctx, move |node| {
         let scratch = Scratch::new(node, "export")?;
         let command = Command::Export(ExportArgs { file: scratch.0.clone() });
         let (result, _) = crate::ui::capture(|| crate::commands::on_node(node, command, &ui));
@@ -173,7 +173,7 @@ pub async fn import(State(state): State<AppState>, ctx: Ctx, mut upload: Multipa
         return Ok(render(&ctx, Some(&summary)));
     };
     let ui = ctx.ui;
-    let summary = write(&state.hub, move |node| {
+    let summary = write(&state.hub, &ctx, move |node| {
         let scratch = Scratch::new(node, "import")?;
         std::fs::write(&scratch.0, &bytes).context("cannot keep the uploaded file")?;
         let before = counts(node)?;

@@ -233,7 +233,7 @@ pub async fn resolve(
 ) -> PageResult {
     let args = args_of(&Typed(form));
     let ui = ctx.ui;
-    let done = write(&state.hub, move |node| {
+    let done = write(&state.hub, &ctx, move |node| {
         let records = node.docs().all_records()?;
         let found = conflicts::detect(&records);
         let Some(conflict) = found.iter().find(|c| c.id() == args.id) else {

@@ -282,7 +282,7 @@ pub async fn create(
     let typed = Typed(form);
     let ui = ctx.ui;
     let posted = typed.clone();
-    Ok(match write(&state.hub, move |node| new_device(node, &posted, &ui)).await? {
+    Ok(match write(&state.hub, &ctx, move |node| new_device(node, &posted, &ui)).await? {
         Ok(id) => see_other(&format!("/devices/{}?saved=1", id.to_hex())),
         Err(errors) => device_form(&ctx, &typed, &errors),
     })
@@ -512,7 +512,7 @@ pub async fn give_back(
     let ui = ctx.ui;
     let posted = typed.clone();
     let back = safe_back(typed.get("back")).to_string();
-    Ok(match write(&state.hub, move |node| record_return(node, id, &posted, &ui)).await? {
+    Ok(match write(&state.hub, &ctx, move |node| record_return(node, id, &posted, &ui)).await? {
         Ok(()) => see_other(&format!("{back}{}returned=1", if back.contains('?') { '&' } else { '?' })),
         Err(message) => {
             let body = html! { h1 { (ctx.t("Return not saved", "Restituzione non salvata")) } (notice("error", &message)) p { a href=(back) { (ctx.t("Back", "Indietro")) } } };
@@ -742,7 +742,7 @@ pub async fn lend(
     let typed = Typed(form);
     let ui = ctx.ui;
     let posted = typed.clone();
-    match write(&state.hub, move |node| open_loan(node, &posted, &ui)).await? {
+    match write(&state.hub, &ctx, move |node| open_loan(node, &posted, &ui)).await? {
         Ok(id) => Ok(see_other(&format!("/loans/{}/agreement?saved=1", id.to_hex()))),
         Err(errors) => {
             let wanted = typed.clone();

@@ -84,6 +84,12 @@ pub fn page(ctx: &Ctx, section: Section, title: &str, body: Markup) -> Response 
                                 }
                             }
                         }
+                        @if let Some(who) = &ctx.operator {
+                            p class="who" {
+                                (ctx.t("Working:", "Al lavoro:")) " " strong { (who) } " · "
+                                a href="/who" { (ctx.t("change", "cambia")) }
+                            }
+                        }
                         (lang_switch(ctx))
                     }
                 }

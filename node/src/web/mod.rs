@@ -25,6 +25,7 @@ mod people;
 mod reports;
 pub mod security;
 mod sessions;
+mod who;
 mod words;
 
 use std::net::SocketAddr;
@@ -67,6 +68,8 @@ pub struct AppState {
     secret: Arc<[u8; 32]>,
     hosts: HostRule,
     sync: Option<SyncTargets>,
+    /// The node's data directory, where the list of operators is.
+    dir: Arc<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -80,7 +83,8 @@ impl AppState {
     pub fn new(hub: Hub, bound: SocketAddr, sync: Option<SyncTargets>) -> Result<AppState> {
         let mut secret = [0u8; 32];
         getrandom::getrandom(&mut secret).context("the operating system's random source failed")?;
-        Ok(AppState { hub, secret: Arc::new(secret), hosts: HostRule::for_bound(bound), sync })
+        let dir = Arc::new(hub.read(|node| node.dir().to_path_buf()));
+        Ok(AppState { hub, secret: Arc::new(secret), hosts: HostRule::for_bound(bound), sync, dir })
     }
 }
 
@@ -90,6 +94,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(home::page_handler))
         .route("/sync", post(home::sync_now))
+        .route("/who", get(who::form).post(who::choose))
         .route("/assets/style.css", get(assets::style))
         .route("/assets/app.js", get(assets::script))
         .route("/people", get(people::list).post(people::create))
@@ -207,13 +212,25 @@ pub async fn read<R: Send + 'static>(
     Ok(done?)
 }
 
-/// Runs `f` on the node to write; what it appends is pushed to the connected peers.
+/// Runs `f` on the node to write, its changes recording the operator working on this
+/// page ([`who`]); what it appends is pushed to the connected peers.
 pub async fn write<R: Send + 'static>(
     hub: &Hub,
+    ctx: &Ctx,
     f: impl FnOnce(&mut Node) -> Result<R> + Send + 'static,
 ) -> Result<R, Failure> {
     let hub = hub.clone();
-    let done = tokio::task::spawn_blocking(move || hub.write(f)).await.context("a page's writer stopped")?;
+    let (operator, ui) = (ctx.operator.clone(), ctx.ui);
+    let done = tokio::task::spawn_blocking(move || {
+        hub.write(|node| {
+            node.set_operator(operator.as_deref(), &ui);
+            let done = f(node);
+            node.set_operator(None, &ui);
+            done
+        })
+    })
+    .await
+    .context("a page's writer stopped")?;
     Ok(done?)
 }
 

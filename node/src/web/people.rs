@@ -367,7 +367,7 @@ pub async fn create(
     let typed = Typed(form);
     let ui = ctx.ui;
     let posted = typed.clone();
-    let saved = write(&state.hub, move |node| -> Result<Result<DocId, FieldErrors>> {
+    let saved = write(&state.hub, &ctx, move |node| -> Result<Result<DocId, FieldErrors>> {
         let site = own_site(node, &ui)?;
         let mut a = blank(site);
         let mut errors = apply_form(&mut a, &posted, &ui);
@@ -489,7 +489,7 @@ pub async fn update(
     let typed = Typed(form);
     let ui = ctx.ui;
     let posted = typed.clone();
-    let saved = write(&state.hub, move |node| -> Result<Option<Result<(), FieldErrors>>> {
+    let saved = write(&state.hub, &ctx, move |node| -> Result<Option<Result<(), FieldErrors>>> {
         let Some(mut a) = load_attendee(node, &id)? else { return Ok(None) };
         if let Some(why) = not_editable(node, &a, &ui) {
             let mut errors = FieldErrors::default();

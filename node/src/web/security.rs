@@ -29,6 +29,8 @@ use crate::ui::Ui;
 
 pub const CSRF_COOKIE: &str = "tessera_csrf";
 pub const LANG_COOKIE: &str = "tessera_lang";
+/// Who is working on this browser: their name and its keyed hash ([`who_token`]).
+pub const WHO_COOKIE: &str = "tessera_who";
 /// The hidden field (or query parameter, for uploads) that carries the token.
 pub const CSRF_FIELD: &str = "csrf";
 
@@ -74,6 +76,23 @@ fn mac(secret: &[u8; 32], nonce: &str) -> String {
     blake3::keyed_hash(secret, nonce.as_bytes()).to_hex().to_string()
 }
 
+/// The cookie that says `name` is working on this browser: `HEXNAME.MAC`, worth
+/// nothing to another daemon (the key is made at each start).
+pub fn who_token(secret: &[u8; 32], name: &str) -> String {
+    let hex_name = hex::encode(name.as_bytes());
+    let tag = mac(secret, &format!("who:{hex_name}"));
+    format!("{hex_name}.{tag}")
+}
+
+/// The name in a cookie made by [`who_token`] with `secret`.
+pub fn who_of(secret: &[u8; 32], token: &str) -> Option<String> {
+    let (hex_name, tag) = token.split_once('.')?;
+    if !constant_time_eq(tag.as_bytes(), mac(secret, &format!("who:{hex_name}")).as_bytes()) {
+        return None;
+    }
+    String::from_utf8(hex::decode(hex_name).ok()?).ok()
+}
+
 /// A token this daemon made (its MAC checks).
 pub fn token_is_ours(secret: &[u8; 32], token: &str) -> bool {
     match token.split_once('.') {
@@ -112,6 +131,8 @@ fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
 pub struct Ctx {
     pub ui: Ui,
     pub csrf: String,
+    /// Who is working (chosen on `/who`), when the hub has a list of operators.
+    pub operator: Option<String>,
     /// The path and query of the page asked (for the language switch).
     pub here: String,
 }
@@ -233,7 +254,33 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         },
     };
     let here = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
-    let ctx = Ctx { ui: Ui { lang }, csrf: csrf.clone(), here };
+    // Who is working: once the hub has operators, every page but the choice itself
+    // (and its assets) wants one of them, by a cookie this daemon made.
+    let ui = Ui { lang };
+    let operators = match crate::operators::Operators::load(&state.dir, &ui) {
+        Ok(list) => list,
+        Err(e) => {
+            tracing::warn!(error = %e, "the list of operators could not be read");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    let operator = cookie(&parts.headers, WHO_COOKIE)
+        .and_then(|t| who_of(&state.secret, t))
+        .and_then(|name| operators.find(&name).map(|o| o.name.clone()));
+    let path = parts.uri.path();
+    if !operators.is_empty() && operator.is_none() && path != "/who" && !path.starts_with("/assets/") {
+        let next = if parts.method == Method::GET { here.clone() } else { "/".to_string() };
+        let to = format!("/who?next={}", super::who::encode_next(&next));
+        let mut response = super::see_other(&to);
+        if fresh {
+            let value = format!("{CSRF_COOKIE}={csrf}; Path=/; HttpOnly; SameSite=Strict");
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                response.headers_mut().append(SET_COOKIE, v);
+            }
+        }
+        return response;
+    }
+    let ctx = Ctx { ui, csrf: csrf.clone(), here, operator };
     parts.extensions.insert(ctx.clone());
     let mut response = next.run(Request::from_parts(parts, body)).await;
     if response.extensions().get::<super::Failed>().is_some() {

@@ -391,7 +391,7 @@ pub async fn create(
     let typed = Typed(form);
     let ui = ctx.ui;
     let posted = typed.clone();
-    match write(&state.hub, move |node| new_session(node, &posted, &ui)).await? {
+    match write(&state.hub, &ctx, move |node| new_session(node, &posted, &ui)).await? {
         Ok(id) => Ok(see_other(&format!("/sessions/{}?saved=1", id.to_hex()))),
         Err(errors) => {
             let people = form_people(&state, &typed, ui).await?;
@@ -585,7 +585,7 @@ pub async fn attendance(
     let typed = Typed(form);
     let ui = ctx.ui;
     let posted = typed.clone();
-    match write(&state.hub, move |node| save_attendance(node, doc, &posted, &ui)).await? {
+    match write(&state.hub, &ctx, move |node| save_attendance(node, doc, &posted, &ui)).await? {
         None => Ok(not_found(&ctx)),
         Some(Ok(())) => Ok(see_other(&format!("/sessions/{}?saved=1", doc.to_hex()))),
         Some(Err(errors)) => {

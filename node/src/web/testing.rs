@@ -22,6 +22,8 @@ pub struct TestPage {
     pub hub: Hub,
     pub app: Router,
     pub token: String,
+    /// The "who is working" cookie, once chosen ([`TestPage::choose`]).
+    pub who: std::sync::Mutex<Option<String>>,
 }
 
 /// What the page answered.
@@ -53,15 +55,20 @@ pub fn tessera(data: &std::path::Path, args: &[&str]) -> String {
 impl TestPage {
     /// A node made with `init --site "Polo Prova"`, after `setup` ran commands on it.
     pub fn with(setup: impl FnOnce(&std::path::Path)) -> TestPage {
+        TestPage::bound(HOST, setup)
+    }
+
+    /// [`TestPage::with`], the page bound to `bound` (beyond loopback: passwords asked).
+    pub fn bound(bound: &str, setup: impl FnOnce(&std::path::Path)) -> TestPage {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("hub");
         tessera(&data, &["init", "--site", "Polo Prova"]);
         setup(&data);
         let node = Node::open(&data).unwrap();
         let hub = Hub::new(node, tokio::sync::broadcast::channel(16).0);
-        let state = AppState::new(hub.clone(), HOST.parse().unwrap(), None).unwrap();
+        let state = AppState::new(hub.clone(), bound.parse().unwrap(), None).unwrap();
         let token = new_token(&state.secret).unwrap();
-        TestPage { _dir: dir, hub, app: router(state), token }
+        TestPage { _dir: dir, hub, app: router(state), token, who: std::sync::Mutex::new(None) }
     }
 
     pub fn new() -> TestPage {
@@ -79,7 +86,7 @@ impl TestPage {
     pub async fn get(&self, path: &str) -> Answer {
         let request = Request::get(path)
             .header(header::HOST, HOST)
-            .header(header::COOKIE, format!("{CSRF_COOKIE}={}", self.token))
+            .header(header::COOKIE, self.cookies())
             .body(Body::empty())
             .unwrap();
         self.send(request).await
@@ -100,9 +107,33 @@ impl TestPage {
             .header(header::ORIGIN, format!("http://{HOST}"))
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
         if cookie {
-            request = request.header(header::COOKIE, format!("{CSRF_COOKIE}={}", self.token));
+            request = request.header(header::COOKIE, self.cookies());
         }
         self.send(request.body(Body::from(body)).unwrap()).await
+    }
+
+    fn cookies(&self) -> String {
+        let mut all = format!("{CSRF_COOKIE}={}", self.token);
+        if let Some(who) = self.who.lock().unwrap().as_ref() {
+            all.push_str(&format!("; {who}"));
+        }
+        all
+    }
+
+    /// Chooses who is working on `/who`; keeps the cookie when the page sets one.
+    pub async fn choose(&self, fields: &[(&str, &str)]) -> Answer {
+        let answer = self.post("/who", fields).await;
+        let set =
+            answer.headers.get_all(header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
+                v.split(';')
+                    .next()
+                    .filter(|pair| pair.starts_with(super::security::WHO_COOKIE))
+                    .map(str::to_string)
+            });
+        if let Some(cookie) = set {
+            *self.who.lock().unwrap() = Some(cookie);
+        }
+        answer
     }
 
     pub fn count(&self, kind: RecordKind) -> usize {
