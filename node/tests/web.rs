@@ -309,3 +309,32 @@ fn an_operator_registers_a_minor_in_a_real_browser() {
     drop(browser);
     daemon.stop();
 }
+
+#[test]
+fn the_page_asks_who_is_working_in_a_real_browser() {
+    let Some(driver) = Driver::start() else {
+        eprintln!("\n\n*** SKIPPED the browser test of 'who is working': no chromium/chromedriver ***\n");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub");
+    common::ok(&data, &["init", "--site", "Polo Prova"]);
+    common::ok(&data, &["operator", "add", "Anna Rossi"]);
+    common::ok(&data, &["operator", "add", "Luca Bianchi"]);
+    let daemon = common::Daemon::start(&data);
+    let browser = driver.session();
+
+    // Any page first asks who is working, then goes where it was asked.
+    browser.go(&format!("{}/people", daemon.page));
+    browser.wait_for("the question", |b| b.exists("h1") && b.text("h1") == "Chi sta lavorando?");
+    assert!(browser.url().contains("/who?next=%2Fpeople"), "{}", browser.url());
+    browser.screenshot("who.png");
+    // Listed in alphabetical order: Anna Rossi, Luca Bianchi.
+    browser.click("label[for='f-name-1']");
+    browser.click("form.stack button[type=submit]");
+    browser.wait_for("the people page", |b| b.url().ends_with("/people"));
+    assert!(browser.text("header").contains("Al lavoro: Luca Bianchi"), "{}", browser.text("header"));
+    browser.screenshot("who-working.png");
+    drop(browser);
+    daemon.stop();
+}

@@ -316,11 +316,16 @@ pub async fn sync_now(
                 Ok(captured) => notice("ok", captured.stdout.trim()),
                 Err(e) => {
                     tracing::info!(error = %e, "sync from the page did not complete");
+                    // The whole chain, each link in the operator's language (the
+                    // network's and the OS's errors included).
+                    let why =
+                        e.chain().map(|cause| crate::msg::cause_text(cause, &ctx.ui)).collect::<Vec<_>>();
                     notice(
                         "error",
                         &format!(
-                            "{} {e}",
-                            ctx.t("The sync did not complete:", "La sincronizzazione non è riuscita:")
+                            "{} {}",
+                            ctx.t("The sync did not complete:", "La sincronizzazione non è riuscita:"),
+                            why.join(": ")
                         ),
                     )
                 }

@@ -17,6 +17,8 @@ pub enum Section {
     Conflicts,
     Reports,
     Usb,
+    /// Outside the sections (the "who is working" screen): none is current.
+    Other,
     /// Printable pages: no navigation.
     Print,
 }

@@ -62,11 +62,11 @@ fn who_page(ctx: &Ctx, state: &AppState, list: &Operators, typed: &Typed, errors
                 input type="hidden" name="next" value=(typed.get("next"));
                 fieldset class={@if errors.get("name").is_some() { "has-error" }} {
                     legend { (ctx.t("Your name", "Il tuo nome")) }
-                    @for o in &list.operators {
+                    @for (i, o) in list.operators.iter().enumerate() {
                         div class="field check" {
-                            input type="radio" name="name" id={"f-name-" (o.name)} value=(o.name)
+                            input type="radio" name="name" id={"f-name-" (i)} value=(o.name)
                                 checked[fold(&o.name) == fold(chosen)] required;
-                            label for={"f-name-" (o.name)} { (o.name) }
+                            label for={"f-name-" (i)} { (o.name) }
                         }
                     }
                     @if let Some(e) = errors.get("name") { p class="field-error" id="e-name" { (e) } }
@@ -81,7 +81,7 @@ fn who_page(ctx: &Ctx, state: &AppState, list: &Operators, typed: &Typed, errors
             }
         }
     };
-    page(ctx, Section::Home, title, body)
+    page(ctx, Section::Other, title, body)
 }
 
 fn fold(name: &str) -> String {
