@@ -54,6 +54,9 @@ pub const BODY_BYTES_MAX: usize = 64 * 1024;
 /// `tessera import FILE`.
 pub const UPLOAD_BYTES_MAX: usize = 512 * 1024 * 1024;
 
+/// Operators' passwords checked at once ([`AppState`]).
+const PASSWORD_CHECKS_MAX: usize = 2;
+
 /// What the page can sync with when the operator presses "sync now".
 #[derive(Debug, Clone)]
 pub struct SyncTargets {
@@ -70,6 +73,9 @@ pub struct AppState {
     sync: Option<SyncTargets>,
     /// The node's data directory, where the list of operators is.
     dir: Arc<std::path::PathBuf>,
+    /// Password checks at once: each is an argon2id of 19 MiB, so a flood of wrong
+    /// passwords queues here instead of exhausting memory and cores.
+    password_checks: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -84,7 +90,14 @@ impl AppState {
         let mut secret = [0u8; 32];
         getrandom::getrandom(&mut secret).context("the operating system's random source failed")?;
         let dir = Arc::new(hub.read(|node| node.dir().to_path_buf()));
-        Ok(AppState { hub, secret: Arc::new(secret), hosts: HostRule::for_bound(bound), sync, dir })
+        Ok(AppState {
+            hub,
+            secret: Arc::new(secret),
+            hosts: HostRule::for_bound(bound),
+            sync,
+            dir,
+            password_checks: Arc::new(tokio::sync::Semaphore::new(PASSWORD_CHECKS_MAX)),
+        })
     }
 }
 

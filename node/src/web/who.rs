@@ -3,8 +3,10 @@
 //! page records them. A short list of names; when the page is reachable from other
 //! computers (bound beyond loopback) the operator's password too, checked against its
 //! argon2id hash. The choice is a cookie this daemon signs ([`who_token`]), good until
-//! the daemon restarts or another name is chosen.
+//! the daemon restarts or another name is chosen. Passwords are checked two at a time,
+//! off the async threads, and a wrong one is answered a second later.
 
+use anyhow::Context;
 use axum::extract::{Query, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::HeaderValue;
@@ -17,6 +19,9 @@ use super::layout::{page, Section};
 use super::security::{who_token, Ctx, WHO_COOKIE};
 use super::{see_other, AppState, PageResult};
 use crate::operators::Operators;
+
+/// How long a wrong password waits before its answer.
+const WRONG_PASSWORD_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Longest `next` kept (a path of this page).
 const NEXT_CHARS_MAX: usize = 512;
@@ -112,6 +117,22 @@ pub async fn choose(
     let list = Operators::load(&state.dir, &ctx.ui)?;
     let mut errors = FieldErrors::default();
     let found = list.find(typed.get("name"));
+    let password_ok = match found {
+        Some(o) if needs_password(&state) && o.has_password() => {
+            // argon2id off the async threads, a few at a time; a wrong one waits a
+            // second more, so guessing over the network is slow.
+            let _place = state.password_checks.acquire().await.context("the page is stopping")?;
+            let (o, typed_password) = (o.clone(), typed.get("password").to_string());
+            let ok = tokio::task::spawn_blocking(move || o.password_is(&typed_password))
+                .await
+                .context("a password check stopped")?;
+            if !ok {
+                tokio::time::sleep(WRONG_PASSWORD_PAUSE).await;
+            }
+            ok
+        }
+        _ => false,
+    };
     match found {
         None => errors.add("name", ctx.t("Choose your name in the list.", "Scegli il tuo nome nell'elenco.")),
         Some(o) if needs_password(&state) && !o.has_password() => errors.add(
@@ -121,7 +142,7 @@ pub async fn choose(
                 "Questa pagina è raggiungibile da altri computer, e questo operatore non ha ancora una password: dagliela con `tessera operator add NOME --password` (dopo `tessera operator remove NOME`).",
             ),
         ),
-        Some(o) if needs_password(&state) && !o.password_is(typed.get("password")) => {
+        Some(_) if needs_password(&state) && !password_ok => {
             tracing::info!("operator choice refused: wrong password");
             errors.add("password", ctx.t("Wrong password.", "Password sbagliata."))
         }
