@@ -505,6 +505,10 @@ pub fn stored_text(text: &str, ui: &Ui) -> String {
             return pick(format!("{closing_en}{rest}"), format!("{closing_it}{rest}"));
         }
     }
+    // A void loan's reason (`conflicts::void_loan`): the operator's words after it.
+    if let Some(why) = text.strip_prefix("void: ") {
+        return pick(format!("void: {why}"), format!("annullato: {why}"));
+    }
     if let Some(day) = text.strip_prefix(cancel_en).or_else(|| text.strip_prefix(cancel_it)) {
         if tessera_records::model::parse_date(day).is_some() {
             return pick(format!("{cancel_en}{day}"), format!("{cancel_it}{day}"));
@@ -549,5 +553,7 @@ mod tests {
         assert_eq!(stored_text("cancelled on 2026-11-22", &IT), "annullato il 2026-11-22");
         assert_eq!(stored_text("prenotato due volte", &EN), "prenotato due volte");
         assert_eq!(stored_text("cancelled on Monday", &IT), "cancelled on Monday");
+        assert_eq!(stored_text("void: prestato due volte", &IT), "annullato: prestato due volte");
+        assert_eq!(stored_text("void: lent twice", &EN), "void: lent twice");
     }
 }

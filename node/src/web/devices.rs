@@ -23,7 +23,7 @@ use super::forms::{
 use super::layout::{notice, page, Section};
 use super::names::{device_label, parse_id, person_name, Names};
 use super::security::Ctx;
-use super::{not_found, read, see_other, words, write, AppState, PageResult};
+use super::{not_found, read, run_command, see_other, words, write, AppState, PageResult};
 use crate::commands::{own_site, today};
 use crate::node::Node;
 use crate::ui::Ui;
@@ -299,6 +299,8 @@ struct LoanLine {
     due: String,
     returned: Option<String>,
     condition: Option<String>,
+    /// Why the loan is void or was closed by a conflict's resolution.
+    closed: Option<String>,
 }
 
 fn loan_lines(node: &Node, names: &Names, keep: impl Fn(&Loan) -> bool, ui: &Ui) -> Result<Vec<LoanLine>> {
@@ -316,6 +318,7 @@ fn loan_lines(node: &Node, names: &Names, keep: impl Fn(&Loan) -> bool, ui: &Ui)
             due: l.expected_return.clone(),
             condition: l.return_condition.map(|c| c.label(ui.lang).to_string()),
             returned: l.returned_at,
+            closed: l.closed_reason.map(|why| crate::msg::stored_text(&why, ui)),
         });
     }
     lines.sort_by(|a, b| b.start.cmp(&a.start));
@@ -340,7 +343,8 @@ pub async fn show(
     let Some((d, site, loans)) = found else { return Ok(not_found(&ctx)) };
     let title = device_label(&d);
     let body = html! {
-        @if Typed(query).checked("saved") { (notice("ok", ctx.t("Saved.", "Salvato."))) }
+        @if Typed(query.clone()).checked("saved") { (notice("ok", ctx.t("Saved.", "Salvato."))) }
+        @if Typed(query).checked("voided") { (notice("ok", ctx.t("Loan void: it counts nowhere, the device is free again.", "Comodato annullato: non conta in nessun dato, il dispositivo è di nuovo disponibile."))) }
         h1 { (title) }
         dl class="fields" {
             dt { (ctx.t("Kind", "Tipo")) } dd { (d.kind.label(ui.lang)) }
@@ -377,6 +381,22 @@ fn return_form(ctx: &Ctx, loan: &str, back: &str) -> Markup {
     }
 }
 
+/// Voiding a loan registered by mistake: folded away, with its reason.
+fn void_form(ctx: &Ctx, loan: &str, back: &str) -> Markup {
+    let none = FieldErrors::default();
+    html! {
+        details class="danger" {
+            summary { (ctx.t("Registered by mistake?", "Registrato per sbaglio?")) }
+            form method="post" action={"/loans/" (loan) "/void"} class="filters" {
+                (csrf(ctx))
+                input type="hidden" name="back" value=(back);
+                (input(&format!("reason-{loan}"), ctx.t("Why (kept with the loan)", "Perché (resta con il comodato)"), "", &none, Opts { required: true, ..Opts::default() }))
+                div class="field" { button type="submit" { (ctx.t("Void the loan", "Annulla il comodato")) } }
+            }
+        }
+    }
+}
+
 fn loans_table(ctx: &Ctx, loans: &[LoanLine], back: &str) -> Markup {
     let today_s = format_date(today());
     html! {
@@ -391,12 +411,17 @@ fn loans_table(ctx: &Ctx, loans: &[LoanLine], back: &str) -> Markup {
                 tbody { @for l in loans { tr {
                     td { a href={"/people/" (l.person_id)} { (l.person) } br; a href={"/loans/" (l.id) "/agreement"} { (ctx.t("agreement", "contratto")) } }
                     td { (words::date(&l.start, &ctx.ui)) }
-                    td { (words::date(&l.due, &ctx.ui)) @if l.returned.is_none() && l.due < today_s { " " span class="tag overdue" { (ctx.t("overdue", "scaduto")) } } }
+                    td { (words::date(&l.due, &ctx.ui)) @if l.returned.is_none() && l.closed.is_none() && l.due < today_s { " " span class="tag overdue" { (ctx.t("overdue", "scaduto")) } } }
                     td {
-                        @if let Some(r) = &l.returned {
+                        @if let Some(why) = &l.closed {
+                            (why)
+                        } @else if let Some(r) = &l.returned {
                             (ctx.t("returned on", "restituito il")) " " (words::date(r, &ctx.ui))
                             @if let Some(c) = &l.condition { " (" (c) ")" }
-                        } @else { (return_form(ctx, &l.id, back)) }
+                        } @else {
+                            (return_form(ctx, &l.id, back))
+                            (void_form(ctx, &l.id, back))
+                        }
                     }
                 } } }
             } }
@@ -440,6 +465,7 @@ pub async fn loans(
     ];
     let body = html! {
         @if filter.checked("returned") { (notice("ok", ctx.t("Return saved.", "Restituzione salvata."))) }
+        @if filter.checked("voided") { (notice("ok", ctx.t("Loan void: it counts nowhere, the device is free again.", "Comodato annullato: non conta in nessun dato, il dispositivo è di nuovo disponibile."))) }
         h1 { (ctx.t("Loans", "Prestiti")) }
         div class="actions" { a class="button" href="/loans/new" { (ctx.t("Lend a device", "Presta un dispositivo")) } }
         form method="get" action="/loans" class="filters" {
@@ -517,6 +543,28 @@ pub async fn give_back(
         Err(message) => {
             let body = html! { h1 { (ctx.t("Return not saved", "Restituzione non salvata")) } (notice("error", &message)) p { a href=(back) { (ctx.t("Back", "Indietro")) } } };
             page(&ctx, Section::Loans, ctx.t("Return", "Restituzione"), body)
+        }
+    })
+}
+
+/// Voids a loan registered by mistake (kept, counted nowhere; the device free again):
+/// `loan void`.
+pub async fn void(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> PageResult {
+    let Some(id) = parse_id(&id, RecordKind::Loan) else { return Ok(not_found(&ctx)) };
+    let typed = Typed(form);
+    let back = safe_back(typed.get("back")).to_string();
+    let reason = typed.get(&format!("reason-{}", id.to_hex())).to_string();
+    let command = crate::cli::Command::Loan(crate::cli::LoanCommand::Void { id: id.to_hex(), reason });
+    Ok(match run_command(&state.hub, &ctx, command).await? {
+        Ok(_) => see_other(&format!("{back}{}voided=1", if back.contains('?') { '&' } else { '?' })),
+        Err(message) => {
+            let body = html! { h1 { (ctx.t("Not voided", "Non annullato")) } (notice("error", &message)) p { a href=(back) { (ctx.t("Back", "Indietro")) } } };
+            page(&ctx, Section::Loans, ctx.t("Void a loan", "Annulla un comodato"), body)
         }
     })
 }

@@ -114,6 +114,7 @@ pub fn router(state: AppState) -> Router {
         .route("/people/new", get(people::new_form))
         .route("/people/{id}", get(people::show).post(people::update))
         .route("/people/{id}/edit", get(people::edit_form))
+        .route("/people/{id}/erase", post(people::erase))
         .route("/devices", get(devices::list).post(devices::create))
         .route("/devices/new", get(devices::new_form))
         .route("/devices/{id}", get(devices::show))
@@ -121,10 +122,12 @@ pub fn router(state: AppState) -> Router {
         .route("/loans/new", get(devices::lend_form))
         .route("/loans/preview", get(devices::preview))
         .route("/loans/{id}/return", post(devices::give_back))
+        .route("/loans/{id}/void", post(devices::void))
         .route("/loans/{id}/agreement", get(devices::agreement))
         .route("/sessions", get(sessions::week).post(sessions::create))
         .route("/sessions/new", get(sessions::new_form))
         .route("/sessions/{id}", get(sessions::show).post(sessions::attendance))
+        .route("/sessions/{id}/cancel", post(sessions::cancel))
         .route("/conflicts", get(conflicts::list))
         .route("/conflicts/resolve", post(conflicts::resolve))
         .route("/reports", get(reports::page))
@@ -245,6 +248,28 @@ pub async fn write<R: Send + 'static>(
     .await
     .context("a page's writer stopped")?;
     Ok(done?)
+}
+
+/// Runs a command of the command line on the node, as the daemon runs a `tessera`
+/// typed beside it: the page's actions that are the CLI's (cancel a session, void a
+/// loan, erase a person) are the very same code, rules and messages. `Ok(what it
+/// printed)`, or `Err(what went wrong, every cause in the operator's language)`.
+pub async fn run_command(
+    hub: &Hub,
+    ctx: &Ctx,
+    command: crate::cli::Command,
+) -> Result<Result<String, String>, Failure> {
+    let ui = ctx.ui;
+    write(hub, ctx, move |node| {
+        let (result, captured) = crate::ui::capture(|| crate::commands::on_node(node, command, &ui));
+        Ok(match result {
+            Ok(()) => Ok(captured.stdout),
+            Err(e) => {
+                Err(e.chain().map(|cause| crate::msg::cause_text(cause, &ui)).collect::<Vec<_>>().join(": "))
+            }
+        })
+    })
+    .await
 }
 
 /// A redirect after a POST that saved (303: the browser asks the page with GET).

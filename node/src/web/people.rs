@@ -19,7 +19,7 @@ use super::forms::{self, csrf, form_errors, input, select, textarea, FieldErrors
 use super::layout::{notice, page, Section};
 use super::names::{parse_id, person_name, Names};
 use super::security::Ctx;
-use super::{not_found, read, see_other, words, write, AppState, PageResult};
+use super::{not_found, read, run_command, see_other, words, write, AppState, PageResult};
 use crate::commands::{own_site, today};
 use crate::node::Node;
 use crate::ui::Ui;
@@ -124,6 +124,12 @@ pub async fn list(
         return Ok(Html(found.into_string()).into_response());
     }
     let body = html! {
+        @if query.checked("erased") {
+            (notice("ok", ctx.t(
+                "Erased: their details are gone from this hub, and every hub and relay removes them when it syncs. The anonymous counts stay.",
+                "Cancellata: i suoi dati sono stati tolti da questo polo, e ogni polo e relay li toglie quando si sincronizza. Restano i conteggi anonimi."
+            )))
+        }
         h1 { (ctx.t("People", "Persone")) }
         div class="actions" { a class="button" href="/people/new" { (ctx.t("Register a person", "Iscrivi una persona")) } }
         form method="get" action="/people" data-live="results" role="search" class="filters" {
@@ -696,6 +702,85 @@ pub async fn show(
         (details(&ctx, &v))
         (loans_table(&ctx, &v))
         (attendance_table(&ctx, &v))
+        @if v.editable.is_none() { (erase_form(&ctx, &hex, &FieldErrors::default())) }
+    };
+    Ok(page(&ctx, Section::People, &v.name, body))
+}
+
+/// Erasing a person (GDPR art. 17, or a registration made by mistake): folded away,
+/// with its reason and a confirmation, as `attendee erase --reason R --yes`.
+fn erase_form(ctx: &Ctx, hex: &str, errors: &FieldErrors) -> Markup {
+    html! {
+        details class="danger" open[!errors.is_empty()] {
+            summary { (ctx.t("Erase this person", "Cancella questa persona")) }
+            (form_errors(ctx, errors))
+            form method="post" action={"/people/" (hex) "/erase"} class="stack" {
+                (csrf(ctx))
+                p class="hint" { (ctx.t(
+                    "Their details and history are removed from this hub and from every hub and relay it syncs with; only the id, \"erased on DATE\" and the anonymous counts stay. It cannot be undone.",
+                    "I suoi dati e la sua storia sono tolti da questo polo e da ogni polo e relay con cui si sincronizza; restano solo il codice, «cancellata il DATA» e i conteggi anonimi. Non si può annullare."
+                )) }
+                fieldset {
+                    legend { (ctx.t("Why", "Perché")) }
+                    div class="field check" {
+                        input type="radio" name="reason" id="f-reason-request" value="request" checked;
+                        label for="f-reason-request" { (ctx.t("The person asked (GDPR art. 17)", "L'ha chiesto la persona (GDPR art. 17)")) }
+                    }
+                    div class="field check" {
+                        input type="radio" name="reason" id="f-reason-mistake" value="mistake";
+                        label for="f-reason-mistake" { (ctx.t("Registered by mistake", "Iscritta per errore")) }
+                    }
+                }
+                (forms::checkbox("yes", ctx.t("I understand that it cannot be undone", "Ho capito che non si può annullare"), false, errors, None))
+                div class="actions" { button type="submit" { (ctx.t("Erase", "Cancella")) } }
+            }
+        }
+    }
+}
+
+/// Erases a person: `attendee erase`, the same rules and messages.
+pub async fn erase(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> PageResult {
+    let Some(id) = parse_id(&id, RecordKind::Attendee) else { return Ok(not_found(&ctx)) };
+    let typed = Typed(form);
+    let hex = id.to_hex();
+    let mut errors = FieldErrors::default();
+    if !typed.checked("yes") {
+        errors.add(
+            "yes",
+            ctx.t(
+                "Tick the box to confirm: an erasure cannot be undone.",
+                "Spunta la casella per confermare: una cancellazione non si può annullare.",
+            ),
+        );
+    } else {
+        let reason = match typed.get("reason") {
+            "mistake" => "mistake",
+            _ => "request",
+        };
+        let command = crate::cli::Command::Attendee(crate::cli::AttendeeCommand::Erase {
+            id: hex.clone(),
+            reason: reason.to_string(),
+            yes: true,
+            network_key: None,
+        });
+        match run_command(&state.hub, &ctx, command).await? {
+            Ok(_) => return Ok(see_other("/people?erased=1")),
+            Err(why) => errors.add("", why),
+        }
+    }
+    let ui = ctx.ui;
+    let Some(v) = read(&state.hub, move |node| person_view(node, id, &ui)).await? else {
+        return Ok(not_found(&ctx));
+    };
+    let body = html! {
+        h1 { (v.name) }
+        (details(&ctx, &v))
+        (erase_form(&ctx, &hex, &errors))
     };
     Ok(page(&ctx, Section::People, &v.name, body))
 }

@@ -23,7 +23,7 @@ use super::forms::{self, csrf, form_errors, input, select, with_any, FieldErrors
 use super::layout::{notice, page, Section};
 use super::names::{parse_id, person_name, Names};
 use super::security::Ctx;
-use super::{not_found, read, see_other, words, write, AppState, PageResult};
+use super::{not_found, read, run_command, see_other, words, write, AppState, PageResult};
 use crate::commands::{own_site, today};
 use crate::node::Node;
 use crate::ui::Ui;
@@ -448,6 +448,12 @@ fn session_page(
         }
         @if let Some(reason) = &s.cancelled {
             (notice("warn", &format!("{} {reason}", ctx.t("This session is cancelled:", "Questo incontro è annullato:"))))
+            (form_errors(ctx, errors))
+            form method="post" action={"/sessions/" (id) "/cancel"} class="stack" {
+                (csrf(ctx))
+                input type="hidden" name="undo" value="1";
+                div class="actions" { button type="submit" class="secondary" { (ctx.t("Restore this session", "Ripristina questo incontro")) } }
+            }
         } @else {
             h2 { (ctx.t("Attendance", "Presenze")) }
             (form_errors(ctx, errors))
@@ -479,6 +485,18 @@ fn session_page(
                         Opts { kind: "number", hint: Some(ctx.t("Public meetings only: counted in the reports, no names.", "Solo incontri pubblici: conta nei report, senza nomi.")), ..Opts::default() }))
                 }
                 div class="actions" { button type="submit" { (ctx.t("Save attendance", "Salva le presenze")) } }
+            }
+            details class="danger" {
+                summary { (ctx.t("Cancel this session", "Annulla questo incontro")) }
+                form method="post" action={"/sessions/" (id) "/cancel"} class="stack" {
+                    (csrf(ctx))
+                    p class="hint" { (ctx.t(
+                        "A cancelled session stays on record and counts in no figure (e.g. one booked twice).",
+                        "Un incontro annullato resta registrato e non conta in nessun dato (es. prenotato due volte)."
+                    )) }
+                    (input("reason", ctx.t("Why", "Perché"), "", &FieldErrors::default(), Opts::default()))
+                    div class="actions" { button type="submit" { (ctx.t("Cancel the session", "Annulla l'incontro")) } }
+                }
             }
         }
     };
@@ -593,6 +611,34 @@ pub async fn attendance(
                 return Ok(not_found(&ctx));
             };
             Ok(session_page(&ctx, &doc.to_hex(), &v, &[], &typed, None, &errors))
+        }
+    }
+}
+
+/// Cancels a session (kept, counted nowhere) or restores it: `session cancel`.
+pub async fn cancel(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> PageResult {
+    let Some(doc) = parse_id(&id, RecordKind::Session) else { return Ok(not_found(&ctx)) };
+    let typed = Typed(form);
+    let command = crate::cli::Command::Session(crate::cli::SessionCommand::Cancel {
+        id: doc.to_hex(),
+        reason: typed.optional("reason"),
+        undo: typed.checked("undo"),
+    });
+    match run_command(&state.hub, &ctx, command).await? {
+        Ok(_) => Ok(see_other(&format!("/sessions/{}?saved=1", doc.to_hex()))),
+        Err(why) => {
+            let ui = ctx.ui;
+            let Some(v) = read(&state.hub, move |node| session_view(node, doc, &ui)).await? else {
+                return Ok(not_found(&ctx));
+            };
+            let mut errors = FieldErrors::default();
+            errors.add("", why);
+            Ok(session_page(&ctx, &doc.to_hex(), &v, &[], &Typed::default(), None, &errors))
         }
     }
 }

@@ -191,3 +191,43 @@ async fn an_unsafe_back_link_is_not_followed() {
     assert_eq!(super::safe_back("http://evil.example"), "/loans");
     assert_eq!(super::safe_back("/devices/abc"), "/devices/abc");
 }
+
+#[tokio::test]
+async fn a_loan_registered_by_mistake_is_voided_from_the_page() {
+    let page = hub_with_a_tablet_and_a_minor();
+    let person = page.only(RecordKind::Attendee);
+    let (tablet, _) = device(&page);
+    let lent = [
+        ("person", person.as_str()),
+        ("device", tablet.as_str()),
+        ("start", "2026-11-02"),
+        ("expected_return", "2027-06-30"),
+        ("agreement_signed", "1"),
+    ];
+    assert_eq!(page.post("/loans", &lent).await.status, 303);
+    let loan = page.only(RecordKind::Loan);
+    let shown = page.get(&format!("/devices/{tablet}")).await;
+    assert!(shown.body.contains("Registrato per sbaglio?"), "{}", shown.body);
+
+    // Without a reason: the CLI's rule, in Italian; nothing changes.
+    let back = format!("/devices/{tablet}");
+    let refused = page.post(&format!("/loans/{loan}/void"), &[("back", back.as_str())]).await;
+    assert_eq!(refused.status, 200);
+    assert!(refused.body.contains("serve --reason"), "{}", refused.body);
+    assert_eq!(device(&page).1.status, DeviceStatus::Lent);
+
+    let reason = format!("reason-{loan}");
+    let voided = page
+        .post(&format!("/loans/{loan}/void"), &[("back", back.as_str()), (&reason, "prestato due volte")])
+        .await;
+    assert_eq!(voided.status, 303, "{}", voided.body);
+    assert_eq!(voided.location(), format!("/devices/{tablet}?voided=1"));
+    assert_eq!(device(&page).1.status, DeviceStatus::InStock, "the device is free again");
+    let after = page.get(voided.location()).await;
+    assert!(
+        after.body.contains("Comodato annullato") && after.body.contains("annullato: prestato due volte"),
+        "{}",
+        after.body
+    );
+    assert!(!after.body.contains(&format!("/loans/{loan}/return")), "no return form for a void loan");
+}

@@ -146,3 +146,39 @@ async fn a_probable_duplicate_at_this_hub_is_flagged_and_saved_only_when_confirm
     assert_eq!(page.post("/people", &confirmed).await.status, 303);
     assert_eq!(page.count(RecordKind::Attendee), 2, "another person of the same name, confirmed");
 }
+
+#[tokio::test]
+async fn a_person_is_erased_from_their_page_only_when_confirmed() {
+    let page = TestPage::new();
+    assert_eq!(page.post("/people", ADULT).await.status, 303);
+    let id = page.only(RecordKind::Attendee);
+    let shown = page.get(&format!("/people/{id}")).await;
+    assert!(shown.body.contains("Cancella questa persona"), "{}", shown.body);
+
+    let unconfirmed = page.post(&format!("/people/{id}/erase"), &[("reason", "request")]).await;
+    assert_eq!(unconfirmed.status, 200);
+    assert!(
+        unconfirmed.body.contains(r#"id="e-yes">Spunta la casella per confermare"#),
+        "{}",
+        unconfirmed.body
+    );
+    let still =
+        page.hub.read(|node| node.docs().record(&tessera_records::parse_doc_id(&id).unwrap()).unwrap());
+    assert!(matches!(still, Some(tessera_records::model::Record::Attendee(a)) if !a.is_erased()));
+
+    let erased = page.post(&format!("/people/{id}/erase"), &[("reason", "mistake"), ("yes", "1")]).await;
+    assert_eq!(erased.status, 303, "{}", erased.body);
+    assert_eq!(erased.location(), "/people?erased=1");
+    let list = page.get(erased.location()).await;
+    assert!(
+        list.body.contains("Cancellata: i suoi dati sono stati tolti") && !list.body.contains("Mario"),
+        "{}",
+        list.body
+    );
+    let after = page.get(&format!("/people/{id}")).await;
+    assert!(
+        !after.body.contains("Mario") && !after.body.contains("Cancella questa persona"),
+        "{}",
+        after.body
+    );
+}

@@ -157,6 +157,18 @@ async fn a_public_meeting_counts_people_without_names() {
     assert_eq!(session(&page).headcount, 35);
 }
 
+/// An appointment's form for `who`, from `start` to `end`.
+fn book(who: &str, start: &str, end: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("person", who.to_string()),
+        ("kind", "help-desk-appointment".to_string()),
+        ("topic_code", "spid".to_string()),
+        ("topic", "SPID".to_string()),
+        ("start", start.to_string()),
+        ("end", end.to_string()),
+    ]
+}
+
 fn as_refs<'a>(fields: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     fields.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
@@ -165,16 +177,6 @@ fn as_refs<'a>(fields: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a s
 async fn a_double_booking_is_flagged_and_saved_only_when_confirmed() {
     let page = hub_with_two_people();
     let ids = people(&page);
-    let book = |who: &str, start: &'static str, end: &'static str| {
-        vec![
-            ("person", who.to_string()),
-            ("kind", "help-desk-appointment".to_string()),
-            ("topic_code", "spid".to_string()),
-            ("topic", "SPID".to_string()),
-            ("start", start.to_string()),
-            ("end", end.to_string()),
-        ]
-    };
     let first = book(&ids[0].1, "2026-12-09T10:00", "2026-12-09T10:30");
     assert_eq!(page.post("/sessions", &as_refs(&first)).await.status, 303);
 
@@ -196,4 +198,27 @@ async fn a_double_booking_is_flagged_and_saved_only_when_confirmed() {
     // Back to back is not an overlap.
     let after = book(&ids[1].1, "2026-12-09T10:45", "2026-12-09T11:00");
     assert_eq!(page.post("/sessions", &as_refs(&after)).await.status, 303);
+}
+
+#[tokio::test]
+async fn a_session_is_cancelled_and_restored_from_its_page() {
+    let page = hub_with_two_people();
+    let ids = people(&page);
+    let booked = book(&ids[0].1, "2026-12-09T10:00", "2026-12-09T10:30");
+    assert_eq!(page.post("/sessions", &as_refs(&booked)).await.status, 303);
+    let id = page.only(RecordKind::Session);
+    assert!(page.get(&format!("/sessions/{id}")).await.body.contains("Annulla questo incontro"));
+
+    let cancelled = page.post(&format!("/sessions/{id}/cancel"), &[("reason", "prenotato due volte")]).await;
+    assert_eq!(cancelled.status, 303, "{}", cancelled.body);
+    assert_eq!(session(&page).cancelled.as_deref(), Some("prenotato due volte"));
+    let shown = page.get(&format!("/sessions/{id}")).await;
+    assert!(
+        shown.body.contains("Questo incontro è annullato: prenotato due volte")
+            && shown.body.contains("Ripristina questo incontro"),
+        "{}",
+        shown.body
+    );
+    assert_eq!(page.post(&format!("/sessions/{id}/cancel"), &[("undo", "1")]).await.status, 303);
+    assert_eq!(session(&page).cancelled, None);
 }
