@@ -20,14 +20,27 @@ const RATIO_TARGET: f64 = 1.2;
 const RSS_TARGET_MB: f64 = 150.0;
 
 /// A `tessera serve` on the workload's node, stopped with SIGTERM when dropped.
-struct Serving(Child);
+pub(crate) struct Serving(Child);
 
 impl Serving {
     fn start(bin: &Path, dir: &Path) -> Result<Serving> {
+        Ok(Serving::start_with(bin, dir, false)?.0)
+    }
+
+    /// With the operator's page on a free loopback port: also its address
+    /// (`127.0.0.1:PORT`).
+    pub(crate) fn start_with_page(bin: &Path, dir: &Path) -> Result<(Serving, String)> {
+        let (serving, page) = Serving::start_with(bin, dir, true)?;
+        Ok((serving, page.context("serve printed no page address")?))
+    }
+
+    fn start_with(bin: &Path, dir: &Path, page: bool) -> Result<(Serving, Option<String>)> {
+        let ui: &[&str] = if page { &["--ui", "127.0.0.1:0"] } else { &["--no-ui"] };
         let mut child = Command::new(bin)
             .arg("--data")
             .arg(dir)
-            .args(["serve", "--listen", "127.0.0.1:0", "--no-ui"])
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(ui)
             .env("LANG", "C")
             .env_remove("TESSERA_LOG")
             .stdout(Stdio::piped())
@@ -35,11 +48,20 @@ impl Serving {
             .spawn()
             .context("start tessera serve")?;
         let stdout = child.stdout.take().context("serve's stdout")?;
+        let mut stdout = BufReader::new(stdout);
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
+        stdout.read_line(&mut line)?;
         if line.is_empty() {
             let status = child.wait()?;
             bail!("tessera serve stopped before listening ({status})");
+        }
+        // The next line names the page: "... http://127.0.0.1:PORT".
+        let mut address = None;
+        if page {
+            let mut line = String::new();
+            stdout.read_line(&mut line)?;
+            address =
+                line.split_whitespace().last().and_then(|w| w.strip_prefix("http://")).map(str::to_string);
         }
         let socket = dir.join("tessera.sock");
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -49,10 +71,12 @@ impl Serving {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(Serving(child))
+        // The rest of what it prints goes nowhere; it must not block on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        Ok((Serving(child), address))
     }
 
-    fn rss_mb(&self) -> Result<f64> {
+    pub(crate) fn rss_mb(&self) -> Result<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id()))?;
         let kb: f64 = status
             .lines()

@@ -20,6 +20,7 @@ mod erase_bench;
 mod log_bench;
 mod machine;
 mod node_bench;
+mod page_bench;
 mod resources_bench;
 mod stats;
 mod sync_bench;

@@ -21,6 +21,8 @@
 //!   [`Store`] (the part without materialization);
 //! - `daemon`: the `cli` commands beside a running `tessera serve` vs. without it,
 //!   and the daemon's memory (see `daemon_bench.rs`);
+//! - `page`: the operator's pages served by `tessera serve`, p50/p95 (see
+//!   `page_bench.rs`);
 //! - `erase`: `tessera attendee erase` on a copy of the reference hub (see
 //!   `erase_bench.rs`).
 //!
@@ -86,12 +88,13 @@ impl Config {
     }
 }
 
-pub const SECTIONS: [&str; 7] = ["register", "cli", "daemon", "phases", "open", "ingest", "erase"];
+pub const SECTIONS: [&str; 8] = ["register", "cli", "daemon", "page", "phases", "open", "ingest", "erase"];
 
 /// Every selected section, in order. The workload is generated (or reused) first if a
 /// section needs it.
 pub fn run(cfg: &Config, base: &Path, m: &mut Metrics) -> Result<Option<Workload>> {
-    let needs_workload = ["cli", "daemon", "phases", "open", "ingest", "erase"].iter().any(|s| cfg.wants(s));
+    let needs_workload =
+        ["cli", "daemon", "page", "phases", "open", "ingest", "erase"].iter().any(|s| cfg.wants(s));
     let workload = if needs_workload {
         let spec = workload::Spec::new(cfg.seed, cfg.scale)?;
         let w = workload::load_or_generate(base, &spec, false)?;
@@ -118,6 +121,10 @@ pub fn run(cfg: &Config, base: &Path, m: &mut Metrics) -> Result<Option<Workload
         if cfg.wants("daemon") {
             eprintln!("daemon: {} warm runs per command, direct and through the daemon", cfg.cli_runs);
             crate::daemon_bench::run(cfg, w, m)?;
+        }
+        if cfg.wants("page") {
+            eprintln!("page: the operator's pages over loopback HTTP");
+            crate::page_bench::run(cfg, w, m)?;
         }
         if cfg.wants("phases") {
             eprintln!("phases: {} runs", cfg.phase_runs);
@@ -1186,6 +1193,9 @@ pub fn print(cfg: &Config, w: Option<&Workload>, m: &Metrics) {
     }
     if cfg.wants("daemon") {
         crate::daemon_bench::print(cfg, m);
+    }
+    if cfg.wants("page") {
+        crate::page_bench::print(m);
     }
     if cfg.wants("erase") {
         crate::erase_bench::print(cfg, m);

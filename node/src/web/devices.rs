@@ -182,17 +182,38 @@ pub async fn list(
 // ---------------------------------------------------------------------------------
 // Registering a device
 
-fn device_form(ctx: &Ctx, typed: &Typed, errors: &FieldErrors) -> Response {
+/// The device form: registering (`editing` None) or editing a device, whose status
+/// can then be changed too (except to or from "lent": loans decide that).
+fn device_form(
+    ctx: &Ctx,
+    typed: &Typed,
+    errors: &FieldErrors,
+    editing: Option<(&str, DeviceStatus)>,
+) -> Response {
     let ui = ctx.ui;
     let kinds = forms::vocab_options(DeviceKind::ALL, DeviceKind::as_str, |s| s.label(ui.lang));
     let origins = forms::vocab_options(DeviceOrigin::ALL, DeviceOrigin::as_str, |s| s.label(ui.lang));
     let conditions =
         forms::vocab_options(DeviceCondition::ALL, DeviceCondition::as_str, |s| s.label(ui.lang));
-    let title = ctx.t("Register a device", "Registra un dispositivo");
+    let statuses: Vec<DeviceStatus> =
+        DeviceStatus::ALL.iter().copied().filter(|s| *s != DeviceStatus::Lent).collect();
+    let statuses = forms::vocab_options(&statuses, DeviceStatus::as_str, |s| s.label(ui.lang));
+    let (title, action, back) = match editing {
+        None => (
+            ctx.t("Register a device", "Registra un dispositivo"),
+            "/devices".to_string(),
+            "/devices".to_string(),
+        ),
+        Some((hex, _)) => (
+            ctx.t("Edit a device", "Modifica un dispositivo"),
+            format!("/devices/{hex}"),
+            format!("/devices/{hex}"),
+        ),
+    };
     let body = html! {
         h1 { (title) }
         (form_errors(ctx, errors))
-        form method="post" action="/devices" class="stack" novalidate {
+        form method="post" action=(action) class="stack" novalidate {
             (csrf(ctx))
             (input("tag", ctx.t("Asset tag", "Etichetta inventario"), typed.get("tag"), errors,
                 Opts { required: true, hint: Some(ctx.t("As written on the sticker, e.g. TAB-0042.", "Come scritta sull'adesivo, es. TAB-0042.")), ..Opts::default() }))
@@ -201,7 +222,14 @@ fn device_form(ctx: &Ctx, typed: &Typed, errors: &FieldErrors) -> Response {
             (input("serial", ctx.t("Serial number", "Matricola"), typed.get("serial"), errors, Opts::default()))
             (select("origin", ctx.t("Origin", "Provenienza"), &origins, typed.get("origin"), errors, None))
             (select("condition", ctx.t("Condition", "Condizioni"), &conditions, typed.get("condition"), errors, None))
-            div class="actions" { button type="submit" { (ctx.t("Save", "Salva")) } a href="/devices" { (ctx.t("Cancel", "Annulla")) } }
+            @match editing {
+                Some((_, DeviceStatus::Lent)) => {
+                    p class="hint" { (ctx.t("Status: lent. It changes when the loan is returned or void.", "Stato: prestato. Cambia quando il comodato è restituito o annullato.")) }
+                }
+                Some(_) => { (select("status", ctx.t("Status", "Stato"), &statuses, typed.get("status"), errors, None)) }
+                None => {}
+            }
+            div class="actions" { button type="submit" { (ctx.t("Save", "Salva")) } a href=(back) { (ctx.t("Cancel", "Annulla")) } }
         }
     };
     page(ctx, Section::Devices, title, body)
@@ -212,7 +240,7 @@ pub async fn new_form(ctx: Ctx) -> Response {
     typed.set("kind", DeviceKind::Laptop.as_str());
     typed.set("origin", DeviceOrigin::Refurbished.as_str());
     typed.set("condition", DeviceCondition::Good.as_str());
-    device_form(&ctx, &typed, &FieldErrors::default())
+    device_form(&ctx, &typed, &FieldErrors::default(), None)
 }
 
 fn device_field_of(error: &ValidationError) -> &'static str {
@@ -225,12 +253,24 @@ fn device_field_of(error: &ValidationError) -> &'static str {
 }
 
 fn new_device(node: &mut Node, typed: &Typed, ui: &Ui) -> Result<Result<DocId, FieldErrors>> {
+    let id = Node::new_id(RecordKind::Device)?;
+    save_device(node, id, None, typed, ui).map(|saved| saved.map(|()| id))
+}
+
+/// Saves the device `id` from the form: new (`stored` None) or edited. The tag is
+/// unique (accents and case ignored), the domain's rules apply, errors by field.
+fn save_device(
+    node: &mut Node,
+    id: DocId,
+    stored: Option<&Device>,
+    typed: &Typed,
+    ui: &Ui,
+) -> Result<Result<(), FieldErrors>> {
     let mut errors = FieldErrors::default();
     let tag = typed.get("tag").trim().to_string();
-    let taken =
-        node.docs().records(RecordKind::Device)?.into_iter().any(
-            |(_, r)| matches!(r, Record::Device(d) if !tag.is_empty() && fold(&d.asset_tag) == fold(&tag)),
-        );
+    let taken = node.docs().records(RecordKind::Device)?.into_iter().any(|(other, r)| {
+        other != id && matches!(r, Record::Device(d) if !tag.is_empty() && fold(&d.asset_tag) == fold(&tag))
+    });
     if taken {
         errors.add(
             "tag",
@@ -251,7 +291,21 @@ fn new_device(node: &mut Node, typed: &Typed, ui: &Ui) -> Result<Result<DocId, F
         );
         return Ok(Err(errors));
     };
-    let site = own_site(node, ui)?;
+    let status = match stored {
+        None => DeviceStatus::InStock,
+        Some(d) if d.status == DeviceStatus::Lent => DeviceStatus::Lent,
+        Some(d) => match DeviceStatus::from_str_exact(typed.get("status")) {
+            Some(DeviceStatus::Lent) | None => {
+                errors.add("status", ui.t("Choose a status.", "Scegli uno stato."));
+                d.status
+            }
+            Some(status) => status,
+        },
+    };
+    let site = match stored {
+        Some(d) => d.site,
+        None => RecordRef(own_site(node, ui)?),
+    };
     let device = Device {
         asset_tag: tag,
         kind,
@@ -259,8 +313,8 @@ fn new_device(node: &mut Node, typed: &Typed, ui: &Ui) -> Result<Result<DocId, F
         serial: typed.get("serial").trim().to_string(),
         origin,
         condition,
-        status: DeviceStatus::InStock,
-        site: RecordRef(site),
+        status,
+        site,
     };
     let record = Record::Device(device);
     if let Err(e) = validate::validate(&record, today()) {
@@ -269,9 +323,56 @@ fn new_device(node: &mut Node, typed: &Typed, ui: &Ui) -> Result<Result<DocId, F
     if !errors.is_empty() {
         return Ok(Err(errors));
     }
-    let id = Node::new_id(RecordKind::Device)?;
     node.transact(&[(id, record)])?;
-    Ok(Ok(id))
+    Ok(Ok(()))
+}
+
+/// The form's values for a stored device.
+fn typed_of_device(d: &Device) -> Typed {
+    let mut t = Typed::default();
+    for (name, value) in [
+        ("tag", d.asset_tag.clone()),
+        ("kind", d.kind.as_str().to_string()),
+        ("model", d.model.clone()),
+        ("serial", d.serial.clone()),
+        ("origin", d.origin.as_str().to_string()),
+        ("condition", d.condition.as_str().to_string()),
+        ("status", d.status.as_str().to_string()),
+    ] {
+        t.set(name, value);
+    }
+    t
+}
+
+pub async fn edit_form(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> PageResult {
+    let Some(id) = parse_id(&id, RecordKind::Device) else { return Ok(not_found(&ctx)) };
+    let Some(d) = read(&state.hub, move |node| load_device(node, &id)).await? else {
+        return Ok(not_found(&ctx));
+    };
+    Ok(device_form(&ctx, &typed_of_device(&d), &FieldErrors::default(), Some((&id.to_hex(), d.status))))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> PageResult {
+    let Some(id) = parse_id(&id, RecordKind::Device) else { return Ok(not_found(&ctx)) };
+    let typed = Typed(form);
+    let ui = ctx.ui;
+    let posted = typed.clone();
+    let saved =
+        write(&state.hub, &ctx, move |node| -> Result<Option<(DeviceStatus, Result<(), FieldErrors>)>> {
+            let Some(d) = load_device(node, &id)? else { return Ok(None) };
+            Ok(Some((d.status, save_device(node, id, Some(&d), &posted, &ui)?)))
+        })
+        .await?;
+    Ok(match saved {
+        None => not_found(&ctx),
+        Some((_, Ok(()))) => see_other(&format!("/devices/{}?saved=1", id.to_hex())),
+        Some((status, Err(errors))) => device_form(&ctx, &typed, &errors, Some((&id.to_hex(), status))),
+    })
 }
 
 pub async fn create(
@@ -284,7 +385,7 @@ pub async fn create(
     let posted = typed.clone();
     Ok(match write(&state.hub, &ctx, move |node| new_device(node, &posted, &ui)).await? {
         Ok(id) => see_other(&format!("/devices/{}?saved=1", id.to_hex())),
-        Err(errors) => device_form(&ctx, &typed, &errors),
+        Err(errors) => device_form(&ctx, &typed, &errors, None),
     })
 }
 
@@ -354,8 +455,11 @@ pub async fn show(
             dt { (ctx.t("Status", "Stato")) } dd { (status_tag(&ctx, d.status)) }
             dt { (ctx.t("Site", "Sede")) } dd { (site) }
         }
-        @if d.status == DeviceStatus::InStock {
-            div class="actions" { a class="button" href={"/loans/new?device=" (id.to_hex())} { (ctx.t("Lend this device", "Presta questo dispositivo")) } }
+        div class="actions" {
+            a class="button secondary" href={"/devices/" (id.to_hex()) "/edit"} { (ctx.t("Edit", "Modifica")) }
+            @if d.status == DeviceStatus::InStock {
+                a class="button" href={"/loans/new?device=" (id.to_hex())} { (ctx.t("Lend this device", "Presta questo dispositivo")) }
+            }
         }
         h2 { (ctx.t("Loans", "Prestiti")) }
         (loans_table(&ctx, &loans, &format!("/devices/{}", id.to_hex())))

@@ -231,3 +231,61 @@ async fn a_loan_registered_by_mistake_is_voided_from_the_page() {
     );
     assert!(!after.body.contains(&format!("/loans/{loan}/return")), "no return form for a void loan");
 }
+
+#[tokio::test]
+async fn a_device_is_edited_with_errors_next_to_their_field() {
+    let page = hub_with_a_tablet_and_a_minor();
+    let (tablet, _) = device(&page);
+    let stored = |page: &TestPage| {
+        page.hub.read(|node| {
+            match node.docs().record(&tessera_records::parse_doc_id(&tablet).unwrap()).unwrap() {
+                Some(Record::Device(d)) => d,
+                _ => panic!("not a device"),
+            }
+        })
+    };
+    assert_eq!(
+        page.post(
+            "/devices",
+            &[("tag", "PC-0007"), ("kind", "laptop"), ("origin", "donated"), ("condition", "good")]
+        )
+        .await
+        .status,
+        303
+    );
+    let form = page.get(&format!("/devices/{tablet}/edit")).await;
+    assert!(
+        form.body.contains(r#"value="TAB-0042""#) && form.body.contains(r#"name="status""#),
+        "{}",
+        form.body
+    );
+
+    let mut fields = vec![
+        ("tag", "pc-0007"),
+        ("kind", "tablet"),
+        ("model", "Galaxy Tab A"),
+        ("origin", "refurbished"),
+        ("condition", "fair"),
+        ("status", "in-repair"),
+    ];
+    let taken = page.post(&format!("/devices/{tablet}"), &fields).await;
+    assert_eq!(taken.status, 200);
+    assert!(
+        taken.body.contains(r#"id="e-tag">Un dispositivo con questa etichetta è già registrato."#),
+        "{}",
+        taken.body
+    );
+    assert!(taken.body.contains(r#"value="pc-0007""#), "what was typed is kept");
+    assert_eq!(stored(&page).condition, DeviceCondition::Good, "nothing saved");
+
+    fields[0] = ("tag", "TAB-0042");
+    let saved = page.post(&format!("/devices/{tablet}"), &fields).await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let d = page.hub.read(|node| {
+        match node.docs().record(&tessera_records::parse_doc_id(&tablet).unwrap()).unwrap() {
+            Some(Record::Device(d)) => d,
+            _ => panic!("not a device"),
+        }
+    });
+    assert_eq!((d.condition, d.status), (DeviceCondition::Fair, DeviceStatus::InRepair));
+}
