@@ -24,10 +24,10 @@ const KINDS: [RecordKind; 4] =
     [RecordKind::Attendee, RecordKind::Device, RecordKind::Loan, RecordKind::Session];
 
 /// A file of the data directory used once, removed when dropped.
-struct Scratch(std::path::PathBuf);
+pub(super) struct Scratch(pub(super) std::path::PathBuf);
 
 impl Scratch {
-    fn new(node: &Node, what: &str) -> Result<Scratch> {
+    pub(super) fn new(node: &Node, what: &str) -> Result<Scratch> {
         let mut random = [0u8; 8];
         getrandom::getrandom(&mut random).context("the operating system's random source failed")?;
         Ok(Scratch(node.dir().join(format!("page-{what}-{}.tessera", hex::encode(random)))))

@@ -19,6 +19,7 @@ mod conflicts;
 mod devices;
 mod forms;
 mod home;
+mod import;
 mod layout;
 mod names;
 mod people;
@@ -112,6 +113,10 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/app.js", get(assets::script))
         .route("/people", get(people::list).post(people::create))
         .route("/people/new", get(people::new_form))
+        .route(
+            "/people/import",
+            get(import::form_page).post(import::import).layer(DefaultBodyLimit::max(import::CSV_BYTES_MAX)),
+        )
         .route("/people/{id}", get(people::show).post(people::update))
         .route("/people/{id}/edit", get(people::edit_form))
         .route("/people/{id}/erase", post(people::erase))
@@ -254,7 +259,8 @@ pub async fn write<R: Send + 'static>(
 /// Runs a command of the command line on the node, as the daemon runs a `tessera`
 /// typed beside it: the page's actions that are the CLI's (cancel a session, void a
 /// loan, erase a person) are the very same code, rules and messages. `Ok(what it
-/// printed)`, or `Err(what went wrong, every cause in the operator's language)`.
+/// printed)`, or `Err(what it printed, then what went wrong, every cause in the
+/// operator's language)`.
 pub async fn run_command(
     hub: &Hub,
     ctx: &Ctx,
@@ -266,7 +272,10 @@ pub async fn run_command(
         Ok(match result {
             Ok(()) => Ok(captured.stdout),
             Err(e) => {
-                Err(e.chain().map(|cause| crate::msg::cause_text(cause, &ui)).collect::<Vec<_>>().join(": "))
+                let why =
+                    e.chain().map(|cause| crate::msg::cause_text(cause, &ui)).collect::<Vec<_>>().join(": ");
+                let printed = format!("{}{}", captured.stdout, captured.stderr);
+                Err(if printed.trim().is_empty() { why } else { format!("{}\n{why}", printed.trim_end()) })
             }
         })
     })

@@ -131,7 +131,10 @@ pub async fn list(
             )))
         }
         h1 { (ctx.t("People", "Persone")) }
-        div class="actions" { a class="button" href="/people/new" { (ctx.t("Register a person", "Iscrivi una persona")) } }
+        div class="actions" {
+            a class="button" href="/people/new" { (ctx.t("Register a person", "Iscrivi una persona")) }
+            a class="button secondary" href="/people/import" { (ctx.t("Import a spreadsheet", "Importa un foglio di calcolo")) }
+        }
         form method="get" action="/people" data-live="results" role="search" class="filters" {
             (input("q", ctx.t("Search by name", "Cerca per nome"), &needle, &FieldErrors::default(),
                 Opts { kind: "search", hint: Some(ctx.t("Given or family name; accents do not matter.", "Nome o cognome; gli accenti non contano.")), autocomplete: Some("off"), ..Opts::default() }))
