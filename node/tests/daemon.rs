@@ -56,6 +56,8 @@ const READS: &[&[&str]] = &[
     &["report", "--by", "month"],
     &["report", "--by", "month", "--csv"],
     &["attendee", "show", "Anothere"],
+    &["device", "show", "TAB-001"],
+    &["loan", "list"],
     &["repair"],
 ];
 
@@ -127,7 +129,68 @@ fn every_command_family_works_beside_serve_with_the_same_output() {
     ))
     .unwrap();
     ok(&a, &["session", "attend", &session, "--attendee", &person]);
-    ok(&a, &["site", "add", "--name", "Scuola Prova", "--kind", "school", "--partner", "Ente Prova"]);
+    let school = saved_id(&ok(
+        &a,
+        &["site", "add", "--name", "Scuola Prova", "--kind", "school", "--partner", "Ente Prova"],
+    ))
+    .unwrap();
+    ok(&a, &["site", "edit", &school, "--name", "Scuola Prova Due"]);
+    // The edits, corrections and removals of every family, through the daemon too.
+    ok(&a, &["attendee", "edit", &person, "--phone", "3331112222"]);
+    ok(&a, &["device", "edit", "TAB-001", "--model", "Tab Prova"]);
+    let loan_id = saved_id(&loan).unwrap();
+    ok(&a, &["loan", "edit", &loan_id, "--expected-return", "2099-07-31"]);
+    ok(&a, &["loan", "return", &loan_id]);
+    ok(&a, &["device", "add", "--tag", "TAB-002", "--kind", "tablet", "--origin", "donated"]);
+    let mistaken = saved_id(&ok(
+        &a,
+        &[
+            "loan",
+            "add",
+            "--device",
+            "TAB-002",
+            "--attendee",
+            &person,
+            "--expected-return",
+            "2099-06-30",
+            "--agreement-signed",
+        ],
+    ))
+    .unwrap();
+    ok(&a, &["loan", "void", &mistaken, "--reason", "prestato per sbaglio"]);
+    ok(&a, &["session", "cancel", &session, "--reason", "prenotato due volte"]);
+    ok(&a, &["session", "cancel", &session, "--undo"]);
+    let sheet = dir.path().join("work-sheet");
+    std::fs::create_dir(&sheet).unwrap();
+    std::fs::write(
+        sheet.join("iscritti.csv"),
+        "Nome;Cognome;Anno di nascita;Ruolo;Consenso\nCarla;Prova;1961;cittadino;interessato\n",
+    )
+    .unwrap();
+    let imported_sheet = run_in(&a, &["attendee", "import", "iscritti.csv"], Some(&sheet));
+    assert_eq!(imported_sheet.code, Some(0), "{imported_sheet:?}");
+    let mistake = saved_id(&ok(
+        &a,
+        &[
+            "attendee",
+            "add",
+            "--given",
+            "Pia",
+            "--family",
+            "Errore",
+            "--birth-year",
+            "1990",
+            "--role",
+            "citizen",
+            "--consent-by",
+            "self",
+        ],
+    ))
+    .unwrap();
+    ok(&a, &["attendee", "erase", &mistake, "--reason", "mistake", "--yes"]);
+    let b = new_hub(dir.path(), "Polo Lettore");
+    let reader = field(&ok(&b, &["status"]), "Device key");
+    ok(&a, &["keys", "grant", "--device", &reader]);
     // A refused write: the daemon's error, its exit code, nothing written.
     let refused =
         run(&a, &["attendee", "add", "--given", "Solo", "--birth-year", "2015", "--role", "student"]);
