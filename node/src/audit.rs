@@ -943,6 +943,10 @@ pub fn log(
             }
             let person = tessera_log::Person::of(&change.doc);
             let attendee = person.doc(tessera_records::RecordKind::Attendee.byte());
+            // A line about the person as a whole (an erasure), under their attendee id.
+            let attendee_line = |what: String| {
+                line(short_id(&attendee), kind_name(tessera_records::RecordKind::Attendee, ui), vec![what])
+            };
             let wanted_attendee =
                 selected && filter.kind.is_none_or(|k| k == tessera_records::RecordKind::Attendee);
             if tessera_log::erasure::is_erasure_doc(&change.doc) {
@@ -961,14 +965,7 @@ pub fn log(
                             )
                             .into(),
                     };
-                    lines.push((
-                        attendee,
-                        line(
-                            short_id(&attendee),
-                            kind_name(tessera_records::RecordKind::Attendee, ui),
-                            vec![what],
-                        ),
-                    ));
+                    lines.push((attendee, attendee_line(what)));
                 }
                 continue;
             }
@@ -982,14 +979,7 @@ pub fn log(
                         erasure_words(erasure, ui),
                         ui.t("content removed", "contenuto tolto")
                     );
-                    lines.push((
-                        attendee,
-                        line(
-                            short_id(&attendee),
-                            kind_name(tessera_records::RecordKind::Attendee, ui),
-                            vec![what],
-                        ),
-                    ));
+                    lines.push((attendee, attendee_line(what)));
                 }
                 continue;
             }
