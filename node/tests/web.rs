@@ -252,7 +252,7 @@ fn base64_decode(text: &str) -> Vec<u8> {
 }
 
 #[test]
-fn an_operator_registers_a_minor_in_a_real_browser() {
+fn a_hub_day_in_a_real_browser_seen_in_the_cli_and_on_a_second_hub() {
     let Some(driver) = Driver::start() else {
         eprintln!(
             "\n\n*** SKIPPED node/tests/web.rs: the browser test needs Debian's `chromium` and \
@@ -293,6 +293,7 @@ fn an_operator_registers_a_minor_in_a_real_browser() {
     browser.click("form.stack button[type=submit]");
     browser.wait_for("the person's page", |b| b.exists("h1") && b.text("h1") == "Giulia Esempio");
     assert!(browser.text("main").contains("Anna Esempio, 3331234567"));
+    let giulia = browser.url().split("/people/").nth(1).unwrap().split('?').next().unwrap().to_string();
 
     // Found again by typing part of the name: the results change without a click.
     browser.go(&format!("{}/people", daemon.page));
@@ -306,7 +307,54 @@ fn an_operator_registers_a_minor_in_a_real_browser() {
     browser.go(&format!("{}/", daemon.page));
     browser.keys("\u{E004}");
     assert!(browser.focused().contains("class=\"skip\""), "{}", browser.focused());
+
+    // The rest of a hub's day in the page: a tablet registered and lent to her, the
+    // agreement printed, a course booked and attendance taken.
+    browser.go(&format!("{}/devices/new", daemon.page));
+    browser.type_in("#f-tag", "TAB-0042");
+    browser.click("form.stack button[type=submit]");
+    browser.wait_for("the device's page", |b| b.exists("h1") && b.text("h1").contains("TAB-0042"));
+    browser.go(&format!("{}/loans/new?person_q=giulia&device_q=tab&expected_return=2027-06-30", daemon.page));
+    browser.wait_for("the choices", |b| b.exists("#f-person-0") && b.exists("#f-device-0"));
+    browser.click("#f-person-0");
+    browser.click("#f-device-0");
+    browser.click("#f-agreement_signed");
+    browser.click("form.stack .actions:last-child button[type=submit]");
+    browser.wait_for("the agreement to print", |b| b.url().contains("/agreement"));
+    let agreement = browser.text("main");
+    assert!(
+        agreement.contains("Giulia Esempio")
+            && agreement.contains("Anna Esempio")
+            && agreement.contains("TAB-0042"),
+        "{agreement}"
+    );
+    browser.go(&format!(
+        "{}/sessions/new?person={giulia}&kind=course&topic=Tablet+sicuro&start=2026-12-09T15:00&end=2026-12-09T17:00&audience=students",
+        daemon.page
+    ));
+    browser.wait_for("the booking form", |b| b.exists("#f-person-0"));
+    browser.click("form.stack .actions button[type=submit]");
+    browser.wait_for("the session's page", |b| b.exists("#f-present-0"));
+    browser.click("#f-present-0"); // she did not come after all...
+    browser.click("#f-present-0"); // ...yes she did
+    browser.click("form.stack .actions button[type=submit]");
+    browser.wait_for("attendance saved", |b| b.text("main").contains("Salvato"));
     drop(browser);
+
+    // All of it in the CLI beside the daemon, and on a second hub after a sync.
+    let loans = common::ok(&data, &["loan", "list"]);
+    assert!(loans.contains("Giulia Esempio") && loans.contains("TAB-0042"), "{loans}");
+    let sessions = common::ok(&data, &["session", "list"]);
+    let course =
+        sessions.lines().find(|l| l.contains("Tablet sicuro")).unwrap().split_whitespace().next().unwrap();
+    let shown = common::ok(&data, &["session", "show", course]);
+    assert!(shown.contains("1 present / 1") && shown.contains("Giulia Esempio"), "{shown}");
+    let b = common::joined_hub_of_same_partner(&data, dir.path(), "Polo Due");
+    common::ok(&b, &["sync", "--peer", &daemon.addr]);
+    let there = common::ok(&b, &["loan", "list"]);
+    assert!(there.contains("Giulia Esempio") && there.contains("TAB-0042"), "on the second hub: {there}");
+    let present = common::ok(&b, &["session", "list"]);
+    assert!(present.contains("Tablet sicuro"), "{present}");
     daemon.stop();
 }
 
