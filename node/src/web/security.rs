@@ -253,6 +253,21 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
             Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         },
     };
+    // A GET form that shares its fields with a POST one (print the agreement before
+    // saving the loan) sends the token in its URL: go to the same URL without it, so
+    // the token stays out of the address bar and the history.
+    if parts.method == Method::GET && query_param(parts.uri.query(), CSRF_FIELD).is_some() {
+        let kept: Vec<&str> = parts
+            .uri
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some(CSRF_FIELD))
+            .collect();
+        let path = parts.uri.path();
+        let to = if kept.is_empty() { path.to_string() } else { format!("{path}?{}", kept.join("&")) };
+        return super::see_other(&to);
+    }
     let here = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
     // Who is working: once the hub has operators, every page but the choice itself
     // (and its assets) wants one of them, by a cookie this daemon made.
@@ -329,6 +344,15 @@ mod tests {
         let wide = HostRule::for_bound("0.0.0.0:7421".parse().unwrap());
         assert!(wide.allows("192.168.1.5:7421"));
         assert!(!wide.allows("rebind.example:7421"));
+    }
+
+    #[tokio::test]
+    async fn a_token_in_a_get_url_is_taken_out_of_it() {
+        let page = crate::web::testing::TestPage::new();
+        let answer = page.get("/loans/preview?person=1&csrf=abc.def&device=2").await;
+        assert_eq!(answer.status, 303);
+        assert_eq!(answer.location(), "/loans/preview?person=1&device=2");
+        assert_eq!(page.get("/people?csrf=x").await.location(), "/people");
     }
 
     #[test]
