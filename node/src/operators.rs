@@ -156,11 +156,12 @@ impl Operators {
                 None => bail!("{}", not_on_list(name, self, ui)),
             },
             (None, false) => bail!(
-                "{} {OPERATOR_ENV}=NAME ({}: {})",
+                "{} {OPERATOR_ENV}={} ({}: {})",
                 ui.t(
                     "not saved: say who is working, so that the change records it: set",
                     "non salvato: indica chi sta lavorando, perché la modifica lo registri: imposta"
                 ),
+                ui.t("NAME", "NOME"),
                 ui.t("one of", "uno tra"),
                 self.names().join(", ")
             ),
