@@ -313,7 +313,9 @@ fn a_hub_day_in_a_real_browser_seen_in_the_cli_and_on_a_second_hub() {
     browser.go(&format!("{}/devices/new", daemon.page));
     browser.type_in("#f-tag", "TAB-0042");
     browser.click("form.stack button[type=submit]");
-    browser.wait_for("the device's page", |b| b.exists("h1") && b.text("h1").contains("TAB-0042"));
+    // Waits on the URL, not on an element's text: an element read while the page is
+    // being replaced goes stale.
+    browser.wait_for("the device's page", |b| b.url().contains("/devices/") && b.url().contains("saved=1"));
     browser.go(&format!("{}/loans/new?person_q=giulia&device_q=tab&expected_return=2027-06-30", daemon.page));
     browser.wait_for("the choices", |b| b.exists("#f-person-0") && b.exists("#f-device-0"));
     browser.click("#f-person-0");
@@ -338,7 +340,7 @@ fn a_hub_day_in_a_real_browser_seen_in_the_cli_and_on_a_second_hub() {
     browser.click("#f-present-0"); // she did not come after all...
     browser.click("#f-present-0"); // ...yes she did
     browser.click("form.stack .actions button[type=submit]");
-    browser.wait_for("attendance saved", |b| b.text("main").contains("Salvato"));
+    browser.wait_for("attendance saved", |b| b.url().contains("/sessions/") && b.url().contains("saved=1"));
     drop(browser);
 
     // All of it in the CLI beside the daemon, and on a second hub after a sync.
