@@ -187,7 +187,8 @@ fn not_on_list(name: &str, list: &Operators, ui: &Ui) -> String {
     )
 }
 
-fn fold_name(name: &str) -> String {
+/// A name as it is compared: trimmed, case and accents folded.
+pub fn fold_name(name: &str) -> String {
     tessera_records::text::fold(name.trim())
 }
 

@@ -18,7 +18,7 @@ use super::forms::{csrf, form_errors, input, FieldErrors, Opts, Typed};
 use super::layout::{page, Section};
 use super::security::{who_token, Ctx, WHO_COOKIE};
 use super::{see_other, AppState, PageResult};
-use crate::operators::Operators;
+use crate::operators::{fold_name, Operators};
 
 /// How long a wrong password waits before its answer.
 const WRONG_PASSWORD_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
@@ -70,7 +70,7 @@ fn who_page(ctx: &Ctx, state: &AppState, list: &Operators, typed: &Typed, errors
                     @for (i, o) in list.operators.iter().enumerate() {
                         div class="field check" {
                             input type="radio" name="name" id={"f-name-" (i)} value=(o.name)
-                                checked[fold(&o.name) == fold(chosen)] required;
+                                checked[fold_name(&o.name) == fold_name(chosen)] required;
                             label for={"f-name-" (i)} { (o.name) }
                         }
                     }
@@ -87,10 +87,6 @@ fn who_page(ctx: &Ctx, state: &AppState, list: &Operators, typed: &Typed, errors
         }
     };
     page(ctx, Section::Other, title, body)
-}
-
-fn fold(name: &str) -> String {
-    tessera_records::text::fold(name.trim())
 }
 
 pub async fn form(
